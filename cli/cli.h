@@ -1,0 +1,54 @@
+/* cli/ private: the command table and the helpers the commands share.
+ * cli/ is the only module that prints for people or exits. */
+#ifndef LATCH_CLI_H
+#define LATCH_CLI_H
+
+#include "../common/common.h"
+#include "../vault/vault.h"
+
+#include <getopt.h>
+#include <stdio.h>
+
+#define LATCH_VERSION "0.1.0"
+
+struct cli_command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+	const char *usage; /* full --help text */
+};
+
+int cmd_init(int argc, char **argv);
+int cmd_set(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_passwd(int argc, char **argv);
+int cmd_rekey(int argc, char **argv);
+int cmd_reveal(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
+extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[],
+	usage_rekey[], usage_reveal[], usage_status[];
+
+/* The exit status for the last reported error (DESIGN.md section 3). */
+int cli_fail(void);
+/* Report a usage error for `cmd` and return exit status 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* getopt_long with latch's messages: returns the option, -1 at the end,
+ * or '?' after reporting an unknown option or a missing argument.
+ * `h` / `--help` is returned as 'h'. */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+	       const char *cmd);
+/* Print the usage text of `cmd` to stdout; returns 0. */
+int cli_help(const char *usage);
+
+/* Open the vault in the usual place. */
+int cli_open_vault(struct vault **v);
+/* Open the vault and unlock it with a passphrase from `fd` or the tty. */
+int cli_open_unlocked(int passphrase_fd, struct vault **v);
+
+/* Flush stdout; a write error (a full disk, a closed pipe) is an error. */
+int cli_finish_output(void);
+
+#endif

@@ -1,0 +1,45 @@
+/* latch rekey: a new data key; every value is sealed again. */
+#include "cli.h"
+
+const char usage_rekey[] =
+	"usage: latch rekey [--passphrase-fd N]\n"
+	"\n"
+	"Make a new random data key and re-encrypt every value under it, in one\n"
+	"transaction: either all values move to the new key or none does. Use it\n"
+	"when the old data key may have been exposed. The passphrase stays the same.\n"
+	"\n"
+	"  --passphrase-fd N   read the passphrase from fd N instead of /dev/tty\n"
+	"  -h, --help          show this help\n";
+
+int cmd_rekey(int argc, char **argv)
+{
+	static const struct option opts[] = {{"passphrase-fd", required_argument, NULL, 'p'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	int fd = -1, c;
+	while ((c = cli_getopt(argc, argv, ":h", opts, "rekey")) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_fd(optarg, &fd) != 0)
+				return cli_fail();
+			break;
+		case 'h':
+			return cli_help(usage_rekey);
+		default:
+			return LATCH_USAGE;
+		}
+	}
+	if (optind != argc)
+		return cli_usage("rekey", "unexpected argument '%s'", argv[optind]);
+	struct vault *v = NULL;
+	int64_t count = 0;
+	if (cli_open_unlocked(fd, &v) != 0)
+		return cli_fail();
+	int rc = vault_rekey(v, &count);
+	vault_close(v);
+	if (rc != 0)
+		return cli_fail();
+	printf("Re-encrypted %lld secret%s under a new data key.\n", (long long)count,
+	       count == 1 ? "" : "s");
+	return cli_finish_output() == 0 ? 0 : cli_fail();
+}

@@ -1,0 +1,74 @@
+/* latch reveal: a value for a human's eyes, written to /dev/tty only, so
+ * that nothing reading latch's stdout or stderr (an agent) receives it. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+const char usage_reveal[] =
+	"usage: latch reveal NAME [--passphrase-fd N]\n"
+	"\n"
+	"Write the value of NAME to the controlling terminal (/dev/tty), never to\n"
+	"standard output or a file. Refuses (exit 4) when there is no terminal.\n"
+	"\n"
+	"  --passphrase-fd N   read the passphrase from fd N instead of /dev/tty\n"
+	"  -h, --help          show this help\n";
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return latch_error(LATCH_OPERR, "cannot write to the terminal: %s", strerror(errno));
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int cmd_reveal(int argc, char **argv)
+{
+	static const struct option opts[] = {{"passphrase-fd", required_argument, NULL, 'p'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	int fd = -1, c;
+	while ((c = cli_getopt(argc, argv, ":h", opts, "reveal")) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_fd(optarg, &fd) != 0)
+				return cli_fail();
+			break;
+		case 'h':
+			return cli_help(usage_reveal);
+		default:
+			return LATCH_USAGE;
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage("reveal", "expected one NAME");
+	const char *name = argv[optind];
+	if (!vault_name_valid(name))
+		return cli_usage("reveal", "invalid secret name");
+	/* Open the terminal first: with none, refuse before any key exists. */
+	int tty = open("/dev/tty", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (tty < 0) {
+		latch_error(LATCH_DENIED, "refusing to reveal '%s': no terminal (reveal writes only to /dev/tty)",
+			    name);
+		return cli_fail();
+	}
+	struct vault *v = NULL;
+	struct secbuf *value = NULL;
+	int rc = cli_open_unlocked(fd, &v);
+	if (rc == 0)
+		rc = vault_get(v, name, &value);
+	vault_close(v);
+	if (rc == 0 && (rc = write_all(tty, value->data, value->len)) == 0)
+		rc = write_all(tty, (const unsigned char *)"\n", 1);
+	secbuf_free(value);
+	close(tty);
+	return rc == 0 ? 0 : cli_fail();
+}

@@ -1,0 +1,79 @@
+/* latch status: what state the vault is in. Later issues add the broker,
+ * grants and the model credential. Needs no passphrase. */
+#include "cli.h"
+
+#include <jansson.h>
+
+const char usage_status[] =
+	"usage: latch status [--json]\n"
+	"\n"
+	"Show where the vault is, whether latch accepts it, how many secrets it\n"
+	"holds and its key-derivation cost. Needs no passphrase. Exits 0 when the\n"
+	"vault is usable, 3 when it is missing or refused (the reason is printed).\n"
+	"\n"
+	"  --json      print a JSON object\n"
+	"  -h, --help  show this help\n";
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	bool json = false;
+	int c;
+	while ((c = cli_getopt(argc, argv, ":h", opts, "status")) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			return cli_help(usage_status);
+		default:
+			return LATCH_USAGE;
+		}
+	}
+	if (optind != argc)
+		return cli_usage("status", "unexpected argument '%s'", argv[optind]);
+	char dir[PATH_MAX], path[PATH_MAX];
+	if (vault_dir(dir, sizeof dir) != 0 || vault_path(dir, path, sizeof path) != 0)
+		return cli_fail();
+	struct vault *v = NULL;
+	struct vault_info info;
+	/* The reason a vault is unusable is the error line already printed. */
+	int rc = vault_open(dir, &v);
+	if (rc == 0)
+		rc = vault_info(v, &info);
+	vault_close(v);
+	char created[32] = "";
+	if (rc == 0)
+		format_time_utc(info.created, created);
+	if (json) {
+		json_t *o = rc != 0 ? json_pack("{s:s, s:s}", "vault", path, "state", "unusable")
+				    : json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:I, s:{s:s, s:s, s:I, s:I}}",
+						"vault", info.path, "state", "ok", "id", info.vault_id,
+						"created", created, "secrets", (json_int_t)info.secrets,
+						"schema_version", info.schema_version, "key_generation",
+						(json_int_t)info.key_generation, "kdf", "algorithm",
+						"argon2id", "level", info.kdf_name, "opslimit",
+						(json_int_t)info.kdf_opslimit, "memlimit",
+						(json_int_t)info.kdf_memlimit);
+		if (o && json_dumpf(o, stdout, JSON_INDENT(2)) == 0)
+			putchar('\n');
+		json_decref(o);
+	} else if (rc != 0) {
+		printf("vault:    %s (unusable)\n", path);
+	} else {
+		printf("vault:    %s\n"
+		       "state:    ok\n"
+		       "secrets:  %lld\n"
+		       "kdf:      Argon2id %s (%llu passes, %llu MiB)\n"
+		       "created:  %s\n"
+		       "schema:   %d, key generation %lld\n",
+		       info.path, (long long)info.secrets, info.kdf_name,
+		       (unsigned long long)info.kdf_opslimit, (unsigned long long)(info.kdf_memlimit >> 20),
+		       created, info.schema_version, (long long)info.key_generation);
+	}
+	if (cli_finish_output() != 0)
+		return cli_fail();
+	return rc == 0 ? 0 : cli_fail();
+}

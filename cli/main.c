@@ -1,0 +1,77 @@
+/* latch: keep the secrets coding agents need out of the agents' hands.
+ * Entry point: harden the process, then dispatch to one cmd_<name>.c. */
+#include "cli.h"
+
+#include <sodium.h>
+#include <string.h>
+
+static const struct cli_command commands[] = {
+	{"init", cmd_init, "create a new vault", usage_init},
+	{"set", cmd_set, "store a secret (value from stdin, a prompt or --file)", usage_set},
+	{"ls", cmd_ls, "list secret names, versions and times; never values", usage_ls},
+	{"rm", cmd_rm, "remove a secret", usage_rm},
+	{"passwd", cmd_passwd, "change the passphrase", usage_passwd},
+	{"rekey", cmd_rekey, "re-encrypt every value under a new data key", usage_rekey},
+	{"reveal", cmd_reveal, "show a value on the terminal, never on stdout", usage_reveal},
+	{"status", cmd_status, "show the state of the vault", usage_status},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static int usage(FILE *out)
+{
+	fputs("usage: latch COMMAND [OPTION]... [ARG]...\n\n"
+	      "latch keeps the secrets coding agents need in a local encrypted vault.\n\n"
+	      "Commands:\n",
+	      out);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fputs("\nRun 'latch COMMAND --help' for the options of a command; 'man latch' for more.\n"
+	      "Exit status: 0 success, 1 findings, 2 usage, 3 operational error, 4 denied.\n",
+	      out);
+	return 0;
+}
+
+static const struct cli_command *find(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (harden_process() != 0 || sodium_init() < 0)
+		return LATCH_OPERR;
+	if (argc < 2) {
+		usage(stderr);
+		return LATCH_USAGE;
+	}
+	const char *name = argv[1];
+	if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
+		usage(stdout);
+		return cli_finish_output() == 0 ? 0 : LATCH_OPERR;
+	}
+	if (!strcmp(name, "--version")) {
+		printf("latch %s\n", LATCH_VERSION);
+		return cli_finish_output() == 0 ? 0 : LATCH_OPERR;
+	}
+	if (!strcmp(name, "help")) {
+		const struct cli_command *c = argc > 2 ? find(argv[2]) : NULL;
+		if (argc > 2 && !c) {
+			latch_error(LATCH_USAGE, "no command '%s' (see 'latch --help')", argv[2]);
+			return LATCH_USAGE;
+		}
+		if (c)
+			return cli_help(c->usage);
+		usage(stdout);
+		return cli_finish_output() == 0 ? 0 : LATCH_OPERR;
+	}
+	const struct cli_command *c = find(name);
+	if (!c) {
+		latch_error(LATCH_USAGE, "no command '%s' (see 'latch --help')", name);
+		return LATCH_USAGE;
+	}
+	/* The command sees argv[0] = its own name, as getopt expects. */
+	return c->run(argc - 1, argv + 1);
+}

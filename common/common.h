@@ -1,0 +1,76 @@
+/* common: errors, secure buffers, files and permissions, terminal input,
+ * time and process hardening. Everything here is used by more than one
+ * module; nothing here knows about vaults, grants or git. */
+#ifndef LATCH_COMMON_H
+#define LATCH_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* Exit statuses, DESIGN.md section 3. Modules record one of these with
+ * latch_error(); only cli/ turns it into an exit. */
+enum latch_status {
+	LATCH_OK = 0,
+	LATCH_FINDINGS = 1, /* scan found a value, verify failed */
+	LATCH_USAGE = 2,    /* bad command line or bad input */
+	LATCH_OPERR = 3,    /* I/O, corrupt or tampered data, network */
+	LATCH_DENIED = 4,   /* wrong passphrase, no live grant, policy */
+};
+
+/* Print "latch: <message>" on stderr as one line, remember `status` as the
+ * reason for the failure and return -1, so that callers can write
+ * `return latch_error(LATCH_OPERR, "cannot open '%s': %s", p, strerror(e));`.
+ * Never pass a secret value in the arguments. */
+int latch_error(enum latch_status status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The status of the most recent latch_error() (LATCH_OPERR if none). */
+enum latch_status latch_last_status(void);
+/* Suppress (quiet=true) or restore printing; the status is still kept. */
+void latch_error_quiet(bool quiet);
+
+/* Secure buffer: sodium_malloc'd (guard pages, mlock where allowed),
+ * zeroed when freed. Keys, passphrases and plaintext live only in these. */
+struct secbuf {
+	unsigned char *data;
+	size_t len;
+	size_t cap;
+};
+struct secbuf *secbuf_new(size_t cap);
+void secbuf_free(struct secbuf *b); /* NULL-safe, wipes */
+
+/* Hardening done first thing in main(): no core dumps, not dumpable or
+ * traceable by the same user, umask 077, fds 0-2 guaranteed open (so that
+ * a file we open can never become someone's stdout). Returns -1 on failure. */
+int harden_process(void);
+
+/* Filesystem checks. latch refuses a path that is a symlink, is owned by
+ * another user, or is accessible by group or others. The error message says
+ * how to fix it. */
+int check_private_dir(const char *path);
+int check_private_file(const char *path); /* ENOENT is not an error: 1 */
+/* Create `path` (and missing parents, 0700) if needed, then check it. */
+int ensure_private_dir(const char *path);
+
+/* Read at most `max` bytes from fd into a new secbuf. If more than `max`
+ * bytes are available it fails: with `*too_big` set and nothing reported
+ * when too_big is non-NULL (the caller names the input), else reported. */
+int read_fd_secret(int fd, size_t max, struct secbuf **out, bool *too_big);
+/* Read one line (without its newline) of at most `max` bytes from fd,
+ * byte by byte so nothing past the line is consumed or copied. */
+int read_fd_line_secret(int fd, size_t max, struct secbuf **out);
+/* Read one line from /dev/tty with echo off, after writing `prompt` to it.
+ * Restores the terminal on every path, including signals. Fails with
+ * LATCH_DENIED if there is no terminal. */
+int tty_read_hidden(const char *prompt, size_t max, struct secbuf **out);
+/* True if this process has a controlling terminal it can open. */
+bool tty_available(void);
+
+/* Format a UNIX time as RFC 3339 UTC ("2026-11-23T15:42:09Z"). */
+void format_time_utc(int64_t t, char buf[32]);
+/* Parse a decimal file descriptor number >= 0. */
+int parse_fd(const char *s, int *fd);
+
+#endif

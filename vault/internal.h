@@ -1,0 +1,74 @@
+/* vault/ private: the cryptographic layout shared by store.c and seal.c.
+ * Not a public header; nothing outside vault/ includes it. */
+#ifndef LATCH_VAULT_INTERNAL_H
+#define LATCH_VAULT_INTERNAL_H
+
+#include "vault.h"
+
+#include <sodium.h>
+
+#define VAULT_ID_BYTES 16
+#define DATA_KEY_BYTES 32
+#define KEY_NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define AEAD_TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define WRAPPED_KEY_BYTES (DATA_KEY_BYTES + AEAD_TAG_BYTES)
+#define SALT_BYTES crypto_pwhash_argon2id_SALTBYTES
+#define HEADER_CHECK_BYTES 16
+
+/* The single row of the `vault` table. */
+struct vault_header {
+	unsigned char vault_id[VAULT_ID_BYTES];
+	int64_t created;
+	int64_t kdf_alg;
+	uint64_t kdf_opslimit;
+	uint64_t kdf_memlimit;
+	unsigned char kdf_salt[SALT_BYTES];
+	int64_t key_generation;
+	unsigned char key_nonce[KEY_NONCE_BYTES];
+	unsigned char wrapped_key[WRAPPED_KEY_BYTES];
+	unsigned char check[HEADER_CHECK_BYTES];
+};
+
+/* KDF parameters of a named level, and whether stored ones are acceptable
+ * (Argon2id only, at or above the INTERACTIVE floor, below a ceiling that
+ * keeps a tampered header from costing hours or all memory). */
+void kdf_params_of(enum vault_kdf kdf, uint64_t *ops, uint64_t *mem);
+int kdf_params_check(const struct vault_header *h);
+const char *kdf_name_of(uint64_t ops, uint64_t mem);
+
+/* Unkeyed checksum of every header field: tells accidental damage
+ * ("corrupt") from a wrong passphrase. A deliberate edit that also fixes the
+ * checksum still fails closed, at unwrap, as a wrong passphrase would. */
+void header_checksum(const struct vault_header *h, unsigned char out[HEADER_CHECK_BYTES]);
+
+/* Argon2id(passphrase, salt, ops, mem) into a new secbuf of 32 bytes. */
+int derive_kek(const struct secbuf *passphrase, const struct vault_header *h,
+	       struct secbuf **kek_out);
+/* Seal `data_key` under `kek` into h->key_nonce/h->wrapped_key; the
+ * associated data binds the vault id, KDF parameters, salt and key
+ * generation, so none of them can be swapped. */
+void wrap_data_key(struct vault_header *h, const struct secbuf *kek, const struct secbuf *data_key);
+int unwrap_data_key(const struct vault_header *h, const struct secbuf *kek,
+		    struct secbuf **data_key_out);
+/* The value-sealing subkey of a data key (crypto_kdf, id 1, "latchval"). */
+int derive_value_key(const struct secbuf *data_key, struct secbuf **value_key_out);
+
+/* Value sealing; the associated data binds vault id, secret id, version
+ * and name (length-prefixed), so a row's ciphertext fails anywhere else. */
+struct value_binding {
+	const unsigned char *vault_id;
+	int64_t secret_id;
+	int64_t version;
+	const char *name;
+};
+/* ct must hold len + AEAD_TAG_BYTES. */
+void value_seal(const struct secbuf *value_key, const struct value_binding *b,
+		const unsigned char *value, size_t len,
+		unsigned char nonce[KEY_NONCE_BYTES], unsigned char *ct);
+/* Returns -1 without reporting when authentication fails: the caller
+ * names the secret. */
+int value_open(const struct secbuf *value_key, const struct value_binding *b,
+	       const unsigned char nonce[KEY_NONCE_BYTES], const unsigned char *ct, size_t ct_len,
+	       struct secbuf **value_out);
+
+#endif

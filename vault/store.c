@@ -1,0 +1,817 @@
+/* The vault's sqlite store: one file, rollback journal, synchronous=FULL,
+ * secure_delete, every write under BEGIN IMMEDIATE, schema versions in
+ * user_version with migrations applied in one transaction. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Each entry moves the schema from version i to i+1. Append only: a
+ * released migration is never edited. (Version 2 will add the scanner's
+ * keyed fingerprints; version 3 the audit log.) */
+static const char *const migrations[] = {
+	/* 1: the header row and the secrets */
+	"CREATE TABLE vault ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" vault_id BLOB NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" kdf_alg INTEGER NOT NULL,"
+	" kdf_opslimit INTEGER NOT NULL,"
+	" kdf_memlimit INTEGER NOT NULL,"
+	" kdf_salt BLOB NOT NULL,"
+	" key_generation INTEGER NOT NULL,"
+	" key_nonce BLOB NOT NULL,"
+	" wrapped_key BLOB NOT NULL,"
+	" header_check BLOB NOT NULL);"
+	/* AUTOINCREMENT: a secret id is never reused, so the ciphertext of a
+	 * removed secret can never authenticate as a new one. */
+	"CREATE TABLE secrets ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE,"
+	" version INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" nonce BLOB NOT NULL,"
+	" ciphertext BLOB NOT NULL);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+struct vault {
+	sqlite3 *db;
+	char path[PATH_MAX];
+	struct vault_header h;
+	struct secbuf *kek;       /* set by vault_unlock */
+	struct secbuf *data_key;  /* set by vault_unlock */
+	struct secbuf *value_key; /* set by vault_unlock */
+};
+
+static int db_fail(struct vault *v, const char *what)
+{
+	int code = sqlite3_errcode(v->db);
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+		return latch_error(LATCH_OPERR, "cannot %s: vault '%s' is locked by another process",
+				   what, v->path);
+	if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
+		return latch_error(LATCH_OPERR, "cannot %s: '%s' is damaged or not a latch vault", what,
+				   v->path);
+	return latch_error(LATCH_OPERR, "cannot %s in '%s': %s", what, v->path,
+			   sqlite3_errmsg(v->db));
+}
+
+static int db_exec(struct vault *v, const char *sql, const char *what)
+{
+	if (sqlite3_exec(v->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(v, what);
+	return 0;
+}
+
+static int db_prepare(struct vault *v, const char *sql, sqlite3_stmt **st)
+{
+	if (sqlite3_prepare_v2(v->db, sql, -1, st, NULL) != SQLITE_OK)
+		return db_fail(v, "read the vault");
+	return 0;
+}
+
+static int tx_begin(struct vault *v)
+{
+	return db_exec(v, "BEGIN IMMEDIATE", "lock the vault for writing");
+}
+
+static int tx_commit(struct vault *v)
+{
+	if (sqlite3_exec(v->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		db_fail(v, "commit to the vault");
+		sqlite3_exec(v->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* Returns -1 so failure paths can `return tx_abort(v);`. */
+static int tx_abort(struct vault *v)
+{
+	if (!sqlite3_get_autocommit(v->db))
+		sqlite3_exec(v->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+bool vault_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > VAULT_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '/' && c != '-')))
+			return false;
+	}
+	return true;
+}
+
+static int check_name(const char *name)
+{
+	if (vault_name_valid(name))
+		return 0;
+	/* The name is not echoed: it may hold terminal control bytes. */
+	return latch_error(LATCH_USAGE,
+			   "invalid secret name: use 1-%d of [A-Za-z0-9_./-], starting with a letter or digit",
+			   VAULT_NAME_MAX);
+}
+
+int vault_kdf_parse(const char *s, enum vault_kdf *out)
+{
+	if (!strcmp(s, "interactive"))
+		*out = VAULT_KDF_INTERACTIVE;
+	else if (!strcmp(s, "moderate"))
+		*out = VAULT_KDF_MODERATE;
+	else if (!strcmp(s, "sensitive"))
+		*out = VAULT_KDF_SENSITIVE;
+	else
+		return latch_error(LATCH_USAGE, "unknown KDF level '%s' (interactive, moderate, sensitive)", s);
+	return 0;
+}
+
+int vault_dir(char *buf, size_t n)
+{
+	const char *home = getenv("LATCH_HOME");
+	int len;
+	if (home && *home) {
+		len = snprintf(buf, n, "%s", home);
+	} else {
+		const char *xdg = getenv("XDG_DATA_HOME");
+		if (xdg && xdg[0] == '/') {
+			len = snprintf(buf, n, "%s/latch", xdg);
+		} else {
+			const char *h = getenv("HOME");
+			if (!h || h[0] != '/') {
+				struct passwd *pw = getpwuid(geteuid());
+				h = pw ? pw->pw_dir : NULL;
+			}
+			if (!h || h[0] != '/')
+				return latch_error(LATCH_OPERR, "cannot find the home directory: set LATCH_HOME");
+			len = snprintf(buf, n, "%s/.local/share/latch", h);
+		}
+	}
+	if (len < 0 || (size_t)len >= n)
+		return latch_error(LATCH_USAGE, "vault directory path is too long");
+	/* "dir/" and "dir" are the same vault; keep messages tidy. */
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	return 0;
+}
+
+int vault_path(const char *dir, char *buf, size_t n)
+{
+	int len = snprintf(buf, n, "%s/%s", dir, VAULT_FILE_NAME);
+	if (len < 0 || (size_t)len >= n)
+		return latch_error(LATCH_USAGE, "vault path is too long");
+	return 0;
+}
+
+static int db_configure(struct vault *v)
+{
+	sqlite3_busy_timeout(v->db, 5000);
+	sqlite3_db_config(v->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(v->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	/* Rollback journal, not WAL: deleted bytes would linger in -wal.
+	 * secure_delete overwrites freed pages; temp data stays in memory. */
+	return db_exec(v,
+		       "PRAGMA journal_mode=DELETE;"
+		       "PRAGMA synchronous=FULL;"
+		       "PRAGMA secure_delete=ON;"
+		       "PRAGMA temp_store=MEMORY;"
+		       "PRAGMA cell_size_check=ON;",
+		       "configure the vault");
+}
+
+static int db_open(struct vault *v, const char *path, int flags)
+{
+	if (snprintf(v->path, sizeof v->path, "%s", path) >= (int)sizeof v->path)
+		return latch_error(LATCH_USAGE, "vault path is too long");
+	if (sqlite3_open_v2(path, &v->db, flags | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		int rc = latch_error(LATCH_OPERR, "cannot open vault '%s': %s", path,
+				     v->db ? sqlite3_errmsg(v->db) : "out of memory");
+		sqlite3_close(v->db);
+		v->db = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+static int schema_version(struct vault *v, int *out)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(v->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return db_fail(v, "read the vault");
+	int rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(v, "read the vault");
+	return 0;
+}
+
+/* Bring the schema from `from` to SCHEMA_VERSION inside the caller's
+ * transaction. */
+static int migrate(struct vault *v, int from)
+{
+	for (int i = from; i < SCHEMA_VERSION; i++)
+		if (db_exec(v, migrations[i], "upgrade the vault schema") != 0)
+			return -1;
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA user_version=%d", SCHEMA_VERSION);
+	return db_exec(v, sql, "upgrade the vault schema");
+}
+
+static int blob_into(sqlite3_stmt *st, int col, unsigned char *dst, size_t n)
+{
+	if (sqlite3_column_type(st, col) != SQLITE_BLOB || (size_t)sqlite3_column_bytes(st, col) != n)
+		return -1;
+	memcpy(dst, sqlite3_column_blob(st, col), n);
+	return 0;
+}
+
+static int header_read(struct vault *v, struct vault_header *h)
+{
+	sqlite3_stmt *st;
+	if (db_prepare(v,
+		       "SELECT vault_id, created, kdf_alg, kdf_opslimit, kdf_memlimit, kdf_salt,"
+		       " key_generation, key_nonce, wrapped_key, header_check FROM vault WHERE id = 1",
+		       &st) != 0)
+		return -1;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		if (rc == SQLITE_DONE)
+			return latch_error(LATCH_OPERR, "vault '%s' has no header row: damaged", v->path);
+		return db_fail(v, "read the vault header");
+	}
+	memset(h, 0, sizeof *h);
+	h->created = sqlite3_column_int64(st, 1);
+	h->kdf_alg = sqlite3_column_int64(st, 2);
+	h->kdf_opslimit = (uint64_t)sqlite3_column_int64(st, 3);
+	h->kdf_memlimit = (uint64_t)sqlite3_column_int64(st, 4);
+	h->key_generation = sqlite3_column_int64(st, 6);
+	int bad = blob_into(st, 0, h->vault_id, VAULT_ID_BYTES) | blob_into(st, 5, h->kdf_salt, SALT_BYTES) |
+		  blob_into(st, 7, h->key_nonce, KEY_NONCE_BYTES) |
+		  blob_into(st, 8, h->wrapped_key, WRAPPED_KEY_BYTES) |
+		  blob_into(st, 9, h->check, HEADER_CHECK_BYTES);
+	sqlite3_finalize(st);
+	unsigned char check[HEADER_CHECK_BYTES];
+	header_checksum(h, check);
+	if (bad || sodium_memcmp(check, h->check, HEADER_CHECK_BYTES) != 0)
+		return latch_error(LATCH_OPERR,
+				   "vault header in '%s' is corrupt (checksum mismatch): restore it from a backup",
+				   v->path);
+	return kdf_params_check(h);
+}
+
+static int header_write(struct vault *v, struct vault_header *h, bool insert)
+{
+	header_checksum(h, h->check);
+	sqlite3_stmt *st;
+	const char *sql =
+		insert ? "INSERT INTO vault (vault_id, created, kdf_alg, kdf_opslimit, kdf_memlimit, kdf_salt,"
+			 " key_generation, key_nonce, wrapped_key, header_check, id)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)"
+		       : "UPDATE vault SET vault_id = ?1, created = ?2, kdf_alg = ?3, kdf_opslimit = ?4,"
+			 " kdf_memlimit = ?5, kdf_salt = ?6, key_generation = ?7, key_nonce = ?8,"
+			 " wrapped_key = ?9, header_check = ?10 WHERE id = 1";
+	if (db_prepare(v, sql, &st) != 0)
+		return -1;
+	sqlite3_bind_blob(st, 1, h->vault_id, VAULT_ID_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, h->created);
+	sqlite3_bind_int64(st, 3, h->kdf_alg);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)h->kdf_opslimit);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)h->kdf_memlimit);
+	sqlite3_bind_blob(st, 6, h->kdf_salt, SALT_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, h->key_generation);
+	sqlite3_bind_blob(st, 8, h->key_nonce, KEY_NONCE_BYTES, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 9, h->wrapped_key, WRAPPED_KEY_BYTES, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 10, h->check, HEADER_CHECK_BYTES, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(v, "write the vault header");
+	return 0;
+}
+
+/* Inside a write transaction: the header must still be the one we
+ * unlocked, or another process changed the keys since (passwd, rekey). */
+static int header_unchanged(struct vault *v)
+{
+	struct vault_header now;
+	if (header_read(v, &now) != 0)
+		return -1;
+	if (sodium_memcmp(now.check, v->h.check, HEADER_CHECK_BYTES) != 0)
+		return latch_error(LATCH_OPERR, "the vault's keys changed while this command ran: run it again");
+	return 0;
+}
+
+static void vault_free(struct vault *v)
+{
+	if (!v)
+		return;
+	if (v->db)
+		sqlite3_close(v->db);
+	secbuf_free(v->kek);
+	secbuf_free(v->data_key);
+	secbuf_free(v->value_key);
+	sodium_memzero(&v->h, sizeof v->h);
+	free(v);
+}
+
+void vault_close(struct vault *v)
+{
+	vault_free(v);
+}
+
+static struct vault *vault_alloc(void)
+{
+	if (sodium_init() < 0) {
+		latch_error(LATCH_OPERR, "cannot initialise libsodium");
+		return NULL;
+	}
+	struct vault *v = calloc(1, sizeof *v);
+	if (!v)
+		latch_error(LATCH_OPERR, "out of memory");
+	return v;
+}
+
+static void unlink_db_files(const char *path)
+{
+	char j[PATH_MAX + 16];
+	unlink(path);
+	snprintf(j, sizeof j, "%s-journal", path);
+	unlink(j);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return latch_error(LATCH_OPERR, "cannot sync directory '%s': %s", dir, strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
+int vault_create(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	if (vault_path(dir, path, sizeof path) != 0 || ensure_private_dir(dir) != 0)
+		return -1;
+	struct stat st;
+	if (lstat(path, &st) == 0)
+		return latch_error(LATCH_OPERR, "a vault already exists at '%s'", path);
+	struct vault *v = vault_alloc();
+	if (!v)
+		return -1;
+	uint32_t r = randombytes_random();
+	if (snprintf(tmp, sizeof tmp, "%s/.%s.new-%ld-%08x", dir, VAULT_FILE_NAME, (long)getpid(), r) >=
+	    (int)sizeof tmp) {
+		vault_free(v);
+		return latch_error(LATCH_USAGE, "vault path is too long");
+	}
+	/* Build the whole vault under a temporary name, then link it into
+	 * place: a crash leaves either no vault or a complete one, and link()
+	 * refuses to replace a vault created meanwhile. */
+	struct secbuf *kek = NULL, *dk = NULL;
+	struct vault_header *h = &v->h;
+	randombytes_buf(h->vault_id, VAULT_ID_BYTES);
+	randombytes_buf(h->kdf_salt, SALT_BYTES);
+	h->created = (int64_t)time(NULL);
+	h->kdf_alg = crypto_pwhash_ALG_ARGON2ID13;
+	kdf_params_of(kdf, &h->kdf_opslimit, &h->kdf_memlimit);
+	h->key_generation = 1;
+	int rc = -1;
+	if (derive_kek(passphrase, h, &kek) != 0 || !(dk = secbuf_new(DATA_KEY_BYTES)))
+		goto out;
+	randombytes_buf(dk->data, DATA_KEY_BYTES);
+	dk->len = DATA_KEY_BYTES;
+	wrap_data_key(h, kek, dk);
+	if (db_open(v, tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) != 0)
+		goto out;
+	if (db_configure(v) != 0 || tx_begin(v) != 0)
+		goto out_unlink;
+	if (migrate(v, 0) != 0 || header_write(v, h, true) != 0) {
+		tx_abort(v);
+		goto out_unlink;
+	}
+	if (tx_commit(v) != 0)
+		goto out_unlink;
+	sqlite3_close(v->db);
+	v->db = NULL;
+	if (link(tmp, path) != 0) {
+		int e = errno;
+		if (e == EEXIST)
+			latch_error(LATCH_OPERR, "a vault already exists at '%s'", path);
+		else
+			latch_error(LATCH_OPERR, "cannot create vault '%s': %s", path, strerror(e));
+		goto out_unlink;
+	}
+	unlink(tmp);
+	rc = fsync_dir(dir);
+	goto out;
+out_unlink:
+	if (v->db) {
+		sqlite3_close(v->db);
+		v->db = NULL;
+	}
+	unlink_db_files(tmp);
+out:
+	secbuf_free(kek);
+	secbuf_free(dk);
+	vault_free(v);
+	return rc;
+}
+
+int vault_open(const char *dir, struct vault **out)
+{
+	char path[PATH_MAX], journal[PATH_MAX + 16];
+	struct stat st;
+	if (vault_path(dir, path, sizeof path) != 0)
+		return -1;
+	if (lstat(dir, &st) != 0 && errno == ENOENT)
+		return latch_error(LATCH_OPERR, "no vault at '%s': run 'latch init' first", dir);
+	if (check_private_dir(dir) != 0)
+		return -1;
+	int rc = check_private_file(path);
+	if (rc == 1)
+		return latch_error(LATCH_OPERR, "no vault at '%s': run 'latch init' first", path);
+	if (rc != 0)
+		return -1;
+	snprintf(journal, sizeof journal, "%s-journal", path);
+	if (check_private_file(journal) < 0)
+		return -1;
+
+	struct vault *v = vault_alloc();
+	if (!v)
+		return -1;
+	int version;
+	if (db_open(v, path, SQLITE_OPEN_READWRITE) != 0)
+		goto fail;
+	sqlite3_busy_timeout(v->db, 5000);
+	/* Read the version before touching anything: a newer vault is left
+	 * exactly as it is. */
+	if (schema_version(v, &version) != 0)
+		goto fail;
+	if (version > SCHEMA_VERSION) {
+		latch_error(LATCH_OPERR,
+			    "vault '%s' has schema version %d, newer than this latch knows (%d): upgrade latch",
+			    path, version, SCHEMA_VERSION);
+		goto fail;
+	}
+	if (version < 1) {
+		latch_error(LATCH_OPERR, "'%s' is not a latch vault", path);
+		goto fail;
+	}
+	if (db_configure(v) != 0)
+		goto fail;
+	if (version < SCHEMA_VERSION) {
+		if (tx_begin(v) != 0)
+			goto fail;
+		/* Re-read under the lock: another process may have migrated. */
+		if (schema_version(v, &version) != 0 || migrate(v, version) != 0 || tx_commit(v) != 0) {
+			tx_abort(v);
+			goto fail;
+		}
+	}
+	if (header_read(v, &v->h) != 0)
+		goto fail;
+	*out = v;
+	return 0;
+fail:
+	vault_free(v);
+	return -1;
+}
+
+int vault_unlock(struct vault *v, const struct secbuf *passphrase)
+{
+	struct secbuf *kek = NULL, *dk = NULL, *vk = NULL;
+	if (derive_kek(passphrase, &v->h, &kek) != 0 || unwrap_data_key(&v->h, kek, &dk) != 0 ||
+	    derive_value_key(dk, &vk) != 0) {
+		secbuf_free(kek);
+		secbuf_free(dk);
+		return -1;
+	}
+	secbuf_free(v->kek);
+	secbuf_free(v->data_key);
+	secbuf_free(v->value_key);
+	v->kek = kek;
+	v->data_key = dk;
+	v->value_key = vk;
+	return 0;
+}
+
+static int require_unlocked(const struct vault *v)
+{
+	if (!v->value_key)
+		return latch_error(LATCH_DENIED, "the vault is locked");
+	return 0;
+}
+
+/* Looks a secret up by name: 1 found, 0 not found, -1 error. */
+static int secret_lookup(struct vault *v, const char *name, int64_t *id, int64_t *version)
+{
+	sqlite3_stmt *st;
+	if (db_prepare(v, "SELECT id, version FROM secrets WHERE name = ?1", &st) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		*version = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return db_fail(v, "read the vault");
+}
+
+/* Seals `value` into row `id`, stamping it `updated` (rekey keeps the
+ * old time: re-encryption is not a new value). */
+static int secret_store(struct vault *v, int64_t id, const char *name, int64_t version,
+			const unsigned char *value, size_t len, int64_t updated)
+{
+	struct value_binding b = {v->h.vault_id, id, version, name};
+	unsigned char nonce[KEY_NONCE_BYTES];
+	unsigned char *ct = malloc(len + AEAD_TAG_BYTES);
+	if (!ct)
+		return latch_error(LATCH_OPERR, "out of memory");
+	value_seal(v->value_key, &b, value, len, nonce, ct);
+	sqlite3_stmt *st;
+	int rc = -1;
+	if (db_prepare(v,
+		       "UPDATE secrets SET version = ?1, updated = ?2, nonce = ?3, ciphertext = ?4"
+		       " WHERE id = ?5",
+		       &st) == 0) {
+		sqlite3_bind_int64(st, 1, version);
+		sqlite3_bind_int64(st, 2, updated);
+		sqlite3_bind_blob(st, 3, nonce, KEY_NONCE_BYTES, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, ct, (int)(len + AEAD_TAG_BYTES), SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, id);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(v, "write the secret");
+		sqlite3_finalize(st);
+	}
+	free(ct);
+	return rc;
+}
+
+int vault_set(struct vault *v, const char *name, const struct secbuf *value, int64_t *version_out)
+{
+	if (check_name(name) != 0)
+		return -1;
+	if (value->len == 0)
+		return latch_error(LATCH_USAGE, "refusing an empty value for '%s'", name);
+	if (value->len > VAULT_VALUE_MAX)
+		return latch_error(LATCH_USAGE, "value for '%s' is larger than the %d-byte limit", name,
+				   VAULT_VALUE_MAX);
+	if (require_unlocked(v) != 0 || tx_begin(v) != 0)
+		return -1;
+	int64_t id = 0, version = 0, now = (int64_t)time(NULL);
+	int found = -1;
+	if (header_unchanged(v) != 0 || (found = secret_lookup(v, name, &id, &version)) < 0)
+		return tx_abort(v);
+	if (found) {
+		version++;
+	} else {
+		/* Insert first: the row id is part of the associated data. */
+		sqlite3_stmt *st;
+		if (db_prepare(v,
+			       "INSERT INTO secrets (name, version, created, updated, nonce, ciphertext)"
+			       " VALUES (?1, 1, ?2, ?2, x'', x'')",
+			       &st) != 0)
+			return tx_abort(v);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			db_fail(v, "add the secret");
+			return tx_abort(v);
+		}
+		id = sqlite3_last_insert_rowid(v->db);
+		version = 1;
+	}
+	if (secret_store(v, id, name, version, value->data, value->len, now) != 0 || tx_commit(v) != 0)
+		return tx_abort(v);
+	if (version_out)
+		*version_out = version;
+	return 0;
+}
+
+/* Reads and opens the value of the row `id`; errors name the secret. */
+static int secret_open_row(struct vault *v, sqlite3_stmt *st, const char *name,
+			   struct secbuf **out)
+{
+	struct value_binding b = {v->h.vault_id, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+				  name};
+	const void *nonce = sqlite3_column_blob(st, 2);
+	int nonce_len = sqlite3_column_bytes(st, 2);
+	const void *ct = sqlite3_column_blob(st, 3);
+	int ct_len = sqlite3_column_bytes(st, 3);
+	if (nonce_len != (int)KEY_NONCE_BYTES || !ct || ct_len <= (int)AEAD_TAG_BYTES ||
+	    value_open(v->value_key, &b, nonce, ct, (size_t)ct_len, out) != 0)
+		return latch_error(LATCH_OPERR,
+				   "cannot decrypt secret '%s': its stored value was altered or damaged", name);
+	return 0;
+}
+
+int vault_get(struct vault *v, const char *name, struct secbuf **value_out)
+{
+	if (check_name(name) != 0 || require_unlocked(v) != 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (db_prepare(v, "SELECT id, version, nonce, ciphertext FROM secrets WHERE name = ?1", &st) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = secret_open_row(v, st, name, value_out);
+	else if (rc == SQLITE_DONE)
+		rc = latch_error(LATCH_OPERR, "no secret named '%s'", name);
+	else
+		rc = db_fail(v, "read the secret");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int vault_remove(struct vault *v, const char *name)
+{
+	if (check_name(name) != 0 || require_unlocked(v) != 0 || tx_begin(v) != 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (header_unchanged(v) != 0 || db_prepare(v, "DELETE FROM secrets WHERE name = ?1", &st) != 0)
+		return tx_abort(v);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_fail(v, "remove the secret");
+		return tx_abort(v);
+	}
+	if (sqlite3_changes(v->db) == 0) {
+		latch_error(LATCH_OPERR, "no secret named '%s'", name);
+		return tx_abort(v);
+	}
+	return tx_commit(v);
+}
+
+int vault_passwd(struct vault *v, const struct secbuf *new_passphrase, const enum vault_kdf *kdf)
+{
+	if (require_unlocked(v) != 0)
+		return -1;
+	struct vault_header h = v->h;
+	struct secbuf *kek = NULL;
+	randombytes_buf(h.kdf_salt, SALT_BYTES);
+	if (kdf)
+		kdf_params_of(*kdf, &h.kdf_opslimit, &h.kdf_memlimit);
+	/* Stretch the new passphrase before taking the write lock. */
+	if (derive_kek(new_passphrase, &h, &kek) != 0)
+		return -1;
+	wrap_data_key(&h, kek, v->data_key);
+	if (tx_begin(v) != 0 || header_unchanged(v) != 0 || header_write(v, &h, false) != 0 ||
+	    tx_commit(v) != 0) {
+		secbuf_free(kek);
+		return tx_abort(v);
+	}
+	secbuf_free(v->kek);
+	v->kek = kek;
+	v->h = h;
+	return 0;
+}
+
+int vault_rekey(struct vault *v, int64_t *count_out)
+{
+	if (require_unlocked(v) != 0)
+		return -1;
+	struct secbuf *dk = NULL, *vk = NULL;
+	if (!(dk = secbuf_new(DATA_KEY_BYTES)))
+		return -1;
+	randombytes_buf(dk->data, DATA_KEY_BYTES);
+	dk->len = DATA_KEY_BYTES;
+	if (derive_value_key(dk, &vk) != 0) {
+		secbuf_free(dk);
+		return -1;
+	}
+	struct vault_header h = v->h;
+	h.key_generation++;
+	wrap_data_key(&h, v->kek, dk);
+
+	int64_t count = 0;
+	sqlite3_stmt *st = NULL;
+	struct secbuf *value = NULL;
+	if (tx_begin(v) != 0)
+		goto fail;
+	if (header_unchanged(v) != 0 ||
+	    db_prepare(v,
+		       "SELECT id, version, nonce, ciphertext, name, updated FROM secrets WHERE id > ?1"
+		       " ORDER BY id LIMIT 1",
+		       &st) != 0)
+		goto fail;
+	/* One row per query, keyed on the last id, so no cursor is open on
+	 * the table while its rows are rewritten. */
+	int64_t last = 0;
+	int rc;
+	for (;;) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, last);
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+			break;
+		last = sqlite3_column_int64(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 4);
+		if (!name || !vault_name_valid(name)) {
+			latch_error(LATCH_OPERR, "secret id %lld has an invalid name: vault damaged",
+				    (long long)last);
+			goto fail;
+		}
+		if (secret_open_row(v, st, name, &value) != 0)
+			goto fail;
+		struct secbuf *old_vk = v->value_key;
+		v->value_key = vk;
+		int w = secret_store(v, last, name, sqlite3_column_int64(st, 1), value->data, value->len,
+				     sqlite3_column_int64(st, 5));
+		v->value_key = old_vk;
+		secbuf_free(value);
+		value = NULL;
+		if (w != 0)
+			goto fail;
+		count++;
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail(v, "read the secrets");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (header_write(v, &h, false) != 0 || tx_commit(v) != 0)
+		goto fail;
+	secbuf_free(v->data_key);
+	secbuf_free(v->value_key);
+	v->data_key = dk;
+	v->value_key = vk;
+	v->h = h;
+	if (count_out)
+		*count_out = count;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	secbuf_free(value);
+	secbuf_free(dk);
+	secbuf_free(vk);
+	return tx_abort(v);
+}
+
+int vault_list(struct vault *v, int (*fn)(const struct vault_entry *e, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st;
+	if (db_prepare(v, "SELECT name, version, created, updated FROM secrets ORDER BY name", &st) != 0)
+		return -1;
+	int rc, ret = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct vault_entry e = {(const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+					sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
+		if (!e.name)
+			continue;
+		if ((ret = fn(&e, ctx)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = db_fail(v, "list the secrets");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int vault_info(struct vault *v, struct vault_info *out)
+{
+	memset(out, 0, sizeof *out);
+	snprintf(out->path, sizeof out->path, "%s", v->path);
+	sodium_bin2hex(out->vault_id, sizeof out->vault_id, v->h.vault_id, VAULT_ID_BYTES);
+	out->schema_version = SCHEMA_VERSION;
+	out->created = v->h.created;
+	out->key_generation = v->h.key_generation;
+	out->kdf_opslimit = v->h.kdf_opslimit;
+	out->kdf_memlimit = v->h.kdf_memlimit;
+	out->kdf_name = kdf_name_of(v->h.kdf_opslimit, v->h.kdf_memlimit);
+	sqlite3_stmt *st;
+	if (db_prepare(v, "SELECT count(*) FROM secrets", &st) != 0)
+		return -1;
+	int rc = sqlite3_step(st);
+	out->secrets = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_fail(v, "count the secrets");
+}

@@ -1,0 +1,93 @@
+/* vault: the encrypted store of secrets (DESIGN.md section 4).
+ *
+ * One sqlite file, vault.db, in a private directory. A passphrase is
+ * stretched with Argon2id into a key-encryption key that wraps a random
+ * data key; values are sealed with XChaCha20-Poly1305 under a subkey of the
+ * data key, each bound to its row by associated data. Only this module
+ * touches the vault's tables and keys. */
+#ifndef LATCH_VAULT_H
+#define LATCH_VAULT_H
+
+#include "../common/common.h"
+
+#include <limits.h>
+
+#define VAULT_NAME_MAX 128
+#define VAULT_VALUE_MAX (1024 * 1024)
+#define VAULT_PASSPHRASE_MIN 8
+#define VAULT_PASSPHRASE_MAX 1024
+#define VAULT_FILE_NAME "vault.db"
+
+enum vault_kdf {
+	VAULT_KDF_INTERACTIVE, /* the floor: 2 passes, 64 MiB */
+	VAULT_KDF_MODERATE,    /* the default: 3 passes, 256 MiB */
+	VAULT_KDF_SENSITIVE,   /* 4 passes, 1 GiB */
+};
+int vault_kdf_parse(const char *s, enum vault_kdf *out);
+
+struct vault;
+
+/* The vault directory: $LATCH_HOME, else $XDG_DATA_HOME/latch, else
+ * ~/.local/share/latch. */
+int vault_dir(char *buf, size_t n);
+/* `dir`/vault.db */
+int vault_path(const char *dir, char *buf, size_t n);
+
+/* Valid names: [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
+bool vault_name_valid(const char *name);
+
+/* Create a new vault in `dir` (created 0700 if missing). Atomic: the file
+ * appears complete or not at all. Fails if a vault is already there. */
+int vault_create(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf);
+
+/* Open an existing vault: permission checks, schema migrations, header
+ * checksum. No key is derived; names and metadata are readable. */
+int vault_open(const char *dir, struct vault **out);
+/* Derive the key-encryption key and unwrap the data key. A wrong
+ * passphrase fails with LATCH_DENIED and changes nothing. */
+int vault_unlock(struct vault *v, const struct secbuf *passphrase);
+/* Close and wipe every key. NULL-safe. */
+void vault_close(struct vault *v);
+
+/* Operations below that read or write values need vault_unlock() first. */
+int vault_set(struct vault *v, const char *name, const struct secbuf *value,
+	      int64_t *version_out);
+int vault_get(struct vault *v, const char *name, struct secbuf **value_out);
+int vault_remove(struct vault *v, const char *name);
+/* New passphrase (and optionally new KDF cost): re-wraps the data key;
+ * no value's ciphertext changes. `kdf` NULL keeps the current cost. */
+int vault_passwd(struct vault *v, const struct secbuf *new_passphrase,
+		 const enum vault_kdf *kdf);
+/* New data key: every value is decrypted and sealed again, in one
+ * transaction. `count_out` gets the number of values re-encrypted. */
+int vault_rekey(struct vault *v, int64_t *count_out);
+
+struct vault_entry {
+	const char *name;
+	int64_t version;
+	int64_t created;
+	int64_t updated;
+};
+/* Calls `fn` for every secret in name order; a non-zero return stops the
+ * walk and is returned. Needs no unlock. */
+int vault_list(struct vault *v, int (*fn)(const struct vault_entry *e, void *ctx), void *ctx);
+
+struct vault_info {
+	char path[PATH_MAX];
+	char vault_id[33]; /* hex */
+	int schema_version;
+	int64_t created;
+	int64_t secrets;
+	int64_t key_generation;
+	const char *kdf_name; /* "interactive", "moderate", "sensitive" or "custom" */
+	uint64_t kdf_opslimit;
+	uint64_t kdf_memlimit;
+};
+int vault_info(struct vault *v, struct vault_info *out);
+
+/* Passphrases: from one line of `fd` when fd >= 0, else a no-echo prompt on
+ * /dev/tty (asked twice when `is_new`). New passphrases must be at least
+ * VAULT_PASSPHRASE_MIN bytes. No terminal and no fd: LATCH_DENIED. */
+int vault_read_passphrase(int fd, const char *prompt, bool is_new, struct secbuf **out);
+
+#endif
