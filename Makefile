@@ -19,6 +19,15 @@ CC ?= cc
 ASAN_CC ?= clang
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
+# `make V=1` shows the full command lines.
+V ?= 0
+ifeq ($(V),1)
+Q :=
+say = @:
+else
+Q := @
+say = @printf '  %-6s %s\n'
+endif
 
 # libcurl is found now (federation uses it) but --as-needed keeps it out of
 # the binary until some code calls it, so start-up stays cheap.
@@ -63,42 +72,51 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=build/bench/%)
 all: build/latch
 
 build/latch: $(CLI_OBJ) $(LIB_OBJ)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(say) CC $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 build/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(say) CC $@
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 build/bench/%: bench/%.c $(LIB_OBJ) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(PKG_LIBS)
+	$(say) CC $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(PKG_LIBS)
 
 build/tests/%: tests/unit/%.c $(LIB_OBJ) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
+	$(say) CC $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
 
 asan: build/asan/latch $(ASAN_UNIT_BIN)
 
 build/asan/latch: $(ASAN_CLI_OBJ) $(ASAN_LIB_OBJ)
-	$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(say) ASAN $@
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 build/asan/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
-	$(ASAN_CC) $(ASAN_CFLAGS) -c -o $@ $<
+	$(say) ASAN $@
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -c -o $@ $<
 
 build/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDRS)
 	@mkdir -p $(@D)
-	$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
+	$(say) ASAN $@
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
 
 # Fuzz targets: libFuzzer binaries, plus the same sources linked with a
 # small driver that replays the checked-in corpus during `make test`.
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDRS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS)
+	$(say) FUZZ $@
+	$(Q)$(FUZZ_CC) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS)
 
 build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(ASAN_LIB_OBJ) $(HDRS)
 	@mkdir -p $(@D)
-	$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< tests/fuzz/replay.c $(ASAN_LIB_OBJ) $(PKG_LIBS)
+	$(say) ASAN $@
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< tests/fuzz/replay.c $(ASAN_LIB_OBJ) $(PKG_LIBS)
 
 fuzz: deps $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
