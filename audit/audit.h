@@ -22,9 +22,6 @@
 #define AUDIT_KEY_BYTES 32
 #define AUDIT_MAX_SECRETS 64
 
-/* The schema the vault migration creates for the log (one transaction). */
-extern const char audit_schema_sql[];
-
 struct audit_secret_ref {
 	const char *name;
 	int64_t id; /* the vault's secret id; 0 if unknown */
@@ -62,6 +59,7 @@ int audit_append(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 
 /* Verification. */
 struct audit_checkpoint {
+	unsigned char vault_id[16]; /* filled and checked by the caller */
 	unsigned char log_id[AUDIT_LOG_ID_BYTES];
 	int64_t seq;
 	unsigned char mac[AUDIT_MAC_BYTES];
@@ -87,7 +85,7 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 /* The head of the log (log id, last seq, last MAC), from the plaintext
  * tables; keep it somewhere the agent cannot write. */
 int audit_head(sqlite3 *db, struct audit_checkpoint *out);
-/* Checkpoint text: one line of JSON {"log_id","seq","mac"}. */
+/* Checkpoint text: one line of JSON {"vault_id","log_id","seq","mac"}. */
 int audit_checkpoint_format(const struct audit_checkpoint *cp, char *buf, size_t n);
 int audit_checkpoint_parse(const char *text, size_t len, struct audit_checkpoint *out);
 

@@ -10,35 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-const char audit_schema_sql[] =
-	/* Records, oldest first. time, event and grant_id copy fields of the
-	 * record for indexed queries; verify checks they agree with it. */
-	"CREATE TABLE audit_log ("
-	" seq INTEGER PRIMARY KEY,"
-	" time INTEGER NOT NULL,"
-	" event TEXT NOT NULL,"
-	" grant_id TEXT,"
-	" record BLOB NOT NULL,"
-	" mac BLOB NOT NULL);"
-	"CREATE INDEX audit_log_time ON audit_log (time);"
-	"CREATE INDEX audit_log_grant ON audit_log (grant_id, time) WHERE grant_id IS NOT NULL;"
-	"CREATE INDEX audit_log_event ON audit_log (event, time);"
-	/* Which secrets each record names, in record order, for "who touched
-	 * X" in milliseconds. */
-	"CREATE TABLE audit_secret ("
-	" seq INTEGER NOT NULL,"
-	" pos INTEGER NOT NULL,"
-	" secret TEXT NOT NULL,"
-	" time INTEGER NOT NULL,"
-	" PRIMARY KEY (seq, pos)) WITHOUT ROWID;"
-	"CREATE INDEX audit_secret_name ON audit_secret (secret, time);"
-	/* One row: the log id, k_1 sealed under the verifier key, and
-	 * (seq, last MAC, next key) sealed under the writer key. */
-	"CREATE TABLE audit_state ("
-	" id INTEGER PRIMARY KEY CHECK (id = 1),"
-	" log_id BLOB NOT NULL,"
-	" origin BLOB NOT NULL,"
-	" state BLOB NOT NULL);";
+/* The tables (audit_log, audit_secret, audit_state) are created by the
+ * vault's schema migration 2, in vault/store.c: the vault owns the file's
+ * schema versions. */
 
 #define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES

@@ -125,11 +125,13 @@ bad:
 
 int audit_checkpoint_format(const struct audit_checkpoint *cp, char *buf, size_t n)
 {
-	char id[2 * AUDIT_LOG_ID_BYTES + 1], mac[2 * AUDIT_MAC_BYTES + 1];
+	char vid[2 * sizeof cp->vault_id + 1], id[2 * AUDIT_LOG_ID_BYTES + 1], mac[2 * AUDIT_MAC_BYTES + 1];
+	sodium_bin2hex(vid, sizeof vid, cp->vault_id, sizeof cp->vault_id);
 	sodium_bin2hex(id, sizeof id, cp->log_id, AUDIT_LOG_ID_BYTES);
 	sodium_bin2hex(mac, sizeof mac, cp->mac, AUDIT_MAC_BYTES);
-	int len = snprintf(buf, n, "{\"latch_audit_checkpoint\":1,\"log_id\":\"%s\",\"seq\":%lld,\"mac\":\"%s\"}",
-			   id, (long long)cp->seq, mac);
+	int len = snprintf(buf, n,
+			   "{\"latch_audit_checkpoint\":1,\"vault_id\":\"%s\",\"log_id\":\"%s\",\"seq\":%lld,\"mac\":\"%s\"}",
+			   vid, id, (long long)cp->seq, mac);
 	return len > 0 && (size_t)len < n ? 0 : latch_error(LATCH_OPERR, "checkpoint buffer too small");
 }
 
@@ -153,7 +155,9 @@ int audit_checkpoint_parse(const char *text, size_t len, struct audit_checkpoint
 	json_t *version = json_object_get(o, "latch_audit_checkpoint");
 	json_t *seq = json_object_get(o, "seq");
 	if (!json_is_integer(version) || json_integer_value(version) != 1 || !json_is_integer(seq) ||
-	    json_integer_value(seq) < 1 || hex_field(o, "log_id", out->log_id, AUDIT_LOG_ID_BYTES) != 0 ||
+	    json_integer_value(seq) < 1 ||
+	    hex_field(o, "vault_id", out->vault_id, sizeof out->vault_id) != 0 ||
+	    hex_field(o, "log_id", out->log_id, AUDIT_LOG_ID_BYTES) != 0 ||
 	    hex_field(o, "mac", out->mac, AUDIT_MAC_BYTES) != 0)
 		goto done;
 	out->seq = (int64_t)json_integer_value(seq);

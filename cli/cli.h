@@ -26,9 +26,10 @@ int cmd_passwd(int argc, char **argv);
 int cmd_rekey(int argc, char **argv);
 int cmd_reveal(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[],
-	usage_rekey[], usage_reveal[], usage_status[];
+	usage_rekey[], usage_reveal[], usage_status[], usage_audit[];
 
 /* The exit status for the last reported error (DESIGN.md section 3). */
 int cli_fail(void);
@@ -45,8 +46,14 @@ int cli_help(const char *usage);
 
 /* Open the vault in the usual place. */
 int cli_open_vault(struct vault **v);
-/* Open the vault and unlock it with a passphrase from `fd` or the tty. */
+/* Open the vault and unlock it with a passphrase from `fd` or the tty;
+ * every change made through it is recorded in the audit log. */
 int cli_open_unlocked(int passphrase_fd, struct vault **v);
+
+/* The audit hook: records each vault change in its transaction. main()
+ * hands over argv, which is recorded only as a keyed hash. */
+void cli_record_argv(int argc, char **argv);
+int cli_record(struct vault *v, const struct vault_change *c, void *ctx);
 
 /* Flush stdout; a write error (a full disk, a closed pipe) is an error. */
 int cli_finish_output(void);

@@ -47,7 +47,7 @@ int cmd_init(int argc, char **argv)
 		return cli_fail();
 	if (vault_read_passphrase(fd, "New passphrase: ", true, &pass) != 0)
 		return cli_fail();
-	int rc = vault_create(dir, pass, kdf);
+	int rc = vault_create_recorded(dir, pass, kdf, cli_record, NULL);
 	secbuf_free(pass);
 	if (rc != 0)
 		return cli_fail();

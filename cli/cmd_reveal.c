@@ -63,8 +63,8 @@ int cmd_reveal(int argc, char **argv)
 	struct vault *v = NULL;
 	struct secbuf *value = NULL;
 	int rc = cli_open_unlocked(fd, &v);
-	if (rc == 0)
-		rc = vault_get(v, name, &value);
+	if (rc == 0) /* recorded before anything is shown */
+		rc = vault_read(v, &name, 1, "reveal", &value);
 	vault_close(v);
 	if (rc == 0 && (rc = write_all(tty, value->data, value->len)) == 0)
 		rc = write_all(tty, (const unsigned char *)"\n", 1);

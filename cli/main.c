@@ -14,6 +14,7 @@ static const struct cli_command commands[] = {
 	{"rekey", cmd_rekey, "re-encrypt every value under a new data key", usage_rekey},
 	{"reveal", cmd_reveal, "show a value on the terminal, never on stdout", usage_reveal},
 	{"status", cmd_status, "show the state of the vault", usage_status},
+	{"audit", cmd_audit, "query, verify, checkpoint or export the audit log", usage_audit},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
 {
 	if (harden_process() != 0 || sodium_init() < 0)
 		return LATCH_OPERR;
+	cli_record_argv(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return LATCH_USAGE;

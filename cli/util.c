@@ -67,6 +67,7 @@ int cli_open_unlocked(int passphrase_fd, struct vault **v)
 		return -1;
 	}
 	secbuf_free(pass);
+	vault_on_change(*v, cli_record, NULL);
 	return 0;
 }
 

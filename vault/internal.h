@@ -60,6 +60,7 @@ struct value_binding {
 	int64_t secret_id;
 	int64_t version;
 	const char *name;
+	bool named_key; /* a row of the keys table, not a secret */
 };
 /* ct must hold len + AEAD_TAG_BYTES. */
 void value_seal(const struct secbuf *value_key, const struct value_binding *b,

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 /* Each entry moves the schema from version i to i+1. Append only: a
- * released migration is never edited. (Version 2 will add the scanner's
- * keyed fingerprints; version 3 the audit log.) */
+ * released migration is never edited. (The scanner's keyed fingerprints
+ * will be the next one.) */
 static const char *const migrations[] = {
 	/* 1: the header row and the secrets */
 	"CREATE TABLE vault ("
@@ -40,6 +40,35 @@ static const char *const migrations[] = {
 	" updated INTEGER NOT NULL,"
 	" nonce BLOB NOT NULL,"
 	" ciphertext BLOB NOT NULL);",
+	/* 2: named keys (random keys wrapped under the data key, e.g. the
+	 * audit writer and verifier keys) and the audit log, whose format
+	 * and rules live in audit/log.c. */
+	"CREATE TABLE keys ("
+	" purpose TEXT PRIMARY KEY,"
+	" nonce BLOB NOT NULL,"
+	" wrapped BLOB NOT NULL);"
+	"CREATE TABLE audit_log ("
+	" seq INTEGER PRIMARY KEY,"
+	" time INTEGER NOT NULL,"
+	" event TEXT NOT NULL,"
+	" grant_id TEXT,"
+	" record BLOB NOT NULL,"
+	" mac BLOB NOT NULL);"
+	"CREATE INDEX audit_log_time ON audit_log (time);"
+	"CREATE INDEX audit_log_grant ON audit_log (grant_id, time) WHERE grant_id IS NOT NULL;"
+	"CREATE INDEX audit_log_event ON audit_log (event, time);"
+	"CREATE TABLE audit_secret ("
+	" seq INTEGER NOT NULL,"
+	" pos INTEGER NOT NULL,"
+	" secret TEXT NOT NULL,"
+	" time INTEGER NOT NULL,"
+	" PRIMARY KEY (seq, pos)) WITHOUT ROWID;"
+	"CREATE INDEX audit_secret_name ON audit_secret (secret, time);"
+	"CREATE TABLE audit_state ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" log_id BLOB NOT NULL,"
+	" origin BLOB NOT NULL,"
+	" state BLOB NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -50,6 +79,8 @@ struct vault {
 	struct secbuf *kek;       /* set by vault_unlock */
 	struct secbuf *data_key;  /* set by vault_unlock */
 	struct secbuf *value_key; /* set by vault_unlock */
+	vault_hook hook;          /* records each change inside its transaction */
+	void *hook_ctx;
 };
 
 static int db_fail(struct vault *v, const char *what)
@@ -316,6 +347,28 @@ static int header_unchanged(struct vault *v)
 	return 0;
 }
 
+/* Tells the hook (the audit log) about a change, inside the transaction
+ * that makes it: if the hook fails, the change is rolled back. */
+static int run_hook(struct vault *v, const char *event, const char *const *names, const int64_t *ids,
+		    size_t n, int64_t version)
+{
+	if (!v->hook)
+		return 0;
+	struct vault_change c = {event, names, ids, n, version};
+	return v->hook(v, &c, v->hook_ctx);
+}
+
+void vault_on_change(struct vault *v, vault_hook fn, void *ctx)
+{
+	v->hook = fn;
+	v->hook_ctx = ctx;
+}
+
+sqlite3 *vault_db(struct vault *v)
+{
+	return v->db;
+}
+
 static void vault_free(struct vault *v)
 {
 	if (!v)
@@ -369,6 +422,12 @@ static int fsync_dir(const char *dir)
 
 int vault_create(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf)
 {
+	return vault_create_recorded(dir, passphrase, kdf, NULL, NULL);
+}
+
+int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf,
+			  vault_hook hook, void *hook_ctx)
+{
 	char path[PATH_MAX], tmp[PATH_MAX];
 	if (vault_path(dir, path, sizeof path) != 0 || ensure_private_dir(dir) != 0)
 		return -1;
@@ -401,11 +460,20 @@ int vault_create(const char *dir, const struct secbuf *passphrase, enum vault_kd
 	randombytes_buf(dk->data, DATA_KEY_BYTES);
 	dk->len = DATA_KEY_BYTES;
 	wrap_data_key(h, kek, dk);
+	/* The new vault is unlocked while it is built, so the hook can
+	 * record its creation (and start the audit log) in the same commit. */
+	if (derive_value_key(dk, &v->value_key) != 0)
+		goto out;
+	v->data_key = dk;
+	v->kek = kek;
+	dk = kek = NULL;
+	vault_on_change(v, hook, hook_ctx);
 	if (db_open(v, tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) != 0)
 		goto out;
 	if (db_configure(v) != 0 || tx_begin(v) != 0)
 		goto out_unlink;
-	if (migrate(v, 0) != 0 || header_write(v, h, true) != 0) {
+	if (migrate(v, 0) != 0 || header_write(v, h, true) != 0 ||
+	    run_hook(v, "init", NULL, NULL, 0, -1) != 0) {
 		tx_abort(v);
 		goto out_unlink;
 	}
@@ -547,7 +615,7 @@ static int secret_lookup(struct vault *v, const char *name, int64_t *id, int64_t
 static int secret_store(struct vault *v, int64_t id, const char *name, int64_t version,
 			const unsigned char *value, size_t len, int64_t updated)
 {
-	struct value_binding b = {v->h.vault_id, id, version, name};
+	struct value_binding b = {v->h.vault_id, id, version, name, false};
 	unsigned char nonce[KEY_NONCE_BYTES];
 	unsigned char *ct = malloc(len + AEAD_TAG_BYTES);
 	if (!ct)
@@ -607,7 +675,8 @@ int vault_set(struct vault *v, const char *name, const struct secbuf *value, int
 		id = sqlite3_last_insert_rowid(v->db);
 		version = 1;
 	}
-	if (secret_store(v, id, name, version, value->data, value->len, now) != 0 || tx_commit(v) != 0)
+	if (secret_store(v, id, name, version, value->data, value->len, now) != 0 ||
+	    run_hook(v, "set", &name, &id, 1, version) != 0 || tx_commit(v) != 0)
 		return tx_abort(v);
 	if (version_out)
 		*version_out = version;
@@ -619,7 +688,7 @@ static int secret_open_row(struct vault *v, sqlite3_stmt *st, const char *name,
 			   struct secbuf **out)
 {
 	struct value_binding b = {v->h.vault_id, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-				  name};
+				  name, false};
 	const void *nonce = sqlite3_column_blob(st, 2);
 	int nonce_len = sqlite3_column_bytes(st, 2);
 	const void *ct = sqlite3_column_blob(st, 3);
@@ -654,20 +723,26 @@ int vault_remove(struct vault *v, const char *name)
 {
 	if (check_name(name) != 0 || require_unlocked(v) != 0 || tx_begin(v) != 0)
 		return -1;
-	sqlite3_stmt *st;
-	if (header_unchanged(v) != 0 || db_prepare(v, "DELETE FROM secrets WHERE name = ?1", &st) != 0)
+	int64_t id = 0, version = 0;
+	int found = -1;
+	if (header_unchanged(v) != 0 || (found = secret_lookup(v, name, &id, &version)) < 0)
 		return tx_abort(v);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (!found) {
+		latch_error(LATCH_OPERR, "no secret named '%s'", name);
+		return tx_abort(v);
+	}
+	sqlite3_stmt *st;
+	if (db_prepare(v, "DELETE FROM secrets WHERE id = ?1", &st) != 0)
+		return tx_abort(v);
+	sqlite3_bind_int64(st, 1, id);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		db_fail(v, "remove the secret");
 		return tx_abort(v);
 	}
-	if (sqlite3_changes(v->db) == 0) {
-		latch_error(LATCH_OPERR, "no secret named '%s'", name);
+	if (run_hook(v, "rm", &name, &id, 1, -1) != 0)
 		return tx_abort(v);
-	}
 	return tx_commit(v);
 }
 
@@ -685,7 +760,7 @@ int vault_passwd(struct vault *v, const struct secbuf *new_passphrase, const enu
 		return -1;
 	wrap_data_key(&h, kek, v->data_key);
 	if (tx_begin(v) != 0 || header_unchanged(v) != 0 || header_write(v, &h, false) != 0 ||
-	    tx_commit(v) != 0) {
+	    run_hook(v, "passwd", NULL, NULL, 0, -1) != 0 || tx_commit(v) != 0) {
 		secbuf_free(kek);
 		return tx_abort(v);
 	}
@@ -693,6 +768,154 @@ int vault_passwd(struct vault *v, const struct secbuf *new_passphrase, const enu
 	v->kek = kek;
 	v->h = h;
 	return 0;
+}
+
+/* Named keys: random keys for other modules, wrapped under the value key
+ * with their purpose as associated data. */
+static int named_key_open(struct vault *v, sqlite3_stmt *st, const char *purpose,
+			  const struct secbuf *value_key, struct secbuf **out)
+{
+	struct value_binding b = {v->h.vault_id, 0, 0, purpose, true};
+	const void *nonce = sqlite3_column_blob(st, 0);
+	const void *ct = sqlite3_column_blob(st, 1);
+	int ct_len = sqlite3_column_bytes(st, 1);
+	if (sqlite3_column_bytes(st, 0) != (int)KEY_NONCE_BYTES || !ct || ct_len != (int)WRAPPED_KEY_BYTES ||
+	    value_open(value_key, &b, nonce, ct, (size_t)ct_len, out) != 0)
+		return latch_error(LATCH_OPERR, "the vault's '%s' key was altered or damaged", purpose);
+	return 0;
+}
+
+static int named_key_store(struct vault *v, const char *purpose, const struct secbuf *value_key,
+			   const struct secbuf *key, bool insert)
+{
+	struct value_binding b = {v->h.vault_id, 0, 0, purpose, true};
+	unsigned char nonce[KEY_NONCE_BYTES], ct[WRAPPED_KEY_BYTES];
+	value_seal(value_key, &b, key->data, DATA_KEY_BYTES, nonce, ct);
+	sqlite3_stmt *st;
+	if (db_prepare(v,
+		       insert ? "INSERT INTO keys (purpose, nonce, wrapped) VALUES (?1, ?2, ?3)"
+			      : "UPDATE keys SET nonce = ?2, wrapped = ?3 WHERE purpose = ?1",
+		       &st) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, nonce, KEY_NONCE_BYTES, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, ct, WRAPPED_KEY_BYTES, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_fail(v, "store a key");
+}
+
+int vault_key(struct vault *v, const char *purpose, bool create, struct secbuf **out)
+{
+	if (require_unlocked(v) != 0)
+		return -1;
+	if (!vault_name_valid(purpose))
+		return latch_error(LATCH_OPERR, "invalid key purpose");
+	bool own_tx = sqlite3_get_autocommit(v->db);
+	if (own_tx && tx_begin(v) != 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (db_prepare(v, "SELECT nonce, wrapped FROM keys WHERE purpose = ?1", &st) != 0)
+		return own_tx ? tx_abort(v) : -1;
+	sqlite3_bind_text(st, 1, purpose, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st), ret = -1;
+	if (rc == SQLITE_ROW) {
+		ret = named_key_open(v, st, purpose, v->value_key, out);
+	} else if (rc == SQLITE_DONE && !create) {
+		latch_error(LATCH_OPERR, "the vault has no '%s' key", purpose);
+	} else if (rc == SQLITE_DONE) {
+		struct secbuf *k = secbuf_new(DATA_KEY_BYTES);
+		if (k) {
+			randombytes_buf(k->data, DATA_KEY_BYTES);
+			k->len = DATA_KEY_BYTES;
+			ret = named_key_store(v, purpose, v->value_key, k, true);
+			if (ret == 0)
+				*out = k;
+			else
+				secbuf_free(k);
+		}
+	} else {
+		db_fail(v, "read a key");
+	}
+	sqlite3_finalize(st);
+	if (own_tx)
+		return ret == 0 ? tx_commit(v) : tx_abort(v);
+	return ret;
+}
+
+static int rewrap_named_keys(struct vault *v, const struct secbuf *new_value_key)
+{
+	sqlite3_stmt *st;
+	if (db_prepare(v, "SELECT nonce, wrapped, purpose FROM keys WHERE purpose > ?1 ORDER BY purpose LIMIT 1",
+		       &st) != 0)
+		return -1;
+	char last[VAULT_NAME_MAX + 1] = "";
+	int rc, ret = 0;
+	for (;;) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, last, -1, SQLITE_TRANSIENT);
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+			break;
+		const char *purpose = (const char *)sqlite3_column_text(st, 2);
+		struct secbuf *k = NULL;
+		if (!purpose || !vault_name_valid(purpose)) {
+			ret = latch_error(LATCH_OPERR, "the vault's keys table is damaged");
+			break;
+		}
+		snprintf(last, sizeof last, "%s", purpose);
+		if (named_key_open(v, st, last, v->value_key, &k) != 0 ||
+		    named_key_store(v, last, new_value_key, k, false) != 0) {
+			secbuf_free(k);
+			ret = -1;
+			break;
+		}
+		secbuf_free(k);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = db_fail(v, "read the keys");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int vault_read(struct vault *v, const char *const *names, size_t n, const char *event,
+	       struct secbuf **values)
+{
+	if (require_unlocked(v) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (check_name(names[i]) != 0)
+			return -1;
+	int64_t *ids = calloc(n ? n : 1, sizeof *ids);
+	if (!ids)
+		return latch_error(LATCH_OPERR, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		values[i] = NULL;
+	/* A write transaction even for a read: the release and its record
+	 * commit together, and nothing is returned if recording fails. */
+	size_t got = 0;
+	if (tx_begin(v) != 0)
+		goto fail;
+	for (; got < n; got++) {
+		int64_t version;
+		int found = secret_lookup(v, names[got], &ids[got], &version);
+		if (found == 0)
+			latch_error(LATCH_OPERR, "no secret named '%s'", names[got]);
+		if (found <= 0)
+			goto fail;
+		if (vault_get(v, names[got], &values[got]) != 0)
+			goto fail;
+	}
+	if (run_hook(v, event, names, ids, n, -1) != 0 || tx_commit(v) != 0)
+		goto fail;
+	free(ids);
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++) {
+		secbuf_free(values[i]);
+		values[i] = NULL;
+	}
+	free(ids);
+	return tx_abort(v);
 }
 
 int vault_rekey(struct vault *v, int64_t *count_out)
@@ -758,7 +981,10 @@ int vault_rekey(struct vault *v, int64_t *count_out)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (header_write(v, &h, false) != 0 || tx_commit(v) != 0)
+	/* The hook runs while the old keys still open the named keys; then
+	 * those are re-wrapped under the new data key. */
+	if (header_write(v, &h, false) != 0 || run_hook(v, "rekey", NULL, NULL, 0, -1) != 0 ||
+	    rewrap_named_keys(v, vk) != 0 || tx_commit(v) != 0)
 		goto fail;
 	secbuf_free(v->data_key);
 	secbuf_free(v->value_key);

@@ -11,6 +11,7 @@
 #include "../common/common.h"
 
 #include <limits.h>
+#include <sqlite3.h>
 
 #define VAULT_NAME_MAX 128
 #define VAULT_VALUE_MAX (1024 * 1024)
@@ -36,9 +37,28 @@ int vault_path(const char *dir, char *buf, size_t n);
 /* Valid names: [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
 bool vault_name_valid(const char *name);
 
+/* A change about to be committed: the hook (the audit log) runs inside
+ * the change's transaction; if it fails, the change is rolled back. */
+struct vault_change {
+	const char *event;        /* "init", "set", "rm", "passwd", "rekey", or vault_read's */
+	const char *const *names; /* the secrets concerned */
+	const int64_t *ids;       /* their ids */
+	size_t n;
+	int64_t version; /* set: the new version; otherwise -1 */
+};
+typedef int (*vault_hook)(struct vault *v, const struct vault_change *c, void *ctx);
+void vault_on_change(struct vault *v, vault_hook fn, void *ctx);
+/* The sqlite handle, for modules that keep tables in the vault file (the
+ * audit log); valid until vault_close. */
+sqlite3 *vault_db(struct vault *v);
+
 /* Create a new vault in `dir` (created 0700 if missing). Atomic: the file
- * appears complete or not at all. Fails if a vault is already there. */
+ * appears complete or not at all. Fails if a vault is already there.
+ * The _recorded form runs `hook` to record the creation in the same commit
+ * (and so starts the audit log). */
 int vault_create(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf);
+int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf,
+			  vault_hook hook, void *hook_ctx);
 
 /* Open an existing vault: permission checks, schema migrations, header
  * checksum. No key is derived; names and metadata are readable. */
@@ -52,7 +72,17 @@ void vault_close(struct vault *v);
 /* Operations below that read or write values need vault_unlock() first. */
 int vault_set(struct vault *v, const char *name, const struct secbuf *value,
 	      int64_t *version_out);
+/* Read one value without recording it: for tests and vault-internal use.
+ * Commands release values only through vault_read. */
 int vault_get(struct vault *v, const char *name, struct secbuf **value_out);
+/* Read `n` values in one write transaction that also runs the hook with
+ * `event` (e.g. "reveal"): nothing is returned unless the record commits. */
+int vault_read(struct vault *v, const char *const *names, size_t n, const char *event,
+	       struct secbuf **values);
+/* A random 32-byte key for `purpose` (e.g. "audit-writer"), stored
+ * wrapped under the data key (rekey re-wraps it); made on first use when
+ * `create`, else a missing key is an error. */
+int vault_key(struct vault *v, const char *purpose, bool create, struct secbuf **out);
 int vault_remove(struct vault *v, const char *name);
 /* New passphrase (and optionally new KDF cost): re-wraps the data key;
  * no value's ciphertext changes. `kdf` NULL keeps the current cost. */

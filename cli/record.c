@@ -1,0 +1,48 @@
+/* Glue between the vault and the audit log: every change the vault makes
+ * is recorded, in the same transaction, by this hook. */
+#include "cli.h"
+
+#include "../audit/audit.h"
+
+#include <string.h>
+
+static int record_argc;
+static char **record_argv;
+
+void cli_record_argv(int argc, char **argv)
+{
+	record_argc = argc;
+	record_argv = argv;
+}
+
+int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
+{
+	(void)ctx;
+	struct secbuf *writer = NULL, *verifier = NULL;
+	struct audit_secret_ref refs[AUDIT_MAX_SECRETS];
+	if (c->n > AUDIT_MAX_SECRETS)
+		return latch_error(LATCH_USAGE, "at most %d secrets at once", AUDIT_MAX_SECRETS);
+	for (size_t i = 0; i < c->n; i++) {
+		refs[i].name = c->names[i];
+		refs[i].id = c->ids[i];
+	}
+	struct audit_event ev = {
+		.event = c->event,
+		/* A release is a decision; a change (set, rm) just happened. */
+		.decision = !strcmp(c->event, "reveal") ? "allow" : NULL,
+		.secrets = refs,
+		.n_secrets = c->n,
+		.version = c->version,
+		.exit_status = -1,
+		.redactions = -1,
+		.argv = record_argv,
+		.argc = record_argc,
+	};
+	int rc = -1;
+	if (vault_key(v, "audit-writer", true, &writer) == 0 &&
+	    vault_key(v, "audit-verifier", true, &verifier) == 0)
+		rc = audit_append(vault_db(v), writer, verifier, &ev, NULL);
+	secbuf_free(writer);
+	secbuf_free(verifier);
+	return rc;
+}
