@@ -82,6 +82,14 @@ struct audit_report {
 int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
 		 const struct audit_checkpoint *cp, struct audit_report *report);
 
+/* Verify an export (see audit_export) on its own. `open_verifier` gets the
+ * header's "verifier" object (JSON text) and must return the verifier key,
+ * e.g. by asking for the passphrase. Without a checkpoint, an export cut
+ * short at its end cannot be told from a shorter log. */
+typedef int (*audit_key_opener)(const char *json, size_t len, void *ctx, struct secbuf **key_out);
+int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx,
+			const struct audit_checkpoint *cp, struct audit_report *report);
+
 /* The head of the log (log id, last seq, last MAC), from the plaintext
  * tables; keep it somewhere the agent cannot write. */
 int audit_head(sqlite3 *db, struct audit_checkpoint *out);
@@ -104,9 +112,10 @@ int audit_query(sqlite3 *db, const struct audit_filter *f,
  * ("2026-11-23T15:00:00Z") or date ("2026-11-23", UTC): a UNIX time. */
 int audit_parse_since(const char *s, int64_t now, int64_t *out);
 
-/* Export: JSON Lines. The first line describes the log (log id, sealed
- * first key); then one line per record with its seq, record and MAC. The
- * caller adds what is needed to derive the verifier key. */
-int audit_export(sqlite3 *db, FILE *out);
+/* Export: JSON Lines. The first line describes the log (log id, the
+ * sealed first key, and `verifier_json`: what a passphrase holder needs to
+ * open the verifier key, from vault_export_key); then one line per record
+ * with its seq, exact record text and MAC. */
+int audit_export(sqlite3 *db, const char *verifier_json, FILE *out);
 
 #endif

@@ -541,18 +541,36 @@ int audit_head(sqlite3 *db, struct audit_checkpoint *out)
 	return rc;
 }
 
+static void vverdict(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt,
+		     va_list ap)
+{
+	r->verdict = v;
+	r->first_bad = first_bad;
+	vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+}
+
+/* Records the verdict; returns 0 (the check ran). */
 static int verdict(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-
 static int verdict(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, ...)
 {
 	va_list ap;
-	r->verdict = v;
-	r->first_bad = first_bad;
 	va_start(ap, fmt);
-	vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+	vverdict(r, v, first_bad, fmt, ap);
 	va_end(ap);
 	return 0;
+}
+
+/* Records the verdict; returns 1 (stop walking). */
+static int stop(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int stop(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vverdict(r, v, first_bad, fmt, ap);
+	va_end(ap);
+	return 1;
 }
 
 /* Walks audit_secret in (seq, pos) order beside the records. */
@@ -566,36 +584,98 @@ static void cursor_next(struct secret_cursor *sc)
 	sc->rc = sqlite3_step(sc->st);
 }
 
+/* Walks a chain record by record from k_1: shared by the database and
+ * the export verifiers. */
+struct walker {
+	unsigned char log_id[AUDIT_LOG_ID_BYTES];
+	struct secbuf *k; /* k_expect */
+	unsigned char prev[AUDIT_MAC_BYTES];
+	int64_t expect;
+	const struct audit_checkpoint *cp;
+	bool cp_seen;
+	struct audit_report *r;
+};
+
+/* Opens the sealed first key. 0 ready, 1 verdict given, -1 error. */
+static int walk_start(struct walker *w, const struct secbuf *verifier_key, const unsigned char *origin,
+		      size_t origin_len, const struct audit_checkpoint *cp, struct audit_report *r)
+{
+	w->r = r;
+	w->cp = cp;
+	w->expect = 1;
+	memset(w->prev, 0, sizeof w->prev);
+	if (cp && memcmp(cp->log_id, w->log_id, AUDIT_LOG_ID_BYTES) != 0)
+		return stop(r, AUDIT_TAMPERED, 1, "the audit log was replaced: its id differs from the checkpoint's");
+	if (!(w->k = secbuf_new(AUDIT_KEY_BYTES)))
+		return -1;
+	if (unseal(ORIGIN_LABEL, sizeof ORIGIN_LABEL, w->log_id, verifier_key, origin, origin_len, w->k->data,
+		   AUDIT_KEY_BYTES) != 0)
+		return stop(r, AUDIT_UNVERIFIABLE, 0,
+			       "the verifier key does not open this log's first key (wrong key or altered origin)");
+	w->k->len = AUDIT_KEY_BYTES;
+	return 0;
+}
+
+/* Checks one record; 0 good, 1 verdict given. `mac_out` gets its MAC. */
+static int walk_record(struct walker *w, int64_t seq, const void *rec, size_t len, const void *mac,
+		       size_t mac_len)
+{
+	unsigned char want[AUDIT_MAC_BYTES];
+	if (seq != w->expect)
+		return stop(w->r, AUDIT_TAMPERED, w->expect,
+			       seq > w->expect ? "record %lld is missing" : "record %lld is out of order",
+			       (long long)w->expect);
+	if (!rec || !mac || mac_len != AUDIT_MAC_BYTES)
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq);
+	record_mac(w->k->data, w->log_id, seq, w->prev, rec, len, want);
+	if (sodium_memcmp(want, mac, AUDIT_MAC_BYTES) != 0)
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld does not match its MAC", (long long)seq);
+	if (w->cp && seq == w->cp->seq) {
+		if (sodium_memcmp(want, w->cp->mac, AUDIT_MAC_BYTES) != 0)
+			return stop(w->r, AUDIT_TAMPERED, seq, "record %lld differs from the checkpoint",
+				       (long long)seq);
+		w->cp_seen = true;
+	}
+	memcpy(w->prev, want, AUDIT_MAC_BYTES);
+	evolve(w->k->data);
+	w->r->records++;
+	w->expect++;
+	return 0;
+}
+
+/* After the last record: the checkpoint's record must have been seen. */
+static int walk_end(struct walker *w)
+{
+	if (w->cp && !w->cp_seen)
+		return stop(w->r, AUDIT_TAMPERED, w->expect,
+			       "the log ends at record %lld, before the checkpoint's record %lld: truncated or rolled back",
+			       (long long)(w->expect - 1), (long long)w->cp->seq);
+	memcpy(w->r->head.log_id, w->log_id, AUDIT_LOG_ID_BYTES);
+	w->r->head.seq = w->expect - 1;
+	memcpy(w->r->head.mac, w->prev, AUDIT_MAC_BYTES);
+	return 0;
+}
+
 int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
 		 const struct audit_checkpoint *cp, struct audit_report *r)
 {
 	memset(r, 0, sizeof *r);
-	struct chain c = {0};
+	struct walker w = {0};
 	unsigned char state[STATE_BLOB], origin[ORIGIN_BLOB];
-	int rc = state_load(db, c.log_id, state, origin);
+	int rc = state_load(db, w.log_id, state, origin);
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
 		return cp ? verdict(r, AUDIT_TAMPERED, 1, "the audit log is gone (its state row is missing)")
 			  : verdict(r, AUDIT_UNVERIFIABLE, 0, "the vault has no audit log state");
-	if (cp && memcmp(cp->log_id, c.log_id, AUDIT_LOG_ID_BYTES) != 0)
-		return verdict(r, AUDIT_TAMPERED, 1,
-			       "the audit log was replaced: its id differs from the checkpoint's");
-	struct secbuf *k = secbuf_new(AUDIT_KEY_BYTES);
-	if (!k)
-		return -1;
-	if (unseal(ORIGIN_LABEL, sizeof ORIGIN_LABEL, c.log_id, verifier_key, origin, ORIGIN_BLOB, k->data,
-		   AUDIT_KEY_BYTES) != 0) {
-		secbuf_free(k);
-		return verdict(r, AUDIT_UNVERIFIABLE, 0,
-			       "the verifier key does not open this log's first key (wrong key or altered origin)");
-	}
-	k->len = AUDIT_KEY_BYTES;
-
 	sqlite3_stmt *st = NULL;
 	struct secret_cursor sc = {NULL, SQLITE_DONE};
 	struct head_buf h = {0};
 	int ret = -1;
+	if ((rc = walk_start(&w, verifier_key, origin, ORIGIN_BLOB, cp, r)) != 0) {
+		ret = rc > 0 ? 0 : -1;
+		goto out;
+	}
 	if (sqlite3_prepare_v2(db, "SELECT seq, time, event, grant_id, record, mac FROM audit_log ORDER BY seq",
 			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT seq, pos, secret FROM audit_secret ORDER BY seq, pos", -1, &sc.st,
@@ -604,27 +684,13 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		goto out;
 	}
 	cursor_next(&sc);
-	unsigned char prev[AUDIT_MAC_BYTES] = {0}, mac[AUDIT_MAC_BYTES];
-	int64_t expect = 1;
-	bool cp_seen = false;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t seq = sqlite3_column_int64(st, 0);
-		if (seq != expect) {
-			ret = verdict(r, AUDIT_TAMPERED, expect,
-				      seq > expect ? "record %lld is missing" : "record %lld is out of order",
-				      (long long)expect);
-			goto out;
-		}
 		const void *rec = sqlite3_column_blob(st, 4);
 		size_t len = (size_t)sqlite3_column_bytes(st, 4);
-		const void *stored = sqlite3_column_blob(st, 5);
-		if (!rec || sqlite3_column_bytes(st, 5) != AUDIT_MAC_BYTES) {
-			ret = verdict(r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq);
-			goto out;
-		}
-		record_mac(k->data, c.log_id, seq, prev, rec, len, mac);
-		if (sodium_memcmp(mac, stored, AUDIT_MAC_BYTES) != 0) {
-			ret = verdict(r, AUDIT_TAMPERED, seq, "record %lld does not match its MAC", (long long)seq);
+		if (walk_record(&w, seq, rec, len, sqlite3_column_blob(st, 5),
+				(size_t)sqlite3_column_bytes(st, 5)) != 0) {
+			ret = 0;
 			goto out;
 		}
 		/* The copied columns must say what the authenticated record says. */
@@ -632,8 +698,10 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		const char *grant = (const char *)sqlite3_column_text(st, 3);
 		head_begin(&h, seq, sqlite3_column_int64(st, 1), event ? event : "", grant);
 		size_t n = 0;
+		/* Index rows naming no record are skipped: a query joins them
+		 * to audit_log, so they can never show. */
 		while (sc.rc == SQLITE_ROW && sqlite3_column_int64(sc.st, 0) < seq)
-			cursor_next(&sc); /* rows of no record: caught below as a mismatch */
+			cursor_next(&sc);
 		for (; sc.rc == SQLITE_ROW && sqlite3_column_int64(sc.st, 0) == seq; cursor_next(&sc), n++) {
 			const char *name = (const char *)sqlite3_column_text(sc.st, 2);
 			if (sqlite3_column_int64(sc.st, 1) != (int64_t)n || !name) {
@@ -650,63 +718,120 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 				      (long long)seq);
 			goto out;
 		}
-		if (cp && seq == cp->seq) {
-			if (sodium_memcmp(mac, cp->mac, AUDIT_MAC_BYTES) != 0) {
-				ret = verdict(r, AUDIT_TAMPERED, seq, "record %lld differs from the checkpoint",
-					      (long long)seq);
-				goto out;
-			}
-			cp_seen = true;
-		}
-		memcpy(prev, mac, AUDIT_MAC_BYTES);
-		evolve(k->data);
-		r->records++;
-		expect++;
 	}
 	if (rc != SQLITE_DONE) {
 		db_fail(db, "read the audit log");
 		goto out;
 	}
-	if (sc.rc == SQLITE_ROW) {
-		ret = verdict(r, AUDIT_TAMPERED, sqlite3_column_int64(sc.st, 0),
-			      "index entries name record %lld, which does not exist",
-			      (long long)sqlite3_column_int64(sc.st, 0));
-		goto out;
-	}
-	if (cp && !cp_seen) {
-		ret = verdict(r, AUDIT_TAMPERED, expect,
-			      "the log ends at record %lld, before the checkpoint's record %lld: truncated or rolled back",
-			      (long long)(expect - 1), (long long)cp->seq);
+	if (walk_end(&w) != 0) {
+		ret = 0;
 		goto out;
 	}
 	/* The sealed state must agree with the last record and the key. */
 	struct chain sealed = {0};
-	memcpy(sealed.log_id, c.log_id, AUDIT_LOG_ID_BYTES);
+	memcpy(sealed.log_id, w.log_id, AUDIT_LOG_ID_BYTES);
 	if (state_unseal(writer_key, state, &sealed) != 0) {
 		secbuf_free(sealed.key);
-		ret = verdict(r, AUDIT_TAMPERED, expect, "the audit log state does not open with this vault's key");
+		ret = verdict(r, AUDIT_TAMPERED, w.expect, "the audit log state does not open with this vault's key");
 		goto out;
 	}
-	bool agree = sealed.seq == expect - 1 && sodium_memcmp(sealed.last_mac, prev, AUDIT_MAC_BYTES) == 0 &&
-		     sodium_memcmp(sealed.key->data, k->data, AUDIT_KEY_BYTES) == 0;
+	bool agree = sealed.seq == w.expect - 1 &&
+		     sodium_memcmp(sealed.last_mac, w.prev, AUDIT_MAC_BYTES) == 0 &&
+		     sodium_memcmp(sealed.key->data, w.k->data, AUDIT_KEY_BYTES) == 0;
 	secbuf_free(sealed.key);
 	if (!agree) {
-		ret = sealed.seq >= expect
-			      ? verdict(r, AUDIT_TAMPERED, expect,
+		ret = sealed.seq >= w.expect
+			      ? verdict(r, AUDIT_TAMPERED, w.expect,
 					"the log ends at record %lld but its sealed state says %lld: records were removed",
-					(long long)(expect - 1), (long long)sealed.seq)
+					(long long)(w.expect - 1), (long long)sealed.seq)
 			      : verdict(r, AUDIT_TAMPERED, sealed.seq + 1,
 					"the sealed state does not match record %lld", (long long)sealed.seq);
 		goto out;
 	}
-	memcpy(r->head.log_id, c.log_id, AUDIT_LOG_ID_BYTES);
-	r->head.seq = expect - 1;
-	memcpy(r->head.mac, prev, AUDIT_MAC_BYTES);
 	ret = verdict(r, AUDIT_OK, 0, "%lld records verified", (long long)r->records);
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(sc.st);
 	free(h.p);
-	secbuf_free(k);
+	secbuf_free(w.k);
+	return ret;
+}
+
+int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx,
+			const struct audit_checkpoint *cp, struct audit_report *r)
+{
+	memset(r, 0, sizeof *r);
+	struct walker w = {0};
+	json_error_t err;
+	json_t *line = NULL;
+	unsigned char origin[ORIGIN_BLOB], mac[AUDIT_MAC_BYTES];
+	struct secbuf *verifier = NULL;
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int ret = -1;
+	/* Header: log id, sealed first key, and what opens the verifier key. */
+	if ((n = getline(&buf, &cap, in)) <= 0 || !(line = json_loadb(buf, (size_t)n, 0, &err)) ||
+	    json_integer_value(json_object_get(line, "latch_audit_export")) != 1) {
+		latch_error(LATCH_USAGE, "not a latch audit export");
+		goto out;
+	}
+	const char *id_hex = json_string_value(json_object_get(line, "log_id"));
+	const char *origin_hex = json_string_value(json_object_get(line, "origin"));
+	size_t got = 0, got2 = 0;
+	json_t *vk = json_object_get(line, "verifier");
+	char *vk_text = vk ? json_dumps(vk, JSON_COMPACT) : NULL;
+	if (!id_hex || !origin_hex || !vk_text ||
+	    sodium_hex2bin(w.log_id, AUDIT_LOG_ID_BYTES, id_hex, strlen(id_hex), NULL, &got, NULL) != 0 ||
+	    got != AUDIT_LOG_ID_BYTES ||
+	    sodium_hex2bin(origin, ORIGIN_BLOB, origin_hex, strlen(origin_hex), NULL, &got2, NULL) != 0 ||
+	    got2 != ORIGIN_BLOB) {
+		free(vk_text);
+		latch_error(LATCH_USAGE, "the export's header is damaged");
+		goto out;
+	}
+	int rc = open_verifier(vk_text, strlen(vk_text), ctx, &verifier);
+	free(vk_text);
+	if (rc != 0)
+		goto out;
+	json_decref(line);
+	line = NULL;
+	if ((rc = walk_start(&w, verifier, origin, ORIGIN_BLOB, cp, r)) != 0) {
+		ret = rc > 0 ? 0 : -1;
+		goto out;
+	}
+	while ((n = getline(&buf, &cap, in)) > 0) {
+		json_decref(line);
+		line = json_loadb(buf, (size_t)n, 0, &err);
+		json_t *seq = json_object_get(line, "seq");
+		json_t *rec = json_object_get(line, "record");
+		const char *mac_hex = json_string_value(json_object_get(line, "mac"));
+		got = 0;
+		if (!json_is_integer(seq) || !json_is_string(rec) || !mac_hex ||
+		    sodium_hex2bin(mac, sizeof mac, mac_hex, strlen(mac_hex), NULL, &got, NULL) != 0 ||
+		    got != AUDIT_MAC_BYTES) {
+			ret = verdict(r, AUDIT_TAMPERED, w.expect, "line for record %lld is damaged", (long long)w.expect);
+			goto out;
+		}
+		if (walk_record(&w, (int64_t)json_integer_value(seq), json_string_value(rec),
+				json_string_length(rec), mac, AUDIT_MAC_BYTES) != 0) {
+			ret = 0;
+			goto out;
+		}
+	}
+	if (ferror(in)) {
+		latch_error(LATCH_OPERR, "cannot read the export: %s", strerror(errno));
+		goto out;
+	}
+	if (walk_end(&w) != 0) {
+		ret = 0;
+		goto out;
+	}
+	ret = verdict(r, AUDIT_OK, 0, "%lld records verified", (long long)r->records);
+out:
+	json_decref(line);
+	free(buf);
+	secbuf_free(verifier);
+	secbuf_free(w.k);
 	return ret;
 }

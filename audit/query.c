@@ -167,7 +167,7 @@ done:
 	return rc == 0 ? 0 : latch_error(LATCH_USAGE, "not a latch audit checkpoint");
 }
 
-int audit_export(sqlite3 *db, FILE *out)
+int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, "SELECT log_id, origin FROM audit_state WHERE id = 1", -1, &st, NULL) !=
@@ -183,7 +183,8 @@ int audit_export(sqlite3 *db, FILE *out)
 	if (id && origin) {
 		sodium_bin2hex(id, 2 * (size_t)idn + 1, sqlite3_column_blob(st, 0), (size_t)idn);
 		sodium_bin2hex(origin, 2 * (size_t)orn + 1, sqlite3_column_blob(st, 1), (size_t)orn);
-		fprintf(out, "{\"latch_audit_export\":1,\"log_id\":\"%s\",\"origin\":\"%s\"}\n", id, origin);
+		fprintf(out, "{\"latch_audit_export\":1,\"log_id\":\"%s\",\"origin\":\"%s\",\"verifier\":%s}\n",
+			id, origin, verifier_json);
 	}
 	free(id);
 	free(origin);

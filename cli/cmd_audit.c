@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 
 const char usage_audit[] =
 	"usage: latch audit [--secret NAME] [--grant ID] [--event EVENT] [--since DUR|TIME] [--json]\n"
-	"       latch audit verify [--checkpoint FILE] [--json] [--passphrase-fd N]\n"
+	"       latch audit verify [--checkpoint FILE] [--export FILE] [--json] [--passphrase-fd N]\n"
 	"       latch audit checkpoint\n"
 	"       latch audit export\n"
 	"\n"
@@ -32,6 +33,9 @@ const char usage_audit[] =
 	"             Exit 0 verified, 1 tampered (the first bad record is named),\n"
 	"             3 unverifiable (another vault's checkpoint, a missing key).\n"
 	"  --checkpoint FILE  the log must still contain exactly that record\n"
+	"  --export FILE      verify an export instead of the vault (no vault needed;\n"
+	"                     '-' for stdin); without a checkpoint, an export cut short\n"
+	"                     at its end cannot be told from a shorter log\n"
 	"checkpoint   print the log's head (vault id, log id, seq, MAC) as one line\n"
 	"             of JSON; keep it where the agent cannot write, and pass it to\n"
 	"             verify later to expose truncation and rollback\n"
@@ -153,20 +157,72 @@ static int vault_id_of(struct vault *v, unsigned char id[16])
 	return 0;
 }
 
+static int verify_vault(int fd, const struct audit_checkpoint *cp, struct audit_report *r)
+{
+	struct vault *v = NULL;
+	struct secbuf *writer = NULL, *verifier = NULL;
+	unsigned char vid[16];
+	if (cli_open_unlocked(fd, &v) != 0)
+		return -1;
+	int rc = vault_id_of(v, vid);
+	if (rc == 0 && cp && memcmp(vid, cp->vault_id, sizeof vid) != 0) {
+		r->verdict = AUDIT_UNVERIFIABLE;
+		snprintf(r->reason, sizeof r->reason, "the checkpoint is of another vault");
+	} else if (rc == 0 && (vault_key(v, "audit-writer", false, &writer) != 0 ||
+			       vault_key(v, "audit-verifier", false, &verifier) != 0)) {
+		r->verdict = AUDIT_UNVERIFIABLE;
+		snprintf(r->reason, sizeof r->reason, "the vault's audit keys are missing");
+	} else if (rc == 0) {
+		rc = audit_verify(vault_db(v), writer, verifier, cp, r);
+	}
+	secbuf_free(writer);
+	secbuf_free(verifier);
+	vault_close(v);
+	return rc;
+}
+
+/* Opens the verifier key of an export with the passphrase. */
+static int open_exported_verifier(const char *json, size_t len, void *ctx, struct secbuf **key)
+{
+	int fd = *(int *)ctx;
+	struct secbuf *pass = NULL;
+	if (vault_read_passphrase(fd, "Passphrase: ", false, &pass) != 0)
+		return -1;
+	int rc = vault_import_key(json, len, pass, "audit-verifier", key);
+	secbuf_free(pass);
+	return rc;
+}
+
+static int verify_export(const char *path, int fd, const struct audit_checkpoint *cp,
+			 struct audit_report *r)
+{
+	FILE *in = strcmp(path, "-") ? fopen(path, "re") : stdin;
+	if (!in)
+		return latch_error(LATCH_USAGE, "cannot open export '%s': %s", path, strerror(errno));
+	int rc = audit_verify_export(in, open_exported_verifier, &fd, cp, r);
+	if (in != stdin)
+		fclose(in);
+	return rc;
+}
+
 static int audit_verify_cmd(int argc, char **argv)
 {
 	static const struct option opts[] = {{"checkpoint", required_argument, NULL, 'c'},
+					     {"export", required_argument, NULL, 'x'},
 					     {"json", no_argument, NULL, 'j'},
 					     {"passphrase-fd", required_argument, NULL, 'p'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *cp_path = NULL;
+	const char *cp_path = NULL, *export_path = NULL;
 	bool json = false;
 	int fd = -1, c;
 	while ((c = cli_getopt(argc, argv, ":h", opts, "audit verify")) != -1) {
 		switch (c) {
 		case 'c':
 			cp_path = optarg;
+			break;
+		case 'x':
+			export_path = optarg;
 			break;
 		case 'j':
 			json = true;
@@ -186,26 +242,9 @@ static int audit_verify_cmd(int argc, char **argv)
 	struct audit_checkpoint cp;
 	if (cp_path && read_checkpoint(cp_path, &cp) != 0)
 		return cli_fail();
-	struct vault *v = NULL;
-	struct secbuf *writer = NULL, *verifier = NULL;
 	struct audit_report r = {0};
-	unsigned char vid[16];
-	if (cli_open_unlocked(fd, &v) != 0)
-		return cli_fail();
-	int rc = vault_id_of(v, vid);
-	if (rc == 0 && cp_path && memcmp(vid, cp.vault_id, sizeof vid) != 0) {
-		r.verdict = AUDIT_UNVERIFIABLE;
-		snprintf(r.reason, sizeof r.reason, "the checkpoint is of another vault");
-	} else if (rc == 0 && (vault_key(v, "audit-writer", false, &writer) != 0 ||
-			       vault_key(v, "audit-verifier", false, &verifier) != 0)) {
-		r.verdict = AUDIT_UNVERIFIABLE;
-		snprintf(r.reason, sizeof r.reason, "the vault's audit keys are missing");
-	} else if (rc == 0) {
-		rc = audit_verify(vault_db(v), writer, verifier, cp_path ? &cp : NULL, &r);
-	}
-	secbuf_free(writer);
-	secbuf_free(verifier);
-	vault_close(v);
+	int rc = export_path ? verify_export(export_path, fd, cp_path ? &cp : NULL, &r)
+			     : verify_vault(fd, cp_path ? &cp : NULL, &r);
 	if (rc != 0)
 		return cli_fail();
 	static const char *const names[] = {"verified", "tampered", "unverifiable"};
@@ -263,7 +302,11 @@ static int audit_export_cmd(int argc, char **argv)
 	struct vault *v = NULL;
 	if (cli_open_vault(&v) != 0)
 		return cli_fail();
-	int rc = audit_export(vault_db(v), stdout);
+	char *verifier = NULL;
+	int rc = vault_export_key(v, "audit-verifier", &verifier);
+	if (rc == 0)
+		rc = audit_export(vault_db(v), verifier, stdout);
+	free(verifier);
 	vault_close(v);
 	if (rc != 0)
 		return cli_fail();

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <pwd.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -875,6 +876,46 @@ static int rewrap_named_keys(struct vault *v, const struct secbuf *new_value_key
 		ret = db_fail(v, "read the keys");
 	sqlite3_finalize(st);
 	return ret;
+}
+
+static json_t *hex_json(const unsigned char *p, size_t n)
+{
+	char hex[2 * WRAPPED_KEY_BYTES + 1];
+	if (2 * n + 1 > sizeof hex)
+		return NULL;
+	sodium_bin2hex(hex, sizeof hex, p, n);
+	return json_string(hex);
+}
+
+int vault_export_key(struct vault *v, const char *purpose, char **json_out)
+{
+	sqlite3_stmt *st;
+	if (db_prepare(v, "SELECT nonce, wrapped FROM keys WHERE purpose = ?1", &st) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, purpose, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW || sqlite3_column_bytes(st, 0) != (int)KEY_NONCE_BYTES ||
+	    sqlite3_column_bytes(st, 1) != (int)WRAPPED_KEY_BYTES) {
+		sqlite3_finalize(st);
+		return rc == SQLITE_ROW || rc == SQLITE_DONE
+			       ? latch_error(LATCH_OPERR, "the vault has no usable '%s' key", purpose)
+			       : db_fail(v, "read a key");
+	}
+	const struct vault_header *h = &v->h;
+	json_t *o = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "purpose",
+			      purpose, "vault_id", hex_json(h->vault_id, VAULT_ID_BYTES), "created",
+			      (json_int_t)h->created, "kdf_alg", (json_int_t)h->kdf_alg, "kdf_opslimit",
+			      (json_int_t)h->kdf_opslimit, "kdf_memlimit", (json_int_t)h->kdf_memlimit,
+			      "kdf_salt", hex_json(h->kdf_salt, SALT_BYTES), "key_generation",
+			      (json_int_t)h->key_generation, "key_nonce", hex_json(h->key_nonce, KEY_NONCE_BYTES),
+			      "wrapped_key", hex_json(h->wrapped_key, WRAPPED_KEY_BYTES), "header_check",
+			      hex_json(h->check, HEADER_CHECK_BYTES), "nonce",
+			      hex_json(sqlite3_column_blob(st, 0), KEY_NONCE_BYTES), "wrapped",
+			      hex_json(sqlite3_column_blob(st, 1), WRAPPED_KEY_BYTES));
+	sqlite3_finalize(st);
+	*json_out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return *json_out ? 0 : latch_error(LATCH_OPERR, "out of memory");
 }
 
 int vault_read(struct vault *v, const char *const *names, size_t n, const char *event,

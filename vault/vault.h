@@ -92,6 +92,16 @@ int vault_passwd(struct vault *v, const struct secbuf *new_passphrase,
  * transaction. `count_out` gets the number of values re-encrypted. */
 int vault_rekey(struct vault *v, int64_t *count_out);
 
+/* The wrapped key `purpose` with the header fields that open it, as JSON
+ * (malloc'd): what a passphrase holder needs to recover that one key away
+ * from the vault file (e.g. to verify an audit export). It reveals nothing
+ * without the passphrase. Needs no unlock. */
+int vault_export_key(struct vault *v, const char *purpose, char **json_out);
+/* The reverse: recover the key from vault_export_key's JSON with the
+ * passphrase. A wrong passphrase fails with LATCH_DENIED. */
+int vault_import_key(const char *json, size_t len, const struct secbuf *passphrase, const char *purpose,
+		     struct secbuf **key_out);
+
 struct vault_entry {
 	const char *name;
 	int64_t version;
