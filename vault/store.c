@@ -208,9 +208,21 @@ int vault_path(const char *dir, char *buf, size_t n)
 	return 0;
 }
 
+/* How long a command waits for another one's write lock before it gives
+ * up: LATCH_LOCK_TIMEOUT_MS (0 to 600000), default 5 s. */
+static int lock_timeout_ms(void)
+{
+	const char *s = getenv("LATCH_LOCK_TIMEOUT_MS");
+	char *end;
+	long ms = s && *s ? strtol(s, &end, 10) : 5000;
+	if (!s || !*s || *end || ms < 0 || ms > 600000)
+		ms = 5000;
+	return (int)ms;
+}
+
 static int db_configure(struct vault *v)
 {
-	sqlite3_busy_timeout(v->db, 5000);
+	sqlite3_busy_timeout(v->db, lock_timeout_ms());
 	sqlite3_db_config(v->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	sqlite3_db_config(v->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 	/* Rollback journal, not WAL: deleted bytes would linger in -wal.
@@ -531,7 +543,7 @@ int vault_open(const char *dir, struct vault **out)
 	int version;
 	if (db_open(v, path, SQLITE_OPEN_READWRITE) != 0)
 		goto fail;
-	sqlite3_busy_timeout(v->db, 5000);
+	sqlite3_busy_timeout(v->db, lock_timeout_ms());
 	/* Read the version before touching anything: a newer vault is left
 	 * exactly as it is. */
 	if (schema_version(v, &version) != 0)
