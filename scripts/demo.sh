@@ -74,4 +74,24 @@ show "latch rm stripe/api-key"
 p rm stripe/api-key
 "$LATCH" ls
 
-printf '\nDone. Next: grants, latch run, git hooks, audit and federation (see README.md).\n'
+step "8. The audit log: every change and release, recorded before it happens"
+show "latch audit"
+"$LATCH" audit
+show "latch audit --secret prod-db --since 1h"
+"$LATCH" audit --secret prod-db --since 1h
+show "latch audit checkpoint > checkpoint.json   (keep it where the agent cannot write)"
+"$LATCH" audit checkpoint >"$work/checkpoint.json"
+cat "$work/checkpoint.json"
+show "latch audit verify --checkpoint checkpoint.json"
+p audit verify --checkpoint "$work/checkpoint.json"
+
+step "9. An agent rewrites history: verification names the first bad record"
+show "sqlite3 vault.db \"UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'\""
+sqlite3 "$LATCH_HOME/vault.db" "UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'"
+show "latch audit verify"
+set +e
+p audit verify
+echo "exit status $? (1 = tampered)"
+set -e
+
+printf '\nDone. Next: grants, latch run, git hooks and federation (see README.md).\n'
