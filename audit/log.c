@@ -259,6 +259,8 @@ struct head_buf {
 
 static void head_add(struct head_buf *h, const char *s)
 {
+	if (h->len == SIZE_MAX)
+		return;
 	size_t n = strlen(s);
 	if (h->len + n + 1 > h->cap) {
 		size_t cap = (h->len + n + 1) * 2;
@@ -270,8 +272,6 @@ static void head_add(struct head_buf *h, const char *s)
 		h->p = p;
 		h->cap = cap;
 	}
-	if (h->len == SIZE_MAX)
-		return;
 	memcpy(h->p + h->len, s, n + 1);
 	h->len += n;
 }
