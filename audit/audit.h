@@ -30,6 +30,7 @@ struct audit_secret_ref {
 /* One event. Unset (NULL / negative) fields are left out of the record. */
 struct audit_event {
 	const char *event;    /* "init", "set", "rm", "reveal", "grant", "release", ... */
+	int64_t time;         /* UNIX time of the event; 0: now */
 	const char *decision; /* "allow" or "deny"; NULL for plain changes */
 	const char *reason;   /* why a denial happened, NULL otherwise */
 	const struct audit_secret_ref *secrets;

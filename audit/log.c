@@ -480,7 +480,7 @@ int audit_append(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		secbuf_free(c.key);
 		return -1;
 	}
-	int64_t seq = c.seq + 1, now = (int64_t)time(NULL);
+	int64_t seq = c.seq + 1, now = ev->time > 0 ? ev->time : (int64_t)time(NULL);
 	struct head_buf h = {0};
 	head_begin(&h, seq, now, ev->event, ev->grant_id);
 	for (size_t i = 0; i < ev->n_secrets; i++)

@@ -481,8 +481,16 @@ int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum
 	v->kek = kek;
 	dk = kek = NULL;
 	vault_on_change(v, hook, hook_ctx);
-	if (db_open(v, tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) != 0)
+	/* Create the file 0600 ourselves: sqlite would honour whatever umask
+	 * the caller has (its journal copies the file's mode). */
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		latch_error(LATCH_OPERR, "cannot create '%s': %s", tmp, strerror(errno));
 		goto out;
+	}
+	close(fd);
+	if (db_open(v, tmp, SQLITE_OPEN_READWRITE) != 0)
+		goto out_unlink;
 	if (db_configure(v) != 0 || tx_begin(v) != 0)
 		goto out_unlink;
 	if (migrate(v, 0) != 0 || header_write(v, h, true) != 0 ||
