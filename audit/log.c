@@ -542,6 +542,8 @@ int audit_head(sqlite3 *db, struct audit_checkpoint *out)
 }
 
 static void vverdict(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt,
+		     va_list ap) __attribute__((format(printf, 4, 0)));
+static void vverdict(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt,
 		     va_list ap)
 {
 	r->verdict = v;
@@ -665,9 +667,18 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 	int rc = state_load(db, w.log_id, state, origin);
 	if (rc < 0)
 		return -1;
-	if (rc == 0)
-		return cp ? verdict(r, AUDIT_TAMPERED, 1, "the audit log is gone (its state row is missing)")
-			  : verdict(r, AUDIT_UNVERIFIABLE, 0, "the vault has no audit log state");
+	if (rc == 0) {
+		/* No state: with records (or a checkpoint) left, it was deleted. */
+		sqlite3_stmt *q;
+		int64_t records = 0;
+		if (sqlite3_prepare_v2(db, "SELECT count(*) FROM audit_log", -1, &q, NULL) != SQLITE_OK)
+			return db_fail(db, "read the audit log");
+		if (sqlite3_step(q) == SQLITE_ROW)
+			records = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+		return cp || records ? verdict(r, AUDIT_TAMPERED, 1, "the audit log's state row is missing")
+				     : verdict(r, AUDIT_UNVERIFIABLE, 0, "the vault has no audit log");
+	}
 	sqlite3_stmt *st = NULL;
 	struct secret_cursor sc = {NULL, SQLITE_DONE};
 	struct head_buf h = {0};
@@ -678,8 +689,8 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 	}
 	if (sqlite3_prepare_v2(db, "SELECT seq, time, event, grant_id, record, mac FROM audit_log ORDER BY seq",
 			       -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT seq, pos, secret FROM audit_secret ORDER BY seq, pos", -1, &sc.st,
-			       NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v2(db, "SELECT seq, pos, secret, time FROM audit_secret ORDER BY seq, pos", -1,
+			       &sc.st, NULL) != SQLITE_OK) {
 		db_fail(db, "read the audit log");
 		goto out;
 	}
@@ -704,7 +715,10 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 			cursor_next(&sc);
 		for (; sc.rc == SQLITE_ROW && sqlite3_column_int64(sc.st, 0) == seq; cursor_next(&sc), n++) {
 			const char *name = (const char *)sqlite3_column_text(sc.st, 2);
-			if (sqlite3_column_int64(sc.st, 1) != (int64_t)n || !name) {
+			/* The secret index carries the time too (queries filter
+			 * on it): it must be the record's. */
+			if (sqlite3_column_int64(sc.st, 1) != (int64_t)n || !name ||
+			    sqlite3_column_int64(sc.st, 3) != sqlite3_column_int64(st, 1)) {
 				n = SIZE_MAX;
 				break;
 			}
