@@ -54,7 +54,7 @@ LIB_SRC := $(wildcard common/*.c) $(wildcard vault/*.c) $(wildcard audit/*.c)
 CLI_SRC := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-HDRS := $(wildcard */*.h)
+HDRS := $(wildcard */*.h) $(wildcard tests/*/*.h)
 
 LIB_OBJ := $(LIB_SRC:%.c=build/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=build/obj/%.o)

@@ -568,6 +568,11 @@ int vault_open(const char *dir, struct vault **out)
 	}
 	if (db_configure(v) != 0)
 		goto fail;
+	/* The header has the same layout in every schema version: check it
+	 * before a migration writes anything, so a damaged old vault is
+	 * refused exactly as it is. */
+	if (header_read(v, &v->h) != 0)
+		goto fail;
 	if (version < SCHEMA_VERSION) {
 		if (tx_begin(v) != 0)
 			goto fail;
@@ -577,8 +582,6 @@ int vault_open(const char *dir, struct vault **out)
 			goto fail;
 		}
 	}
-	if (header_read(v, &v->h) != 0)
-		goto fail;
 	*out = v;
 	return 0;
 fail:
@@ -676,6 +679,10 @@ int vault_set(struct vault *v, const char *name, const struct secbuf *value, int
 	if (header_unchanged(v) != 0 || (found = secret_lookup(v, name, &id, &version)) < 0)
 		return tx_abort(v);
 	if (found) {
+		if (version < 1 || version == INT64_MAX) {
+			latch_error(LATCH_OPERR, "secret '%s' has an impossible version: the vault is damaged", name);
+			return tx_abort(v);
+		}
 		version++;
 	} else {
 		/* Insert first: the row id is part of the associated data. */
@@ -1072,8 +1079,12 @@ int vault_list(struct vault *v, int (*fn)(const struct vault_entry *e, void *ctx
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct vault_entry e = {(const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
 					sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
-		if (!e.name)
-			continue;
+		/* A name edited into the file could carry terminal escapes:
+		 * refuse the vault rather than print it. */
+		if (!e.name || !vault_name_valid(e.name)) {
+			ret = latch_error(LATCH_OPERR, "the vault holds an invalid secret name: it is damaged");
+			break;
+		}
 		if ((ret = fn(&e, ctx)) != 0)
 			break;
 	}
