@@ -109,6 +109,18 @@ struct audit_filter {
 int audit_query(sqlite3 *db, const struct audit_filter *f,
 		int (*fn)(int64_t seq, const char *record, size_t len, void *ctx), void *ctx);
 
+/* The newest "set" or "rm" record naming `secret`, from the plaintext
+ * tables (verify authenticates them): 1 found, 0 none, -1 error. Before a
+ * value is released its row must match this, so a row put back from an
+ * older copy of the vault (which still decrypts) is refused. */
+struct audit_change {
+	int64_t seq;
+	bool removed;      /* the newest is an rm */
+	int64_t secret_id;
+	int64_t version;   /* for a set */
+};
+int audit_last_change(sqlite3 *db, const char *secret, struct audit_change *out);
+
 /* "30m", "24h", "7d", "90s", "2w" ago, or an RFC 3339 time
  * ("2026-11-23T15:00:00Z") or date ("2026-11-23", UTC): a UNIX time. */
 int audit_parse_since(const char *s, int64_t now, int64_t *out);

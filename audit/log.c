@@ -435,7 +435,8 @@ static int insert_record(sqlite3 *db, int64_t seq, int64_t now, const struct aud
 		return db_fail(db, "append to the audit log");
 	if (!ev->n_secrets)
 		return 0;
-	if (sqlite3_prepare_v2(db, "INSERT INTO audit_secret (seq, pos, secret, time) VALUES (?1, ?2, ?3, ?4)",
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO audit_secret (seq, pos, secret, time, event) VALUES (?1, ?2, ?3, ?4, ?5)",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(db, "append to the audit log");
 	for (size_t i = 0; i < ev->n_secrets && rc == SQLITE_DONE; i++) {
@@ -444,6 +445,7 @@ static int insert_record(sqlite3 *db, int64_t seq, int64_t now, const struct aud
 		sqlite3_bind_int64(st, 2, (int64_t)i);
 		sqlite3_bind_text(st, 3, ev->secrets[i].name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, now);
+		sqlite3_bind_text(st, 5, ev->event, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);
@@ -689,8 +691,8 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 	}
 	if (sqlite3_prepare_v2(db, "SELECT seq, time, event, grant_id, record, mac FROM audit_log ORDER BY seq",
 			       -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT seq, pos, secret, time FROM audit_secret ORDER BY seq, pos", -1,
-			       &sc.st, NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v2(db, "SELECT seq, pos, secret, time, event FROM audit_secret ORDER BY seq, pos",
+			       -1, &sc.st, NULL) != SQLITE_OK) {
 		db_fail(db, "read the audit log");
 		goto out;
 	}
@@ -715,9 +717,11 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 			cursor_next(&sc);
 		for (; sc.rc == SQLITE_ROW && sqlite3_column_int64(sc.st, 0) == seq; cursor_next(&sc), n++) {
 			const char *name = (const char *)sqlite3_column_text(sc.st, 2);
-			/* The secret index carries the time too (queries filter
-			 * on it): it must be the record's. */
-			if (sqlite3_column_int64(sc.st, 1) != (int64_t)n || !name ||
+			/* The secret index carries the time and event too
+			 * (queries filter on them): they must be the record's. */
+			const char *sevent = (const char *)sqlite3_column_text(sc.st, 4);
+			if (sqlite3_column_int64(sc.st, 1) != (int64_t)n || !name || !sevent || !event ||
+			    strcmp(sevent, event) != 0 ||
 			    sqlite3_column_int64(sc.st, 3) != sqlite3_column_int64(st, 1)) {
 				n = SIZE_MAX;
 				break;

@@ -44,18 +44,22 @@ const char usage_audit[] =
 static int print_record(int64_t seq, const char *record, size_t len, void *ctx)
 {
 	bool *first = ctx;
-	(void)seq;
-	if (first) { /* --json: records are JSON already; stream them */
+	/* Anyone can edit the plaintext tables: a stored record must be one
+	 * JSON object of its own seq before it is shown, in either format. */
+	json_error_t err;
+	json_t *r = json_loadb(record, len, 0, &err);
+	if (!json_is_object(r) || json_integer_value(json_object_get(r, "seq")) != seq) {
+		json_decref(r);
+		return latch_error(LATCH_OPERR, "audit record %lld is damaged: run 'latch audit verify'",
+				   (long long)seq);
+	}
+	if (first) { /* --json: the record, byte for byte as stored */
+		json_decref(r);
 		fputs(*first ? "[\n  " : ",\n  ", stdout);
 		fwrite(record, 1, len, stdout);
 		*first = false;
 		return 0;
 	}
-	json_error_t err;
-	json_t *r = json_loadb(record, len, 0, &err);
-	if (!r)
-		return latch_error(LATCH_OPERR, "audit record %lld is not JSON: run 'latch audit verify'",
-				   (long long)seq);
 	char when[32], names[256] = "";
 	format_time_utc(json_integer_value(json_object_get(r, "time")), when);
 	json_t *secrets = json_object_get(r, "secrets"), *s;
@@ -168,11 +172,18 @@ static int verify_vault(int fd, const struct audit_checkpoint *cp, struct audit_
 	if (rc == 0 && cp && memcmp(vid, cp->vault_id, sizeof vid) != 0) {
 		r->verdict = AUDIT_UNVERIFIABLE;
 		snprintf(r->reason, sizeof r->reason, "the checkpoint is of another vault");
-	} else if (rc == 0 && (vault_key(v, "audit-writer", false, &writer) != 0 ||
-			       vault_key(v, "audit-verifier", false, &verifier) != 0)) {
-		r->verdict = AUDIT_UNVERIFIABLE;
-		snprintf(r->reason, sizeof r->reason, "the vault's audit keys are missing");
 	} else if (rc == 0) {
+		/* A missing key is the verdict's reason, said once below. */
+		latch_error_quiet(true);
+		bool keys = vault_key(v, "audit-writer", false, &writer) == 0 &&
+			    vault_key(v, "audit-verifier", false, &verifier) == 0;
+		latch_error_quiet(false);
+		if (!keys) {
+			r->verdict = AUDIT_UNVERIFIABLE;
+			snprintf(r->reason, sizeof r->reason, "the vault's audit keys are missing");
+		}
+	}
+	if (rc == 0 && r->reason[0] == '\0') {
 		rc = audit_verify(vault_db(v), writer, verifier, cp, r);
 	}
 	secbuf_free(writer);

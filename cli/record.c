@@ -15,6 +15,24 @@ void cli_record_argv(int argc, char **argv)
 	record_argv = argv;
 }
 
+/* Before a release: each row must be the one its newest recorded change
+ * made. A row put back from an older copy of the vault, or a removed
+ * secret brought back, still decrypts; this is what refuses it. */
+static int check_rows(struct vault *v, const struct vault_change *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct audit_change last;
+		int rc = audit_last_change(vault_db(v), c->names[i], &last);
+		if (rc < 0)
+			return -1;
+		if (rc == 0 || last.removed || last.secret_id != c->ids[i] || last.version != c->versions[i])
+			return latch_error(LATCH_OPERR,
+					   "secret '%s' is not what its last recorded change left (version %lld stored): the vault was rolled back or edited; run 'latch audit verify'",
+					   c->names[i], (long long)c->versions[i]);
+	}
+	return 0;
+}
+
 int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
 {
 	(void)ctx;
@@ -38,6 +56,8 @@ int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
 		.argv = record_argv,
 		.argc = record_argc,
 	};
+	if (ev.decision && check_rows(v, c) != 0)
+		return -1;
 	int rc = -1;
 	if (vault_key(v, "audit-writer", true, &writer) == 0 &&
 	    vault_key(v, "audit-verifier", true, &verifier) == 0)

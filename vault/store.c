@@ -63,8 +63,10 @@ static const char *const migrations[] = {
 	" pos INTEGER NOT NULL,"
 	" secret TEXT NOT NULL,"
 	" time INTEGER NOT NULL,"
+	" event TEXT NOT NULL,"
 	" PRIMARY KEY (seq, pos)) WITHOUT ROWID;"
 	"CREATE INDEX audit_secret_name ON audit_secret (secret, time);"
+	"CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq);"
 	"CREATE TABLE audit_state ("
 	" id INTEGER PRIMARY KEY CHECK (id = 1),"
 	" log_id BLOB NOT NULL,"
@@ -363,11 +365,11 @@ static int header_unchanged(struct vault *v)
 /* Tells the hook (the audit log) about a change, inside the transaction
  * that makes it: if the hook fails, the change is rolled back. */
 static int run_hook(struct vault *v, const char *event, const char *const *names, const int64_t *ids,
-		    size_t n, int64_t version)
+		    const int64_t *versions, size_t n, int64_t version)
 {
 	if (!v->hook)
 		return 0;
-	struct vault_change c = {event, names, ids, n, version};
+	struct vault_change c = {event, names, ids, versions, n, version};
 	return v->hook(v, &c, v->hook_ctx);
 }
 
@@ -494,7 +496,7 @@ int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum
 	if (db_configure(v) != 0 || tx_begin(v) != 0)
 		goto out_unlink;
 	if (migrate(v, 0) != 0 || header_write(v, h, true) != 0 ||
-	    run_hook(v, "init", NULL, NULL, 0, -1) != 0) {
+	    run_hook(v, "init", NULL, NULL, NULL, 0, -1) != 0) {
 		tx_abort(v);
 		goto out_unlink;
 	}
@@ -704,7 +706,7 @@ int vault_set(struct vault *v, const char *name, const struct secbuf *value, int
 		version = 1;
 	}
 	if (secret_store(v, id, name, version, value->data, value->len, now) != 0 ||
-	    run_hook(v, "set", &name, &id, 1, version) != 0 || tx_commit(v) != 0)
+	    run_hook(v, "set", &name, &id, &version, 1, version) != 0 || tx_commit(v) != 0)
 		return tx_abort(v);
 	if (version_out)
 		*version_out = version;
@@ -769,7 +771,7 @@ int vault_remove(struct vault *v, const char *name)
 		db_fail(v, "remove the secret");
 		return tx_abort(v);
 	}
-	if (run_hook(v, "rm", &name, &id, 1, -1) != 0)
+	if (run_hook(v, "rm", &name, &id, &version, 1, -1) != 0)
 		return tx_abort(v);
 	return tx_commit(v);
 }
@@ -788,7 +790,7 @@ int vault_passwd(struct vault *v, const struct secbuf *new_passphrase, const enu
 		return -1;
 	wrap_data_key(&h, kek, v->data_key);
 	if (tx_begin(v) != 0 || header_unchanged(v) != 0 || header_write(v, &h, false) != 0 ||
-	    run_hook(v, "passwd", NULL, NULL, 0, -1) != 0 || tx_commit(v) != 0) {
+	    run_hook(v, "passwd", NULL, NULL, NULL, 0, -1) != 0 || tx_commit(v) != 0) {
 		secbuf_free(kek);
 		return tx_abort(v);
 	}
@@ -953,7 +955,7 @@ int vault_read(struct vault *v, const char *const *names, size_t n, const char *
 	for (size_t i = 0; i < n; i++)
 		if (check_name(names[i]) != 0)
 			return -1;
-	int64_t *ids = calloc(n ? n : 1, sizeof *ids);
+	int64_t *ids = calloc(n ? 2 * n : 1, sizeof *ids), *versions = ids + n;
 	if (!ids)
 		return latch_error(LATCH_OPERR, "out of memory");
 	for (size_t i = 0; i < n; i++)
@@ -964,8 +966,7 @@ int vault_read(struct vault *v, const char *const *names, size_t n, const char *
 	if (tx_begin(v) != 0)
 		goto fail;
 	for (; got < n; got++) {
-		int64_t version;
-		int found = secret_lookup(v, names[got], &ids[got], &version);
+		int found = secret_lookup(v, names[got], &ids[got], &versions[got]);
 		if (found == 0)
 			latch_error(LATCH_OPERR, "no secret named '%s'", names[got]);
 		if (found <= 0)
@@ -973,7 +974,7 @@ int vault_read(struct vault *v, const char *const *names, size_t n, const char *
 		if (vault_get(v, names[got], &values[got]) != 0)
 			goto fail;
 	}
-	if (run_hook(v, event, names, ids, n, -1) != 0 || tx_commit(v) != 0)
+	if (run_hook(v, event, names, ids, versions, n, -1) != 0 || tx_commit(v) != 0)
 		goto fail;
 	free(ids);
 	return 0;
@@ -1051,7 +1052,7 @@ int vault_rekey(struct vault *v, int64_t *count_out)
 	st = NULL;
 	/* The hook runs while the old keys still open the named keys; then
 	 * those are re-wrapped under the new data key. */
-	if (header_write(v, &h, false) != 0 || run_hook(v, "rekey", NULL, NULL, 0, -1) != 0 ||
+	if (header_write(v, &h, false) != 0 || run_hook(v, "rekey", NULL, NULL, NULL, 0, -1) != 0 ||
 	    rewrap_named_keys(v, vk) != 0 || tx_commit(v) != 0)
 		goto fail;
 	secbuf_free(v->data_key);

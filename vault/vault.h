@@ -43,6 +43,7 @@ struct vault_change {
 	const char *event;        /* "init", "set", "rm", "passwd", "rekey", or vault_read's */
 	const char *const *names; /* the secrets concerned */
 	const int64_t *ids;       /* their ids */
+	const int64_t *versions;  /* their versions (after a set: the new one) */
 	size_t n;
 	int64_t version; /* set: the new version; otherwise -1 */
 };
