@@ -277,6 +277,25 @@ static int migrate(struct vault *v, int from)
 	return db_exec(v, sql, "upgrade the vault schema");
 }
 
+/* latch creates tables and indexes only. A view or trigger in the file
+ * was put there by someone else, and could make a query never end (a
+ * recursive view) or act on a write: refuse the file. */
+static int schema_check(struct vault *v)
+{
+	sqlite3_stmt *st;
+	if (db_prepare(v, "SELECT count(*) FROM sqlite_master WHERE type NOT IN ('table', 'index')", &st) != 0)
+		return -1;
+	int rc = sqlite3_step(st);
+	int64_t odd = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (odd != 0)
+		return odd < 0 ? db_fail(v, "read the vault schema")
+			       : latch_error(LATCH_OPERR,
+					     "vault '%s' contains views or triggers latch never creates: refusing it",
+					     v->path);
+	return 0;
+}
+
 static int blob_into(sqlite3_stmt *st, int col, unsigned char *dst, size_t n)
 {
 	if (sqlite3_column_type(st, col) != SQLITE_BLOB || (size_t)sqlite3_column_bytes(st, col) != n)
@@ -573,7 +592,7 @@ int vault_open(const char *dir, struct vault **out)
 	/* The header has the same layout in every schema version: check it
 	 * before a migration writes anything, so a damaged old vault is
 	 * refused exactly as it is. */
-	if (header_read(v, &v->h) != 0)
+	if (schema_check(v) != 0 || header_read(v, &v->h) != 0)
 		goto fail;
 	if (version < SCHEMA_VERSION) {
 		if (tx_begin(v) != 0)
@@ -868,8 +887,13 @@ int vault_key(struct vault *v, const char *purpose, bool create, struct secbuf *
 		db_fail(v, "read a key");
 	}
 	sqlite3_finalize(st);
-	if (own_tx)
-		return ret == 0 ? tx_commit(v) : tx_abort(v);
+	if (own_tx && ret == 0 && tx_commit(v) != 0) {
+		secbuf_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	if (own_tx && ret != 0)
+		tx_abort(v);
 	return ret;
 }
 
