@@ -514,7 +514,7 @@ int audit_append(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		*seq_out = seq;
 	ret = 0;
 out:
-	free(tail);
+	json_free_text(tail);
 	free(h.p);
 	secbuf_free(c.key);
 	return ret;
@@ -804,12 +804,12 @@ int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx,
 	    got != AUDIT_LOG_ID_BYTES ||
 	    sodium_hex2bin(origin, ORIGIN_BLOB, origin_hex, strlen(origin_hex), NULL, &got2, NULL) != 0 ||
 	    got2 != ORIGIN_BLOB) {
-		free(vk_text);
+		json_free_text(vk_text);
 		latch_error(LATCH_USAGE, "the export's header is damaged");
 		goto out;
 	}
 	int rc = open_verifier(vk_text, strlen(vk_text), ctx, &verifier);
-	free(vk_text);
+	json_free_text(vk_text);
 	if (rc != 0)
 		goto out;
 	json_decref(line);

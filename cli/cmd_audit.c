@@ -317,7 +317,7 @@ static int audit_export_cmd(int argc, char **argv)
 	int rc = vault_export_key(v, "audit-verifier", &verifier);
 	if (rc == 0)
 		rc = audit_export(vault_db(v), verifier, stdout);
-	free(verifier);
+	json_free_text(verifier);
 	vault_close(v);
 	if (rc != 0)
 		return cli_fail();

@@ -68,9 +68,24 @@ int tty_read_hidden(const char *prompt, size_t max, struct secbuf **out);
 /* True if this process has a controlling terminal it can open. */
 bool tty_available(void);
 
+/* Secret names (and grant ids): [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
+bool latch_name_valid(const char *name);
+
 /* Format a UNIX time as RFC 3339 UTC ("2026-11-23T15:42:09Z"). */
 void format_time_utc(int64_t t, char buf[32]);
 /* Parse a decimal file descriptor number >= 0. */
 int parse_fd(const char *s, int *fd);
+
+/* A duration: digits and one unit s, m, h, d or w ("90s", "30m", "24h").
+ * Fails (LATCH_USAGE, naming `what`) on anything else or above `max`. */
+int parse_duration(const char *s, int64_t max, const char *what, int64_t *seconds);
+
+/* Make jansson allocate through a wrapper that wipes every block when it
+ * is freed: JSON that carried a value (base64 in a broker message) leaves
+ * no copy behind in the heap. Call once, before any JSON is built. */
+void json_use_wiping_allocator(void);
+/* Free text from json_dumps() with jansson's current allocator (plain
+ * free() would be wrong once the wiping allocator is in use). NULL-safe. */
+void json_free_text(char *text);
 
 #endif

@@ -138,16 +138,7 @@ static int tx_abort(struct vault *v)
 
 bool vault_name_valid(const char *name)
 {
-	size_t n = strlen(name);
-	if (n == 0 || n > VAULT_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)name[i];
-		bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-		if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '/' && c != '-')))
-			return false;
-	}
-	return true;
+	return latch_name_valid(name);
 }
 
 static int check_name(const char *name)
