@@ -50,7 +50,7 @@ SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-po
 ASAN_CFLAGS := $(CSTD) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS)
 
 # Modules in dependency order; cli/ holds main().
-LIB_SRC := $(wildcard common/*.c) $(wildcard vault/*.c) $(wildcard audit/*.c) $(wildcard agent/*.c)
+LIB_SRC := $(wildcard common/*.c) $(wildcard vault/*.c) $(wildcard audit/*.c) $(wildcard agent/*.c) $(wildcard broker/*.c)
 CLI_SRC := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)

@@ -55,11 +55,15 @@ struct agent_recorder {
 	void *ctx;
 };
 
-/* Run the daemon: bind, serve until idle or signalled, wipe, exit.
- * `foreground` false: detach first (double fork, new session, /dev/null).
- * It exits LATCH_AGENT_IDLE seconds (default 600) after its last grant
+/* First thing in the daemon process, before it opens anything: close
+ * every inherited descriptor above 2 (a caller's pipe must not be held
+ * open) and, unless `foreground`, detach (double fork, new session,
+ * /dev/null for 0-2). */
+int agent_detach(bool foreground);
+/* Run the daemon: bind, serve until idle or signalled, wipe, return.
+ * It stops LATCH_AGENT_IDLE seconds (default 600) after its last grant
  * ended and it last served a request. */
-int agent_serve(const char *vault_dir, bool foreground, const struct agent_recorder *rec);
+int agent_serve(const char *vault_dir, const struct agent_recorder *rec);
 
 /* Send one request and read the response. Returns 0 with *resp set, 1 if
  * no daemon is listening, -1 on error. */

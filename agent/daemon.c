@@ -497,14 +497,17 @@ static int idle_seconds(void)
 	return v > 0 ? v : 600;
 }
 
-int agent_serve(const char *vault_dir, bool foreground, const struct agent_recorder *rec)
+int agent_detach(bool foreground)
+{
+	close_inherited();
+	return foreground ? 0 : detach();
+}
+
+int agent_serve(const char *vault_dir, const struct agent_recorder *rec)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
 	recorder = rec;
 	if (agent_paths(vault_dir, sock, lock) != 0)
-		return -1;
-	close_inherited();
-	if (!foreground && detach() != 0)
 		return -1;
 	int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (lfd < 0)

@@ -38,6 +38,12 @@ struct audit_event {
 	const char *grant_id;
 	int64_t version;  /* the secret's version after a set; <0 unset */
 	int exit_status;  /* a child's exit status; <0 unset */
+	/* A grant's policy: seconds to live (<=0 unset), uses (<0 unset:
+	 * unlimited), allowed commands. */
+	int64_t ttl;
+	int64_t uses;
+	const char *const *cmds;
+	size_t n_cmds;
 	int64_t redactions; /* redaction hits; <0 unset */
 	/* The process the event is about. pid 0: this process (latch itself):
 	 * pid, uid, exe, cwd and argv are filled in from /proc/self. */
@@ -57,6 +63,10 @@ struct audit_event {
  * pass NULL where only the writer key is held (the broker). */
 int audit_append(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
 		 const struct audit_event *ev, int64_t *seq_out);
+
+/* 0 if `writer_key` opens this log's sealed state: proof that its holder
+ * got it from the vault with the passphrase. -1 (reported) otherwise. */
+int audit_check_writer(sqlite3 *db, const struct secbuf *writer_key);
 
 /* Verification. */
 struct audit_checkpoint {

@@ -382,11 +382,24 @@ static char *record_tail(const struct audit_event *ev, const struct secbuf *writ
 		exe_p = exe;
 		cwd_p = getcwd(cwd, sizeof cwd) ? cwd : "";
 	}
-	if (ev->secrets && ev->n_secrets) {
+	bool any_id = false;
+	for (size_t i = 0; ev->secrets && i < ev->n_secrets; i++)
+		any_id = any_id || ev->secrets[i].id != 0;
+	if (any_id) { /* the broker knows names only */
 		json_t *ids = json_array();
 		for (size_t i = 0; i < ev->n_secrets; i++)
 			json_array_append_new(ids, json_integer(ev->secrets[i].id));
 		json_object_set_new(o, "secret_ids", ids);
+	}
+	if (ev->ttl > 0)
+		json_object_set_new(o, "ttl", json_integer(ev->ttl));
+	if (ev->uses >= 0 && ev->ttl > 0)
+		json_object_set_new(o, "uses", json_integer(ev->uses));
+	if (ev->n_cmds) {
+		json_t *cmds = json_array();
+		for (size_t i = 0; i < ev->n_cmds; i++)
+			json_array_append_new(cmds, json_string(ev->cmds[i]));
+		json_object_set_new(o, "cmds", cmds);
 	}
 	if (ev->version >= 0)
 		json_object_set_new(o, "version", json_integer(ev->version));
@@ -518,6 +531,18 @@ out:
 	free(h.p);
 	secbuf_free(c.key);
 	return ret;
+}
+
+int audit_check_writer(sqlite3 *db, const struct secbuf *writer_key)
+{
+	struct chain c = {0};
+	unsigned char state[STATE_BLOB];
+	int rc = state_load(db, c.log_id, state, NULL);
+	if (rc <= 0)
+		return rc < 0 ? -1 : latch_error(LATCH_OPERR, "the vault has no audit log");
+	rc = state_open(writer_key, state, &c);
+	secbuf_free(c.key);
+	return rc;
 }
 
 int audit_head(sqlite3 *db, struct audit_checkpoint *out)

@@ -27,9 +27,15 @@ int cmd_rekey(int argc, char **argv);
 int cmd_reveal(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_grant(int argc, char **argv);
+int cmd_grants(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 
 extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[],
-	usage_rekey[], usage_reveal[], usage_status[], usage_audit[];
+	usage_rekey[], usage_reveal[], usage_status[], usage_audit[], usage_grant[], usage_grants[],
+	usage_revoke[], usage_run[], usage_agent[];
 
 /* The exit status for the last reported error (DESIGN.md section 3). */
 int cli_fail(void);
@@ -53,7 +59,18 @@ int cli_open_unlocked(int passphrase_fd, struct vault **v);
 /* The audit hook: records each vault change in its transaction. main()
  * hands over argv, which is recorded only as a keyed hash. */
 void cli_record_argv(int argc, char **argv);
+/* A grant's record carries its id and policy: pass this as the hook's ctx. */
+struct cli_grant_info {
+	const char *id;
+	int64_t ttl;
+	int64_t uses; /* -1: unlimited */
+	const char *const *cmds;
+	size_t n_cmds;
+};
 int cli_record(struct vault *v, const struct vault_change *c, void *ctx);
+/* Append one event outside a vault change (its own transaction). */
+struct audit_event;
+int cli_record_event(struct vault *v, const struct audit_event *ev);
 
 /* Flush stdout; a write error (a full disk, a closed pipe) is an error. */
 int cli_finish_output(void);

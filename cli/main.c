@@ -14,7 +14,12 @@ static const struct cli_command commands[] = {
 	{"rekey", cmd_rekey, "re-encrypt every value under a new data key", usage_rekey},
 	{"reveal", cmd_reveal, "show a value on the terminal, never on stdout", usage_reveal},
 	{"status", cmd_status, "show the state of the vault", usage_status},
+	{"grant", cmd_grant, "let 'latch run' release secrets for a while (needs the passphrase)", usage_grant},
+	{"grants", cmd_grants, "list the live grants", usage_grants},
+	{"revoke", cmd_revoke, "end a grant, or all of them", usage_revoke},
+	{"run", cmd_run, "run a command with secrets delivered by reference", usage_run},
 	{"audit", cmd_audit, "query, verify, checkpoint or export the audit log", usage_audit},
+	{"agent", cmd_agent, "the broker daemon (started on demand)", usage_agent},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -45,6 +50,8 @@ int main(int argc, char **argv)
 	if (harden_process() != 0 || sodium_init() < 0)
 		return LATCH_OPERR;
 	cli_record_argv(argc, argv);
+	/* JSON may carry values (broker messages): wipe it when freed. */
+	json_use_wiping_allocator();
 	if (argc < 2) {
 		usage(stderr);
 		return LATCH_USAGE;

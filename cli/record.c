@@ -15,6 +15,12 @@ void cli_record_argv(int argc, char **argv)
 	record_argv = argv;
 }
 
+/* Events that hand a value out. */
+static bool is_release(const char *event)
+{
+	return !strcmp(event, "reveal") || !strcmp(event, "grant") || !strcmp(event, "release");
+}
+
 /* Before a release: each row must be the one its newest recorded change
  * made. A row put back from an older copy of the vault, or a removed
  * secret brought back, still decrypts; this is what refuses it. */
@@ -35,7 +41,7 @@ static int check_rows(struct vault *v, const struct vault_change *c)
 
 int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
 {
-	(void)ctx;
+	const struct cli_grant_info *grant = ctx; /* set for grants */
 	struct secbuf *writer = NULL, *verifier = NULL;
 	struct audit_secret_ref refs[AUDIT_MAX_SECRETS];
 	if (c->n > AUDIT_MAX_SECRETS)
@@ -47,7 +53,12 @@ int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
 	struct audit_event ev = {
 		.event = c->event,
 		/* A release is a decision; a change (set, rm) just happened. */
-		.decision = !strcmp(c->event, "reveal") ? "allow" : NULL,
+		.decision = is_release(c->event) ? "allow" : NULL,
+		.grant_id = grant ? grant->id : NULL,
+		.ttl = grant ? grant->ttl : 0,
+		.uses = grant ? grant->uses : -1,
+		.cmds = grant ? grant->cmds : NULL,
+		.n_cmds = grant ? grant->n_cmds : 0,
 		.secrets = refs,
 		.n_secrets = c->n,
 		.version = c->version,
@@ -64,5 +75,23 @@ int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
 		rc = audit_append(vault_db(v), writer, verifier, &ev, NULL);
 	secbuf_free(writer);
 	secbuf_free(verifier);
+	return rc;
+}
+
+int cli_record_event(struct vault *v, const struct audit_event *ev)
+{
+	struct secbuf *writer = NULL;
+	sqlite3 *db = vault_db(v);
+	int rc = -1;
+	if (vault_key(v, "audit-writer", false, &writer) == 0) {
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			latch_error(LATCH_OPERR, "cannot lock the vault: %s", sqlite3_errmsg(db));
+		else if (audit_append(db, writer, NULL, ev, NULL) != 0 ||
+			 sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		else
+			rc = 0;
+	}
+	secbuf_free(writer);
 	return rc;
 }

@@ -1,0 +1,57 @@
+/* broker: what `latch run` does around the child (DESIGN.md section 2):
+ * find the references, resolve the command, build the child's
+ * environment, deliver values as variables or private files, exec, pass
+ * signals and the exit status through. Values never go into argv. */
+#ifndef LATCH_BROKER_H
+#define LATCH_BROKER_H
+
+#include "../common/common.h"
+
+#include <limits.h>
+
+#define BROKER_MAX_REFS 64
+#define BROKER_SCHEME "latch://"
+
+/* One reference: VAR gets the value of secret NAME, as the variable's
+ * value, or (as_file) as the path of a 0600 file holding it. */
+struct broker_ref {
+	char *var;
+	char *name;
+	bool as_file;
+};
+
+struct broker_plan {
+	struct broker_ref refs[BROKER_MAX_REFS];
+	size_t n_refs;
+	bool pristine;            /* start from an empty environment */
+	char *keep[BROKER_MAX_REFS]; /* with pristine: variables to keep */
+	size_t n_keep;
+	char *const *argv;        /* the command and its arguments */
+	char path[PATH_MAX];      /* the resolved command */
+};
+
+/* Add a reference "VAR=latch://NAME" (from --env or --file). */
+int broker_add_ref(struct broker_plan *p, const char *spec, bool as_file);
+/* Add the references of an env file: VAR=latch://NAME lines, '#'
+ * comments, blank lines, an optional "export ". Anything else is refused:
+ * the file is meant to be committed, so it must hold no values. */
+int broker_add_env_file(struct broker_plan *p, const char *path);
+/* Add references found in this process's environment (VAR=latch://NAME). */
+int broker_add_environ(struct broker_plan *p, char *const *envp);
+/* The distinct secret names the plan needs, in first-use order. */
+size_t broker_names(const struct broker_plan *p, const char **names, size_t max);
+
+/* Resolve a command as execvp would (a name with '/' as is, else along
+ * PATH), then to its real path, which is what grants name and what runs.
+ * Returns 0, or 127 (not found) / 126 (not executable) after reporting. */
+int broker_resolve(const char *cmd, char out[PATH_MAX]);
+
+/* Run the plan's command with `values[i]` for names[i] (as from
+ * broker_names). Returns the status to exit with: the child's, 128+N if
+ * it died of signal N, 126/127 if it could not be run, 125 if latch
+ * failed before exec (reported). */
+int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *const *values, size_t n);
+
+void broker_plan_free(struct broker_plan *p);
+
+#endif

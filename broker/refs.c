@@ -1,0 +1,186 @@
+/* References: which variable gets which secret, and the command to run. */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool var_valid(const char *s, size_t n)
+{
+	if (n == 0 || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* "VAR=latch://NAME": 1 a reference, 0 not a reference (e.g. a plain
+ * variable), -1 a malformed reference (reported). */
+static int parse_ref(const char *spec, size_t len, char **var, char **name)
+{
+	const char *eq = memchr(spec, '=', len);
+	if (!eq)
+		return 0;
+	size_t vlen = (size_t)(eq - spec), slen = strlen(BROKER_SCHEME);
+	const char *value = eq + 1;
+	size_t rest = len - vlen - 1;
+	if (rest < slen || strncmp(value, BROKER_SCHEME, slen) != 0)
+		return 0;
+	if (!var_valid(spec, vlen))
+		return latch_error(LATCH_USAGE, "invalid variable name in reference '%.*s'", (int)vlen, spec);
+	*name = strndup(value + slen, rest - slen);
+	*var = strndup(spec, vlen);
+	if (!*name || !*var || !latch_name_valid(*name)) {
+		free(*name);
+		free(*var);
+		return latch_error(LATCH_USAGE, "invalid secret name in reference for %.*s", (int)vlen, spec);
+	}
+	return 1;
+}
+
+static int add(struct broker_plan *p, char *var, char *name, bool as_file)
+{
+	/* A later reference to the same variable replaces the earlier one. */
+	for (size_t i = 0; i < p->n_refs; i++)
+		if (!strcmp(p->refs[i].var, var)) {
+			free(p->refs[i].var);
+			free(p->refs[i].name);
+			p->refs[i] = (struct broker_ref){var, name, as_file};
+			return 0;
+		}
+	if (p->n_refs == BROKER_MAX_REFS) {
+		free(var);
+		free(name);
+		return latch_error(LATCH_USAGE, "more than %d references", BROKER_MAX_REFS);
+	}
+	p->refs[p->n_refs++] = (struct broker_ref){var, name, as_file};
+	return 0;
+}
+
+int broker_add_ref(struct broker_plan *p, const char *spec, bool as_file)
+{
+	char *var, *name;
+	int rc = parse_ref(spec, strlen(spec), &var, &name);
+	if (rc == 0)
+		return latch_error(LATCH_USAGE, "'%s' is not a reference: use VAR=latch://NAME", spec);
+	return rc < 0 ? -1 : add(p, var, name, as_file);
+}
+
+int broker_add_environ(struct broker_plan *p, char *const *envp)
+{
+	for (; envp && *envp; envp++) {
+		char *var, *name;
+		int rc = parse_ref(*envp, strlen(*envp), &var, &name);
+		if (rc < 0 || (rc == 1 && add(p, var, name, false) != 0))
+			return -1;
+	}
+	return 0;
+}
+
+int broker_add_env_file(struct broker_plan *p, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return latch_error(LATCH_USAGE, "cannot open env file '%s': %s", path, strerror(errno));
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int lineno = 0, rc = 0;
+	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+			line[--n] = '\0';
+		char *s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0' || *s == '#')
+			continue;
+		if (!strncmp(s, "export ", 7))
+			s += 7;
+		char *var, *name;
+		int r = parse_ref(s, strlen(s), &var, &name);
+		if (r == 0)
+			rc = latch_error(LATCH_USAGE,
+					 "%s:%d: not a reference (only VAR=latch://NAME lines belong in an env file)", path,
+					 lineno);
+		else if (r < 0)
+			rc = latch_error(LATCH_USAGE, "%s:%d: malformed reference", path, lineno);
+		else
+			rc = add(p, var, name, false);
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+size_t broker_names(const struct broker_plan *p, const char **names, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_refs; i++) {
+		bool seen = false;
+		for (size_t j = 0; j < n && !seen; j++)
+			seen = !strcmp(names[j], p->refs[i].name);
+		if (!seen && n < max)
+			names[n++] = p->refs[i].name;
+	}
+	return n;
+}
+
+static int resolved(const char *path, char out[PATH_MAX])
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return errno == ENOENT || errno == ENOTDIR ? 127 : 126;
+	if (!S_ISREG(st.st_mode) || access(path, X_OK) != 0)
+		return 126;
+	if (!realpath(path, out))
+		return 126;
+	return 0;
+}
+
+int broker_resolve(const char *cmd, char out[PATH_MAX])
+{
+	int rc = 127;
+	if (cmd[0] == '\0') {
+		rc = 127;
+	} else if (strchr(cmd, '/')) {
+		rc = resolved(cmd, out);
+	} else {
+		const char *path = getenv("PATH");
+		if (!path || !*path)
+			path = "/usr/local/bin:/usr/bin:/bin";
+		char buf[PATH_MAX];
+		for (const char *p = path; rc != 0;) {
+			const char *end = strchr(p, ':');
+			size_t len = end ? (size_t)(end - p) : strlen(p);
+			if (snprintf(buf, sizeof buf, "%.*s%s%s", (int)len, p, len ? "/" : "", cmd) < (int)sizeof buf) {
+				int r = resolved(buf, out);
+				/* Like execvp: a later match beats an unusable one. */
+				if (r == 0 || (r == 126 && rc == 127))
+					rc = r;
+			}
+			if (!end)
+				break;
+			p = end + 1;
+		}
+	}
+	if (rc == 127)
+		latch_error(LATCH_USAGE, "%s: command not found", cmd);
+	else if (rc == 126)
+		latch_error(LATCH_USAGE, "%s: not an executable file", cmd);
+	return rc;
+}
+
+void broker_plan_free(struct broker_plan *p)
+{
+	for (size_t i = 0; i < p->n_refs; i++) {
+		free(p->refs[i].var);
+		free(p->refs[i].name);
+	}
+	p->n_refs = 0;
+}

@@ -1,0 +1,305 @@
+/* latch grant, grants, revoke: a human lends named secrets to the broker
+ * for a bounded time, uses and set of commands. */
+#include "cli.h"
+
+#include "../agent/agent.h"
+#include "../broker/broker.h"
+
+#include <sodium.h>
+#include <string.h>
+#include <unistd.h>
+
+const char usage_grant[] =
+	"usage: latch grant NAME... [--ttl DUR] [--uses N] [--cmd PROGRAM]... [--passphrase-fd N]\n"
+	"\n"
+	"Let 'latch run' release the named secrets, without a passphrase, until the\n"
+	"grant ends: at its deadline, after N releases, or on 'latch revoke'. Needs\n"
+	"the passphrase every time: only a human can widen access. The values go\n"
+	"to the broker daemon (started on demand), which holds them in locked\n"
+	"memory and forgets them when the grant ends. The grant is recorded in the\n"
+	"audit log before it takes effect.\n"
+	"\n"
+	"  --ttl DUR          how long: 90s, 30m, 2h, ... (default 15m, at most 24h)\n"
+	"  --uses N           at most N releases (default: no limit within the TTL)\n"
+	"  --cmd PROGRAM      only for this program (resolved along PATH to its real\n"
+	"                     path); repeat for several; default: any command\n"
+	"  --passphrase-fd N  read the passphrase from fd N instead of /dev/tty\n"
+	"  -h, --help         show this help\n";
+
+const char usage_grants[] =
+	"usage: latch grants [--json]\n"
+	"\n"
+	"List the live grants: id, secrets, deadline, uses left, commands.\n"
+	"Needs no passphrase.\n"
+	"\n"
+	"  --json      print a JSON array\n"
+	"  -h, --help  show this help\n";
+
+const char usage_revoke[] =
+	"usage: latch revoke GRANT_ID | --all\n"
+	"\n"
+	"End a grant now (or every grant): the broker forgets its values at once.\n"
+	"Narrowing access needs no passphrase.\n"
+	"\n"
+	"  --all       revoke every live grant\n"
+	"  -h, --help  show this help\n";
+
+static json_t *b64(const struct secbuf *v)
+{
+	size_t n = sodium_base64_encoded_len(v->len, sodium_base64_VARIANT_ORIGINAL);
+	struct secbuf *b = secbuf_new(n);
+	if (!b)
+		return NULL;
+	sodium_bin2base64((char *)b->data, n, v->data, v->len, sodium_base64_VARIANT_ORIGINAL);
+	json_t *s = json_string((const char *)b->data);
+	secbuf_free(b);
+	return s;
+}
+
+/* Hands the grant to the daemon; the values travel only over the socket. */
+static int hand_over(const char *dir, const struct cli_grant_info *g, const char *const *names,
+		     struct secbuf *const *values, size_t n, const struct secbuf *writer)
+{
+	char self[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (len <= 0)
+		return latch_error(LATCH_OPERR, "cannot find the latch executable");
+	self[len] = '\0';
+	if (agent_ensure(dir, self) != 0)
+		return -1;
+	json_t *jnames = json_array(), *jvalues = json_array(), *jcmds = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(jnames, json_string(names[i]));
+		json_array_append_new(jvalues, b64(values[i]));
+	}
+	for (size_t i = 0; i < g->n_cmds; i++)
+		json_array_append_new(jcmds, json_string(g->cmds[i]));
+	json_t *req = json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o, s:o}", "op", "grant", "grant", g->id, "names",
+				jnames, "values", jvalues, "cmds", jcmds, "ttl", (json_int_t)g->ttl, "uses",
+				g->uses > 0 ? json_integer(g->uses) : json_null(), "writer_key", b64(writer));
+	json_t *resp = NULL;
+	int rc = req ? agent_call(dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
+	json_decref(req);
+	if (rc == 1)
+		rc = latch_error(LATCH_OPERR, "the agent stopped before it took the grant");
+	if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
+		rc = latch_error(LATCH_DENIED, "the agent refused the grant: %s",
+				 json_string_value(json_object_get(resp, "message")));
+	json_decref(resp);
+	return rc;
+}
+
+int cmd_grant(int argc, char **argv)
+{
+	static const struct option opts[] = {{"ttl", required_argument, NULL, 't'},
+					     {"uses", required_argument, NULL, 'u'},
+					     {"cmd", required_argument, NULL, 'c'},
+					     {"passphrase-fd", required_argument, NULL, 'p'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct cli_grant_info g = {NULL, AGENT_DEFAULT_TTL, -1, NULL, 0};
+	static char cmd_paths[AGENT_MAX_CMDS][PATH_MAX];
+	const char *cmds[AGENT_MAX_CMDS];
+	int fd = -1, c;
+	while ((c = cli_getopt(argc, argv, ":h", opts, "grant")) != -1) {
+		switch (c) {
+		case 't':
+			if (parse_duration(optarg, AGENT_MAX_TTL, "--ttl", &g.ttl) != 0)
+				return cli_fail();
+			if (g.ttl < 1)
+				return cli_usage("grant", "--ttl must be at least 1s");
+			break;
+		case 'u': {
+			char *end;
+			long long u = strtoll(optarg, &end, 10);
+			if (*end || u < 1 || u > 1000000000)
+				return cli_usage("grant", "--uses takes a number from 1 to 1000000000");
+			g.uses = u;
+			break;
+		}
+		case 'c':
+			if (g.n_cmds == AGENT_MAX_CMDS)
+				return cli_usage("grant", "at most %d --cmd", AGENT_MAX_CMDS);
+			if (broker_resolve(optarg, cmd_paths[g.n_cmds]) != 0)
+				return LATCH_USAGE;
+			cmds[g.n_cmds] = cmd_paths[g.n_cmds];
+			g.n_cmds++;
+			break;
+		case 'p':
+			if (parse_fd(optarg, &fd) != 0)
+				return cli_fail();
+			break;
+		case 'h':
+			return cli_help(usage_grant);
+		default:
+			return LATCH_USAGE;
+		}
+	}
+	size_t n = (size_t)(argc - optind);
+	if (n == 0)
+		return cli_usage("grant", "name at least one secret");
+	if (n > AGENT_MAX_NAMES)
+		return cli_usage("grant", "at most %d secrets in one grant", AGENT_MAX_NAMES);
+	const char *const *names = (const char *const *)argv + optind;
+	for (size_t i = 0; i < n; i++) {
+		if (!vault_name_valid(names[i]))
+			return cli_usage("grant", "invalid secret name");
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(names[i], names[j]))
+				return cli_usage("grant", "'%s' is named twice", names[i]);
+	}
+	g.cmds = cmds;
+	char id[32], dir[PATH_MAX];
+	unsigned char rnd[6];
+	randombytes_buf(rnd, sizeof rnd);
+	snprintf(id, sizeof id, "g-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	g.id = id;
+
+	struct vault *v = NULL;
+	struct secbuf *values[AGENT_MAX_NAMES] = {0}, *writer = NULL;
+	if (vault_dir(dir, sizeof dir) != 0 || cli_open_unlocked(fd, &v) != 0)
+		return cli_fail();
+	vault_on_change(v, cli_record, &g);
+	/* Recorded (in the same transaction as the read) before the daemon
+	 * has it: a grant that failed to reach the daemon shows in the log,
+	 * never the reverse. */
+	int rc = vault_read(v, names, n, "grant", values);
+	if (rc == 0)
+		rc = vault_key(v, "audit-writer", false, &writer);
+	vault_close(v);
+	if (rc == 0)
+		rc = hand_over(dir, &g, names, values, n, writer);
+	for (size_t i = 0; i < n; i++)
+		secbuf_free(values[i]);
+	secbuf_free(writer);
+	if (rc != 0)
+		return cli_fail();
+	char until[32];
+	format_time_utc((int64_t)time(NULL) + g.ttl, until);
+	printf("Granted");
+	for (size_t i = 0; i < n; i++)
+		printf("%s %s", i ? "," : "", names[i]);
+	printf(" until %s", until);
+	if (g.uses > 0)
+		printf(", %lld use%s", (long long)g.uses, g.uses == 1 ? "" : "s");
+	for (size_t i = 0; i < g.n_cmds; i++)
+		printf("%s %s", i ? "," : ", for", cmds[i]);
+	printf(": grant %s\n", id);
+	return cli_finish_output() == 0 ? 0 : cli_fail();
+}
+
+static int list_grants(json_t **out)
+{
+	char dir[PATH_MAX];
+	if (vault_dir(dir, sizeof dir) != 0)
+		return -1;
+	json_t *req = json_pack("{s:s}", "op", "list"), *resp = NULL;
+	int rc = agent_call(dir, req, &resp);
+	json_decref(req);
+	if (rc == 1) {
+		*out = json_array();
+		return 0;
+	}
+	if (rc != 0)
+		return -1;
+	*out = json_incref(json_object_get(resp, "grants"));
+	json_decref(resp);
+	return *out ? 0 : latch_error(LATCH_OPERR, "the agent's answer is not understood");
+}
+
+int cmd_grants(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	bool json = false;
+	int c;
+	while ((c = cli_getopt(argc, argv, ":h", opts, "grants")) != -1) {
+		if (c == 'j')
+			json = true;
+		else if (c == 'h')
+			return cli_help(usage_grants);
+		else
+			return LATCH_USAGE;
+	}
+	if (optind != argc)
+		return cli_usage("grants", "unexpected argument '%s'", argv[optind]);
+	json_t *list = NULL;
+	if (list_grants(&list) != 0)
+		return cli_fail();
+	if (json) {
+		if (json_dumpf(list, stdout, JSON_INDENT(2)) == 0)
+			putchar('\n');
+	} else {
+		printf("%-16s %-20s  %-9s %s\n", "GRANT", "UNTIL", "USES LEFT", "SECRETS / COMMANDS");
+		size_t i;
+		json_t *g;
+		json_array_foreach(list, i, g)
+		{
+			char until[32];
+			format_time_utc(json_integer_value(json_object_get(g, "deadline")), until);
+			json_t *uses = json_object_get(g, "uses_left");
+			char ubuf[24] = "-";
+			if (json_is_integer(uses))
+				snprintf(ubuf, sizeof ubuf, "%lld", (long long)json_integer_value(uses));
+			printf("%-16s %-20s  %-9s", json_string_value(json_object_get(g, "grant")), until, ubuf);
+			size_t k;
+			json_t *s;
+			json_array_foreach(json_object_get(g, "names"), k, s)
+				printf("%s%s", k ? "," : " ", json_string_value(s));
+			json_t *cmds = json_object_get(g, "cmds");
+			printf(" / %s", json_array_size(cmds) ? "" : "any command");
+			json_array_foreach(cmds, k, s)
+				printf("%s%s", k ? "," : "", json_string_value(s));
+			putchar('\n');
+		}
+	}
+	json_decref(list);
+	return cli_finish_output() == 0 ? 0 : cli_fail();
+}
+
+int cmd_revoke(int argc, char **argv)
+{
+	static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	bool all = false;
+	int c;
+	while ((c = cli_getopt(argc, argv, ":h", opts, "revoke")) != -1) {
+		if (c == 'a')
+			all = true;
+		else if (c == 'h')
+			return cli_help(usage_revoke);
+		else
+			return LATCH_USAGE;
+	}
+	if (all == (argc - optind == 1) || argc - optind > 1)
+		return cli_usage("revoke", "name one GRANT_ID, or --all");
+	char dir[PATH_MAX];
+	if (vault_dir(dir, sizeof dir) != 0)
+		return cli_fail();
+	json_t *req = all ? json_pack("{s:s, s:b}", "op", "revoke", "all", 1)
+			  : json_pack("{s:s, s:s}", "op", "revoke", "grant", argv[optind]);
+	json_t *resp = NULL;
+	int rc = agent_call(dir, req, &resp);
+	json_decref(req);
+	if (rc == 1) {
+		if (all) {
+			printf("No live grants.\n");
+			return cli_finish_output() == 0 ? 0 : cli_fail();
+		}
+		latch_error(LATCH_OPERR, "no live grant '%s' (the agent is not running)", argv[optind]);
+		return cli_fail();
+	}
+	if (rc != 0)
+		return cli_fail();
+	if (!json_is_true(json_object_get(resp, "ok"))) {
+		latch_error(LATCH_OPERR, "%s", json_string_value(json_object_get(resp, "message")));
+		json_decref(resp);
+		return cli_fail();
+	}
+	printf("Revoked %lld grant%s.\n", (long long)json_integer_value(json_object_get(resp, "revoked")),
+	       json_integer_value(json_object_get(resp, "revoked")) == 1 ? "" : "s");
+	json_decref(resp);
+	return cli_finish_output() == 0 ? 0 : cli_fail();
+}

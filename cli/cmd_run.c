@@ -1,0 +1,248 @@
+/* latch run: resolve references, get the values released by the broker
+ * under a human's grant, and run one command with them. */
+#include "cli.h"
+
+#include "../agent/agent.h"
+#include "../audit/audit.h"
+#include "../broker/broker.h"
+
+#include <sodium.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+const char usage_run[] =
+	"usage: latch run [--env VAR=latch://NAME]... [--env-file FILE] [--file VAR=latch://NAME]...\n"
+	"                 [--pristine] [--keep VAR]... [--passphrase-fd N] [--] CMD [ARG...]\n"
+	"\n"
+	"Run CMD with secrets delivered by reference. Every variable whose value is\n"
+	"latch://NAME (in latch's own environment, --env, or an --env-file of such\n"
+	"lines, safe to commit) gets the value of secret NAME in the child only;\n"
+	"--file puts the value in a 0600 file in a private directory, removed when\n"
+	"CMD exits, and sets VAR to its path. Values never appear in argv.\n"
+	"\n"
+	"The broker releases values only under a live grant that covers every name\n"
+	"and CMD (see 'latch grant'); each release is recorded in the audit log\n"
+	"first. With no such grant and a human at the terminal, latch asks for the\n"
+	"passphrase for this one run; with no terminal it exits 4 and prints the\n"
+	"command a human should run.\n"
+	"\n"
+	"  --env VAR=latch://NAME   a reference (repeatable)\n"
+	"  --env-file FILE          references, one VAR=latch://NAME per line\n"
+	"  --file VAR=latch://NAME  deliver as a file; VAR holds its path\n"
+	"  --pristine               start CMD from an empty environment\n"
+	"  --keep VAR               with --pristine, keep this variable (repeatable)\n"
+	"  --passphrase-fd N        for a one-shot release without a grant\n"
+	"  -h, --help               show this help\n"
+	"\n"
+	"Exit status: CMD's own; 128+N if it died of signal N; 125 if latch failed\n"
+	"before running it, 126 if it could not be run, 127 if it was not found;\n"
+	"4 if no grant allows the release.\n"
+	"Redaction of CMD's output is not built yet: CMD writes straight to the\n"
+	"terminal, so a command that prints a value shows it.\n";
+
+struct release {
+	const char *names[BROKER_MAX_REFS];
+	struct secbuf *values[BROKER_MAX_REFS];
+	size_t n;
+	char id[32];       /* the broker's release id */
+	struct vault *v;   /* a one-shot release: the unlocked vault */
+	char reason[512];  /* why the broker said no */
+};
+
+static struct secbuf *from_b64(json_t *s)
+{
+	const char *b = json_string_value(s);
+	if (!b)
+		return NULL;
+	size_t len = strlen(b), got = 0;
+	struct secbuf *v = secbuf_new(len);
+	if (v && (sodium_base642bin(v->data, len, b, len, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+		  got == 0)) {
+		secbuf_free(v);
+		return NULL;
+	}
+	if (v)
+		v->len = got;
+	return v;
+}
+
+/* Ask the broker. 0 released, 1 refused or no broker (reason set), -1 error. */
+static int ask_broker(const char *dir, const struct broker_plan *p, struct release *r)
+{
+	json_t *names = json_array(), *argv = json_array();
+	for (size_t i = 0; i < r->n; i++)
+		json_array_append_new(names, json_string(r->names[i]));
+	for (char *const *a = p->argv; *a; a++)
+		json_array_append_new(argv, json_string(*a) ? json_string(*a) : json_string("?"));
+	char cwd[PATH_MAX];
+	json_t *req = json_pack("{s:s, s:o, s:s, s:o, s:s}", "op", "release", "names", names, "cmd", p->path,
+				"argv", argv, "cwd", getcwd(cwd, sizeof cwd) ? cwd : "");
+	json_t *resp = NULL;
+	int rc = req ? agent_call(dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
+	json_decref(req);
+	if (rc == 1) {
+		snprintf(r->reason, sizeof r->reason, "no live grant (the broker is not running)");
+		return 1;
+	}
+	if (rc != 0)
+		return -1;
+	if (!json_is_true(json_object_get(resp, "ok"))) {
+		const char *code = json_string_value(json_object_get(resp, "error"));
+		snprintf(r->reason, sizeof r->reason, "%s",
+			 json_string_value(json_object_get(resp, "message")) ?: "refused");
+		rc = code && !strcmp(code, "denied") ? 1 : latch_error(LATCH_OPERR, "the broker refused: %s", r->reason);
+		json_decref(resp);
+		return rc;
+	}
+	json_t *values = json_object_get(resp, "values");
+	const char *id = json_string_value(json_object_get(resp, "release"));
+	rc = 0;
+	if (json_array_size(values) != r->n || !id)
+		rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
+	for (size_t i = 0; rc == 0 && i < r->n; i++)
+		if (!(r->values[i] = from_b64(json_array_get(values, i))))
+			rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
+	if (rc == 0)
+		snprintf(r->id, sizeof r->id, "%s", id);
+	json_decref(resp);
+	return rc;
+}
+
+/* No grant, but a human is here: the passphrase releases for this run. */
+static int one_shot(int fd, struct release *r)
+{
+	fprintf(stderr, "latch: %s; the passphrase releases %s for this run only\n", r->reason,
+		r->n == 1 ? r->names[0] : "these secrets");
+	if (cli_open_unlocked(fd, &r->v) != 0)
+		return -1;
+	return vault_read(r->v, r->names, r->n, "release", r->values);
+}
+
+static void report_exit(const char *dir, struct release *r, const struct broker_plan *p, int status)
+{
+	if (r->v) {
+		struct audit_secret_ref refs[BROKER_MAX_REFS];
+		for (size_t i = 0; i < r->n; i++)
+			refs[i] = (struct audit_secret_ref){r->names[i], 0};
+		struct audit_event ev = {.event = "exit", .secrets = refs, .n_secrets = r->n, .version = -1,
+					 .exit_status = status, .redactions = -1, .uses = -1, .exe = p->path};
+		cli_record_event(r->v, &ev);
+		return;
+	}
+	if (!r->id[0])
+		return;
+	json_t *req = json_pack("{s:s, s:s, s:i}", "op", "exit", "release", r->id, "status", status), *resp = NULL;
+	if (agent_call(dir, req, &resp) == 0 && !json_is_true(json_object_get(resp, "ok")))
+		latch_error(LATCH_OPERR, "the exit was not recorded: %s",
+			    json_string_value(json_object_get(resp, "message")));
+	json_decref(req);
+	json_decref(resp);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
+					     {"env-file", required_argument, NULL, 'E'},
+					     {"file", required_argument, NULL, 'f'},
+					     {"pristine", no_argument, NULL, 'P'},
+					     {"keep", required_argument, NULL, 'k'},
+					     {"passphrase-fd", required_argument, NULL, 'p'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	static struct broker_plan plan;
+	struct broker_plan *p = &plan;
+	const char *specs[2 * BROKER_MAX_REFS], *env_files[16];
+	bool spec_file[2 * BROKER_MAX_REFS];
+	size_t n_specs = 0, n_env_files = 0;
+	int fd = -1, c;
+	/* '+': options end at CMD, whose own options are its business. */
+	while ((c = cli_getopt(argc, argv, "+:h", opts, "run")) != -1) {
+		switch (c) {
+		case 'e':
+		case 'f':
+			if (n_specs == 2 * BROKER_MAX_REFS)
+				return cli_usage("run", "too many references");
+			spec_file[n_specs] = c == 'f';
+			specs[n_specs++] = optarg;
+			break;
+		case 'E':
+			if (n_env_files == sizeof env_files / sizeof env_files[0])
+				return cli_usage("run", "too many --env-file");
+			env_files[n_env_files++] = optarg;
+			break;
+		case 'P':
+			p->pristine = true;
+			break;
+		case 'k':
+			if (p->n_keep == BROKER_MAX_REFS)
+				return cli_usage("run", "too many --keep");
+			p->keep[p->n_keep++] = optarg;
+			break;
+		case 'p':
+			if (parse_fd(optarg, &fd) != 0)
+				return 125;
+			break;
+		case 'h':
+			return cli_help(usage_run);
+		default:
+			return LATCH_USAGE;
+		}
+	}
+	if (optind == argc)
+		return cli_usage("run", "name a command to run");
+	p->argv = argv + optind;
+	/* Later sources override earlier ones: the environment, env files,
+	 * then --env / --file in command-line order. */
+	if (!p->pristine && broker_add_environ(p, environ) != 0)
+		return 125;
+	for (size_t i = 0; i < n_env_files; i++)
+		if (broker_add_env_file(p, env_files[i]) != 0)
+			return 125;
+	for (size_t i = 0; i < n_specs; i++)
+		if (broker_add_ref(p, specs[i], spec_file[i]) != 0)
+			return 125;
+	int rc = broker_resolve(p->argv[0], p->path);
+	if (rc != 0)
+		return rc;
+
+	struct release r = {0};
+	char dir[PATH_MAX];
+	r.n = broker_names(p, r.names, BROKER_MAX_REFS);
+	if (r.n > 0) {
+		if (vault_dir(dir, sizeof dir) != 0)
+			return 125;
+		rc = ask_broker(dir, p, &r);
+		if (rc == 1 && (fd >= 0 || tty_available())) {
+			rc = one_shot(fd, &r);
+			if (rc != 0 && latch_last_status() == LATCH_DENIED) {
+				vault_close(r.v);
+				return LATCH_DENIED;
+			}
+		} else if (rc == 1) {
+			char hint[1024];
+			int len = snprintf(hint, sizeof hint, "latch grant");
+			for (size_t i = 0; i < r.n && len > 0 && (size_t)len < sizeof hint; i++)
+				len += snprintf(hint + len, sizeof hint - (size_t)len, " %s", r.names[i]);
+			if (len > 0 && (size_t)len < sizeof hint)
+				snprintf(hint + len, sizeof hint - (size_t)len, " --cmd %s", p->argv[0]);
+			latch_error(LATCH_DENIED, "%s; a human can run: %s", r.reason, hint);
+			return LATCH_DENIED;
+		}
+		if (rc != 0) {
+			for (size_t i = 0; i < r.n; i++)
+				secbuf_free(r.values[i]);
+			vault_close(r.v);
+			return 125;
+		}
+	}
+	int status = broker_run(p, r.names, r.values, r.n);
+	for (size_t i = 0; i < r.n; i++)
+		secbuf_free(r.values[i]);
+	if (r.n > 0)
+		report_exit(dir, &r, p, status);
+	vault_close(r.v);
+	broker_plan_free(p);
+	return status;
+}
