@@ -86,6 +86,14 @@ int main(int argc, char **argv)
 	if (!v)
 		return 3;
 	sqlite3 *db = vault_db(v);
+	/* For comparing sqlite journal modes: latch itself always uses the
+	 * one vault/store.c sets. */
+	const char *mode = getenv("BENCH_JOURNAL_MODE");
+	if (mode) {
+		char sql[64];
+		snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
+		sqlite3_exec(db, sql, NULL, NULL, NULL);
+	}
 	char *args[] = {"latch", "run", "--", "psql"};
 	struct audit_secret_ref ref = {NULL, 0};
 	char name[32], grant[32];
