@@ -1,6 +1,8 @@
-/* latch status: what state the vault is in. Later issues add the broker,
- * grants and the model credential. Needs no passphrase. */
+/* latch status: the vault, the broker daemon and its live grants. (The
+ * model credential comes with federation.) Needs no passphrase. */
 #include "cli.h"
+
+#include "../agent/agent.h"
 
 #include <jansson.h>
 
@@ -8,8 +10,10 @@ const char usage_status[] =
 	"usage: latch status [--json]\n"
 	"\n"
 	"Show where the vault is, whether latch accepts it, how many secrets it\n"
-	"holds and its key-derivation cost. Needs no passphrase. Exits 0 when the\n"
-	"vault is usable, 3 when it is missing or refused (the reason is printed).\n"
+	"holds and its key-derivation cost; whether the broker daemon runs (its\n"
+	"pid) and its live grants: secrets, deadline, uses left, commands. Needs no\n"
+	"passphrase. Exits 0 when the vault is usable, 3 when it is missing or\n"
+	"refused (the reason is printed).\n"
 	"\n"
 	"  --json      print a JSON object\n"
 	"  -h, --help  show this help\n";
@@ -47,6 +51,14 @@ int cmd_status(int argc, char **argv)
 	char created[32] = "";
 	if (rc == 0)
 		format_time_utc(info.created, created);
+	/* The daemon: its pid and live grants, if it answers. */
+	json_t *req = json_pack("{s:s}", "op", "list"), *agent = NULL;
+	latch_error_quiet(true);
+	int arc = agent_call(dir, req, &agent);
+	latch_error_quiet(false);
+	json_decref(req);
+	json_t *grants = arc == 0 ? json_object_get(agent, "grants") : NULL;
+	int agent_pid = arc == 0 ? (int)json_integer_value(json_object_get(agent, "pid")) : 0;
 	if (json) {
 		json_t *o = rc != 0 ? json_pack("{s:s, s:s}", "vault", path, "state", "unusable")
 				    : json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:I, s:{s:s, s:s, s:I, s:I}}",
@@ -57,6 +69,11 @@ int cmd_status(int argc, char **argv)
 						"argon2id", "level", info.kdf_name, "opslimit",
 						(json_int_t)info.kdf_opslimit, "memlimit",
 						(json_int_t)info.kdf_memlimit);
+		if (o)
+			json_object_set_new(o, "agent",
+					    arc == 0 ? json_pack("{s:b, s:i, s:O}", "running", 1, "pid", agent_pid, "grants",
+								 grants ? grants : json_array())
+						     : json_pack("{s:b}", "running", 0));
 		if (o && json_dumpf(o, stdout, JSON_INDENT(2)) == 0)
 			putchar('\n');
 		json_decref(o);
@@ -73,6 +90,34 @@ int cmd_status(int argc, char **argv)
 		       (unsigned long long)info.kdf_opslimit, (unsigned long long)(info.kdf_memlimit >> 20),
 		       created, info.schema_version, (long long)info.key_generation);
 	}
+	if (!json) {
+		if (arc != 0)
+			printf("agent:    not running\n");
+		else
+			printf("agent:    running, pid %d, %zu live grant%s\n", agent_pid, json_array_size(grants),
+			       json_array_size(grants) == 1 ? "" : "s");
+		size_t i;
+		json_t *g;
+		json_array_foreach(grants, i, g)
+		{
+			char until[32];
+			format_time_utc(json_integer_value(json_object_get(g, "deadline")), until);
+			printf("  %s until %s:", json_string_value(json_object_get(g, "grant")), until);
+			size_t k;
+			json_t *s;
+			json_array_foreach(json_object_get(g, "names"), k, s)
+				printf("%s%s", k ? "," : " ", json_string_value(s));
+			json_t *uses = json_object_get(g, "uses_left");
+			if (json_is_integer(uses))
+				printf(", %lld uses left", (long long)json_integer_value(uses));
+			json_t *cmds = json_object_get(g, "cmds");
+			printf(", %s", json_array_size(cmds) ? "for" : "any command");
+			json_array_foreach(cmds, k, s)
+				printf("%s %s", k ? "," : "", json_string_value(s));
+			putchar('\n');
+		}
+	}
+	json_decref(agent);
 	if (cli_finish_output() != 0)
 		return cli_fail();
 	return rc == 0 ? 0 : cli_fail();
