@@ -40,7 +40,7 @@ kill_after() {
 # hot journal) and sqlite's integrity check passes. Leaves the listing in
 # $out.
 vault_sound() {
-	lx ls
+	lx ls || return 1
 	want_status 0 || return 1
 	local ic
 	ic=$(sqlite3 "$VAULT" "PRAGMA integrity_check")
@@ -168,4 +168,34 @@ vault_sound() {
 	lx rekey --passphrase-fd 3 3<<<"$cur"
 	want_status 0
 	[[ "$out" == *"Re-encrypted 5 secrets"* ]]
+}
+
+@test "kill -9 of latch init at random points: no vault, or a complete one that opens" {
+	local t0 full i delay pid
+	t0=$(now_ms)
+	latch_p init --kdf interactive >/dev/null
+	full=$(($(now_ms) - t0))
+	for i in 1 2 3 4 5 6 7 8; do
+		rm -rf "$LATCH_HOME"
+		delay=$((RANDOM % (full + 20)))
+		ASAN_OPTIONS=$KILLED_ASAN_OPTIONS "$LATCH" init --kdf interactive --passphrase-fd 3 3<<<"$PASS" \
+			>/dev/null 2>&1 &
+		pid=$!
+		bg_track "$pid"
+		kill_after "$delay" "$pid"
+		[ "$rc" -eq 0 ] || [ "$rc" -eq 137 ] || { echo "init exited $rc"; return 1; }
+		if [ -e "$VAULT" ]; then
+			# Complete: it opens and the passphrase unlocks it.
+			vault_sound || { echo "(round $i, ${delay} ms)"; return 1; }
+			lx rm no-such-secret --passphrase-fd 3 3<<<"$PASS"
+			want_status 3
+			want_err_line "no-such-secret"
+		else
+			[ "$rc" -ne 0 ] || { echo "init exited 0 without a vault"; return 1; }
+			# Nothing half-made in the way: a new init works.
+			lx init --kdf interactive --passphrase-fd 3 3<<<"$PASS"
+			want_status 0
+			vault_sound
+		fi
+	done
 }

@@ -75,8 +75,8 @@ nottyx() {
 	lpty --answer "Passphrase: " "$WRONG" -- reveal a
 	want_status 4
 	want_err_line "wrong passphrase"
-	! grep -qaF "value of a" "$TTY_LOG"
-	! grep -qaF "$WRONG" "$TTY_LOG"
+	refute grep -qaF "value of a" "$TTY_LOG"
+	refute grep -qaF "$WRONG" "$TTY_LOG"
 	[ "$(vault_sha)" = "$sha" ]
 	lpty --answer "Passphrase: " "$WRONG" -- rm a
 	want_status 4
@@ -157,8 +157,8 @@ nottyx() {
 	want_status 0
 	grep -qaF "New passphrase: " "$TTY_LOG"
 	grep -qaF "Repeat to confirm: " "$TTY_LOG"
-	! grep -qaF "$PASS" "$TTY_LOG"
-	! grep -qaF "${PASS:0:8}" "$TTY_LOG"
+	refute grep -qaF "$PASS" "$TTY_LOG"
+	refute grep -qaF "${PASS:0:8}" "$TTY_LOG"
 	[ -f "$VAULT" ]
 
 	# set: passphrase and value both typed at hidden prompts.
@@ -166,8 +166,8 @@ nottyx() {
 	want_status 0
 	grep -qaF "Passphrase: " "$TTY_LOG"
 	grep -qaF "Value for typed: " "$TTY_LOG"
-	! grep -qaF "$PASS" "$TTY_LOG"
-	! grep -qaF "${PASS:0:8}" "$TTY_LOG"
+	refute grep -qaF "$PASS" "$TTY_LOG"
+	refute grep -qaF "${PASS:0:8}" "$TTY_LOG"
 	assert_absent "$CANARY" "$TTY_LOG" "$LX_OUT" "$LX_ERR"
 
 	# The typed passphrase is the vault's, and the typed value was stored.
@@ -180,8 +180,8 @@ nottyx() {
 	printf 'from stdin' >"$BATS_TEST_TMPDIR/v"
 	lpty --stdin "$BATS_TEST_TMPDIR/v" --answer "Passphrase: " "$PASS" -- set piped
 	want_status 0
-	! grep -qaF "Value for" "$TTY_LOG"
-	! grep -qaF "$PASS" "$TTY_LOG"
+	refute grep -qaF "Value for" "$TTY_LOG"
+	refute grep -qaF "$PASS" "$TTY_LOG"
 	lpty --raw -- reveal piped --passphrase-fd 3 3<<<"$PASS"
 	[ "$(cat "$TTY_LOG")" = "from stdin" ]
 }
@@ -192,5 +192,43 @@ nottyx() {
 	want_status 2
 	want_err_line "do not match"
 	[ ! -e "$VAULT" ]
-	! grep -qaF "$PASS" "$TTY_LOG"
+	refute grep -qaF "$PASS" "$TTY_LOG"
+}
+
+# echo_state: a shell snippet printing ECHO-ON or ECHO-OFF for the terminal.
+ECHO_STATE='if stty -a | tr " ;" "\n\n" | grep -qx echo; then echo ECHO-ON; else echo ECHO-OFF; fi'
+
+@test "a passphrase prompt interrupted by ^C, SIGTERM or SIGHUP leaves the terminal echoing" {
+	init_vault
+	local log=$BATS_TEST_TMPDIR/tty rc
+	# ^C typed at the prompt. The shell catches SIGINT (so it survives to
+	# report); latch starts with the default disposition, as from a shell.
+	rc=0
+	pty_run --timeout 30 --log "$log" --answer "Passphrase: " $'\003' \
+		-- sh -c 'trap ":" INT; "$0" set x; echo "rc=$?"; '"$ECHO_STATE" "$LATCH" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "pty_run: $rc"; cat -v "$log"; return 1; }
+	grep -qa "rc=130" "$log" || { echo "latch did not die of SIGINT:"; cat -v "$log"; return 1; }
+	grep -qa "ECHO-ON" "$log" || { echo "terminal left without echo:"; cat -v "$log"; return 1; }
+
+	# A signal from elsewhere while the prompt waits (echo off: the shell
+	# polls for that rather than sleeping).
+	local sig code
+	for sig in TERM:143 HUP:129; do
+		code=${sig#*:}
+		sig=${sig%:*}
+		rc=0
+		pty_run --timeout 30 --log "$log" -- sh -c '
+			"$0" set x & p=$!
+			i=0
+			until stty -a | tr " ;" "\n\n" | grep -qx -- -echo; do
+				i=$((i + 1)); [ $i -lt 1000 ] || { kill -9 $p; echo never-prompted; exit 1; }
+				sleep 0.01
+			done
+			kill -'"$sig"' $p; wait $p; echo "rc=$?"; '"$ECHO_STATE" "$LATCH" || rc=$?
+		[ "$rc" -eq 0 ] || { echo "SIG$sig: pty_run $rc"; cat -v "$log"; return 1; }
+		grep -qa "rc=$code" "$log" || { echo "SIG$sig:"; cat -v "$log"; return 1; }
+		grep -qa "ECHO-ON" "$log" || { echo "SIG$sig: terminal left without echo:"; cat -v "$log"; return 1; }
+	done
+	lx ls --json
+	[ "$(jq length <<<"$out")" = 0 ]
 }

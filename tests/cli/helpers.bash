@@ -228,3 +228,13 @@ bg_cleanup() {
 	done <"$BATS_TEST_TMPDIR/bg.pids"
 	rm -f "$BATS_TEST_TMPDIR/bg.pids"
 }
+
+# refute CMD...: fail (return 1) if CMD succeeds. Use it instead of
+# `! CMD`, which bash's errexit ignores, so a bats test would go on.
+refute() {
+	if "$@"; then
+		echo "expected to fail, but succeeded: $*" >&2
+		return 1
+	fi
+	return 0
+}

@@ -224,7 +224,7 @@ wait_until() {
 	want_status 0
 	grep -qaF "$CANARY" "$TTY_LOG"
 	grep -qaF "Passphrase: " "$TTY_LOG"
-	! grep -qaF "$PASS" "$TTY_LOG"
+	refute grep -qaF "$PASS" "$TTY_LOG"
 	[ ! -s "$LX_OUT" ]
 	[ ! -s "$LX_ERR" ]
 	# stdout a pipe, stderr a file, both without the value.

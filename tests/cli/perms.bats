@@ -13,26 +13,28 @@ teardown() {
 # with one line mentioning each SUBSTRING, and the vault file is unchanged.
 refused_by_all() {
 	local sha=""
-	[ -f "$VAULT" ] && [ ! -L "$VAULT" ] && sha=$(vault_sha)
-	lx ls
-	want_status 3
-	want_err_line "$@"
-	lx status --json
-	want_status 3
-	want_err_line "$@"
-	[ "$(jq -r .state <<<"$out")" = unusable ]
-	lx set x --passphrase-fd 3 3<<<"$PASS" <<<"value"
-	want_status 3
-	want_err_line "$@"
-	lx rm a --passphrase-fd 3 3<<<"$PASS"
-	want_status 3
-	want_err_line "$@"
-	lpty --raw -- reveal a --passphrase-fd 3 3<<<"$PASS"
-	want_status 3
-	want_err_line "$@"
-	[ ! -s "$TTY_LOG" ]
+	if [ -f "$VAULT" ] && [ ! -L "$VAULT" ]; then
+		sha=$(vault_sha)
+	fi
+	lx ls || return 1
+	want_status 3 || return 1
+	want_err_line "$@" || return 1
+	lx status --json || return 1
+	want_status 3 || return 1
+	want_err_line "$@" || return 1
+	[ "$(jq -r .state <<<"$out")" = unusable ] || return 1
+	lx set x --passphrase-fd 3 3<<<"$PASS" <<<"value" || return 1
+	want_status 3 || return 1
+	want_err_line "$@" || return 1
+	lx rm a --passphrase-fd 3 3<<<"$PASS" || return 1
+	want_status 3 || return 1
+	want_err_line "$@" || return 1
+	lpty --raw -- reveal a --passphrase-fd 3 3<<<"$PASS" || return 1
+	want_status 3 || return 1
+	want_err_line "$@" || return 1
+	[ ! -s "$TTY_LOG" ] || return 1
 	if [ -n "$sha" ]; then
-		[ "$(vault_sha)" = "$sha" ]
+		[ "$(vault_sha)" = "$sha" ] || return 1
 	fi
 }
 
