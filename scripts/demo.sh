@@ -5,9 +5,18 @@ set -eu
 cd "$(dirname "$0")/.."
 LATCH=$(pwd)/build/latch
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT INT TERM
 export HOME="$work/home" LATCH_HOME="$work/home/.local/share/latch"
-mkdir -p "$HOME"
+export XDG_RUNTIME_DIR="$work/run" LATCH_AGENT_IDLE=30
+mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+# The broker daemon this demo starts is stopped, by pid, on every exit.
+stop_agent() {
+	for f in "$XDG_RUNTIME_DIR"/latch/agent-*.lock; do
+		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null
+	done
+	return 0
+}
+trap 'stop_agent; rm -rf "$work"' EXIT INT TERM
 # A human types the passphrase at a no-echo prompt on /dev/tty. The demo has
 # no human, so it hands the passphrase over on file descriptor 3 instead;
 # never argv, never an environment variable.
@@ -85,7 +94,32 @@ cat "$work/checkpoint.json"
 show "latch audit verify --checkpoint checkpoint.json"
 p audit verify --checkpoint "$work/checkpoint.json"
 
-step "9. An agent rewrites history: verification names the first bad record"
+step "9. The main job: an agent runs a command that needs prod-db, and never sees it"
+show "latch run --env DATABASE_URL=latch://prod-db -- sh -c '...'   (no grant yet, no terminal)"
+set +e
+setsid -w "$LATCH" run --env DATABASE_URL=latch://prod-db -- sh -c 'echo "connecting with ${#DATABASE_URL} bytes"' </dev/null
+echo "exit status $? (4 = denied: only a human can grant)"
+set -e
+show "latch grant prod-db --cmd sh --ttl 2m --uses 2     (the human, with the passphrase)"
+p grant prod-db --cmd sh --ttl 2m --uses 2
+show "latch grants"
+"$LATCH" grants
+show "latch run --env DATABASE_URL=latch://prod-db -- sh -c 'echo \"connecting with \${#DATABASE_URL} bytes\"'"
+setsid -w "$LATCH" run --env DATABASE_URL=latch://prod-db -- sh -c 'echo "connecting with ${#DATABASE_URL} bytes"' </dev/null
+show "latch run --env DATABASE_URL=latch://prod-db -- sh -c 'exit 42'   (the exit status passes through)"
+set +e
+setsid -w "$LATCH" run --env DATABASE_URL=latch://prod-db -- sh -c 'exit 42' </dev/null
+echo "exit status $?"
+show "latch run --env DATABASE_URL=latch://prod-db -- sh -c true   (the 2 uses are spent)"
+setsid -w "$LATCH" run --env DATABASE_URL=latch://prod-db -- sh -c true </dev/null
+echo "exit status $?"
+set -e
+show "latch audit --since 1h --event release"
+"$LATCH" audit --since 1h --event release
+show "latch revoke --all"
+"$LATCH" revoke --all
+
+step "10. An agent rewrites history: verification names the first bad record"
 show "sqlite3 vault.db \"UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'\""
 sqlite3 "$LATCH_HOME/vault.db" "UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'"
 show "latch audit verify"
@@ -94,4 +128,4 @@ p audit verify
 echo "exit status $? (1 = tampered)"
 set -e
 
-printf '\nDone. Next: grants, latch run, git hooks and federation (see README.md).\n'
+printf '\nDone. Next: redaction, git hooks and federation (see README.md).\n'
