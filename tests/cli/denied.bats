@@ -184,6 +184,19 @@ nottyx() {
 	refute grep -qaF "$PASS" "$TTY_LOG"
 	lpty --raw -- reveal piped --passphrase-fd 3 3<<<"$PASS"
 	[ "$(cat "$TTY_LOG")" = "from stdin" ]
+
+	# passwd asks three times: current, new, confirmation.
+	local NEW="the passphrase after passwd"
+	lpty --answer "Passphrase: " "$PASS" --answer "New passphrase: " "$NEW" \
+		--answer "Repeat to confirm: " "$NEW" -- passwd
+	want_status 0
+	grep -qaF "Repeat to confirm: " "$TTY_LOG"
+	refute grep -qaF "$PASS" "$TTY_LOG"
+	refute grep -qaF "$NEW" "$TTY_LOG"
+	refute grep -qaF "${NEW:0:8}" "$TTY_LOG"
+	lpty --raw -- reveal piped --passphrase-fd 3 3<<<"$NEW"
+	want_status 0
+	[ "$(cat "$TTY_LOG")" = "from stdin" ]
 }
 
 @test "init at the terminal: mismatched confirmation creates nothing" {

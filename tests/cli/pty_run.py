@@ -30,6 +30,9 @@ usage: pty_run.py [--raw] [--timeout SEC] [--log FILE]
 
 The command runs in a new session whose controlling terminal is the pty.
 File descriptors this process inherited (say fd 3) pass to the command.
+When the command exits, the terminal output left is read to the end and
+anything still running in its process group is killed; on timeout the
+whole process group is killed.
 Exit status: the command's, 128+N if it died of signal N, 124 on timeout,
 125 if this helper failed, 127 if the command could not be started.
 """

@@ -531,3 +531,36 @@ rows() {
 	refute grep -qF "${ct_moved:40:160}" "$hexdump"
 	[ ! -e "$VAULT-journal" ]
 }
+
+@test "closed stdout/stderr never let output land in the vault; a full stdout is an error" {
+	# With fds 1 and 2 closed, the vault file could be opened as fd 1 and
+	# the "Stored" line written into it, were they not reopened on /dev/null.
+	"$LATCH" init --kdf interactive --passphrase-fd 3 3<<<"$PASS" >&- 2>&-
+	"$LATCH" set a --passphrase-fd 3 3<<<"$PASS" <<<"value a" >&- 2>&-
+	"$LATCH" set a --passphrase-fd 3 3<<<"$PASS" <<<"value a2" >&- 2>&-
+	"$LATCH" rm a --passphrase-fd 3 3<<<"$PASS" >&- 2>&-
+	"$LATCH" set b --passphrase-fd 3 3<<<"$PASS" <<<"value b" >&- 2>&-
+	# A closed stdin reads as empty: refused.
+	local rc=0
+	"$LATCH" set c --passphrase-fd 3 3<<<"$PASS" <&- >&- 2>&- || rc=$?
+	[ "$rc" -eq 2 ]
+	[ "$(sqlite3 "$VAULT" "PRAGMA integrity_check")" = ok ]
+	refute grep -qa "Stored\|Removed\|Created" "$VAULT"
+	lx ls --json
+	want_status 0
+	[ "$(jq -r '[.[].name] | join(",")' <<<"$out")" = b ]
+	reveal_to "$BATS_TEST_TMPDIR/got" b
+	[ "$(cat "$BATS_TEST_TMPDIR/got")" = "value b" ]
+	# Output that cannot be written is a failure, not a silent success.
+	if [ -w /dev/full ]; then
+		local args
+		for args in "ls" "ls --json" "status" "status --json" "--help" "set --help"; do
+			rc=0
+			# shellcheck disable=SC2086
+			"$LATCH" $args >/dev/full 2>"$BATS_TEST_TMPDIR/full.err" || rc=$?
+			[ "$rc" -eq 3 ] || { echo "latch $args >/dev/full exited $rc"; return 1; }
+			[ "$(grep -c '' "$BATS_TEST_TMPDIR/full.err")" -eq 1 ]
+			grep -q "^latch: .*standard output" "$BATS_TEST_TMPDIR/full.err"
+		done
+	fi
+}
