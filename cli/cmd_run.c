@@ -92,7 +92,11 @@ static int ask_broker(const char *dir, const struct broker_plan *p, struct relea
 		const char *code = json_string_value(json_object_get(resp, "error"));
 		snprintf(r->reason, sizeof r->reason, "%s",
 			 json_string_value(json_object_get(resp, "message")) ?: "refused");
-		rc = code && !strcmp(code, "denied") ? 1 : latch_error(LATCH_OPERR, "the broker refused: %s", r->reason);
+		if (code && !strcmp(code, "untrusted"))
+			rc = latch_error(LATCH_DENIED, "the broker refused: %s", r->reason);
+		else
+			rc = code && !strcmp(code, "denied") ? 1
+							     : latch_error(LATCH_OPERR, "the broker refused: %s", r->reason);
 		json_decref(resp);
 		return rc;
 	}
@@ -216,10 +220,6 @@ int cmd_run(int argc, char **argv)
 		rc = ask_broker(dir, p, &r);
 		if (rc == 1 && (fd >= 0 || tty_available())) {
 			rc = one_shot(fd, &r);
-			if (rc != 0 && latch_last_status() == LATCH_DENIED) {
-				vault_close(r.v);
-				return LATCH_DENIED;
-			}
 		} else if (rc == 1) {
 			char hint[1024];
 			int len = snprintf(hint, sizeof hint, "latch grant");
@@ -234,7 +234,7 @@ int cmd_run(int argc, char **argv)
 			for (size_t i = 0; i < r.n; i++)
 				secbuf_free(r.values[i]);
 			vault_close(r.v);
-			return 125;
+			return latch_last_status() == LATCH_DENIED ? LATCH_DENIED : 125;
 		}
 	}
 	int status = broker_run(p, r.names, r.values, r.n);
