@@ -689,6 +689,7 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		 const struct audit_checkpoint *cp, struct audit_report *r)
 {
 	memset(r, 0, sizeof *r);
+	r->verdict = AUDIT_UNVERIFIABLE; /* until a check completes */
 	struct walker w = {0};
 	unsigned char state[STATE_BLOB], origin[ORIGIN_BLOB];
 	int rc = state_load(db, w.log_id, state, origin);
@@ -804,6 +805,7 @@ int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx,
 			const struct audit_checkpoint *cp, struct audit_report *r)
 {
 	memset(r, 0, sizeof *r);
+	r->verdict = AUDIT_UNVERIFIABLE; /* until a check completes */
 	struct walker w = {0};
 	json_error_t err;
 	json_t *line = NULL;
