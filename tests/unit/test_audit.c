@@ -267,8 +267,8 @@ static void copy_row(sqlite3 *raw, int64_t from, int64_t to)
 	afx_exec(raw,
 		 "INSERT INTO audit_log (seq, time, event, grant_id, record, mac)"
 		 " SELECT %lld, time, event, grant_id, record, mac FROM audit_log WHERE seq = %lld;"
-		 "INSERT INTO audit_secret (seq, pos, secret, time)"
-		 " SELECT %lld, pos, secret, time FROM audit_secret WHERE seq = %lld",
+		 "INSERT INTO audit_secret (seq, pos, secret, time, event)"
+		 " SELECT %lld, pos, secret, time, event FROM audit_secret WHERE seq = %lld",
 		 (long long)to, (long long)from, (long long)to, (long long)from);
 }
 
@@ -318,7 +318,8 @@ static void forge_row(sqlite3 *raw, int64_t seq)
 	sqlite3_bind_blob(st, 3, mac, sizeof mac, SQLITE_TRANSIENT);
 	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
 	sqlite3_finalize(st);
-	afx_exec(raw, "INSERT INTO audit_secret (seq, pos, secret, time) VALUES (%lld, 0, 'prod-token', 1795392000)",
+	afx_exec(raw,
+		 "INSERT INTO audit_secret (seq, pos, secret, time, event) VALUES (%lld, 0, 'prod-token', 1795392000, 'set')",
 		 (long long)seq);
 }
 
@@ -438,13 +439,14 @@ static void index_columns_altered(void **state)
 		{"UPDATE audit_secret SET secret = secret || 'x' WHERE seq = 13 AND pos = 1", T},
 		{"UPDATE audit_secret SET secret = 'prod-token' WHERE seq = 12", M},
 		{"UPDATE audit_secret SET pos = 5 WHERE seq = 13 AND pos = 1", T},
+		{"UPDATE audit_secret SET event = 'exit' WHERE seq = 13 AND pos = 0", T},
 		{"UPDATE audit_secret SET pos = -pos - 1 WHERE seq = 13", T},
 		{"UPDATE audit_secret SET secret = CASE pos WHEN 0 THEN (SELECT secret FROM audit_secret WHERE seq = 13 AND pos = 1)"
 		 " ELSE (SELECT secret FROM audit_secret WHERE seq = 13 AND pos = 0) END WHERE seq = 13",
 		 T},
-		{"INSERT INTO audit_secret (seq, pos, secret, time) SELECT 13, 2, 'extra', time FROM audit_log WHERE seq = 13",
+		{"INSERT INTO audit_secret (seq, pos, secret, time, event) SELECT 13, 2, 'extra', time, event FROM audit_log WHERE seq = 13",
 		 T},
-		{"INSERT INTO audit_secret (seq, pos, secret, time) SELECT 14, 0, 'extra', time FROM audit_log WHERE seq = 14",
+		{"INSERT INTO audit_secret (seq, pos, secret, time, event) SELECT 14, 0, 'extra', time, event FROM audit_log WHERE seq = 14",
 		 U},
 		{"UPDATE audit_secret SET seq = 14, pos = 0 WHERE seq = 13 AND pos = 1", T},
 		{"UPDATE audit_secret SET seq = 13, pos = 2 WHERE seq = 12", M},
