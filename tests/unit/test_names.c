@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../vault/vault.h"
 
@@ -55,12 +56,29 @@ static void fd_numbers(void **state)
 	latch_error_quiet(false);
 }
 
+/* The arithmetic formatter must agree with gmtime/strftime everywhere:
+ * a sweep over 400 years in steps that hit every day and many seconds. */
+static void time_format_matches_gmtime(void **state)
+{
+	(void)state;
+	for (int64_t t = -86400LL * 366; t < 86400LL * 365 * 400; t += 86400 + 3607) {
+		char got[32], want[32];
+		time_t tt = (time_t)t;
+		struct tm tm;
+		format_time_utc(t, got);
+		assert_non_null(gmtime_r(&tt, &tm));
+		strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		assert_string_equal(got, want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(names_valid),
 		cmocka_unit_test(names_invalid),
 		cmocka_unit_test(fd_numbers),
+		cmocka_unit_test(time_format_matches_gmtime),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
