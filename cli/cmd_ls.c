@@ -33,8 +33,29 @@ static int print_entry(const struct vault_entry *e, void *ctx)
 		l->first = false;
 		return 0;
 	}
-	/* Names are at most 128 bytes; a fixed column keeps this one pass. */
-	printf("%-32s %7lld  %s  %s\n", e->name, (long long)e->version, created, updated);
+	/* "%-32s %7lld  %s  %s\n" by hand: printf was most of the time for
+	 * 10,000 rows. Names are at most 128 bytes; a fixed column keeps this
+	 * one pass. */
+	char line[256], num[24];
+	size_t n = strlen(e->name), k = 0;
+	memcpy(line, e->name, n);
+	while (n < 32)
+		line[n++] = ' ';
+	line[n++] = ' ';
+	unsigned long long ver = (unsigned long long)e->version;
+	do
+		num[k++] = (char)('0' + ver % 10);
+	while ((ver /= 10) && k < sizeof num);
+	for (size_t pad = k; pad < 7; pad++)
+		line[n++] = ' ';
+	while (k)
+		line[n++] = num[--k];
+	memcpy(line + n, "  ", 2);
+	memcpy(line + n + 2, created, 20);
+	memcpy(line + n + 22, "  ", 2);
+	memcpy(line + n + 24, updated, 20);
+	line[n + 44] = '\n';
+	fwrite(line, 1, n + 45, stdout);
 	return 0;
 }
 
