@@ -81,6 +81,8 @@ bool tty_available(void)
 	return true;
 }
 
+#define TTY_LINE_MAX 4095 /* N_TTY_BUF_SIZE - 1 */
+
 /* The terminal state to restore if a signal arrives mid-prompt. */
 static int prompt_fd = -1;
 static struct termios prompt_saved;
@@ -129,6 +131,18 @@ int tty_read_hidden(const char *prompt, size_t max, struct secbuf **out)
 	}
 	rc = read_fd_line_secret(fd, max, out);
 	(void)!write(fd, "\n", 1);
+	/* The terminal's line editor keeps at most 4095 bytes of a line and
+	 * drops the rest without a word: a line that long may be cut. */
+	if (rc == 0 && (*out)->len >= TTY_LINE_MAX) {
+		secbuf_free(*out);
+		*out = NULL;
+		size_t plen = strlen(prompt);
+		while (plen && (prompt[plen - 1] == ' ' || prompt[plen - 1] == ':'))
+			plen--;
+		rc = latch_error(LATCH_USAGE,
+				 "the answer to '%.*s' reached the terminal's %d-byte line limit and may be cut: use --file or stdin",
+				 (int)plen, prompt, TTY_LINE_MAX);
+	}
 restore:
 	tcsetattr(fd, TCSAFLUSH, &prompt_saved);
 	for (size_t i = 0; i < N_PROMPT_SIGNALS; i++)
