@@ -353,10 +353,18 @@ if [ "$peers" = dotenvx ]; then
 	echo "note 3: latch ls prints names, versions and times and needs no key; dotenvx has no names-only"
 	echo "        listing of a file's keys (dotenvx ls lists .env files), so its nearest is get-all, which"
 	echo "        decrypts and prints every value."
-	[ "$DX_KEYS" -lt "$N" ] || exit 0
-	echo "note 4: dotenvx was measured at $DX_KEYS keys, not $N: each read decrypts the whole file, and"
-	echo "        filling a $N-key file alone takes a long time (see bench/README.md), so the $N-key"
-	echo "        read is a linear extrapolation. LATCH_BENCH_DOTENVX_KEYS=$N measures it, slowly."
+	if [ "$DX_KEYS" -lt "$N" ]; then
+		echo "note 4: dotenvx was measured at $DX_KEYS keys, not $N: each read decrypts the whole file, and"
+		echo "        filling a $N-key file alone takes a long time (see bench/README.md), so the $N-key"
+		echo "        read is a linear extrapolation. LATCH_BENCH_DOTENVX_KEYS=$N measures it, slowly."
+	fi
 else
 	echo "peers: $peer_note"
 fi
+
+echo
+echo "== broker: what latch run adds to a command (bench/broker.sh)"
+sh "$ROOT/bench/broker.sh"
+echo
+echo "== audit log (bench/audit.sh)"
+sh "$ROOT/bench/audit.sh"
