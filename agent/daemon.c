@@ -130,42 +130,10 @@ static void strings_free(char **s, size_t n)
 		free(s[i]);
 }
 
-/* base64 (original variant) of a secret into a JSON string; the string's
- * memory is wiped when freed (wiping allocator). */
-static json_t *b64_of(const struct secbuf *v)
-{
-	size_t n = sodium_base64_encoded_len(v->len, sodium_base64_VARIANT_ORIGINAL);
-	struct secbuf *b = secbuf_new(n);
-	if (!b)
-		return NULL;
-	sodium_bin2base64((char *)b->data, n, v->data, v->len, sodium_base64_VARIANT_ORIGINAL);
-	json_t *s = json_string((const char *)b->data);
-	secbuf_free(b);
-	return s;
-}
-
-static struct secbuf *secret_of_b64(json_t *s, size_t max)
-{
-	const char *b64 = json_string_value(s);
-	if (!b64)
-		return NULL;
-	size_t len = strlen(b64), got = 0;
-	struct secbuf *b = secbuf_new(len);
-	if (!b)
-		return NULL;
-	if (sodium_base642bin(b->data, len, b64, len, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    got == 0 || got > max) {
-		secbuf_free(b);
-		return NULL;
-	}
-	b->len = got;
-	return b;
-}
-
 static json_t *op_grant(json_t *req)
 {
 	struct grant *g = calloc(1, sizeof *g);
-	struct secbuf *key = secret_of_b64(json_object_get(req, "writer_key"), 32);
+	struct secbuf *key = secret_from_json_b64(json_object_get(req, "writer_key"), 32);
 	const char *id = json_string_value(json_object_get(req, "grant"));
 	json_t *values = json_object_get(req, "values");
 	json_int_t ttl = json_integer_value(json_object_get(req, "ttl"));
@@ -191,7 +159,7 @@ static json_t *op_grant(json_t *req)
 		goto fail;
 	}
 	for (size_t i = 0; i < g->n; i++)
-		if (!(g->values[i] = secret_of_b64(json_array_get(values, i), 1u << 20))) {
+		if (!(g->values[i] = secret_from_json_b64(json_array_get(values, i), 1u << 20))) {
 			reply = reply_error("bad-request", "malformed value for '%s'", g->names[i]);
 			goto fail;
 		}
@@ -359,7 +327,7 @@ static json_t *op_release(json_t *req, const struct ucred *peer)
 	for (size_t k = 0; k < n; k++)
 		for (size_t j = 0; j < g->n; j++)
 			if (!strcmp(g->names[j], names[k]))
-				json_array_append_new(vals, b64_of(g->values[j]));
+				json_array_append_new(vals, json_secret_b64(g->values[j]));
 	reply = json_pack("{s:b, s:s, s:s, s:o}", "ok", 1, "release", rid, "grant", g->id, "values", vals);
 	release_remember(rid, g, names, n);
 	if (g->uses_left > 0 && --g->uses_left == 0)

@@ -93,20 +93,6 @@ static char **build_env(const struct broker_plan *p, const char *const *names, s
 	return env;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* --file values: 0600 files in a fresh 0700 directory. */
 static int write_files(const struct broker_plan *p, const char *const *names, struct secbuf *const *values,
 		       size_t n, char dir[PATH_MAX])

@@ -44,18 +44,6 @@ const char usage_revoke[] =
 	"  --all       revoke every live grant\n"
 	"  -h, --help  show this help\n";
 
-static json_t *b64(const struct secbuf *v)
-{
-	size_t n = sodium_base64_encoded_len(v->len, sodium_base64_VARIANT_ORIGINAL);
-	struct secbuf *b = secbuf_new(n);
-	if (!b)
-		return NULL;
-	sodium_bin2base64((char *)b->data, n, v->data, v->len, sodium_base64_VARIANT_ORIGINAL);
-	json_t *s = json_string((const char *)b->data);
-	secbuf_free(b);
-	return s;
-}
-
 /* Hands the grant to the daemon; the values travel only over the socket. */
 static int hand_over(const char *dir, const struct cli_grant_info *g, const char *const *names,
 		     struct secbuf *const *values, size_t n, const struct secbuf *writer)
@@ -70,13 +58,13 @@ static int hand_over(const char *dir, const struct cli_grant_info *g, const char
 	json_t *jnames = json_array(), *jvalues = json_array(), *jcmds = json_array();
 	for (size_t i = 0; i < n; i++) {
 		json_array_append_new(jnames, json_string(names[i]));
-		json_array_append_new(jvalues, b64(values[i]));
+		json_array_append_new(jvalues, json_secret_b64(values[i]));
 	}
 	for (size_t i = 0; i < g->n_cmds; i++)
 		json_array_append_new(jcmds, json_string(g->cmds[i]));
 	json_t *req = json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o, s:o}", "op", "grant", "grant", g->id, "names",
 				jnames, "values", jvalues, "cmds", jcmds, "ttl", (json_int_t)g->ttl, "uses",
-				g->uses > 0 ? json_integer(g->uses) : json_null(), "writer_key", b64(writer));
+				g->uses > 0 ? json_integer(g->uses) : json_null(), "writer_key", json_secret_b64(writer));
 	json_t *resp = NULL;
 	int rc = req ? agent_call(dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
 	json_decref(req);

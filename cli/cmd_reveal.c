@@ -16,20 +16,6 @@ const char usage_reveal[] =
 	"  --passphrase-fd N   read the passphrase from fd N instead of /dev/tty\n"
 	"  -h, --help          show this help\n";
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return latch_error(LATCH_OPERR, "cannot write to the terminal: %s", strerror(errno));
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int cmd_reveal(int argc, char **argv)
 {
 	static const struct option opts[] = {{"passphrase-fd", required_argument, NULL, 'p'},
@@ -66,8 +52,8 @@ int cmd_reveal(int argc, char **argv)
 	if (rc == 0) /* recorded before anything is shown */
 		rc = vault_read(v, &name, 1, "reveal", &value);
 	vault_close(v);
-	if (rc == 0 && (rc = write_all(tty, value->data, value->len)) == 0)
-		rc = write_all(tty, (const unsigned char *)"\n", 1);
+	if (rc == 0 && (write_all(tty, value->data, value->len) != 0 || write_all(tty, "\n", 1) != 0))
+		rc = latch_error(LATCH_OPERR, "cannot write to the terminal: %s", strerror(errno));
 	secbuf_free(value);
 	close(tty);
 	return rc == 0 ? 0 : cli_fail();

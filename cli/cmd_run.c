@@ -51,23 +51,6 @@ struct release {
 	char reason[512];  /* why the broker said no */
 };
 
-static struct secbuf *from_b64(json_t *s)
-{
-	const char *b = json_string_value(s);
-	if (!b)
-		return NULL;
-	size_t len = strlen(b), got = 0;
-	struct secbuf *v = secbuf_new(len);
-	if (v && (sodium_base642bin(v->data, len, b, len, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-		  got == 0)) {
-		secbuf_free(v);
-		return NULL;
-	}
-	if (v)
-		v->len = got;
-	return v;
-}
-
 /* Ask the broker. 0 released, 1 refused or no broker (reason set), -1 error. */
 static int ask_broker(const char *dir, const struct broker_plan *p, struct release *r)
 {
@@ -106,7 +89,7 @@ static int ask_broker(const char *dir, const struct broker_plan *p, struct relea
 	if (json_array_size(values) != r->n || !id)
 		rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
 	for (size_t i = 0; rc == 0 && i < r->n; i++)
-		if (!(r->values[i] = from_b64(json_array_get(values, i))))
+		if (!(r->values[i] = secret_from_json_b64(json_array_get(values, i), VAULT_VALUE_MAX)))
 			rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
 	if (rc == 0)
 		snprintf(r->id, sizeof r->id, "%s", id);

@@ -10,6 +10,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <jansson.h>
+
 /* Exit statuses, DESIGN.md section 3. Modules record one of these with
  * latch_error(); only cli/ turns it into an exit. */
 enum latch_status {
@@ -84,6 +86,15 @@ int parse_duration(const char *s, int64_t max, const char *what, int64_t *second
  * is freed: JSON that carried a value (base64 in a broker message) leaves
  * no copy behind in the heap. Call once, before any JSON is built. */
 void json_use_wiping_allocator(void);
+/* A secret as a base64 JSON string (for a broker message; the string is
+ * wiped when freed under the wiping allocator), and back into secure
+ * memory (NULL if not base64, empty, or over `max` bytes). */
+json_t *json_secret_b64(const struct secbuf *v);
+struct secbuf *secret_from_json_b64(const json_t *s, size_t max);
+
+/* write(2) until done, across EINTR and short writes; -1 on error. */
+int write_all(int fd, const void *buf, size_t n);
+
 /* Free text from json_dumps() with jansson's current allocator (plain
  * free() would be wrong once the wiping allocator is in use). NULL-safe. */
 void json_free_text(char *text);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm):
  * no gmtime/strftime, which cost more than the rest of `latch ls`. */
@@ -132,4 +133,49 @@ void json_free_text(char *text)
 	json_get_alloc_funcs(&m, &f);
 	if (text)
 		f(text);
+}
+
+json_t *json_secret_b64(const struct secbuf *v)
+{
+	size_t n = sodium_base64_encoded_len(v->len, sodium_base64_VARIANT_ORIGINAL);
+	struct secbuf *b = secbuf_new(n);
+	if (!b)
+		return NULL;
+	sodium_bin2base64((char *)b->data, n, v->data, v->len, sodium_base64_VARIANT_ORIGINAL);
+	json_t *s = json_string((const char *)b->data);
+	secbuf_free(b);
+	return s;
+}
+
+struct secbuf *secret_from_json_b64(const json_t *s, size_t max)
+{
+	const char *b64 = json_string_value(s);
+	if (!b64)
+		return NULL;
+	size_t len = strlen(b64), got = 0;
+	struct secbuf *b = secbuf_new(len);
+	if (!b)
+		return NULL;
+	if (sodium_base642bin(b->data, len, b64, len, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    got == 0 || got > max) {
+		secbuf_free(b);
+		return NULL;
+	}
+	b->len = got;
+	return b;
+}
+
+int write_all(int fd, const void *buf, size_t n)
+{
+	const unsigned char *p = buf;
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }
