@@ -1,0 +1,343 @@
+#!/usr/bin/env bats
+# `latch run` around the child (DESIGN.md section 3): exit statuses pass
+# through exactly (128+N for signal N, 126/127 like env(1)); Ctrl-C reaches
+# the child once, under a terminal and without one; a forwarded SIGTERM
+# stops the child's whole process group; eight concurrent runs under one
+# grant leave exactly one release and one exit record each; --file values
+# are private files that vanish with the child; --env-file holds references
+# only; --pristine keeps only what --keep names.
+
+load helpers
+load broker_helpers
+
+setup() {
+	br_setup
+}
+
+teardown() {
+	br_teardown
+}
+
+# wait_file FILE PID: bounded wait (10 s) until FILE exists, or PID is gone.
+wait_file() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -e "$1" ] && return 0
+		br_gone "$2" && break
+		sleep 0.1
+	done
+	[ -e "$1" ] || { echo "$1 never appeared" >&2; return 1; }
+}
+
+@test "exit statuses pass through exactly: 0 1 42 255, SIGTERM 143, SIGKILL 137; each exit is recorded" {
+	br_grant canary --ttl 10m --uses 1000
+	local code
+	for code in 0 1 42 255; do
+		br_run --env X=latch://canary -- sh -c "$(br_check_canary); exit $code"
+		br_want_status "$code"
+		[ ! -s "$BR_ERR" ] || { echo "latch run wrote to stderr: $err" >&2; false; }
+	done
+	br_run --env X=latch://canary -- sh -c "$(br_check_canary); kill -TERM \$\$; exit 3"
+	br_want_status 143
+	br_run --env X=latch://canary -- sh -c "$(br_check_canary); kill -KILL \$\$; exit 3"
+	br_want_status 137
+	# Without any reference latch does not ask the broker; the same rules.
+	br_run -- sh -c 'exit 42'
+	br_want_status 42
+	br_run -- sh -c 'kill -TERM $$'
+	br_want_status 143
+	br_audit '
+assert [x["exit"] for x in r] == [0, 1, 42, 255, 143, 137], r
+assert all(x["grant"] == sys.argv[2] for x in r), r
+' --event exit -- "$BR_GRANT"
+	br_audit 'assert len(r) == 6 and all(x["decision"] == "allow" for x in r), r' --event release
+}
+
+@test "a missing command exits 127, a non-executable file 126, both before anything is released" {
+	br_grant canary --ttl 10m --uses 1000
+	local t=$BATS_TEST_TMPDIR
+	printf '#!/bin/sh\nexit 0\n' >"$t/noexec"
+	chmod 0644 "$t/noexec"
+	mkdir "$t/adir"
+
+	br_run --env X=latch://canary -- "$t/no-such-command"
+	br_want_status 127
+	br_want_one_err_line "no-such-command"
+	br_run --env X=latch://canary -- latch-test-no-such-command
+	br_want_status 127
+	br_want_one_err_line "latch-test-no-such-command"
+	br_run --env X=latch://canary -- "$t/noexec"
+	br_want_status 126
+	br_want_one_err_line "noexec"
+	br_run --env X=latch://canary -- "$t/adir"
+	br_want_status 126
+	br_want_one_err_line "adir"
+	br_run -- "$t/no-such-command"
+	br_want_status 127
+	br_run -- "$t/noexec"
+	br_want_status 126
+	br_audit 'assert r == [], r' --event release
+
+	# Found and executable, but exec fails: a missing interpreter is
+	# "not found" (127), an unknown format "cannot run" (126), as env(1).
+	printf '#!%s/no-such-interpreter\n' "$t" >"$t/badinterp"
+	printf '\177ELF garbage' >"$t/badformat"
+	chmod 0755 "$t/badinterp" "$t/badformat"
+	br_run --env X=latch://canary -- "$t/badinterp"
+	br_want_status 127
+	br_run --env X=latch://canary -- "$t/badformat"
+	br_want_status 126
+	br_audit 'assert [x["exit"] for x in r] == [127, 126], r' --event exit
+}
+
+@test "under a terminal, one Ctrl-C reaches the child exactly once" {
+	br_grant canary --ttl 10m
+	local t=$BATS_TEST_TMPDIR
+	cat >"$t/count.py" <<'EOF'
+import os, signal, sys, time
+n = 0
+def on_int(sig, frame):
+    global n
+    n += 1
+signal.signal(signal.SIGINT, on_int)
+with open("/dev/tty", "w") as tty:
+    tty.write("READY\n")
+deadline = time.monotonic() + 20
+while n == 0 and time.monotonic() < deadline:
+    time.sleep(0.02)
+# A second SIGINT (one forwarded by latch on top of the terminal's) would
+# arrive within this second.
+time.sleep(1)
+with open(sys.argv[1], "w") as f:
+    f.write(str(n))
+sys.exit(0 if n else 3)
+EOF
+	local rc=0
+	pty_run --timeout 30 --log "$t/tty.log" --answer READY $'\x03' \
+		-- "$LATCH" run --env X=latch://canary -- "$BR_PY" "$t/count.py" "$t/count" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "latch run under a pty exited $rc; terminal: $(cat -v "$t/tty.log")" >&2; false; }
+	[ "$(cat "$t/count")" = 1 ] || { echo "the child saw $(cat "$t/count") SIGINTs" >&2; false; }
+}
+
+@test "without a terminal, kill -INT of latch reaches the child exactly once; SIGTERM stops the child's process group" {
+	br_grant canary --ttl 10m --uses 1000
+	local d=$BATS_TEST_TMPDIR/s child latchpid bg rc
+	mkdir "$d"
+	# The child traps INT (it could not if latch left SIGINT ignored, as a
+	# background job inherits it), counts it in $0/ints, and waits.
+	setsid -w "$LATCH" run --env X=latch://canary -- sh -c "$(br_check_canary)"'
+		trap "echo INT >>\"\$0/ints\"" INT
+		echo $$ $PPID >"$0/pids.tmp" && mv "$0/pids.tmp" "$0/pids"
+		while [ ! -e "$0/stop" ]; do sleep 0.05; done
+		exit 7' "$d" </dev/null >"$d/out" 2>"$d/err" &
+	bg=$!
+	br_track "$bg"
+	wait_file "$d/pids" "$bg"
+	read -r child latchpid <"$d/pids"
+	br_track "$child"
+	[[ "$(tr '\0' ' ' <"/proc/$latchpid/cmdline")" == "$LATCH run "* ]]
+	kill -INT "$latchpid"
+	wait_file "$d/ints" "$child"
+	sleep 1 # a duplicate would arrive within this second
+	touch "$d/stop"
+	rc=0
+	wait "$bg" || rc=$?
+	[ "$rc" -eq 7 ] || { echo "latch run exited $rc: $(cat "$d/err")" >&2; false; }
+	[ "$(cat "$d/ints")" = INT ] || { echo "the child saw: $(cat "$d/ints")" >&2; false; }
+
+	# SIGTERM: the child and the process it started (same group) both stop.
+	rm -f "$d/pids"
+	setsid -w "$LATCH" run --env X=latch://canary -- sh -c "$(br_check_canary)"'
+		sleep 1000 &
+		echo $! >"$0/gc"
+		echo $$ $PPID >"$0/pids.tmp" && mv "$0/pids.tmp" "$0/pids"
+		while :; do sleep 0.05; done' "$d" </dev/null >"$d/out" 2>"$d/err" &
+	bg=$!
+	br_track "$bg"
+	wait_file "$d/pids" "$bg"
+	local gc
+	read -r child latchpid <"$d/pids"
+	gc=$(cat "$d/gc")
+	br_track "$child"
+	br_track "$gc"
+	! br_gone "$gc"
+	kill -TERM "$latchpid"
+	rc=0
+	wait "$bg" || rc=$?
+	[ "$rc" -eq 143 ] || { echo "latch run exited $rc: $(cat "$d/err")" >&2; false; }
+	br_wait_gone "$gc" 50 || { echo "the child's own child $gc survived the forwarded SIGTERM" >&2; false; }
+	br_audit 'assert [x["exit"] for x in r] == [7, 143], r' --event exit
+}
+
+@test "8 concurrent runs under one grant: all succeed, exactly one release and one exit record each, the log verifies" {
+	br_grant canary --ttl 10m --uses 1000
+	local d=$BATS_TEST_TMPDIR/c i bg=() rc before
+	mkdir "$d"
+	lx audit --json </dev/null
+	before=$("$BR_PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")
+	for i in 1 2 3 4 5 6 7 8; do
+		setsid -w "$LATCH" run --env X=latch://canary -- sh -c "$(br_check_canary)"'
+			echo $PPID >"$0"' "$d/ppid.$i" </dev/null >"$d/out.$i" 2>"$d/err.$i" &
+		bg+=($!)
+		br_track "$!"
+	done
+	for i in 0 1 2 3 4 5 6 7; do
+		rc=0
+		wait "${bg[$i]}" || rc=$?
+		[ "$rc" -eq 0 ] || { echo "run $((i + 1)) exited $rc: $(cat "$d/err.$((i + 1))")" >&2; false; }
+	done
+	br_audit '
+before = int(sys.argv[2])
+pids = sorted(int(p) for p in sys.argv[3:])
+assert len(set(pids)) == 8, pids
+new = r[before:]
+rel = [x for x in new if x["event"] == "release"]
+ex = [x for x in new if x["event"] == "exit"]
+assert len(new) == 16 and len(rel) == 8 and len(ex) == 8, new
+assert all(x["decision"] == "allow" for x in rel), rel
+assert all(x["exit"] == 0 for x in ex), ex
+assert sorted(x["pid"] for x in rel) == pids, (rel, pids)
+assert sorted(x["pid"] for x in ex) == pids, (ex, pids)
+seqs = [x["seq"] for x in r]
+assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+' -- "$before" $(cat "$d"/ppid.*)
+	lx audit verify --passphrase-fd 3 3<<<"$PASS" </dev/null
+	want_status 0
+	[[ "$out" == "audit log verified: "* ]]
+}
+
+@test "--file: a 0600 file in a 0700 directory with the exact bytes while the child runs, gone after it exits" {
+	printf 'two\nlines, no newline at the end' | latch_p set nonl --file - >/dev/null
+	printf 'with\0NUL\nand newline\n' | latch_p set binary --file - >/dev/null
+	local t=$BATS_TEST_TMPDIR
+	printf 'two\nlines, no newline at the end' >"$t/nonl.want"
+	printf 'with\0NUL\nand newline\n' >"$t/binary.want"
+	br_grant canary nonl binary --ttl 10m --uses 1000
+	br_run --file F=latch://canary --file G=latch://nonl --file H=latch://binary -- sh -c '
+		for v in "$F" "$G" "$H"; do
+			[ -f "$v" ] || exit 11
+			[ "$(stat -c %a:%u "$v")" = "600:$(id -u)" ] || exit 12
+			[ "$(stat -c %a:%u "$(dirname "$v")")" = "700:$(id -u)" ] || exit 13
+		done
+		[ "$(dirname "$F")" = "$(dirname "$G")" ] || exit 14
+		cmp -s "$G" "$0/nonl.want" || exit 15
+		cmp -s "$H" "$0/binary.want" || exit 16
+		[ "$(sha256sum <"$F" | cut -d" " -f1)" = "$1" ] || exit 17
+		printf "%s\n%s\n%s\n" "$F" "$G" "$H" >"$0/paths"' "$t" "$BR_CANARY_SHA"
+	br_want_status 0
+	local p
+	[ "$(wc -l <"$t/paths")" -eq 3 ]
+	while read -r p; do
+		[ ! -e "$p" ] || { echo "$p is still there after the child exited" >&2; false; }
+		[ ! -e "$(dirname "$p")" ] || { echo "$(dirname "$p") is still there" >&2; false; }
+	done <"$t/paths"
+	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/br.* "$BATS_TEST_TMPDIR"/lx.*
+	br_scan_files "$CANARY"
+}
+
+@test "--file: the file is removed after the child dies of a signal, and after latch itself is sent SIGTERM" {
+	br_grant canary --ttl 10m --uses 1000
+	local t=$BATS_TEST_TMPDIR p
+	br_run --file F=latch://canary -- sh -c 'echo "$F" >"$0/p1"; kill -KILL $$' "$t"
+	br_want_status 137
+	p=$(cat "$t/p1")
+	[ -n "$p" ] && [ ! -e "$p" ] && [ ! -e "$(dirname "$p")" ]
+
+	br_run --file F=latch://canary -- sh -c 'echo "$F" >"$0/p2"; kill -SEGV $$' "$t"
+	br_want_status 139
+	p=$(cat "$t/p2")
+	[ -n "$p" ] && [ ! -e "$p" ] && [ ! -e "$(dirname "$p")" ]
+
+	setsid -w "$LATCH" run --file F=latch://canary -- sh -c '
+		echo "$F" $$ $PPID >"$0/p3.tmp" && mv "$0/p3.tmp" "$0/p3"
+		while :; do sleep 0.05; done' "$t" </dev/null >"$t/out3" 2>"$t/err3" &
+	local bg=$! child latchpid rc=0
+	br_track "$bg"
+	wait_file "$t/p3" "$bg"
+	read -r p child latchpid <"$t/p3"
+	br_track "$child"
+	[ -f "$p" ]
+	kill -TERM "$latchpid"
+	wait "$bg" || rc=$?
+	[ "$rc" -eq 143 ] || { echo "latch run exited $rc: $(cat "$t/err3")" >&2; false; }
+	[ ! -e "$p" ] && [ ! -e "$(dirname "$p")" ]
+}
+
+@test "--env-file: references, comments, blank lines and export work; a plain VAR=value line is refused (125) before anything is released" {
+	set_secret other "value of other"
+	br_grant canary other --ttl 10m --uses 1000
+	local t=$BATS_TEST_TMPDIR
+	cat >"$t/refs.env" <<'EOF'
+# references only: safe to commit
+
+X=latch://canary
+  export Y=latch://other
+	# an indented comment
+EOF
+	br_run --env-file "$t/refs.env" -- sh -c "$(br_check_canary)"' && [ "$Y" = "value of other" ]'
+	br_want_status 0
+	# --env after the file wins for the same variable.
+	br_run --env-file "$t/refs.env" --env Y=latch://canary -- sh -c "$(br_check_canary)"' && [ "$X" = "$Y" ]'
+	br_want_status 0
+
+	br_audit 'assert len(r) == 2, r' --event release
+	printf '# a value does not belong here\nX=latch://canary\nPLAIN=some value\n' >"$t/plain.env"
+	br_run --env-file "$t/plain.env" -- sh -c 'touch "$0/ran"' "$t"
+	br_want_status 125
+	br_want_one_err_line "plain.env:3"
+	[ ! -e "$t/ran" ]
+	printf 'X=latch://\n' >"$t/empty.env"
+	br_run --env-file "$t/empty.env" -- sh -c 'touch "$0/ran"' "$t"
+	br_want_status 125
+	[ ! -e "$t/ran" ]
+	br_run --env-file "$t/no-such.env" -- sh -c 'touch "$0/ran"' "$t"
+	br_want_status 125
+	[ ! -e "$t/ran" ]
+	br_audit 'assert len(r) == 2, r' --event release
+}
+
+@test "--pristine with --keep: the child gets only the kept variables and the references" {
+	set_secret other "value of other"
+	br_grant canary other --ttl 10m --uses 1000
+	local t=$BATS_TEST_TMPDIR
+	KEEP1="kept one" KEEP2="kept two" DROPPED="dropped" FROMENV=latch://other \
+		br_run --pristine --keep KEEP1 --keep KEEP2 --keep NOT_SET --env X=latch://canary --env Y=latch://other \
+		-- env -0
+	br_want_status 0
+	"$BR_PY" -c '
+import sys
+env = open(sys.argv[1], "rb").read().split(b"\0")[:-1]
+names = sorted(e.split(b"=", 1)[0] for e in env)
+assert names == [b"KEEP1", b"KEEP2", b"X", b"Y"], names
+assert b"KEEP1=kept one" in env and b"KEEP2=kept two" in env and b"Y=value of other" in env, env
+assert b"X=" + sys.argv[2].encode() in env, "X does not hold the canary"
+' "$BR_OUT" "$CANARY"
+}
+
+@test "no grant, a human at the terminal: the passphrase releases for this one run and is recorded; a wrong one runs nothing" {
+	local t=$BATS_TEST_TMPDIR rc=0
+	printf 'Passphrase: \t%s\n' "$PASS" >"$t/answers"
+	pty_run --timeout 30 --log "$t/tty1" --answers-file "$t/answers" \
+		-- "$LATCH" run --env X=latch://canary -- sh -c "$(br_check_canary); touch \"\$0/ran1\"" "$t" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "latch run exited $rc; terminal: $(cat -v "$t/tty1")" >&2; false; }
+	[ -e "$t/ran1" ]
+	grep -q 'for this run only' "$t/tty1"
+	refute grep -qF "$PASS" "$t/tty1" # not echoed
+	assert_absent "$CANARY" "$t/tty1"
+	br_audit '
+rel = [x for x in r if x["event"] == "release"]
+ex = [x for x in r if x["event"] == "exit"]
+assert len(rel) == 1 and rel[0]["secrets"] == ["canary"] and rel[0].get("decision", "allow") == "allow", r
+assert len(ex) == 1 and ex[0]["exit"] == 0, r
+'
+	br_nt grants --json
+	[ "$(tr -d ' \n' <<<"$out")" = "[]" ] # a one-shot release makes no grant
+
+	rc=0
+	printf 'Passphrase: \t%s\n' "not the passphrase" >"$t/answers"
+	pty_run --timeout 30 --log "$t/tty2" --answers-file "$t/answers" \
+		-- "$LATCH" run --env X=latch://canary -- sh -c 'touch "$0/ran2"' "$t" || rc=$?
+	[ "$rc" -eq 4 ] || { echo "latch run exited $rc; terminal: $(cat -v "$t/tty2")" >&2; false; }
+	[ ! -e "$t/ran2" ]
+	br_audit 'assert len([x for x in r if x["event"] == "release"]) == 1, r'
+}
