@@ -57,8 +57,10 @@ static int ask_broker(const char *dir, const struct broker_plan *p, struct relea
 	json_t *names = json_array(), *argv = json_array();
 	for (size_t i = 0; i < r->n; i++)
 		json_array_append_new(names, json_string(r->names[i]));
-	for (char *const *a = p->argv; *a; a++)
-		json_array_append_new(argv, json_string(*a) ? json_string(*a) : json_string("?"));
+	for (char *const *a = p->argv; *a; a++) {
+		json_t *arg = json_string(*a); /* NULL when not UTF-8 */
+		json_array_append_new(argv, arg ? arg : json_string("?"));
+	}
 	char cwd[PATH_MAX];
 	json_t *req = json_pack("{s:s, s:o, s:s, s:o, s:s}", "op", "release", "names", names, "cmd", p->path,
 				"argv", argv, "cwd", getcwd(cwd, sizeof cwd) ? cwd : "");
@@ -75,11 +77,7 @@ static int ask_broker(const char *dir, const struct broker_plan *p, struct relea
 		const char *code = json_string_value(json_object_get(resp, "error"));
 		snprintf(r->reason, sizeof r->reason, "%s",
 			 json_string_value(json_object_get(resp, "message")) ?: "refused");
-		if (code && !strcmp(code, "untrusted"))
-			rc = latch_error(LATCH_DENIED, "the broker refused: %s", r->reason);
-		else
-			rc = code && !strcmp(code, "denied") ? 1
-							     : latch_error(LATCH_OPERR, "the broker refused: %s", r->reason);
+		rc = code && !strcmp(code, "denied") ? 1 : latch_error(LATCH_OPERR, "the broker refused: %s", r->reason);
 		json_decref(resp);
 		return rc;
 	}
