@@ -30,8 +30,9 @@ say = @printf '  %-6s %s\n'
 endif
 
 # libcurl is found now (federation uses it) but --as-needed keeps it out of
-# the binary until some code calls it, so start-up stays cheap.
-PKGS := libsodium sqlite3 jansson libcurl
+# the binary until some code calls it, so start-up stays cheap. libcrypto
+# computes the audit log's HMAC-SHA-256 with the CPU's SHA instructions.
+PKGS := libsodium sqlite3 jansson libcurl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

@@ -64,6 +64,10 @@ struct audit_event {
 int audit_append(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
 		 const struct audit_event *ev, int64_t *seq_out);
 
+/* For tests: compute MACs with libsodium instead of libcrypto (both give
+ * the same HMAC-SHA-256). */
+void audit_mac_use_openssl(bool use);
+
 /* 0 if `writer_key` opens this log's sealed state: proof that its holder
  * got it from the vault with the passphrase. -1 (reported) otherwise. */
 int audit_check_writer(sqlite3 *db, const struct secbuf *writer_key);

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -54,21 +56,57 @@ static void evolve(unsigned char k[AUDIT_KEY_BYTES])
 	sodium_memzero(next, sizeof next);
 }
 
+/* HMAC-SHA-256 through OpenSSL's libcrypto when it is there: it uses the
+ * CPU's SHA instructions and is about 3x faster than libsodium 1.0.18's
+ * portable SHA-256, which is what brings verifying a million records
+ * under 4 s. Same algorithm, same bytes: libsodium computes it when
+ * libcrypto cannot (tests/unit checks both agree). */
+static EVP_MAC_CTX *hmac_ctx(void)
+{
+	static EVP_MAC_CTX *ctx;
+	static bool tried;
+	if (!tried) {
+		tried = true;
+		EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+		EVP_MAC_free(mac); /* the context keeps its own reference */
+		OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+				       OSSL_PARAM_construct_end()};
+		if (ctx && !EVP_MAC_CTX_set_params(ctx, params)) {
+			EVP_MAC_CTX_free(ctx);
+			ctx = NULL;
+		}
+	}
+	return ctx;
+}
+
+static bool use_openssl = true;
+void audit_mac_use_openssl(bool use)
+{
+	use_openssl = use;
+}
+
 static void record_mac(const unsigned char k[AUDIT_KEY_BYTES], const unsigned char *log_id, int64_t seq,
 		       const unsigned char prev[AUDIT_MAC_BYTES], const void *record, size_t len,
 		       unsigned char out[AUDIT_MAC_BYTES])
 {
+	unsigned char head[AUDIT_LOG_ID_BYTES + 8 + AUDIT_MAC_BYTES + 8];
+	memcpy(head, log_id, AUDIT_LOG_ID_BYTES);
+	put_u64(head + AUDIT_LOG_ID_BYTES, (uint64_t)seq);
+	memcpy(head + AUDIT_LOG_ID_BYTES + 8, prev, AUDIT_MAC_BYTES);
+	put_u64(head + AUDIT_LOG_ID_BYTES + 8 + AUDIT_MAC_BYTES, (uint64_t)len);
+	EVP_MAC_CTX *ctx = use_openssl ? hmac_ctx() : NULL;
+	size_t outlen = 0;
+	if (ctx && EVP_MAC_init(ctx, k, AUDIT_KEY_BYTES, NULL) && EVP_MAC_update(ctx, head, sizeof head) &&
+	    EVP_MAC_update(ctx, record, len) && EVP_MAC_final(ctx, out, &outlen, AUDIT_MAC_BYTES) &&
+	    outlen == AUDIT_MAC_BYTES)
+		return;
 	crypto_auth_hmacsha256_state st;
-	unsigned char n[8];
 	crypto_auth_hmacsha256_init(&st, k, AUDIT_KEY_BYTES);
-	crypto_auth_hmacsha256_update(&st, log_id, AUDIT_LOG_ID_BYTES);
-	put_u64(n, (uint64_t)seq);
-	crypto_auth_hmacsha256_update(&st, n, 8);
-	crypto_auth_hmacsha256_update(&st, prev, AUDIT_MAC_BYTES);
-	put_u64(n, (uint64_t)len);
-	crypto_auth_hmacsha256_update(&st, n, 8);
+	crypto_auth_hmacsha256_update(&st, head, sizeof head);
 	crypto_auth_hmacsha256_update(&st, record, len);
 	crypto_auth_hmacsha256_final(&st, out);
+	sodium_memzero(&st, sizeof st);
 }
 
 static size_t label_ad(const char *label, size_t label_len, const unsigned char *log_id,

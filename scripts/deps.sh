@@ -12,6 +12,7 @@ pkg-config --exists libsodium 2>/dev/null || want libsodium-dev
 pkg-config --exists sqlite3 2>/dev/null || want libsqlite3-dev
 pkg-config --exists jansson 2>/dev/null || want libjansson-dev
 pkg-config --exists libcurl 2>/dev/null || want libcurl4-openssl-dev
+pkg-config --exists libcrypto 2>/dev/null || want libssl-dev
 pkg-config --exists cmocka 2>/dev/null || want libcmocka-dev
 command -v bats >/dev/null 2>&1 || want bats
 command -v sqlite3 >/dev/null 2>&1 || want sqlite3
