@@ -30,9 +30,10 @@ say = @printf '  %-6s %s\n'
 endif
 
 # libcurl is found now (federation uses it) but --as-needed keeps it out of
-# the binary until some code calls it, so start-up stays cheap. libcrypto
-# computes the audit log's HMAC-SHA-256 with the CPU's SHA instructions.
-PKGS := libsodium sqlite3 jansson libcurl libcrypto
+# the binary until some code calls it, so start-up stays cheap. libcrypto's
+# headers only: audit verify dlopens it (audit/log.c says why).
+PKGS := libsodium sqlite3 jansson libcurl
+PKG_CFLAGS_CRYPTO := $(shell pkg-config --cflags libcrypto 2>/dev/null)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -43,12 +44,12 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
 CSTD := -std=c11 -D_GNU_SOURCE
 HARDEN := -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := $(CSTD) $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS)
+ALL_CFLAGS := $(CSTD) $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS) $(PKG_CFLAGS_CRYPTO)
 LDFLAGS ?=
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(LDFLAGS)
 
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-ASAN_CFLAGS := $(CSTD) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS)
+ASAN_CFLAGS := $(CSTD) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) $(PKG_CFLAGS_CRYPTO)
 
 # Modules in dependency order; cli/ holds main().
 LIB_SRC := $(wildcard common/*.c) $(wildcard vault/*.c) $(wildcard audit/*.c) $(wildcard agent/*.c) $(wildcard broker/*.c)
