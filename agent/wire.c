@@ -9,7 +9,8 @@
 
 struct secbuf *wire_read_line(int fd)
 {
-	struct secbuf *b = secbuf_new(64 * 1024);
+	/* Most messages are small: start at a page, grow by doubling. */
+	struct secbuf *b = secbuf_new(4096);
 	while (b) {
 		if (b->len == b->cap) {
 			if (b->cap >= AGENT_MAX_MESSAGE) {
