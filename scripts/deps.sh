@@ -18,6 +18,9 @@ command -v bats >/dev/null 2>&1 || want bats
 command -v sqlite3 >/dev/null 2>&1 || want sqlite3
 command -v git >/dev/null 2>&1 || want git
 command -v openssl >/dev/null 2>&1 || want openssl
+command -v jq >/dev/null 2>&1 || want jq
+command -v ps >/dev/null 2>&1 || want procps
+command -v setpriv >/dev/null 2>&1 || want util-linux
 [ -x /usr/bin/python3 ] || want python3
 command -v clang >/dev/null 2>&1 || want clang
 # The sanitizer and libFuzzer runtimes are a separate package on Debian 12.
