@@ -254,9 +254,10 @@ static json_t *op_release(json_t *req, const struct ucred *peer)
 	size_t i;
 	json_array_foreach(jargv, i, a)
 	{
-		if (argc == sizeof argv / sizeof argv[0] - 1 || !json_string_value(a))
+		if (argc == sizeof argv / sizeof argv[0] - 1 || !json_string_value(a) ||
+		    !(argv[argc] = strdup(json_string_value(a))))
 			break;
-		argv[argc++] = strdup(json_string_value(a));
+		argc++;
 	}
 	argv[argc] = NULL;
 	sweep();
