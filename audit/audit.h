@@ -72,6 +72,10 @@ void audit_mac_use_openssl(bool use);
  * got it from the vault with the passphrase. -1 (reported) otherwise. */
 int audit_check_writer(sqlite3 *db, const struct secbuf *writer_key);
 
+/* audit_append in a transaction of its own (BEGIN IMMEDIATE ... COMMIT),
+ * for events that change nothing else: a release by the broker, an exit. */
+int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const struct audit_event *ev);
+
 /* Verification. */
 struct audit_checkpoint {
 	unsigned char vault_id[16]; /* filled and checked by the caller */

@@ -611,6 +611,19 @@ out:
 	return ret;
 }
 
+int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const struct audit_event *ev)
+{
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, "lock the vault");
+	if (audit_append(db, writer_key, NULL, ev, NULL) != 0 ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		if (!sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
 int audit_check_writer(sqlite3 *db, const struct secbuf *writer_key)
 {
 	struct chain c = {0};

@@ -26,7 +26,6 @@ static int check_key(void *ctx, const struct secbuf *writer)
 
 static int record(void *ctx, const struct secbuf *writer, const struct agent_event *e)
 {
-	sqlite3 *db = vault_db(ctx);
 	struct audit_secret_ref refs[AGENT_MAX_NAMES];
 	for (size_t i = 0; i < e->n && i < AGENT_MAX_NAMES; i++) {
 		refs[i].name = e->names[i];
@@ -50,14 +49,7 @@ static int record(void *ctx, const struct secbuf *writer, const struct agent_eve
 		.argv = e->argv,
 		.argc = e->argc,
 	};
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return latch_error(LATCH_OPERR, "cannot lock the vault: %s", sqlite3_errmsg(db));
-	if (audit_append(db, writer, NULL, &ev, NULL) != 0 ||
-	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
-	}
-	return 0;
+	return audit_append_commit(vault_db(ctx), writer, &ev);
 }
 
 int cmd_agent(int argc, char **argv)

@@ -81,17 +81,9 @@ int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
 int cli_record_event(struct vault *v, const struct audit_event *ev)
 {
 	struct secbuf *writer = NULL;
-	sqlite3 *db = vault_db(v);
-	int rc = -1;
-	if (vault_key(v, "audit-writer", false, &writer) == 0) {
-		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-			latch_error(LATCH_OPERR, "cannot lock the vault: %s", sqlite3_errmsg(db));
-		else if (audit_append(db, writer, NULL, ev, NULL) != 0 ||
-			 sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		else
-			rc = 0;
-	}
+	int rc = vault_key(v, "audit-writer", false, &writer);
+	if (rc == 0)
+		rc = audit_append_commit(vault_db(v), writer, ev);
 	secbuf_free(writer);
 	return rc;
 }

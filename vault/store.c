@@ -741,23 +741,34 @@ static int secret_open_row(struct vault *v, sqlite3_stmt *st, const char *name,
 	return 0;
 }
 
-int vault_get(struct vault *v, const char *name, struct secbuf **value_out)
+/* Reads and opens the secret `name`, with its id and version. */
+static int secret_read(struct vault *v, const char *name, int64_t *id, int64_t *version,
+		       struct secbuf **value_out)
 {
-	if (check_name(name) != 0 || require_unlocked(v) != 0)
-		return -1;
 	sqlite3_stmt *st;
 	if (db_prepare(v, "SELECT id, version, nonce, ciphertext FROM secrets WHERE name = ?1", &st) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		*version = sqlite3_column_int64(st, 1);
 		rc = secret_open_row(v, st, name, value_out);
-	else if (rc == SQLITE_DONE)
+	} else if (rc == SQLITE_DONE) {
 		rc = latch_error(LATCH_OPERR, "no secret named '%s'", name);
-	else
+	} else {
 		rc = db_fail(v, "read the secret");
+	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int vault_get(struct vault *v, const char *name, struct secbuf **value_out)
+{
+	int64_t id, version;
+	if (check_name(name) != 0 || require_unlocked(v) != 0)
+		return -1;
+	return secret_read(v, name, &id, &version, value_out);
 }
 
 int vault_remove(struct vault *v, const char *name)
@@ -982,12 +993,7 @@ int vault_read(struct vault *v, const char *const *names, size_t n, const char *
 	if (tx_begin(v) != 0)
 		goto fail;
 	for (; got < n; got++) {
-		int found = secret_lookup(v, names[got], &ids[got], &versions[got]);
-		if (found == 0)
-			latch_error(LATCH_OPERR, "no secret named '%s'", names[got]);
-		if (found <= 0)
-			goto fail;
-		if (vault_get(v, names[got], &values[got]) != 0)
+		if (secret_read(v, names[got], &ids[got], &versions[got], &values[got]) != 0)
 			goto fail;
 	}
 	if (run_hook(v, event, names, ids, versions, n, -1) != 0 || tx_commit(v) != 0)
