@@ -35,7 +35,22 @@ endif
 PKGS := libsodium sqlite3 jansson libcurl
 PKG_CFLAGS_CRYPTO := $(shell pkg-config --cflags libcrypto 2>/dev/null)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS_SHARED := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libsodium, sqlite3 and jansson are linked statically when their .a files
+# are there (Debian's -dev packages ship them): with -z now, binding their
+# ~1,800 symbols at every start cost 0.4 ms, a seventh of what `latch run`
+# may add (bench/README.md). `make LINK=shared` links them dynamically, so
+# that a distribution's fix to them reaches latch without a rebuild.
+STATIC_LIBS := sodium sqlite3 jansson
+LINK ?= $(if $(filter-out /%,$(foreach l,$(STATIC_LIBS),$(shell $(CC) -print-file-name=lib$(l).a))),shared,static)
+ifeq ($(LINK),static)
+# What the three need from libc's side (sqlite3's .pc also names -lz,
+# which Debian's build does not use).
+PKG_LIBS := -Wl,-Bstatic $(addprefix -l,$(STATIC_LIBS)) -Wl,-Bdynamic -pthread -lm -ldl \
+	$(shell pkg-config --libs libcurl 2>/dev/null)
+else
+PKG_LIBS := $(PKG_LIBS_SHARED)
+endif
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
@@ -96,7 +111,7 @@ asan: build/asan/latch $(ASAN_UNIT_BIN)
 
 build/asan/latch: $(ASAN_CLI_OBJ) $(ASAN_LIB_OBJ)
 	$(say) ASAN $@
-	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS_SHARED)
 
 build/asan/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
@@ -106,19 +121,19 @@ build/asan/obj/%.o: %.c $(HDRS)
 build/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDRS)
 	@mkdir -p $(@D)
 	$(say) ASAN $@
-	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(PKG_LIBS_SHARED) $(TEST_LIBS)
 
 # Fuzz targets: libFuzzer binaries, plus the same sources linked with a
 # small driver that replays the checked-in corpus during `make test`.
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(say) FUZZ $@
-	$(Q)$(FUZZ_CC) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS)
+	$(Q)$(FUZZ_CC) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS_SHARED)
 
 build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(ASAN_LIB_OBJ) $(HDRS)
 	@mkdir -p $(@D)
 	$(say) ASAN $@
-	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< tests/fuzz/replay.c $(ASAN_LIB_OBJ) $(PKG_LIBS)
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< tests/fuzz/replay.c $(ASAN_LIB_OBJ) $(PKG_LIBS_SHARED)
 
 fuzz: deps $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \

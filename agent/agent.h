@@ -6,6 +6,12 @@
  * a value at its deadline, when its uses run out, on revoke, and on exit.
  * Grant policy lives only in its memory.
  *
+ * Exit records are not on any run's critical path: the daemon answers an
+ * exit report at once and writes the record with its next commit (the
+ * next release, refusal or revoke), after AGENT_EXIT_FLUSH_MS of quiet,
+ * when asked to flush (every `latch audit` command asks first), or when
+ * it stops. A release record is always durable before its values leave.
+ *
  * Protocol: a UNIX stream socket in a 0700 directory; one request per
  * connection, one JSON object on one line each way; the peer must have the
  * daemon's uid (SO_PEERCRED). Values travel base64-encoded inside JSON
@@ -23,6 +29,8 @@
 #define AGENT_MAX_CMDS 16
 #define AGENT_DEFAULT_TTL (15 * 60)
 #define AGENT_MAX_TTL (24 * 3600)
+#define AGENT_EXIT_FLUSH_MS 50
+#define AGENT_RECORD_BATCH 257 /* pending exits + the event itself */
 
 /* The socket for the vault in `vault_dir`: <runtime>/latch/agent-<hash>.sock,
  * where <runtime> is $XDG_RUNTIME_DIR, else /tmp/latch-<uid> (made 0700).
@@ -45,13 +53,15 @@ struct agent_event {
 	char *const *argv; /* the child's argv: recorded as a keyed hash only */
 	int argc;
 	int exit_status; /* exit: the child's status; else -1 */
+	int64_t time;    /* UNIX time it happened; 0: now */
 };
 struct agent_recorder {
 	/* 0 if `writer_key` opens this vault's audit log: the proof that a
 	 * grant comes from someone who typed the passphrase. */
 	int (*check_key)(void *ctx, const struct secbuf *writer_key);
-	/* Durably record one event; on -1 nothing may be released. */
-	int (*record)(void *ctx, const struct secbuf *writer_key, const struct agent_event *ev);
+	/* Durably record `n` events, in order, in one commit: all or none.
+	 * On -1 nothing may be released. */
+	int (*record)(void *ctx, const struct secbuf *writer_key, const struct agent_event *evs, size_t n);
 	void *ctx;
 };
 
@@ -68,6 +78,9 @@ int agent_serve(const char *vault_dir, const struct agent_recorder *rec);
 /* Send one request and read the response. Returns 0 with *resp set, 1 if
  * no daemon is listening, -1 on error. */
 int agent_call(const char *vault_dir, json_t *req, json_t **resp);
+/* Ask a running daemon to write the exit records it holds, so that what
+ * the audit log shows is complete. 0 if written or no daemon runs. */
+int agent_flush(const char *vault_dir);
 /* Start the daemon if none is listening (exec of `self_exe agent`), and
  * wait until it answers. */
 int agent_ensure(const char *vault_dir, const char *self_exe);

@@ -16,6 +16,14 @@
 
 int agent_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX])
 {
+	/* `latch run` asks twice (release, exit): the checks and the
+	 * realpath walk are made once per process. */
+	static char last_vault[PATH_MAX], last_sock[PATH_MAX], last_lock[PATH_MAX];
+	if (last_vault[0] && !strcmp(last_vault, vault_dir)) {
+		memcpy(sock, last_sock, PATH_MAX);
+		memcpy(lock, last_lock, PATH_MAX);
+		return 0;
+	}
 	char dir[PATH_MAX], real[PATH_MAX];
 	const char *rt = getenv("XDG_RUNTIME_DIR");
 	int n = rt && rt[0] == '/' ? snprintf(dir, sizeof dir, "%s/latch", rt)
@@ -35,6 +43,11 @@ int agent_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX])
 	if (snprintf(sock, PATH_MAX, "%s/agent-%s.sock", dir, hex) >= (int)sizeof addr.sun_path ||
 	    snprintf(lock, PATH_MAX, "%s/agent-%s.lock", dir, hex) >= PATH_MAX)
 		return latch_error(LATCH_USAGE, "runtime directory path '%s' is too long for a socket", dir);
+	if (strlen(vault_dir) < sizeof last_vault) {
+		memcpy(last_sock, sock, PATH_MAX);
+		memcpy(last_lock, lock, PATH_MAX);
+		snprintf(last_vault, sizeof last_vault, "%s", vault_dir);
+	}
 	return 0;
 }
 
@@ -122,4 +135,18 @@ int agent_ensure(const char *vault_dir, const char *self_exe)
 		nanosleep(&ts, NULL);
 	}
 	return latch_error(LATCH_OPERR, "the agent did not start (try 'latch agent --foreground' to see why)");
+}
+
+int agent_flush(const char *vault_dir)
+{
+	json_t *req = json_pack("{s:s}", "op", "flush"), *resp = NULL;
+	int rc = req ? agent_call(vault_dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
+	json_decref(req);
+	if (rc == 1)
+		return 0; /* no daemon: nothing is pending */
+	if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
+		rc = latch_error(LATCH_OPERR, "the broker %s",
+				 json_string_value(json_object_get(resp, "message")) ?: "could not write its records");
+	json_decref(resp);
+	return rc;
 }

@@ -32,18 +32,33 @@ struct grant {
 	struct grant *next;
 };
 
-/* A release whose child has not reported its exit yet. */
+/* A release whose child has not reported its exit yet, or (on the
+ * pending list) whose exit record waits for the next commit. */
 struct release {
 	char id[32];
 	struct grant *grant;
 	size_t n;
 	char *names[AGENT_MAX_NAMES];
+	pid_t pid; /* who reported the exit */
+	uid_t uid;
+	int status;
+	int64_t time;
 	struct release *next;
 };
+
+/* Exit records queue here: at most this many, for at most
+ * AGENT_EXIT_FLUSH_MS, and a flush that keeps failing gives up on them
+ * (said on stderr) rather than hold every later release hostage. */
+#define MAX_PENDING (AGENT_RECORD_BATCH - 1)
+#define MAX_FLUSH_FAILURES 20
 
 static struct grant *grants;
 static struct release *releases;
 static size_t n_releases;
+static struct release *pending, **pending_tail = &pending;
+static size_t n_pending;
+static int64_t pending_since_ms; /* monotonic time of the oldest pending exit */
+static int flush_failures;
 static struct secbuf *writer; /* the audit writer key, from the last grant */
 static const struct agent_recorder *recorder;
 static volatile sig_atomic_t stopping;
@@ -51,6 +66,64 @@ static volatile sig_atomic_t stopping;
 static int64_t now(void)
 {
 	return (int64_t)time(NULL);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void release_free(struct release *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->names[i]);
+	free(r);
+}
+
+static void pending_drop_all(void)
+{
+	while (pending) {
+		struct release *r = pending;
+		pending = r->next;
+		release_free(r);
+	}
+	pending_tail = &pending;
+	n_pending = 0;
+}
+
+/* Record the pending exits, then `ev` (if any), in one durable commit.
+ * If that fails and `ev` is given, `ev` is tried alone: a release must
+ * not be refused because an earlier exit could not be written. */
+static int record_with_pending(const struct agent_event *ev)
+{
+	struct agent_event evs[MAX_PENDING + 1];
+	size_t n = 0;
+	for (const struct release *r = pending; r && n < MAX_PENDING; r = r->next)
+		evs[n++] = (struct agent_event){.event = "exit", .grant_id = r->grant->id,
+						 .names = (const char *const *)r->names, .n = r->n, .pid = r->pid,
+						 .uid = r->uid, .exit_status = r->status, .time = r->time};
+	size_t n_exits = n;
+	if (ev)
+		evs[n++] = *ev;
+	if (n == 0)
+		return 0;
+	if (writer && recorder->record(recorder->ctx, writer, evs, n) == 0) {
+		pending_drop_all();
+		flush_failures = 0;
+		return 0;
+	}
+	if (n_exits > 0) {
+		pending_since_ms = now_ms(); /* retry later, not in a loop */
+		if (++flush_failures >= MAX_FLUSH_FAILURES) {
+			fprintf(stderr, "latch agent: %zu exit records could not be written and are dropped\n",
+				n_pending);
+			pending_drop_all();
+			flush_failures = 0;
+		}
+	}
+	return ev && n_exits > 0 && writer ? recorder->record(recorder->ctx, writer, ev, 1) : -1;
 }
 
 static void grant_forget_values(struct grant *g, const char *why)
@@ -223,7 +296,10 @@ static void release_remember(const char *id, struct grant *g, char **names, size
 	snprintf(r->id, sizeof r->id, "%s", id);
 	r->grant = g;
 	for (size_t i = 0; i < n; i++)
-		r->names[r->n++] = strdup(names[i]);
+		if (!(r->names[r->n++] = strdup(names[i]))) {
+			release_free(r); /* its exit will be "unknown release" */
+			return;
+		}
 	r->next = releases;
 	releases = r;
 	/* Bounded: a child that never reports its exit is forgotten. */
@@ -231,8 +307,7 @@ static void release_remember(const char *id, struct grant *g, char **names, size
 		struct release **p = &releases;
 		while ((*p)->next)
 			p = &(*p)->next;
-		strings_free((*p)->names, (*p)->n);
-		free(*p);
+		release_free(*p);
 		*p = NULL;
 		n_releases--;
 	}
@@ -284,7 +359,7 @@ static json_t *op_release(json_t *req, const struct ucred *peer)
 		/* Refusals are recorded when the daemon can (it holds the writer
 		 * key once any grant was made); the refusal stands either way. */
 		if (writer)
-			recorder->record(recorder->ctx, writer, &ev);
+			record_with_pending(&ev);
 		reply = reply_error("denied", "%s", why);
 		goto out;
 	}
@@ -295,7 +370,7 @@ static json_t *op_release(json_t *req, const struct ucred *peer)
 	ev.decision = "allow";
 	ev.grant_id = g->id;
 	/* Recorded durably first; if that fails nothing is released. */
-	if (recorder->record(recorder->ctx, writer, &ev) != 0) {
+	if (record_with_pending(&ev) != 0) {
 		reply = reply_error("audit", "the release could not be recorded, so it was refused");
 		goto out;
 	}
@@ -314,6 +389,7 @@ out:
 	return reply;
 }
 
+/* The exit is queued, not written: see AGENT_EXIT_FLUSH_MS. */
 static json_t *op_exit(json_t *req, const struct ucred *peer)
 {
 	const char *rid = json_string_value(json_object_get(req, "release"));
@@ -324,17 +400,30 @@ static json_t *op_exit(json_t *req, const struct ucred *peer)
 		struct release *r = *p;
 		if (strcmp(r->id, rid) != 0)
 			continue;
-		struct agent_event ev = {.event = "exit", .grant_id = r->grant->id,
-					 .names = (const char *const *)r->names, .n = r->n, .pid = peer->pid,
-					 .uid = peer->uid, .exit_status = (int)json_integer_value(status)};
-		int rc = writer ? recorder->record(recorder->ctx, writer, &ev) : -1;
 		*p = r->next;
-		strings_free(r->names, r->n);
-		free(r);
 		n_releases--;
-		return rc == 0 ? json_pack("{s:b}", "ok", 1) : reply_error("audit", "the exit could not be recorded");
+		r->pid = peer->pid;
+		r->uid = peer->uid;
+		r->status = (int)json_integer_value(status);
+		r->time = now();
+		r->next = NULL;
+		if (n_pending++ == 0)
+			pending_since_ms = now_ms();
+		*pending_tail = r;
+		pending_tail = &r->next;
+		if (n_pending >= MAX_PENDING && record_with_pending(NULL) != 0)
+			return reply_error("audit", "the exit could not be recorded");
+		return json_pack("{s:b}", "ok", 1);
 	}
 	return reply_error("bad-request", "unknown release");
+}
+
+static json_t *op_flush(void)
+{
+	size_t n = n_pending;
+	if (record_with_pending(NULL) != 0)
+		return reply_error("audit", "%zu exit records could not be written", n);
+	return json_pack("{s:b, s:I}", "ok", 1, "written", (json_int_t)n);
 }
 
 static json_t *op_list(void)
@@ -371,7 +460,7 @@ static json_t *op_revoke(json_t *req, const struct ucred *peer)
 					 .names = (const char *const *)g->names, .n = g->n,
 					 .pid = peer->pid, .uid = peer->uid, .exit_status = -1};
 		if (writer)
-			recorder->record(recorder->ctx, writer, &ev);
+			record_with_pending(&ev);
 	}
 	if (!all && count == 0)
 		return reply_error("not-found", "no live grant '%s'", id ? id : "");
@@ -395,6 +484,8 @@ static json_t *dispatch(json_t *req, const struct ucred *peer)
 		return op_list();
 	if (!strcmp(op, "revoke"))
 		return op_revoke(req, peer);
+	if (!strcmp(op, "flush"))
+		return op_flush();
 	return reply_error("bad-request", "unknown op");
 }
 
@@ -528,15 +619,20 @@ int agent_serve(const char *vault_dir, const struct agent_recorder *rec)
 				if (g->deadline < next)
 					next = g->deadline;
 			}
-		if (!live && now() - last >= idle)
+		if (!live && !pending && now() - last >= idle)
 			break;
 		int64_t wait = next - now();
 		if (wait < 1)
 			wait = 1;
 		if (live && wait > 60)
 			wait = 60;
+		int64_t wait_ms = wait * 1000;
+		if (pending) {
+			int64_t due = pending_since_ms + AGENT_EXIT_FLUSH_MS - now_ms();
+			wait_ms = due < 0 ? 0 : due < wait_ms ? due : wait_ms;
+		}
 		struct pollfd p = {fd, POLLIN, 0};
-		int r = poll(&p, 1, (int)(wait * 1000));
+		int r = poll(&p, 1, (int)wait_ms);
 		if (r < 0 && errno != EINTR)
 			break;
 		if (r > 0 && (p.revents & POLLIN)) {
@@ -547,7 +643,10 @@ int agent_serve(const char *vault_dir, const struct agent_recorder *rec)
 				last = now();
 			}
 		}
+		if (pending && now_ms() - pending_since_ms >= AGENT_EXIT_FLUSH_MS)
+			record_with_pending(NULL);
 	}
+	record_with_pending(NULL);
 	/* Forget everything before the socket goes away. */
 	for (struct grant *g = grants; g; g = g->next)
 		grant_forget_values(g, "agent stopped");

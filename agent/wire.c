@@ -9,8 +9,8 @@
 
 struct secbuf *wire_read_line(int fd)
 {
-	/* Most messages are small: start at a page, grow by doubling. */
-	struct secbuf *b = secbuf_new(4096);
+	/* Most messages are small: start within a page, grow by doubling. */
+	struct secbuf *b = secbuf_new(2048);
 	while (b) {
 		if (b->len == b->cap) {
 			if (b->cap >= AGENT_MAX_MESSAGE) {

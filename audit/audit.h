@@ -72,9 +72,10 @@ void audit_mac_use_openssl(bool use);
  * got it from the vault with the passphrase. -1 (reported) otherwise. */
 int audit_check_writer(sqlite3 *db, const struct secbuf *writer_key);
 
-/* audit_append in a transaction of its own (BEGIN IMMEDIATE ... COMMIT),
- * for events that change nothing else: a release by the broker, an exit. */
-int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const struct audit_event *ev);
+/* audit_append of `n` events, in order, in one transaction of their own
+ * (BEGIN IMMEDIATE ... COMMIT), for events that change nothing else: a
+ * release by the broker and the exits queued before it. All or none. */
+int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const struct audit_event *evs, size_t n);
 
 /* Verification. */
 struct audit_checkpoint {

@@ -611,12 +611,14 @@ out:
 	return ret;
 }
 
-int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const struct audit_event *ev)
+int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const struct audit_event *evs, size_t n)
 {
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(db, "lock the vault");
-	if (audit_append(db, writer_key, NULL, ev, NULL) != 0 ||
-	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = audit_append(db, writer_key, NULL, &evs[i], NULL);
+	if (rc != 0 || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		if (!sqlite3_get_autocommit(db))
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;

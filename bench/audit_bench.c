@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 			snprintf(grant, sizeof grant, "g-%d", i % 97);
 			ref.name = name;
 			double t0 = now_ms();
-			rc = audit_append_commit(db, w, &ev) != 0; /* what the broker does per release */
+			rc = audit_append_commit(db, w, &ev, 1) != 0; /* what the broker does per release */
 			t[i] = now_ms() - t0;
 		}
 		qsort(t, (size_t)n, sizeof *t, cmp_double);

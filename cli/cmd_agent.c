@@ -24,32 +24,38 @@ static int check_key(void *ctx, const struct secbuf *writer)
 	return audit_check_writer(vault_db(ctx), writer);
 }
 
-static int record(void *ctx, const struct secbuf *writer, const struct agent_event *e)
+static int record(void *ctx, const struct secbuf *writer, const struct agent_event *evs, size_t n)
 {
-	struct audit_secret_ref refs[AGENT_MAX_NAMES];
-	for (size_t i = 0; i < e->n && i < AGENT_MAX_NAMES; i++) {
-		refs[i].name = e->names[i];
-		refs[i].id = 0;
+	if (n > AGENT_RECORD_BATCH)
+		return latch_error(LATCH_OPERR, "too many audit events in one commit");
+	static struct audit_secret_ref refs[AGENT_RECORD_BATCH][AGENT_MAX_NAMES];
+	static struct audit_event out[AGENT_RECORD_BATCH];
+	for (size_t k = 0; k < n; k++) {
+		const struct agent_event *e = &evs[k];
+		size_t n_refs = e->n < AGENT_MAX_NAMES ? e->n : AGENT_MAX_NAMES;
+		for (size_t i = 0; i < n_refs; i++)
+			refs[k][i] = (struct audit_secret_ref){e->names[i], 0};
+		out[k] = (struct audit_event){
+			.event = e->event,
+			.time = e->time,
+			.decision = e->decision,
+			.reason = e->reason,
+			.secrets = refs[k],
+			.n_secrets = n_refs,
+			.grant_id = e->grant_id,
+			.version = -1,
+			.exit_status = e->exit_status,
+			.redactions = -1,
+			.uses = -1,
+			.pid = e->pid ? e->pid : -1,
+			.uid = e->uid,
+			.exe = e->exe,
+			.cwd = e->cwd,
+			.argv = e->argv,
+			.argc = e->argc,
+		};
 	}
-	struct audit_event ev = {
-		.event = e->event,
-		.decision = e->decision,
-		.reason = e->reason,
-		.secrets = refs,
-		.n_secrets = e->n < AGENT_MAX_NAMES ? e->n : AGENT_MAX_NAMES,
-		.grant_id = e->grant_id,
-		.version = -1,
-		.exit_status = e->exit_status,
-		.redactions = -1,
-		.uses = -1,
-		.pid = e->pid ? e->pid : -1,
-		.uid = e->uid,
-		.exe = e->exe,
-		.cwd = e->cwd,
-		.argv = e->argv,
-		.argc = e->argc,
-	};
-	return audit_append_commit(vault_db(ctx), writer, &ev);
+	return audit_append_commit(vault_db(ctx), writer, out, n);
 }
 
 int cmd_agent(int argc, char **argv)

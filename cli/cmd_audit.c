@@ -1,6 +1,7 @@
 /* latch audit: query, verify, checkpoint and export the audit log. */
 #include "cli.h"
 
+#include "../agent/agent.h"
 #include "../audit/audit.h"
 
 #include <errno.h>
@@ -81,6 +82,19 @@ static int print_record(int64_t seq, const char *record, size_t len, void *ctx)
 	return 0;
 }
 
+/* The broker queues exit records for a moment (agent.h): have it write
+ * them first, so that what is shown or verified is complete. A broker
+ * that cannot write them says so; what the log holds is still shown. */
+static void flush_broker(void)
+{
+	char dir[PATH_MAX];
+	latch_error_quiet(true);
+	int rc = vault_dir(dir, sizeof dir);
+	latch_error_quiet(false);
+	if (rc == 0)
+		agent_flush(dir);
+}
+
 static int audit_list(int argc, char **argv)
 {
 	static const struct option opts[] = {{"secret", required_argument, NULL, 's'},
@@ -122,6 +136,7 @@ static int audit_list(int argc, char **argv)
 	if (optind != argc)
 		return cli_usage("audit", "unexpected argument '%s'", argv[optind]);
 	struct vault *v = NULL;
+	flush_broker();
 	if (cli_open_vault(&v) != 0)
 		return cli_fail();
 	bool first = true;
@@ -166,6 +181,7 @@ static int verify_vault(int fd, const struct audit_checkpoint *cp, struct audit_
 	struct vault *v = NULL;
 	struct secbuf *writer = NULL, *verifier = NULL;
 	unsigned char vid[16];
+	flush_broker();
 	if (cli_open_unlocked(fd, &v) != 0)
 		return -1;
 	int rc = vault_id_of(v, vid);
@@ -292,6 +308,7 @@ static int audit_checkpoint_cmd(int argc, char **argv)
 	struct vault *v = NULL;
 	struct audit_checkpoint cp;
 	char line[512];
+	flush_broker();
 	if (cli_open_vault(&v) != 0)
 		return cli_fail();
 	int rc = vault_id_of(v, cp.vault_id);
@@ -311,6 +328,7 @@ static int audit_export_cmd(int argc, char **argv)
 	if (argc > 1)
 		return cli_usage("audit export", "unexpected argument '%s'", argv[1]);
 	struct vault *v = NULL;
+	flush_broker();
 	if (cli_open_vault(&v) != 0)
 		return cli_fail();
 	char *verifier = NULL;

@@ -46,6 +46,10 @@ struct release {
 	const char *names[BROKER_MAX_REFS];
 	struct secbuf *values[BROKER_MAX_REFS];
 	size_t n;
+	/* From the broker: every value in one secure buffer (one allocation,
+	 * not one per value), `values` pointing at views of it. */
+	struct secbuf *store;
+	struct secbuf views[BROKER_MAX_REFS];
 	char id[32];       /* the broker's release id */
 	struct vault *v;   /* a one-shot release: the unlocked vault */
 	char reason[512];  /* why the broker said no */
@@ -83,16 +87,45 @@ static int ask_broker(const char *dir, const struct broker_plan *p, struct relea
 	}
 	json_t *values = json_object_get(resp, "values");
 	const char *id = json_string_value(json_object_get(resp, "release"));
+	size_t total = 0;
+	for (size_t i = 0; i < json_array_size(values); i++)
+		total += json_string_length(json_array_get(values, i));
 	rc = 0;
-	if (json_array_size(values) != r->n || !id)
+	if (json_array_size(values) != r->n || !id || strlen(id) >= sizeof r->id)
 		rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
-	for (size_t i = 0; rc == 0 && i < r->n; i++)
-		if (!(r->values[i] = secret_from_json_b64(json_array_get(values, i), VAULT_VALUE_MAX)))
+	else if (!(r->store = secbuf_new(total)))
+		rc = -1;
+	for (size_t i = 0; rc == 0 && i < r->n; i++) {
+		const char *b64 = json_string_value(json_array_get(values, i));
+		size_t got = 0;
+		struct secbuf *v = &r->views[i];
+		v->data = r->store->data + r->store->len;
+		if (!b64 ||
+		    sodium_base642bin(v->data, r->store->cap - r->store->len, b64, strlen(b64), NULL, &got, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+		    got == 0 || got > VAULT_VALUE_MAX) {
 			rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
+			break;
+		}
+		v->len = v->cap = got;
+		r->store->len += got;
+		r->values[i] = v;
+	}
 	if (rc == 0)
 		snprintf(r->id, sizeof r->id, "%s", id);
 	json_decref(resp);
 	return rc;
+}
+
+static void release_free(struct release *r)
+{
+	if (r->store)
+		secbuf_free(r->store); /* the values are views of it */
+	else
+		for (size_t i = 0; i < r->n; i++)
+			secbuf_free(r->values[i]);
+	r->store = NULL;
+	memset(r->values, 0, sizeof r->values);
 }
 
 /* No grant, but a human is here: the passphrase releases for this run. */
@@ -212,15 +245,13 @@ int cmd_run(int argc, char **argv)
 			return LATCH_DENIED;
 		}
 		if (rc != 0) {
-			for (size_t i = 0; i < r.n; i++)
-				secbuf_free(r.values[i]);
+			release_free(&r);
 			vault_close(r.v);
 			return latch_last_status() == LATCH_DENIED ? LATCH_DENIED : 125;
 		}
 	}
 	int status = broker_run(p, r.names, r.values, r.n);
-	for (size_t i = 0; i < r.n; i++)
-		secbuf_free(r.values[i]);
+	release_free(&r);
 	if (r.n > 0)
 		report_exit(dir, &r, p, status);
 	vault_close(r.v);

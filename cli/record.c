@@ -83,7 +83,7 @@ int cli_record_event(struct vault *v, const struct audit_event *ev)
 	struct secbuf *writer = NULL;
 	int rc = vault_key(v, "audit-writer", false, &writer);
 	if (rc == 0)
-		rc = audit_append_commit(vault_db(v), writer, ev);
+		rc = audit_append_commit(vault_db(v), writer, ev, 1);
 	secbuf_free(writer);
 	return rc;
 }

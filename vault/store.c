@@ -72,6 +72,12 @@ static const char *const migrations[] = {
 	" log_id BLOB NOT NULL,"
 	" origin BLOB NOT NULL,"
 	" state BLOB NOT NULL);",
+	/* 3: the index that finds a secret's newest set or rm holds only
+	 * those: every release added a row for each of its secrets there,
+	 * a scattered page per secret in each commit the broker makes
+	 * before a child may start. */
+	"DROP INDEX audit_secret_change;"
+	"CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq) WHERE event IN ('set', 'rm');",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
