@@ -76,8 +76,8 @@ static const char *const migrations[] = {
 	 * those: every release added a row for each of its secrets there,
 	 * a scattered page per secret in each commit the broker makes
 	 * before a child may start. */
-	"DROP INDEX audit_secret_change;"
-	"CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq) WHERE event IN ('set', 'rm');",
+	("DROP INDEX audit_secret_change;"
+	 "CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq) WHERE event IN ('set', 'rm');"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
