@@ -42,6 +42,9 @@ struct secbuf {
 };
 struct secbuf *secbuf_new(size_t cap);
 void secbuf_free(struct secbuf *b); /* NULL-safe, wipes */
+/* Small freed buffers kept (wiped, locked) for reuse: a leak check that
+ * counts sodium_malloc blocks subtracts these. */
+size_t secbuf_cached(void);
 
 /* Hardening done first thing in main(): no core dumps, not dumpable or
  * traceable by the same user, umask 077, fds 0-2 guaranteed open (so that

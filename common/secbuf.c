@@ -67,3 +67,8 @@ void secbuf_free(struct secbuf *b)
 	}
 	sodium_free(b);
 }
+
+size_t secbuf_cached(void)
+{
+	return n_small_free;
+}

@@ -262,7 +262,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tzset();
 		ready = true;
 	}
-	long before = secmem_outstanding;
+	long before = secmem_in_use();
 	check_checkpoint(data, size);
 	check_since(data, size);
 	secmem_check(before, "the checkpoint and --since parsers");

@@ -653,7 +653,7 @@ static void build_variants(const char *real, const unsigned char *real_key)
 
 static void self_check(void)
 {
-	long before = secmem_outstanding;
+	long before = secmem_in_use();
 	unsigned char real_key[AUDIT_KEY_BYTES];
 	struct audit_checkpoint head;
 	size_t len = 0;
@@ -711,7 +711,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		self_check();
 		ready = true;
 	}
-	long before = secmem_outstanding;
+	long before = secmem_in_use();
 	const unsigned char *key = (const unsigned char *)FIXED_KEY;
 	struct audit_report r;
 	struct opener o = {key, false, 0};

@@ -136,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool want_flag = data[1] & 0x80;
 	const uint8_t *d = data + 2;
 	size_t n = size - 2;
-	long before = secmem_outstanding;
+	long before = secmem_in_use();
 
 	/* 1: lines until EOF. */
 	int fd = pipe_with(d, &n);

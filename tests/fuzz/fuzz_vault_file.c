@@ -240,7 +240,7 @@ static void exercise(struct vault *v)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	setup();
-	long before = secmem_outstanding;
+	long before = secmem_in_use();
 	remove_files();
 	write_vault(data, size);
 	struct vault *v = NULL;

@@ -9,6 +9,8 @@
 #ifndef LATCH_FUZZ_SECMEM_H
 #define LATCH_FUZZ_SECMEM_H
 
+#include "../../common/common.h"
+
 #include <dlfcn.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -55,13 +57,19 @@ void sodium_free(void *ptr)
 	secmem_next_free()(ptr);
 }
 
-/* Abort if the count moved since `before`: a leaked (or doubly freed)
- * secure buffer. */
+/* Blocks in use: those secbuf_free keeps wiped for reuse are not. */
+static long secmem_in_use(void)
+{
+	return secmem_outstanding - (long)secbuf_cached();
+}
+
+/* Abort if the count moved since `before` (a secmem_in_use() value): a
+ * leaked (or doubly freed) secure buffer. */
 static void secmem_check(long before, const char *where)
 {
-	if (secmem_outstanding != before) {
-		fprintf(stderr, "fuzz: %ld secure buffer(s) outstanding after %s\n",
-			secmem_outstanding - before, where);
+	if (secmem_in_use() != before) {
+		fprintf(stderr, "fuzz: %ld secure buffer(s) outstanding after %s\n", secmem_in_use() - before,
+			where);
 		abort();
 	}
 }
