@@ -697,6 +697,43 @@ static void schema1_vault_migrates(void **state)
 	dir_only_vault(f);
 }
 
+/* Schema 3 only narrows an index (releases no longer enter the set/rm
+ * index): a schema-2 vault with records migrates, and the newest set or
+ * rm of each secret is still found through it (a release needs it). */
+static void schema2_vault_migrates(void **state)
+{
+	struct fx *f = *state;
+	fx_create(f);
+	struct vault *v = fx_unlocked(f, PASS);
+	put_str(v, "a", "from schema 2");
+	put_str(v, "a", "again");
+	struct vault_info info;
+	assert_int_equal(vault_info(v, &info), 0);
+	vault_close(v);
+	if (info.schema_version < 3)
+		skip();
+	sqlite3 *db = db_raw(f->path);
+	db_exec_ok(db, "DROP INDEX audit_secret_change;"
+		       "CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq);"
+		       "PRAGMA user_version = 2");
+	sqlite3_close(db);
+
+	v = fx_unlocked(f, PASS);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version", NULL), info.schema_version);
+	assert_int_equal(sql_int(f->path,
+				 "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_secret_change'"
+				 " AND sql LIKE '%WHERE event IN (''set'', ''rm'')'",
+				 NULL),
+			 1);
+	const char *names[] = {"a"};
+	struct secbuf *out[1] = {NULL};
+	assert_int_equal(vault_read(v, names, 1, "release", out), 0); /* checks the newest set */
+	assert_int_equal(out[0]->len, strlen("again"));
+	assert_memory_equal(out[0]->data, "again", out[0]->len);
+	secbuf_free(out[0]);
+	vault_close(v);
+}
+
 /* A failed open leaves an older vault as it was: the header is checked
  * before (or in the same transaction as) the schema migration, so a
  * damaged schema-1 vault, or a foreign file claiming schema 1, is not
@@ -1032,6 +1069,7 @@ int main(void)
 		T(newer_schema_refused),
 		T(foreign_files_refused),
 		T(schema1_vault_migrates),
+		T(schema2_vault_migrates),
 		T(schema1_damaged_left_unchanged),
 		T(header_row_missing_refused),
 		T(file_mode_refused),
