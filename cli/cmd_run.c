@@ -96,19 +96,15 @@ static int ask_broker(const char *dir, const struct broker_plan *p, struct relea
 	else if (!(r->store = secbuf_new(total)))
 		rc = -1;
 	for (size_t i = 0; rc == 0 && i < r->n; i++) {
-		const char *b64 = json_string_value(json_array_get(values, i));
-		size_t got = 0;
 		struct secbuf *v = &r->views[i];
 		v->data = r->store->data + r->store->len;
-		if (!b64 ||
-		    sodium_base642bin(v->data, r->store->cap - r->store->len, b64, strlen(b64), NULL, &got, NULL,
-				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-		    got == 0 || got > VAULT_VALUE_MAX) {
+		if (secret_b64_decode(json_array_get(values, i), v->data, r->store->cap - r->store->len,
+				      VAULT_VALUE_MAX, &v->len) != 0) {
 			rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
 			break;
 		}
-		v->len = v->cap = got;
-		r->store->len += got;
+		v->cap = v->len;
+		r->store->len += v->len;
 		r->values[i] = v;
 	}
 	if (rc == 0)

@@ -94,6 +94,9 @@ void json_use_wiping_allocator(void);
  * memory (NULL if not base64, empty, or over `max` bytes). */
 json_t *json_secret_b64(const struct secbuf *v);
 struct secbuf *secret_from_json_b64(const json_t *s, size_t max);
+/* The same into `out` (room for `room` bytes), for several values in one
+ * buffer: 0 with *len set; -1 if not base64, empty, over `max` or `room`. */
+int secret_b64_decode(const json_t *s, unsigned char *out, size_t room, size_t max, size_t *len);
 
 /* write(2) until done, across EINTR and short writes; -1 on error. */
 int write_all(int fd, const void *buf, size_t n);

@@ -150,21 +150,28 @@ json_t *json_secret_b64(const struct secbuf *v)
 	return s;
 }
 
+int secret_b64_decode(const json_t *s, unsigned char *out, size_t room, size_t max, size_t *len)
+{
+	const char *b64 = json_string_value(s);
+	size_t got = 0;
+	if (!b64 ||
+	    sodium_base642bin(out, room, b64, strlen(b64), NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    got == 0 || got > max)
+		return -1;
+	*len = got;
+	return 0;
+}
+
 struct secbuf *secret_from_json_b64(const json_t *s, size_t max)
 {
 	const char *b64 = json_string_value(s);
 	if (!b64)
 		return NULL;
-	size_t len = strlen(b64), got = 0;
-	struct secbuf *b = secbuf_new(len);
-	if (!b)
-		return NULL;
-	if (sodium_base642bin(b->data, len, b64, len, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    got == 0 || got > max) {
+	struct secbuf *b = secbuf_new(strlen(b64));
+	if (b && secret_b64_decode(s, b->data, b->cap, max, &b->len) != 0) {
 		secbuf_free(b);
 		return NULL;
 	}
-	b->len = got;
 	return b;
 }
 
