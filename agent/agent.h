@@ -1,10 +1,23 @@
-/* agent: the broker daemon and its client (DESIGN.md sections 1 P5/P6, 2).
+/* agent: the broker daemon and its client (DESIGN.md sections 1 P5/P6/P7, 2).
  *
  * The daemon holds granted values in locked memory, enforces each grant's
- * deadline, use count and command list, writes the audit records of
- * releases (it holds the audit writer key, never the data key), and forgets
- * a value at its deadline, when its uses run out, on revoke, and on exit.
- * Grant policy lives only in its memory.
+ * deadline, use count and command list, writes the audit records of what
+ * it does to a stream of its own, and forgets a value at its deadline, when
+ * its uses run out, on revoke, and on exit. Grant policy lives only in its
+ * memory.
+ *
+ * Who may give it values: only a passphrase holder. A broker exists only
+ * because a passphrase holder started it (`latch grant`, or `latch agent`
+ * by hand): that process execs latch itself with a scrubbed environment,
+ * and enrols the new broker over an inherited descriptor with an instance
+ * id, a key derived from the vault's data key for that id (agent_key_fn),
+ * and the keys of its audit stream. Every later grant first challenges
+ * whatever answers at the socket with a fresh nonce: the answer must be a
+ * MAC under that key, from the process the kernel says is on the other end
+ * of the socket. The grant itself travels encrypted and authenticated under
+ * the key, bound to both nonces, so a process that relays every byte learns
+ * nothing and cannot replay it. A process that cannot prove itself is
+ * refused and never used.
  *
  * Exit records are not on any run's critical path: the daemon answers an
  * exit report at once and writes the record with its next commit (the
@@ -12,10 +25,11 @@
  * when asked to flush (every `latch audit` command asks first), or when
  * it stops. A release record is always durable before its values leave.
  *
- * Protocol: a UNIX stream socket in a 0700 directory; one request per
- * connection, one JSON object on one line each way; the peer must have the
- * daemon's uid (SO_PEERCRED). Values travel base64-encoded inside JSON
- * built with the wiping allocator (common.h). */
+ * Protocol: a UNIX stream socket in a 0700 directory; JSON objects, one per
+ * line, a request and its answer in turn; the peer must have the daemon's
+ * uid (SO_PEERCRED); every connection has an absolute deadline, so a slow
+ * client holds nothing up. Values travel base64-encoded inside JSON built
+ * with the wiping allocator (common.h). */
 #ifndef LATCH_AGENT_H
 #define LATCH_AGENT_H
 
@@ -30,18 +44,22 @@
 #define AGENT_DEFAULT_TTL (15 * 60)
 #define AGENT_MAX_TTL (24 * 3600)
 #define AGENT_EXIT_FLUSH_MS 50
-#define AGENT_RECORD_BATCH 257 /* pending exits + the event itself */
+#define AGENT_RECORD_BATCH 258 /* pending exits, a "lost" record, the event itself */
+#define AGENT_INSTANCE_BYTES 16
+#define AGENT_KEY_BYTES 32
+/* Every connection to the daemon ends this long after it was accepted. */
+#define AGENT_CONN_DEADLINE_MS 5000
 
-/* The socket for the vault in `vault_dir`: <runtime>/latch/agent-<hash>.sock,
- * where <runtime> is $XDG_RUNTIME_DIR, else /tmp/latch-<uid> (made 0700).
- * One daemon per vault. */
+/* The socket for the vault in `vault_dir`: <runtime>/agent-<hash>.sock,
+ * where <runtime> is $XDG_RUNTIME_DIR/latch, else `vault_dir`/run (made
+ * 0700: the user's own, unlike a directory in /tmp that another user could
+ * create first). One daemon per vault. */
 int agent_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX]);
 
-/* What the daemon asks to have recorded. The daemon does not know the
- * audit log's format: the caller (cli/) supplies a recorder. */
+/* What the daemon asks to have recorded in its stream. */
 struct agent_event {
-	const char *event;    /* "release", "exit", "revoke" */
-	const char *decision; /* "allow" / "deny"; NULL for exit, revoke */
+	const char *event;    /* "release", "exit", "revoke", "lost", "stop" */
+	const char *decision; /* "allow" / "deny"; NULL for the others */
 	const char *reason;   /* a denial's reason */
 	const char *grant_id;
 	const char *const *names;
@@ -52,28 +70,81 @@ struct agent_event {
 	const char *cwd;
 	char *const *argv; /* the child's argv: recorded as a keyed hash only */
 	int argc;
-	int exit_status; /* exit: the child's status; else -1 */
-	int64_t time;    /* UNIX time it happened; 0: now */
+	int exit_status;    /* exit: the child's status; else -1 */
+	int64_t lost_exits; /* lost: how many exit records were dropped */
+	int64_t time;       /* UNIX time it happened; 0: now */
 };
 struct agent_recorder {
-	/* 0 if `writer_key` opens this vault's audit log: the proof that a
-	 * grant comes from someone who typed the passphrase. */
-	int (*check_key)(void *ctx, const struct secbuf *writer_key);
+	/* Take the audit stream keys the enrolling passphrase holder made
+	 * for this broker (audit_stream_begin). 0 or -1. */
+	int (*enrol)(void *ctx, const struct secbuf *stream_keys);
 	/* Durably record `n` events, in order, in one commit: all or none.
 	 * On -1 nothing may be released. */
-	int (*record)(void *ctx, const struct secbuf *writer_key, const struct agent_event *evs, size_t n);
+	int (*record)(void *ctx, const struct agent_event *evs, size_t n);
 	void *ctx;
 };
 
+/* Before the daemon touches anything: refuse to run traced (TracerPid), or
+ * with a loader variable (LD_*) in the environment, or with a shared object
+ * mapped that is not root's and unwritable by others (a preloaded library
+ * that removed its own LD_PRELOAD). The process must already be
+ * non-dumpable (harden_process). 0, or -1 reported. */
+int agent_check_pristine(void);
+
 /* First thing in the daemon process, before it opens anything: close
- * every inherited descriptor above 2 (a caller's pipe must not be held
- * open) and, unless `foreground`, detach (double fork, new session,
- * /dev/null for 0-2). */
-int agent_detach(bool foreground);
-/* Run the daemon: bind, serve until idle or signalled, wipe, return.
- * It stops LATCH_AGENT_IDLE seconds (default 600) after its last grant
- * ended and it last served a request. */
-int agent_serve(const char *vault_dir, const struct agent_recorder *rec);
+ * every inherited descriptor above 2 but `keep` (a caller's pipe must not
+ * be held open) and, unless `foreground`, detach (double fork, new
+ * session, /dev/null for 0-2). */
+int agent_detach(bool foreground, int keep);
+/* Run the daemon: take the vault's lock, listen, report ready on
+ * `enrol_fd`, take the enrolment from it, serve until idle, stopped or
+ * signalled, write its last records, wipe, return. It stops
+ * LATCH_AGENT_IDLE seconds (default 600) after its last grant ended and
+ * it last served a request. */
+int agent_serve(const char *vault_dir, int enrol_fd, const struct agent_recorder *rec);
+
+/* For the recorder while a commit waits for the vault's lock: runs the
+ * expiry sweep, so a value still goes at its deadline; false once the
+ * broker is told to stop (give up waiting). */
+bool agent_busy_tick(void);
+
+/* Client side. */
+
+/* The broker key for an instance id: derived from the data key
+ * (vault_derive_key), so only a passphrase holder can make it. */
+typedef int (*agent_key_fn)(void *ctx, const unsigned char instance[AGENT_INSTANCE_BYTES], struct secbuf **key);
+/* What a passphrase holder gives a new broker: its instance id and key,
+ * and its audit stream's keys (opening the stream in the main chain
+ * records the broker's pid, hence the callback). */
+typedef int (*agent_enrol_fn)(void *ctx, pid_t broker_pid, unsigned char instance[AGENT_INSTANCE_BYTES],
+			      struct secbuf **key, struct secbuf **stream_keys);
+
+/* A connection to a broker that proved itself. */
+struct agent_session {
+	int fd;
+	pid_t pid;
+	unsigned char instance[AGENT_INSTANCE_BYTES];
+	unsigned char nc[32], nb[32]; /* the client's and the broker's nonces */
+	struct secbuf *key;
+	char sock[PATH_MAX];
+};
+/* Connect and challenge: 0 with *s ready, 1 if nothing listens, -1
+ * (reported, LATCH_OPERR) if what answers does not prove it is a broker a
+ * passphrase holder started for this vault under its current data key, or
+ * is not the process on the other end of the socket. */
+int agent_connect_verified(const char *vault_dir, agent_key_fn key_fn, void *ctx, struct agent_session *s);
+void agent_session_close(struct agent_session *s);
+/* Start a broker (exec of `self_exe agent --enrol-fd 3`, environment
+ * scrubbed to latch's own variables) and enrol it. `foreground`: it does
+ * not detach, and *pid_out is the child to wait for. 0, or -1 reported
+ * (another process holding the broker lock is named with its pid). */
+int agent_start(const char *vault_dir, const char *self_exe, bool foreground, agent_enrol_fn enrol, void *ctx,
+		pid_t *pid_out);
+/* Hand a grant to a verified broker: `grant` (a JSON object: grant, names,
+ * values, cmds, ttl, uses) goes encrypted under the session key, bound to
+ * both nonces. 0 with *deadline set; -1 reported (LATCH_DENIED if the
+ * broker refused it). */
+int agent_grant(struct agent_session *s, json_t *grant, int64_t *deadline);
 
 /* Send one request and read the response. Returns 0 with *resp set, 1 if
  * no daemon is listening, -1 on error. */
@@ -81,8 +152,9 @@ int agent_call(const char *vault_dir, json_t *req, json_t **resp);
 /* Ask a running daemon to write the exit records it holds, so that what
  * the audit log shows is complete. 0 if written or no daemon runs. */
 int agent_flush(const char *vault_dir);
-/* Start the daemon if none is listening (exec of `self_exe agent`), and
- * wait until it answers. */
-int agent_ensure(const char *vault_dir, const char *self_exe);
+/* Ask the daemon to stop (narrowing: no proof needed) and wait up to
+ * `wait_ms` until it is gone. 0 stopped or none ran (*pid_out its pid, or
+ * 0), -1 reported. */
+int agent_stop(const char *vault_dir, int wait_ms, pid_t *pid_out);
 
 #endif

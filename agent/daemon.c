@@ -1,5 +1,9 @@
-/* The broker daemon: grants in locked memory, enforced here and only here. */
+/* The broker daemon: grants in locked memory, enforced here and only here.
+ * One thread, one poll loop: every connection is non-blocking and has an
+ * absolute deadline, so expiry, revocation and stop never wait for a
+ * client. */
 #include "agent.h"
+#include "auth.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -27,8 +31,8 @@ struct grant {
 	size_t n_cmds;
 	char *cmds[AGENT_MAX_CMDS];
 	int64_t deadline;
-	int64_t uses_left;  /* -1: unlimited */
-	const char *ended;  /* NULL while live; else why it ended */
+	int64_t uses_left; /* -1: unlimited */
+	const char *ended; /* NULL while live; else why it ended */
 	struct grant *next;
 };
 
@@ -46,21 +50,44 @@ struct release {
 	struct release *next;
 };
 
+/* A client connection: a request line comes in, its answer goes out,
+ * and so on until the client closes it or its deadline passes. */
+struct conn {
+	int fd;
+	struct ucred peer;
+	int64_t deadline_ms;
+	struct secbuf *in;
+	char *out; /* the answer being sent (json_dumps text, wiped when freed) */
+	size_t out_len, out_off;
+	bool hello; /* challenged: nc and nb are set */
+	bool granted;
+	unsigned char nc[AUTH_NONCE_BYTES], nb[AUTH_NONCE_BYTES];
+};
+
 /* Exit records queue here: at most this many, for at most
  * AGENT_EXIT_FLUSH_MS, and a flush that keeps failing gives up on them
- * (said on stderr) rather than hold every later release hostage. */
-#define MAX_PENDING (AGENT_RECORD_BATCH - 1)
+ * rather than hold every later release hostage; how many were lost is
+ * recorded with the next commit that succeeds. */
+#define MAX_PENDING (AGENT_RECORD_BATCH - 2)
 #define MAX_FLUSH_FAILURES 20
+#define MAX_CONNS 64
 
-static struct grant *grants;
-static struct release *releases;
-static size_t n_releases;
-static struct release *pending, **pending_tail = &pending;
-static size_t n_pending;
-static int64_t pending_since_ms; /* monotonic time of the oldest pending exit */
-static int flush_failures;
-static struct secbuf *writer; /* the audit writer key, from the last grant */
-static const struct agent_recorder *recorder;
+static struct {
+	struct grant *grants;
+	struct release *releases;
+	size_t n_releases;
+	struct release *pending, **pending_tail;
+	size_t n_pending;
+	int64_t pending_since_ms; /* monotonic time of the oldest pending exit */
+	int flush_failures;
+	int64_t lost; /* exit records dropped and not yet said so */
+	const struct agent_recorder *rec;
+	struct secbuf *key; /* from the enrolment */
+	unsigned char instance[AGENT_INSTANCE_BYTES];
+	struct conn conns[MAX_CONNS];
+	size_t n_conns;
+	bool stop_asked;
+} b;
 static volatile sig_atomic_t stopping;
 
 static int64_t now(void)
@@ -84,46 +111,50 @@ static void release_free(struct release *r)
 
 static void pending_drop_all(void)
 {
-	while (pending) {
-		struct release *r = pending;
-		pending = r->next;
+	while (b.pending) {
+		struct release *r = b.pending;
+		b.pending = r->next;
 		release_free(r);
 	}
-	pending_tail = &pending;
-	n_pending = 0;
+	b.pending_tail = &b.pending;
+	b.n_pending = 0;
 }
 
-/* Record the pending exits, then `ev` (if any), in one durable commit.
- * If that fails and `ev` is given, `ev` is tried alone: a release must
- * not be refused because an earlier exit could not be written. */
+/* Record a "lost" count, the pending exits, then `ev` (if any), in one
+ * durable commit. If that fails and `ev` is given, `ev` is tried alone: a
+ * release must not be refused because an earlier exit could not be
+ * written. */
 static int record_with_pending(const struct agent_event *ev)
 {
-	struct agent_event evs[MAX_PENDING + 1];
+	static struct agent_event evs[AGENT_RECORD_BATCH];
 	size_t n = 0;
-	for (const struct release *r = pending; r && n < MAX_PENDING; r = r->next)
+	if (b.lost > 0)
+		evs[n++] = (struct agent_event){.event = "lost", .lost_exits = b.lost, .pid = getpid(), .uid = getuid(),
+						.exit_status = -1};
+	for (const struct release *r = b.pending; r && n < MAX_PENDING + 1; r = r->next)
 		evs[n++] = (struct agent_event){.event = "exit", .grant_id = r->grant->id,
-						 .names = (const char *const *)r->names, .n = r->n, .pid = r->pid,
-						 .uid = r->uid, .exit_status = r->status, .time = r->time};
-	size_t n_exits = n;
+						.names = (const char *const *)r->names, .n = r->n, .pid = r->pid,
+						.uid = r->uid, .exit_status = r->status, .time = r->time};
+	size_t n_queued = n;
 	if (ev)
 		evs[n++] = *ev;
 	if (n == 0)
 		return 0;
-	if (writer && recorder->record(recorder->ctx, writer, evs, n) == 0) {
+	if (b.rec->record(b.rec->ctx, evs, n) == 0) {
 		pending_drop_all();
-		flush_failures = 0;
+		b.lost = 0;
+		b.flush_failures = 0;
 		return 0;
 	}
-	if (n_exits > 0) {
-		pending_since_ms = now_ms(); /* retry later, not in a loop */
-		if (++flush_failures >= MAX_FLUSH_FAILURES) {
-			fprintf(stderr, "latch agent: %zu exit records could not be written and are dropped\n",
-				n_pending);
+	if (b.n_pending > 0) {
+		b.pending_since_ms = now_ms(); /* retry later, not in a loop */
+		if (++b.flush_failures >= MAX_FLUSH_FAILURES) {
+			b.lost += (int64_t)b.n_pending;
 			pending_drop_all();
-			flush_failures = 0;
+			b.flush_failures = 0;
 		}
 	}
-	return ev && n_exits > 0 && writer ? recorder->record(recorder->ctx, writer, ev, 1) : -1;
+	return ev && n_queued > 0 ? b.rec->record(b.rec->ctx, ev, 1) : -1;
 }
 
 static void grant_forget_values(struct grant *g, const char *why)
@@ -144,9 +175,15 @@ static bool grant_live(const struct grant *g)
 /* Ends grants past their deadline: their values are wiped at once. */
 static void sweep(void)
 {
-	for (struct grant *g = grants; g; g = g->next)
+	for (struct grant *g = b.grants; g; g = g->next)
 		if (!g->ended && g->deadline <= now())
 			grant_forget_values(g, "expired");
+}
+
+bool agent_busy_tick(void)
+{
+	sweep();
+	return !stopping;
 }
 
 static bool grant_has(const struct grant *g, const char *name)
@@ -178,7 +215,8 @@ static json_t *reply_error(const char *code, const char *fmt, ...)
 	return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", code, "message", msg);
 }
 
-/* Copies a JSON array of strings, each a valid secret name or command. */
+/* Copies a JSON array of strings, each a valid secret name or an
+ * absolute command path with no control character. */
 static int strings_of(json_t *arr, size_t max, char **out, size_t *n, bool names)
 {
 	*n = 0;
@@ -189,7 +227,7 @@ static int strings_of(json_t *arr, size_t max, char **out, size_t *n, bool names
 	json_array_foreach(arr, i, s)
 	{
 		const char *v = json_string_value(s);
-		if (!v || (names && !latch_name_valid(v)) || (!names && v[0] != '/'))
+		if (!v || (names && !latch_name_valid(v)) || (!names && (v[0] != '/' || !text_is_plain(v))))
 			return -1;
 		if (!(out[(*n)++] = strdup(v)))
 			return -1;
@@ -203,34 +241,52 @@ static void strings_free(char **s, size_t n)
 		free(s[i]);
 }
 
-static json_t *op_grant(json_t *req)
+static json_t *op_hello(json_t *req, struct conn *c)
 {
+	if (c->hello || auth_b64_32(json_object_get(req, "nonce"), c->nc) != 0)
+		return reply_error("bad-request", "malformed hello");
+	c->hello = true;
+	randombytes_buf(c->nb, sizeof c->nb);
+	unsigned char proof[AUTH_MAC_BYTES];
+	char hex[2 * AGENT_INSTANCE_BYTES + 1];
+	auth_proof(b.key, b.instance, getpid(), c->nc, c->nb, proof);
+	sodium_bin2hex(hex, sizeof hex, b.instance, sizeof b.instance);
+	return json_pack("{s:b, s:i, s:s, s:o, s:o}", "ok", 1, "pid", (int)getpid(), "instance", hex, "nonce",
+			 auth_b64_json(c->nb, sizeof c->nb), "proof", auth_b64_json(proof, sizeof proof));
+}
+
+/* A grant comes only from the one who answered this connection's
+ * challenge with the broker's key: a passphrase holder. */
+static json_t *op_grant(json_t *req, struct conn *c)
+{
+	if (!c->hello || c->granted)
+		return reply_error("denied", "a grant must follow a challenge, once per connection");
+	c->granted = true;
+	struct secbuf *plain = auth_open(b.key, b.instance, c->nc, c->nb, json_object_get(req, "box"));
+	if (!plain)
+		return reply_error("denied", "the grant is not sealed with this broker's key");
+	json_error_t err;
+	json_t *g_req = json_loadb((const char *)plain->data, plain->len, 0, &err);
+	secbuf_free(plain);
 	struct grant *g = calloc(1, sizeof *g);
-	struct secbuf *key = secret_from_json_b64(json_object_get(req, "writer_key"), 32);
-	const char *id = json_string_value(json_object_get(req, "grant"));
-	json_t *values = json_object_get(req, "values");
-	json_int_t ttl = json_integer_value(json_object_get(req, "ttl"));
-	json_t *uses = json_object_get(req, "uses");
+	const char *id = json_string_value(json_object_get(g_req, "grant"));
+	json_t *values = json_object_get(g_req, "values");
+	json_int_t ttl = json_integer_value(json_object_get(g_req, "ttl"));
+	json_t *uses = json_object_get(g_req, "uses");
 	json_t *reply = NULL;
-	if (!g || !key || key->len != 32 || !id || !latch_name_valid(id) || strlen(id) >= sizeof g->id ||
-	    ttl < 1 || ttl > AGENT_MAX_TTL || (!json_is_null(uses) && (!json_is_integer(uses) || json_integer_value(uses) < 1)) ||
-	    strings_of(json_object_get(req, "names"), AGENT_MAX_NAMES, g->names, &g->n, true) != 0 || g->n == 0 ||
-	    strings_of(json_object_get(req, "cmds"), AGENT_MAX_CMDS, g->cmds, &g->n_cmds, false) != 0 ||
+	if (!g || !id || !latch_name_valid(id) || strlen(id) >= sizeof g->id || ttl < 1 || ttl > AGENT_MAX_TTL ||
+	    (!json_is_null(uses) && (!json_is_integer(uses) || json_integer_value(uses) < 1)) ||
+	    strings_of(json_object_get(g_req, "names"), AGENT_MAX_NAMES, g->names, &g->n, true) != 0 || g->n == 0 ||
+	    strings_of(json_object_get(g_req, "cmds"), AGENT_MAX_CMDS, g->cmds, &g->n_cmds, false) != 0 ||
 	    json_array_size(values) != g->n) {
 		reply = reply_error("bad-request", "malformed grant");
 		goto fail;
 	}
-	for (struct grant *o = grants; o; o = o->next)
+	for (struct grant *o = b.grants; o; o = o->next)
 		if (!strcmp(o->id, id)) {
 			reply = reply_error("bad-request", "grant %s exists already", id);
 			goto fail;
 		}
-	/* Only the holder of the passphrase has the writer key; a request
-	 * without it is not a human's grant. */
-	if (recorder->check_key(recorder->ctx, key) != 0) {
-		reply = reply_error("denied", "the grant does not carry this vault's audit key");
-		goto fail;
-	}
 	for (size_t i = 0; i < g->n; i++)
 		if (!(g->values[i] = secret_from_json_b64(json_array_get(values, i), 1u << 20))) {
 			reply = reply_error("bad-request", "malformed value for '%s'", g->names[i]);
@@ -239,11 +295,13 @@ static json_t *op_grant(json_t *req)
 	snprintf(g->id, sizeof g->id, "%s", id);
 	g->deadline = now() + ttl;
 	g->uses_left = json_is_integer(uses) ? json_integer_value(uses) : -1;
-	g->next = grants;
-	grants = g;
-	secbuf_free(writer);
-	writer = key;
-	return json_pack("{s:b, s:s, s:I}", "ok", 1, "grant", g->id, "deadline", (json_int_t)g->deadline);
+	g->next = b.grants;
+	b.grants = g;
+	unsigned char ack[AUTH_MAC_BYTES];
+	auth_ack(b.key, c->nc, c->nb, g->id, g->deadline, ack);
+	json_decref(g_req);
+	return json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "grant", g->id, "deadline", (json_int_t)g->deadline, "ack",
+			 auth_b64_json(ack, sizeof ack));
 fail:
 	if (g) {
 		grant_forget_values(g, "refused");
@@ -251,7 +309,7 @@ fail:
 		strings_free(g->cmds, g->n_cmds);
 		free(g);
 	}
-	secbuf_free(key);
+	json_decref(g_req);
 	return reply;
 }
 
@@ -260,7 +318,7 @@ static void denial_reason(char **names, size_t n, const char *cmd, char *buf, si
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct grant *seen = NULL;
-		for (const struct grant *g = grants; g && !seen; g = g->next)
+		for (const struct grant *g = b.grants; g && !seen; g = g->next)
 			if (grant_has(g, names[i]))
 				seen = g;
 		if (!seen) {
@@ -268,14 +326,14 @@ static void denial_reason(char **names, size_t n, const char *cmd, char *buf, si
 			return;
 		}
 		bool any_live = false, cmd_ok = false;
-		for (const struct grant *g = grants; g; g = g->next)
+		for (const struct grant *g = b.grants; g; g = g->next)
 			if (grant_has(g, names[i]) && grant_live(g)) {
 				any_live = true;
 				cmd_ok = cmd_ok || grant_allows_cmd(g, cmd);
 			}
 		if (!any_live) {
 			snprintf(buf, len, "grant %s for '%s' has %s", seen->id, names[i],
-				 seen->ended && !strcmp(seen->ended, "used up") ? "no uses left"
+				 seen->ended && !strcmp(seen->ended, "used up")   ? "no uses left"
 				 : seen->ended && !strcmp(seen->ended, "revoked") ? "been revoked"
 										  : "expired");
 			return;
@@ -300,16 +358,16 @@ static void release_remember(const char *id, struct grant *g, char **names, size
 			release_free(r); /* its exit will be "unknown release" */
 			return;
 		}
-	r->next = releases;
-	releases = r;
+	r->next = b.releases;
+	b.releases = r;
 	/* Bounded: a child that never reports its exit is forgotten. */
-	if (++n_releases > 4096) {
-		struct release **p = &releases;
+	if (++b.n_releases > 4096) {
+		struct release **p = &b.releases;
 		while ((*p)->next)
 			p = &(*p)->next;
 		release_free(*p);
 		*p = NULL;
-		n_releases--;
+		b.n_releases--;
 	}
 }
 
@@ -320,8 +378,10 @@ static json_t *op_release(json_t *req, const struct ucred *peer)
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	const char *cwd = json_string_value(json_object_get(req, "cwd"));
 	json_t *reply = NULL;
-	if (!cmd || cmd[0] != '/' || strings_of(json_object_get(req, "names"), AGENT_MAX_NAMES, names, &n, true) != 0 ||
-	    n == 0) {
+	/* A command or directory holding control characters would reach the
+	 * human's terminal through the log and the denial hint: refused. */
+	if (!cmd || cmd[0] != '/' || !text_is_plain(cmd) || (cwd && !text_is_plain(cwd)) ||
+	    strings_of(json_object_get(req, "names"), AGENT_MAX_NAMES, names, &n, true) != 0 || n == 0) {
 		strings_free(names, n);
 		return reply_error("bad-request", "malformed release");
 	}
@@ -341,25 +401,23 @@ static json_t *op_release(json_t *req, const struct ucred *peer)
 	 * to it, and a connection can be handed between processes): the
 	 * policy is what it enforces, and every release is recorded (N1). */
 	struct grant *g = NULL;
-	for (struct grant *c = grants; c && !g; c = c->next) {
+	for (struct grant *c = b.grants; c && !g; c = c->next) {
 		bool all = grant_live(c) && grant_allows_cmd(c, cmd);
 		for (size_t k = 0; all && k < n; k++)
 			all = grant_has(c, names[k]);
 		if (all)
 			g = c;
 	}
-	struct agent_event ev = {.event = "release", .names = (const char *const *)names, .n = n,
-				 .pid = peer->pid, .uid = peer->uid, .exe = cmd, .cwd = cwd,
-				 .argv = argv, .argc = (int)argc, .exit_status = -1};
+	struct agent_event ev = {.event = "release", .names = (const char *const *)names, .n = n, .pid = peer->pid,
+				 .uid = peer->uid, .exe = cmd, .cwd = cwd, .argv = argv, .argc = (int)argc,
+				 .exit_status = -1};
 	if (!g) {
 		char why[256];
 		denial_reason(names, n, cmd, why, sizeof why);
 		ev.decision = "deny";
 		ev.reason = why;
-		/* Refusals are recorded when the daemon can (it holds the writer
-		 * key once any grant was made); the refusal stands either way. */
-		if (writer)
-			record_with_pending(&ev);
+		/* The refusal stands whether or not it could be recorded. */
+		record_with_pending(&ev);
 		reply = reply_error("denied", "%s", why);
 		goto out;
 	}
@@ -396,22 +454,22 @@ static json_t *op_exit(json_t *req, const struct ucred *peer)
 	json_t *status = json_object_get(req, "status");
 	if (!rid || !json_is_integer(status))
 		return reply_error("bad-request", "malformed exit report");
-	for (struct release **p = &releases; *p; p = &(*p)->next) {
+	for (struct release **p = &b.releases; *p; p = &(*p)->next) {
 		struct release *r = *p;
 		if (strcmp(r->id, rid) != 0)
 			continue;
 		*p = r->next;
-		n_releases--;
+		b.n_releases--;
 		r->pid = peer->pid;
 		r->uid = peer->uid;
 		r->status = (int)json_integer_value(status);
 		r->time = now();
 		r->next = NULL;
-		if (n_pending++ == 0)
-			pending_since_ms = now_ms();
-		*pending_tail = r;
-		pending_tail = &r->next;
-		if (n_pending >= MAX_PENDING && record_with_pending(NULL) != 0)
+		if (b.n_pending++ == 0)
+			b.pending_since_ms = now_ms();
+		*b.pending_tail = r;
+		b.pending_tail = &r->next;
+		if (b.n_pending >= MAX_PENDING && record_with_pending(NULL) != 0)
 			return reply_error("audit", "the exit could not be recorded");
 		return json_pack("{s:b}", "ok", 1);
 	}
@@ -420,7 +478,7 @@ static json_t *op_exit(json_t *req, const struct ucred *peer)
 
 static json_t *op_flush(void)
 {
-	size_t n = n_pending;
+	size_t n = b.n_pending;
 	if (record_with_pending(NULL) != 0)
 		return reply_error("audit", "%zu exit records could not be written", n);
 	return json_pack("{s:b, s:I}", "ok", 1, "written", (json_int_t)n);
@@ -430,7 +488,7 @@ static json_t *op_list(void)
 {
 	sweep();
 	json_t *list = json_array();
-	for (struct grant *g = grants; g; g = g->next) {
+	for (struct grant *g = b.grants; g; g = g->next) {
 		if (!grant_live(g))
 			continue;
 		json_t *names = json_array(), *cmds = json_array();
@@ -451,65 +509,171 @@ static json_t *op_revoke(json_t *req, const struct ucred *peer)
 	const char *id = json_string_value(json_object_get(req, "grant"));
 	bool all = json_is_true(json_object_get(req, "all"));
 	int count = 0;
-	for (struct grant *g = grants; g; g = g->next) {
+	for (struct grant *g = b.grants; g; g = g->next) {
 		if (!grant_live(g) || (!all && (!id || strcmp(g->id, id) != 0)))
 			continue;
 		grant_forget_values(g, "revoked");
 		count++;
-		struct agent_event ev = {.event = "revoke", .grant_id = g->id,
-					 .names = (const char *const *)g->names, .n = g->n,
-					 .pid = peer->pid, .uid = peer->uid, .exit_status = -1};
-		if (writer)
-			record_with_pending(&ev);
+		struct agent_event ev = {.event = "revoke", .grant_id = g->id, .names = (const char *const *)g->names,
+					 .n = g->n, .pid = peer->pid, .uid = peer->uid, .exit_status = -1};
+		record_with_pending(&ev);
 	}
 	if (!all && count == 0)
-		return reply_error("not-found", "no live grant '%s'", id ? id : "");
+		return reply_error("not-found", "no live grant '%s'", id && latch_name_valid(id) ? id : "");
 	return json_pack("{s:b, s:i}", "ok", 1, "revoked", count);
 }
 
-static json_t *dispatch(json_t *req, const struct ucred *peer)
+static json_t *dispatch(json_t *req, struct conn *c)
 {
 	const char *op = json_string_value(json_object_get(req, "op"));
 	if (!op)
 		return reply_error("bad-request", "no op");
 	if (!strcmp(op, "ping"))
 		return json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid());
+	if (!strcmp(op, "hello"))
+		return op_hello(req, c);
 	if (!strcmp(op, "grant"))
-		return op_grant(req);
+		return op_grant(req, c);
 	if (!strcmp(op, "release"))
-		return op_release(req, peer);
+		return op_release(req, &c->peer);
 	if (!strcmp(op, "exit"))
-		return op_exit(req, peer);
+		return op_exit(req, &c->peer);
 	if (!strcmp(op, "list"))
 		return op_list();
 	if (!strcmp(op, "revoke"))
-		return op_revoke(req, peer);
+		return op_revoke(req, &c->peer);
 	if (!strcmp(op, "flush"))
 		return op_flush();
+	if (!strcmp(op, "stop")) {
+		/* Narrowing: anyone of this uid may stop the broker. */
+		b.stop_asked = true;
+		return json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid());
+	}
 	return reply_error("bad-request", "unknown op");
 }
 
-static void serve_one(int fd)
+static void conn_close(size_t i)
 {
-	struct ucred peer;
-	socklen_t len = sizeof peer;
-	/* Same user only; the 0700 directory already keeps others out. */
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || peer.uid != geteuid())
-		return;
-	struct timeval tv = {2, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	struct secbuf *in = wire_read_line(fd);
-	if (!in)
-		return;
+	struct conn *c = &b.conns[i];
+	close(c->fd);
+	secbuf_free(c->in);
+	if (c->out) {
+		sodium_memzero(c->out, c->out_len);
+		json_free_text(c->out);
+	}
+	b.conns[i] = b.conns[--b.n_conns];
+}
+
+/* Sends what it can of the answer: 1 all sent, 0 more to send, -1 the
+ * connection is done for. */
+static int conn_send(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (w <= 0)
+			return -1;
+		c->out_off += (size_t)w;
+	}
+	sodium_memzero(c->out, c->out_len);
+	json_free_text(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	return 1;
+}
+
+/* The first complete line in the buffer, answered. -1: close. */
+static int conn_handle_line(struct conn *c)
+{
+	unsigned char *nl = memchr(c->in->data, '\n', c->in->len);
+	if (!nl)
+		return 0;
+	size_t len = (size_t)(nl - c->in->data);
 	json_error_t err;
-	json_t *req = json_loadb((const char *)in->data, in->len, JSON_DISABLE_EOF_CHECK, &err);
-	secbuf_free(in);
-	json_t *reply = req ? dispatch(req, &peer) : reply_error("bad-request", "not JSON");
+	json_t *req = json_loadb((const char *)c->in->data, len, 0, &err);
+	/* The line is consumed; what follows it stays. */
+	size_t rest = c->in->len - len - 1;
+	memmove(c->in->data, nl + 1, rest);
+	sodium_memzero(c->in->data + rest, c->in->len - rest);
+	c->in->len = rest;
+	json_t *reply = json_is_object(req) ? dispatch(req, c) : reply_error("bad-request", "not JSON");
 	json_decref(req);
-	if (reply)
-		wire_write_json(fd, reply);
+	char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
 	json_decref(reply);
+	if (!text)
+		return -1;
+	size_t n = strlen(text);
+	/* The answer and its newline in one block from jansson's (wiping)
+	 * allocator, so json_free_text frees it. */
+	json_malloc_t jmalloc;
+	json_free_t jfree;
+	json_get_alloc_funcs(&jmalloc, &jfree);
+	char *out = jmalloc(n + 2);
+	if (out) {
+		memcpy(out, text, n);
+		out[n] = '\n';
+		out[n + 1] = '\0';
+	}
+	sodium_memzero(text, n);
+	json_free_text(text);
+	if (!out)
+		return -1;
+	c->out = out;
+	c->out_len = n + 1;
+	c->out_off = 0;
+	return conn_send(c) < 0 ? -1 : 1;
+}
+
+/* Reads what has arrived. -1: close (EOF, error, too long a line). */
+static int conn_read(struct conn *c)
+{
+	for (;;) {
+		if (c->in->len == c->in->cap) {
+			if (c->in->cap >= AGENT_MAX_MESSAGE)
+				return -1;
+			struct secbuf *bigger = secbuf_new(c->in->cap * 2);
+			if (!bigger)
+				return -1;
+			memcpy(bigger->data, c->in->data, c->in->len);
+			bigger->len = c->in->len;
+			secbuf_free(c->in);
+			c->in = bigger;
+		}
+		ssize_t r = recv(c->fd, c->in->data + c->in->len, c->in->cap - c->in->len, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (r <= 0)
+			return -1;
+		size_t before = c->in->len;
+		c->in->len += (size_t)r;
+		if (memchr(c->in->data + before, '\n', (size_t)r))
+			return 0;
+	}
+}
+
+static void accept_all(int lfd)
+{
+	while (b.n_conns < MAX_CONNS) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		struct ucred peer;
+		socklen_t len = sizeof peer;
+		struct secbuf *in = NULL;
+		/* Same user only; the 0700 directory already keeps others out. */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || peer.uid != geteuid() ||
+		    !(in = secbuf_new(2048))) {
+			close(fd);
+			continue;
+		}
+		b.conns[b.n_conns++] = (struct conn){.fd = fd, .peer = peer, .in = in,
+						     .deadline_ms = now_ms() + AGENT_CONN_DEADLINE_MS};
+	}
 }
 
 static void on_signal(int sig)
@@ -522,7 +686,7 @@ static int detach(void)
 {
 	pid_t pid = fork();
 	if (pid < 0)
-		return latch_error(LATCH_OPERR, "cannot start the agent: %s", strerror(errno));
+		return latch_error(LATCH_OPERR, "cannot start the broker: %s", strerror(errno));
 	if (pid > 0)
 		_exit(0);
 	setsid();
@@ -544,16 +708,6 @@ static int detach(void)
 	return 0;
 }
 
-/* No inherited descriptor may keep a caller's pipe open (a test runner
- * waits for its output to close). */
-static void close_inherited(void)
-{
-	struct rlimit rl;
-	int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
-	for (int fd = 3; fd < max; fd++)
-		close(fd);
-}
-
 static int idle_seconds(void)
 {
 	const char *s = getenv("LATCH_AGENT_IDLE");
@@ -561,44 +715,91 @@ static int idle_seconds(void)
 	return v > 0 ? v : 600;
 }
 
-int agent_detach(bool foreground)
+int agent_detach(bool foreground, int keep)
 {
-	close_inherited();
+	/* No inherited descriptor may keep a caller's pipe open (a test
+	 * runner waits for its output to close). */
+	if (keep > 3)
+		return latch_error(LATCH_USAGE, "the enrolment descriptor must be 3");
+	closefrom(keep == 3 ? 4 : 3);
 	return foreground ? 0 : detach();
 }
 
-int agent_serve(const char *vault_dir, const struct agent_recorder *rec)
+/* Reads the enrolment: instance id, key, audit stream keys. */
+static int take_enrolment(int fd)
+{
+	struct secbuf *line = wire_read_line(fd);
+	if (!line)
+		return latch_error(LATCH_OPERR, "no enrolment came");
+	json_error_t err;
+	json_t *o = json_loadb((const char *)line->data, line->len, JSON_DISABLE_EOF_CHECK, &err);
+	secbuf_free(line);
+	const char *inst = json_string_value(json_object_get(o, "instance"));
+	struct secbuf *stream = secret_from_json_b64(json_object_get(o, "stream"), 4096);
+	size_t got = 0;
+	int rc = -1;
+	b.key = secret_from_json_b64(json_object_get(o, "key"), AGENT_KEY_BYTES);
+	if (!inst || !b.key || b.key->len != AGENT_KEY_BYTES || !stream ||
+	    sodium_hex2bin(b.instance, sizeof b.instance, inst, strlen(inst), NULL, &got, NULL) != 0 ||
+	    got != sizeof b.instance)
+		latch_error(LATCH_OPERR, "the enrolment is malformed");
+	else
+		rc = b.rec->enrol(b.rec->ctx, stream);
+	secbuf_free(stream);
+	json_decref(o);
+	return rc;
+}
+
+static void say(int fd, json_t *msg)
+{
+	if (msg)
+		wire_write_json(fd, msg);
+	json_decref(msg);
+}
+
+int agent_serve(const char *vault_dir, int enrol_fd, const struct agent_recorder *rec)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
-	recorder = rec;
+	b.rec = rec;
+	b.pending_tail = &b.pending;
 	if (agent_paths(vault_dir, sock, lock) != 0)
 		return -1;
+	struct timeval tv = {30, 0};
+	setsockopt(enrol_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (lfd < 0)
+	if (lfd < 0) {
+		say(enrol_fd, json_pack("{s:b, s:s}", "ok", 0, "message", "cannot open the broker's lock file"));
 		return latch_error(LATCH_OPERR, "cannot open '%s': %s", lock, strerror(errno));
-	if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
-		close(lfd);
-		return 0; /* another agent serves this vault */
 	}
-	/* The lock is ours: a socket file left here is a dead agent's. */
+	if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+		char text[32] = "";
+		ssize_t r = pread(lfd, text, sizeof text - 1, 0);
+		text[r > 0 ? r : 0] = '\0';
+		close(lfd);
+		say(enrol_fd, json_pack("{s:b, s:s, s:i}", "ok", 0, "error", "busy", "pid", atoi(text)));
+		return latch_error(LATCH_OPERR, "another process holds the broker lock '%s'", lock);
+	}
+	/* The lock is ours: a socket file left here is a dead broker's. */
 	unlink(sock);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	if (fd < 0 || strlen(sock) >= sizeof addr.sun_path) {
 		close(lfd);
-		return latch_error(LATCH_OPERR, "cannot create the agent socket");
+		say(enrol_fd, json_pack("{s:b, s:s}", "ok", 0, "message", "cannot create the broker socket"));
+		return latch_error(LATCH_OPERR, "cannot create the broker socket");
 	}
 	memcpy(addr.sun_path, sock, strlen(sock) + 1);
 	if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || chmod(sock, 0600) != 0 || listen(fd, 64) != 0) {
 		int e = errno;
 		close(fd);
 		close(lfd);
+		say(enrol_fd, json_pack("{s:b, s:s}", "ok", 0, "message", "cannot listen on the broker socket"));
 		return latch_error(LATCH_OPERR, "cannot listen on '%s': %s", sock, strerror(e));
 	}
 	char pidtext[32];
 	int n = snprintf(pidtext, sizeof pidtext, "%d\n", (int)getpid());
-	if (ftruncate(lfd, 0) != 0 || write(lfd, pidtext, (size_t)n) != n)
-		latch_error(LATCH_OPERR, "cannot write the agent's pid to '%s'", lock);
+	if (ftruncate(lfd, 0) != 0 || pwrite(lfd, pidtext, (size_t)n, 0) != n)
+		latch_error(LATCH_OPERR, "cannot write the broker's pid to '%s'", lock);
 
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigemptyset(&sa.sa_mask);
@@ -607,51 +808,100 @@ int agent_serve(const char *vault_dir, const struct agent_recorder *rec)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Ready: the passphrase holder that started us opens our audit stream
+	 * with our pid and sends the keys. Nothing is served before. */
+	say(enrol_fd, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid()));
+	int rc = take_enrolment(enrol_fd);
+	say(enrol_fd, json_pack("{s:b}", "ok", rc == 0));
+	close(enrol_fd);
+	if (rc != 0) {
+		unlink(sock);
+		close(fd);
+		close(lfd);
+		secbuf_free(b.key);
+		return -1;
+	}
+
 	int64_t last = now();
 	int idle = idle_seconds();
-	while (!stopping) {
+	struct pollfd pfds[MAX_CONNS + 1];
+	while (!stopping && !b.stop_asked) {
 		sweep();
+		int64_t t = now_ms();
+		for (size_t i = 0; i < b.n_conns;)
+			if (b.conns[i].deadline_ms <= t)
+				conn_close(i);
+			else
+				i++;
 		bool live = false;
 		int64_t next = last + idle;
-		for (struct grant *g = grants; g; g = g->next)
+		for (struct grant *g = b.grants; g; g = g->next)
 			if (grant_live(g)) {
 				live = true;
 				if (g->deadline < next)
 					next = g->deadline;
 			}
-		if (!live && !pending && now() - last >= idle)
+		if (!live && !b.pending && !b.n_conns && now() - last >= idle)
 			break;
-		int64_t wait = next - now();
-		if (wait < 1)
-			wait = 1;
-		if (live && wait > 60)
-			wait = 60;
-		int64_t wait_ms = wait * 1000;
-		if (pending) {
-			int64_t due = pending_since_ms + AGENT_EXIT_FLUSH_MS - now_ms();
+		int64_t wait_ms = (next - now()) * 1000;
+		if (wait_ms < 1000)
+			wait_ms = 1000; /* deadlines are in seconds: recheck each one */
+		if (live && wait_ms > 60000)
+			wait_ms = 60000;
+		if (b.pending) {
+			int64_t due = b.pending_since_ms + AGENT_EXIT_FLUSH_MS - t;
 			wait_ms = due < 0 ? 0 : due < wait_ms ? due : wait_ms;
 		}
-		struct pollfd p = {fd, POLLIN, 0};
-		int r = poll(&p, 1, (int)wait_ms);
+		for (size_t i = 0; i < b.n_conns; i++) {
+			int64_t due = b.conns[i].deadline_ms - t;
+			wait_ms = due < wait_ms ? (due < 0 ? 0 : due) : wait_ms;
+		}
+		size_t np = 0;
+		pfds[np++] = (struct pollfd){fd, b.n_conns < MAX_CONNS ? POLLIN : 0, 0};
+		for (size_t i = 0; i < b.n_conns; i++)
+			pfds[np++] = (struct pollfd){b.conns[i].fd, b.conns[i].out ? POLLOUT : POLLIN, 0};
+		int r = poll(pfds, np, (int)wait_ms);
 		if (r < 0 && errno != EINTR)
 			break;
-		if (r > 0 && (p.revents & POLLIN)) {
-			int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-			if (c >= 0) {
-				serve_one(c);
-				close(c);
+		if (r > 0) {
+			/* Connections first (by their fd, as accept moves the array). */
+			for (size_t k = 1; k < np; k++) {
+				if (!pfds[k].revents)
+					continue;
+				size_t i = 0;
+				while (i < b.n_conns && b.conns[i].fd != pfds[k].fd)
+					i++;
+				if (i == b.n_conns)
+					continue;
+				struct conn *c = &b.conns[i];
+				int st = 0;
+				if (c->out)
+					st = conn_send(c);
+				else if (pfds[k].revents & (POLLIN | POLLHUP | POLLERR))
+					st = conn_read(c);
+				while (st >= 0 && !c->out && (st = conn_handle_line(c)) > 0)
+					;
+				if (st < 0)
+					conn_close(i);
 				last = now();
 			}
+			if (pfds[0].revents & POLLIN)
+				accept_all(fd);
 		}
-		if (pending && now_ms() - pending_since_ms >= AGENT_EXIT_FLUSH_MS)
+		if (b.pending && now_ms() - b.pending_since_ms >= AGENT_EXIT_FLUSH_MS)
 			record_with_pending(NULL);
 	}
-	record_with_pending(NULL);
+	/* Its last record: what it still holds, and that it stopped, which
+	 * ends its stream. */
+	struct agent_event ev = {.event = "stop", .pid = getpid(), .uid = getuid(), .exit_status = -1};
+	record_with_pending(&ev);
 	/* Forget everything before the socket goes away. */
-	for (struct grant *g = grants; g; g = g->next)
-		grant_forget_values(g, "agent stopped");
-	secbuf_free(writer);
-	writer = NULL;
+	for (struct grant *g = b.grants; g; g = g->next)
+		grant_forget_values(g, "broker stopped");
+	while (b.n_conns)
+		conn_close(b.n_conns - 1);
+	secbuf_free(b.key);
+	b.key = NULL;
 	unlink(sock);
 	close(fd);
 	close(lfd);

@@ -51,12 +51,12 @@ int wire_write_json(int fd, json_t *msg)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			rc = latch_error(LATCH_OPERR, "cannot talk to the agent: %s", strerror(errno));
+			rc = latch_error(LATCH_OPERR, "cannot talk to the broker: %s", strerror(errno));
 		else
 			off += (size_t)w;
 	}
 	if (rc == 0 && send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
-		rc = latch_error(LATCH_OPERR, "cannot talk to the agent: %s", strerror(errno));
+		rc = latch_error(LATCH_OPERR, "cannot talk to the broker: %s", strerror(errno));
 	sodium_memzero(text, n);
 	json_free_text(text);
 	return rc;

@@ -1,14 +1,22 @@
-/* audit: the append-only, tamper-evident HMAC chain (DESIGN.md section 5).
+/* audit: the append-only, tamper-evident HMAC chains (DESIGN.md section 5).
  *
  * The log lives in the vault database (tables audit_log, audit_secret and
- * audit_state, created by the vault's schema migrations). Record i carries
- *   mac_i = HMAC-SHA-256(k_i, log_id || seq || mac_{i-1} || len || record)
+ * audit_state, created by the vault's schema migrations). It is made of
+ * chains whose records share one sequence (seq 1, 2, ... over the whole
+ * log). The main chain holds what only a passphrase holder may record
+ * (init, set, rm, passwd, rekey, grant, reveal, a one-shot release, and the
+ * opening and closing of broker streams); each broker has a stream of its
+ * own for what it does (release, exit, revoke, lost, stop), so the key a
+ * broker holds can never make a record that widens access or changes the
+ * vault. Record i of a chain carries
+ *   mac_i = HMAC-SHA-256(k_i, chain_id || i || mac_{i-1} || len || record)
  * and the key evolves one way after every record, k_{i+1} = KDF(k_i), so a
- * key exposed today cannot rewrite the past. The evolving state (seq, last
- * MAC, next key) is stored only sealed under the writer key W; the first key
- * k_1 is stored only sealed under the verifier key V. Whoever appends (the
- * CLI after a passphrase, later the broker) holds W; only a passphrase
- * holder has V. Records hold names, ids and metadata, never a value. */
+ * key exposed today cannot rewrite the past. The main chain's state (its
+ * length, last MAC, next key, the secrets digest and the open stream) is
+ * stored only sealed under the writer key W; a stream's state lives only in
+ * its broker's memory. Every chain's first key is sealed under the
+ * verifier key V. Only a passphrase holder has W and V. Records hold
+ * names, ids and metadata, never a value. */
 #ifndef LATCH_AUDIT_H
 #define LATCH_AUDIT_H
 
@@ -45,6 +53,7 @@ struct audit_event {
 	const char *const *cmds;
 	size_t n_cmds;
 	int64_t redactions; /* redaction hits; <0 unset */
+	int64_t lost_exits; /* a broker's "lost" record: exit records it dropped */
 	/* The process the event is about. pid 0: this process (latch itself):
 	 * pid, uid, exe, cwd and argv are filled in from /proc/self. */
 	pid_t pid;
@@ -56,11 +65,13 @@ struct audit_event {
 	int argc;
 };
 
-/* Append one record inside the caller's write transaction (BEGIN IMMEDIATE
- * already taken): a failure returns -1 and the caller must roll back, so
- * the action and its record commit together or not at all. If the log does
- * not exist yet (a new vault) it is created, which needs `verifier_key` too;
- * pass NULL where only the writer key is held (the broker). */
+/* Append one record to the main chain inside the caller's write
+ * transaction (BEGIN IMMEDIATE already taken): a failure returns -1 and the
+ * caller must roll back, so the action and its record commit together or
+ * not at all. If the log does not exist yet (a new vault) it is created,
+ * which needs `verifier_key` too. A set or rm record names its one secret
+ * with its id and version (for an rm, the version removed): the secrets
+ * digest follows it. */
 int audit_append(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
 		 const struct audit_event *ev, int64_t *seq_out);
 
@@ -68,14 +79,54 @@ int audit_append(sqlite3 *db, const struct secbuf *writer_key, const struct secb
  * the same HMAC-SHA-256). */
 void audit_mac_use_openssl(bool use);
 
-/* 0 if `writer_key` opens this log's sealed state: proof that its holder
- * got it from the vault with the passphrase. -1 (reported) otherwise. */
-int audit_check_writer(sqlite3 *db, const struct secbuf *writer_key);
-
 /* audit_append of `n` events, in order, in one transaction of their own
- * (BEGIN IMMEDIATE ... COMMIT), for events that change nothing else: a
- * release by the broker and the exits queued before it. All or none. */
+ * (BEGIN IMMEDIATE ... COMMIT), for events that change nothing else (the
+ * exit of a one-shot release). All or none. */
 int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const struct audit_event *evs, size_t n);
+
+/* The rows of the secrets table as the vault has them: `rows(ctx, each,
+ * each_ctx)` calls `each` once per row and returns 0, or the first
+ * non-zero `each` returned, or -1 on an error (reported). */
+struct audit_secret_row {
+	int64_t id;
+	int64_t version;
+	const char *name;
+};
+typedef int (*audit_rows_fn)(void *ctx, int (*each)(const struct audit_secret_row *row, void *each_ctx),
+			     void *each_ctx);
+
+/* Before any value is released (inside the release's write transaction):
+ * the secrets table must be exactly what the recorded changes made. The
+ * main chain's sealed state holds a keyed digest of every row's (id,
+ * version, name), kept up to date by each set and rm; a row rolled back to
+ * an older copy, a removed secret brought back or a row edited changes it.
+ * Reads the table, never an index. A log from before the digest is
+ * verified in full once (audit_verify with `rows`) and then carries it.
+ * 0, or -1 reported. */
+int audit_check_secrets(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
+			audit_rows_fn rows, void *ctx);
+
+/* Broker streams. A passphrase holder opens one for each broker it
+ * starts, in a transaction of its own: the secrets table is checked
+ * (audit_check_secrets, with `rows`), the open stream (if any) is closed
+ * (its end recorded in the main chain), then a new one is opened in a
+ * main-chain "enrol" record carrying its first key sealed for the
+ * verifier. `*keys_out` (secure memory) is what the broker needs to append
+ * to it, and goes to that broker only. */
+int audit_stream_begin(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
+		       audit_rows_fn rows, void *rows_ctx, pid_t broker_pid, struct secbuf **keys_out);
+/* Close the open stream, if any, inside the caller's write transaction
+ * (rekey: the broker's keys end with the data key). */
+int audit_stream_close(sqlite3 *db, const struct secbuf *writer_key);
+/* The broker's end: its stream from the keys audit_stream_begin made. */
+struct audit_stream;
+int audit_stream_open(const struct secbuf *keys, struct audit_stream **out);
+int64_t audit_stream_number(const struct audit_stream *s);
+/* Append `n` events to the stream in one transaction of its own (a
+ * release and the exits queued before it): all or none. Only release,
+ * exit, revoke, lost and stop records; anything else is refused. */
+int audit_stream_append_commit(sqlite3 *db, struct audit_stream *s, const struct audit_event *evs, size_t n);
+void audit_stream_free(struct audit_stream *s);
 
 /* Verification. */
 struct audit_checkpoint {
@@ -96,11 +147,17 @@ struct audit_report {
 	char reason[256];  /* one line, no values */
 	struct audit_checkpoint head; /* the last record, when OK */
 };
-/* Recompute every MAC from k_1 (needs both keys). With a checkpoint, the log
- * must also still contain exactly that record. Returns 0 when the check ran
- * (the verdict is in `report`), -1 on an operational error. */
+/* Recompute every MAC of every chain from its first key (needs both
+ * keys), check each stream's place in the main chain, the indexed copies,
+ * the sealed state, and sqlite's indexes against their tables. With
+ * `rows` (the vault's secrets table, see audit_rows_fn), each row must be
+ * what its newest set record made, and each secret last set must have its
+ * row. With a checkpoint, the log must also still contain exactly that
+ * record. Returns 0 when the check ran (the verdict is in `report`; a
+ * finding about no one record has first_bad 0), -1 on an operational
+ * error. */
 int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-		 const struct audit_checkpoint *cp, struct audit_report *report);
+		 const struct audit_checkpoint *cp, audit_rows_fn rows, void *rows_ctx, struct audit_report *report);
 
 /* Verify an export (see audit_export) on its own. `open_verifier` gets the
  * header's "verifier" object (JSON text) and must return the verifier key,
@@ -127,18 +184,6 @@ struct audit_filter {
 /* Calls fn with each matching record (exact stored bytes), oldest first. */
 int audit_query(sqlite3 *db, const struct audit_filter *f,
 		int (*fn)(int64_t seq, const char *record, size_t len, void *ctx), void *ctx);
-
-/* The newest "set" or "rm" record naming `secret`, from the plaintext
- * tables (verify authenticates them): 1 found, 0 none, -1 error. Before a
- * value is released its row must match this, so a row put back from an
- * older copy of the vault (which still decrypts) is refused. */
-struct audit_change {
-	int64_t seq;
-	bool removed;      /* the newest is an rm */
-	int64_t secret_id;
-	int64_t version;   /* for a set */
-};
-int audit_last_change(sqlite3 *db, const char *secret, struct audit_change *out);
 
 /* "30m", "24h", "7d", "90s", "2w" ago, or an RFC 3339 time
  * ("2026-11-23T15:00:00Z") or date ("2026-11-23", UTC): a UNIX time. */

@@ -189,7 +189,7 @@ int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 	free(id);
 	free(origin);
 	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(db, "SELECT seq, record, mac FROM audit_log ORDER BY seq", -1, &st, NULL) !=
+	if (sqlite3_prepare_v2(db, "SELECT seq, record, mac, stream FROM audit_log ORDER BY seq", -1, &st, NULL) !=
 	    SQLITE_OK)
 		return latch_error(LATCH_OPERR, "cannot read the audit log: %s", sqlite3_errmsg(db));
 	char mac[2 * AUDIT_MAC_BYTES + 1];
@@ -204,6 +204,10 @@ int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 		 * which the MAC covers, survive the trip. */
 		json_t *line = json_pack("{s:I, s:s%, s:s}", "seq", (json_int_t)sqlite3_column_int64(st, 0),
 					 "record", rec ? rec : "", (size_t)(rec ? len : 0), "mac", mac);
+		/* A broker stream's record says which: its MAC is under that
+		 * stream's key. */
+		if (line && sqlite3_column_int64(st, 3) != 0)
+			json_object_set_new(line, "stream", json_integer(sqlite3_column_int64(st, 3)));
 		if (!line || json_dumpf(line, out, JSON_COMPACT) != 0 || fputc('\n', out) == EOF) {
 			json_decref(line);
 			sqlite3_finalize(st);
@@ -215,57 +219,4 @@ int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 	if (rc != SQLITE_DONE)
 		return latch_error(LATCH_OPERR, "cannot read the audit log: %s", sqlite3_errmsg(db));
 	return 0;
-}
-
-/* The newest record of `event` naming `secret`: its seq, or 0. */
-static int64_t newest(sqlite3 *db, const char *secret, const char *event)
-{
-	sqlite3_stmt *st;
-	int64_t seq = -1;
-	/* The IN term lets sqlite use the partial index (vault/store.c). */
-	if (sqlite3_prepare_v2(db,
-			       "SELECT max(seq) FROM audit_secret WHERE secret = ?1 AND event = ?2"
-			       " AND event IN ('set', 'rm')",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, secret, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		seq = sqlite3_column_int64(st, 0); /* NULL reads as 0 */
-	sqlite3_finalize(st);
-	return seq;
-}
-
-int audit_last_change(sqlite3 *db, const char *secret, struct audit_change *out)
-{
-	int64_t set = newest(db, secret, "set"), rm = newest(db, secret, "rm");
-	if (set < 0 || rm < 0)
-		return latch_error(LATCH_OPERR, "cannot read the audit log: %s", sqlite3_errmsg(db));
-	memset(out, 0, sizeof *out);
-	if (set == 0 && rm == 0)
-		return 0;
-	out->seq = set > rm ? set : rm;
-	out->removed = rm > set;
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "SELECT record FROM audit_log WHERE seq = ?1", -1, &st, NULL) != SQLITE_OK)
-		return latch_error(LATCH_OPERR, "cannot read the audit log: %s", sqlite3_errmsg(db));
-	sqlite3_bind_int64(st, 1, out->seq);
-	json_t *r = NULL;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		json_error_t err;
-		r = json_loadb(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), 0, &err);
-	}
-	sqlite3_finalize(st);
-	/* set and rm records name one secret: its id is secret_ids[0]. */
-	json_t *ids = json_object_get(r, "secret_ids"), *version = json_object_get(r, "version");
-	int rc = 1;
-	if (!json_is_integer(json_array_get(ids, 0)) || (!out->removed && !json_is_integer(version)))
-		rc = latch_error(LATCH_OPERR, "audit record %lld is damaged: run 'latch audit verify'",
-				 (long long)out->seq);
-	else {
-		out->secret_id = (int64_t)json_integer_value(json_array_get(ids, 0));
-		out->version = out->removed ? 0 : (int64_t)json_integer_value(version);
-	}
-	json_decref(r);
-	return rc;
 }

@@ -3,6 +3,7 @@
 #ifndef LATCH_CLI_H
 #define LATCH_CLI_H
 
+#include "../agent/agent.h"
 #include "../common/common.h"
 #include "../vault/vault.h"
 
@@ -68,9 +69,21 @@ struct cli_grant_info {
 	size_t n_cmds;
 };
 int cli_record(struct vault *v, const struct vault_change *c, void *ctx);
+/* The vault's secrets rows for the audit module (audit_rows_fn; ctx is
+ * the struct vault). */
+struct audit_secret_row;
+int cli_rows(void *vault, int (*each)(const struct audit_secret_row *row, void *each_ctx), void *each_ctx);
 /* Append one event outside a vault change (its own transaction). */
 struct audit_event;
 int cli_record_event(struct vault *v, const struct audit_event *ev);
+
+/* The broker, as only a passphrase holder can reach it (cli/enrol.c):
+ * the key of an instance (agent_key_fn), starting and enrolling a broker,
+ * and a verified session with this vault's broker, started if none runs. */
+int cli_broker_key(void *vault, const unsigned char instance[AGENT_INSTANCE_BYTES], struct secbuf **key);
+int cli_broker_start(struct vault *v, const char *dir, bool foreground, pid_t *pid);
+int cli_broker_session(struct vault *v, const char *dir, struct agent_session *s);
+int cli_self_exe(char out[PATH_MAX]);
 
 /* Flush stdout; a write error (a full disk, a closed pipe) is an error. */
 int cli_finish_output(void);

@@ -1,31 +1,53 @@
 /* latch agent: the broker daemon, normally started on demand by grant. */
 #include "cli.h"
 
-#include "../agent/agent.h"
 #include "../audit/audit.h"
 
-const char usage_agent[] =
-	"usage: latch agent [--foreground]\n"
-	"\n"
-	"Run the broker daemon for this vault. 'latch grant' starts it on demand;\n"
-	"you rarely run it by hand. It holds granted values in locked memory,\n"
-	"enforces each grant's deadline, uses and commands, records every release\n"
-	"in the audit log before it happens, and forgets values when a grant ends.\n"
-	"It holds no data key and cannot read the vault. It listens on a socket in\n"
-	"$XDG_RUNTIME_DIR/latch (else /tmp/latch-UID), and exits LATCH_AGENT_IDLE\n"
-	"seconds (default 600) after its last grant ended and its last request.\n"
-	"\n"
-	"  --foreground  do not detach (logs go to stderr)\n"
-	"  -h, --help    show this help\n";
+#include <errno.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
-/* The daemon records through the vault file it was started for. */
-static int check_key(void *ctx, const struct secbuf *writer)
+const char usage_agent[] =
+	"usage: latch agent [--foreground] [--passphrase-fd N]\n"
+	"       latch agent stop\n"
+	"\n"
+	"The broker daemon for this vault. 'latch grant' starts it on demand; you\n"
+	"rarely run it by hand. It holds granted values in locked memory, enforces\n"
+	"each grant's deadline, uses and commands, records every release in its\n"
+	"stream of the audit log before it happens, and forgets values when a grant\n"
+	"ends. It holds no data key and cannot read the vault.\n"
+	"\n"
+	"Only a passphrase holder starts a broker: with no argument, this asks for\n"
+	"the passphrase, starts one and enrols it (its key and its audit stream);\n"
+	"grants go only to a broker that proves it was started that way. It\n"
+	"listens on a socket in $XDG_RUNTIME_DIR/latch (else in the vault's\n"
+	"directory, run/), and exits LATCH_AGENT_IDLE seconds (default 600) after\n"
+	"its last grant ended and its last request.\n"
+	"\n"
+	"  --foreground       do not detach; logs go to stderr; stop with Ctrl-C\n"
+	"  --passphrase-fd N  read the passphrase from fd N instead of /dev/tty\n"
+	"  stop               stop the running broker: every grant ends (no\n"
+	"                     passphrase needed: it only narrows access)\n"
+	"  -h, --help         show this help\n";
+
+/* The broker's audit stream, kept in this process only. */
+struct recorder_ctx {
+	struct vault *v;
+	struct audit_stream *stream;
+};
+
+static int enrol(void *ctx, const struct secbuf *stream_keys)
 {
-	return audit_check_writer(vault_db(ctx), writer);
+	struct recorder_ctx *r = ctx;
+	return audit_stream_open(stream_keys, &r->stream);
 }
 
-static int record(void *ctx, const struct secbuf *writer, const struct agent_event *evs, size_t n)
+static int record(void *ctx, const struct agent_event *evs, size_t n)
 {
+	struct recorder_ctx *r = ctx;
 	if (n > AGENT_RECORD_BATCH)
 		return latch_error(LATCH_OPERR, "too many audit events in one commit");
 	static struct audit_secret_ref refs[AGENT_RECORD_BATCH][AGENT_MAX_NAMES];
@@ -46,6 +68,7 @@ static int record(void *ctx, const struct secbuf *writer, const struct agent_eve
 			.version = -1,
 			.exit_status = e->exit_status,
 			.redactions = -1,
+			.lost_exits = e->lost_exits,
 			.uses = -1,
 			.pid = e->pid ? e->pid : -1,
 			.uid = e->uid,
@@ -55,20 +78,82 @@ static int record(void *ctx, const struct secbuf *writer, const struct agent_eve
 			.argc = e->argc,
 		};
 	}
-	return audit_append_commit(vault_db(ctx), writer, out, n);
+	return audit_stream_append_commit(vault_db(r->v), r->stream, out, n);
+}
+
+/* While a commit waits for the vault's lock, grants still expire on time
+ * and a stop is not held up: sqlite's wait, in small steps. */
+static int busy_wait(void *ctx, int count)
+{
+	(void)ctx;
+	if (!agent_busy_tick() || (int64_t)count * 2 >= vault_lock_timeout_ms())
+		return 0;
+	struct timespec ts = {0, 2 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+/* The daemon itself: exec'd by a passphrase holder with the enrolment
+ * socket as fd 3. */
+static int serve(bool foreground)
+{
+	char dir[PATH_MAX];
+	struct recorder_ctx r = {0};
+	if (agent_check_pristine() != 0 || agent_detach(foreground, 3) != 0 || vault_dir(dir, sizeof dir) != 0 ||
+	    vault_open(dir, &r.v) != 0)
+		return cli_fail();
+	sqlite3_busy_handler(vault_db(r.v), busy_wait, NULL);
+	struct agent_recorder rec = {enrol, record, &r};
+	int rc = agent_serve(dir, 3, &rec);
+	audit_stream_free(r.stream);
+	vault_close(r.v);
+	return rc == 0 ? 0 : cli_fail();
+}
+
+static volatile pid_t foreground_child;
+
+static void pass_on(int sig)
+{
+	if (foreground_child > 0)
+		kill(foreground_child, sig);
+}
+
+static int stop(void)
+{
+	char dir[PATH_MAX];
+	pid_t pid = 0;
+	if (vault_dir(dir, sizeof dir) != 0 || agent_stop(dir, 5000, &pid) != 0)
+		return cli_fail();
+	if (pid)
+		printf("Stopped the broker (pid %d): every grant has ended.\n", (int)pid);
+	else
+		printf("No broker is running.\n");
+	return cli_finish_output() == 0 ? 0 : cli_fail();
 }
 
 int cmd_agent(int argc, char **argv)
 {
 	static const struct option opts[] = {{"foreground", no_argument, NULL, 'f'},
+					     {"passphrase-fd", required_argument, NULL, 'p'},
+					     {"enrol-fd", required_argument, NULL, 'E'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	bool foreground = false;
-	int c;
+	int fd = -1, enrol_fd = -1, c;
 	while ((c = cli_getopt(argc, argv, ":h", opts, "agent")) != -1) {
 		switch (c) {
 		case 'f':
 			foreground = true;
+			break;
+		case 'p':
+			if (parse_fd(optarg, &fd) != 0)
+				return cli_fail();
+			break;
+		case 'E':
+			/* Internal: how a passphrase holder's latch starts one. */
+			if (strcmp(optarg, "3") != 0)
+				return cli_usage("agent", "--enrol-fd is for latch itself");
+			enrol_fd = 3;
 			break;
 		case 'h':
 			return cli_help(usage_agent);
@@ -76,14 +161,46 @@ int cmd_agent(int argc, char **argv)
 			return LATCH_USAGE;
 		}
 	}
+	if (optind == argc - 1 && !strcmp(argv[optind], "stop") && !foreground && fd < 0 && enrol_fd < 0)
+		return stop();
 	if (optind != argc)
 		return cli_usage("agent", "unexpected argument '%s'", argv[optind]);
+	if (enrol_fd == 3)
+		return serve(foreground);
+
+	/* By hand: the passphrase, then a broker started and enrolled. */
 	char dir[PATH_MAX];
 	struct vault *v = NULL;
-	if (agent_detach(foreground) != 0 || vault_dir(dir, sizeof dir) != 0 || vault_open(dir, &v) != 0)
+	struct agent_session s;
+	if (vault_dir(dir, sizeof dir) != 0 || cli_open_unlocked(fd, &v) != 0)
 		return cli_fail();
-	struct agent_recorder rec = {check_key, record, v};
-	int rc = agent_serve(dir, &rec);
-	vault_close(v);
-	return rc == 0 ? 0 : cli_fail();
+	int rc = agent_connect_verified(dir, cli_broker_key, v, &s);
+	if (rc == 0) {
+		printf("A broker is already running (pid %d).\n", (int)s.pid);
+		agent_session_close(&s);
+		vault_close(v);
+		return cli_finish_output() == 0 ? 0 : cli_fail();
+	}
+	pid_t pid = 0;
+	if (rc == 1)
+		rc = cli_broker_start(v, dir, foreground, &pid);
+	vault_close(v); /* the data key goes before any waiting */
+	if (rc != 0)
+		return cli_fail();
+	if (!foreground) {
+		printf("Started the broker (pid %d).\n", (int)pid);
+		return cli_finish_output() == 0 ? 0 : cli_fail();
+	}
+	/* In the foreground the broker is our child, in our process group: a
+	 * Ctrl-C reaches it; we wait and pass its status on. */
+	foreground_child = pid;
+	signal(SIGINT, SIG_IGN);
+	struct sigaction sa = {.sa_handler = pass_on};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	int ws = 0;
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }

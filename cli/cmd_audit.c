@@ -74,10 +74,16 @@ static int print_record(int64_t seq, const char *record, size_t len, void *ctx)
 	}
 	const char *decision = json_string_value(json_object_get(r, "decision"));
 	const char *exe = json_string_value(json_object_get(r, "exe"));
+	/* Anyone can write these tables: what a record says is shown with
+	 * its control characters escaped, never sent to the terminal. */
+	char event[64], shown_names[1024], shown_decision[64], shown_exe[4 * PATH_MAX];
+	text_escape(json_string_value(json_object_get(r, "event")) ?: "?", event, sizeof event);
+	text_escape(names[0] ? names : "-", shown_names, sizeof shown_names);
+	text_escape(decision ? decision : "-", shown_decision, sizeof shown_decision);
+	text_escape(exe ? exe : "-", shown_exe, sizeof shown_exe);
 	printf("%7lld  %s  %-8s %-24s %-6s %7lld  %s\n", (long long)json_integer_value(json_object_get(r, "seq")),
-	       when, json_string_value(json_object_get(r, "event")), names[0] ? names : "-",
-	       decision ? decision : "-", (long long)json_integer_value(json_object_get(r, "pid")),
-	       exe ? exe : "-");
+	       when, event, shown_names, shown_decision, (long long)json_integer_value(json_object_get(r, "pid")),
+	       shown_exe);
 	json_decref(r);
 	return 0;
 }
@@ -200,7 +206,7 @@ static int verify_vault(int fd, const struct audit_checkpoint *cp, struct audit_
 		}
 	}
 	if (rc == 0 && r->reason[0] == '\0') {
-		rc = audit_verify(vault_db(v), writer, verifier, cp, r);
+		rc = audit_verify(vault_db(v), writer, verifier, cp, cli_rows, v, r);
 	}
 	secbuf_free(writer);
 	secbuf_free(verifier);
@@ -291,8 +297,11 @@ static int audit_verify_cmd(int argc, char **argv)
 	}
 	cli_finish_output();
 	if (r.verdict == AUDIT_TAMPERED) {
-		latch_error(LATCH_FINDINGS, "audit log tampered: first bad record %lld: %s", (long long)r.first_bad,
-			    r.reason);
+		if (r.first_bad > 0)
+			latch_error(LATCH_FINDINGS, "audit log tampered: first bad record %lld: %s", (long long)r.first_bad,
+				    r.reason);
+		else
+			latch_error(LATCH_FINDINGS, "audit log tampered: %s", r.reason);
 		return LATCH_FINDINGS;
 	}
 	latch_error(LATCH_OPERR, "audit log unverifiable: %s", r.reason);

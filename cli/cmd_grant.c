@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include "../agent/agent.h"
+#include "../audit/audit.h"
 #include "../broker/broker.h"
 
 #include <sodium.h>
@@ -15,9 +16,12 @@ const char usage_grant[] =
 	"Let 'latch run' release the named secrets, without a passphrase, until the\n"
 	"grant ends: at its deadline, after N releases, or on 'latch revoke'. Needs\n"
 	"the passphrase every time: only a human can widen access. The values go\n"
-	"to the broker daemon (started on demand), which holds them in locked\n"
-	"memory and forgets them when the grant ends. The grant is recorded in the\n"
-	"audit log before it takes effect.\n"
+	"only to a broker daemon that proves it was started and enrolled with this\n"
+	"passphrase (this command starts one if none runs); it holds them in\n"
+	"locked memory and forgets them when the grant ends. Anything else that\n"
+	"answers at the broker's socket is refused (exit 3) and named. The grant is\n"
+	"recorded in the audit log before it takes effect (and, if the broker then\n"
+	"does not take it, so is that).\n"
 	"\n"
 	"  --ttl DUR          how long: 90s, 30m, 2h, ... (default 15m, at most 24h)\n"
 	"  --uses N           at most N releases (default: no limit within the TTL)\n"
@@ -44,16 +48,13 @@ const char usage_revoke[] =
 	"  --all       revoke every live grant\n"
 	"  -h, --help  show this help\n";
 
-/* Hands the grant to the daemon; the values travel only over the socket. */
-static int hand_over(const char *dir, const struct cli_grant_info *g, const char *const *names,
-		     struct secbuf *const *values, size_t n, const struct secbuf *writer)
+/* Hands the grant to this vault's broker, verified again: the values
+ * travel only inside a box sealed for it. */
+static int hand_over(struct vault *v, const char *dir, const struct cli_grant_info *g, const char *const *names,
+		     struct secbuf *const *values, size_t n, int64_t *deadline)
 {
-	char self[PATH_MAX];
-	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (len <= 0)
-		return latch_error(LATCH_OPERR, "cannot find the latch executable");
-	self[len] = '\0';
-	if (agent_ensure(dir, self) != 0)
+	struct agent_session s;
+	if (cli_broker_session(v, dir, &s) != 0)
 		return -1;
 	json_t *jnames = json_array(), *jvalues = json_array(), *jcmds = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -62,19 +63,28 @@ static int hand_over(const char *dir, const struct cli_grant_info *g, const char
 	}
 	for (size_t i = 0; i < g->n_cmds; i++)
 		json_array_append_new(jcmds, json_string(g->cmds[i]));
-	json_t *req = json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o, s:o}", "op", "grant", "grant", g->id, "names",
-				jnames, "values", jvalues, "cmds", jcmds, "ttl", (json_int_t)g->ttl, "uses",
-				g->uses > 0 ? json_integer(g->uses) : json_null(), "writer_key", json_secret_b64(writer));
-	json_t *resp = NULL;
-	int rc = req ? agent_call(dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
-	json_decref(req);
-	if (rc == 1)
-		rc = latch_error(LATCH_OPERR, "the agent stopped before it took the grant");
-	if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
-		rc = latch_error(LATCH_DENIED, "the agent refused the grant: %s",
-				 json_string_value(json_object_get(resp, "message")));
-	json_decref(resp);
+	json_t *grant = json_pack("{s:s, s:o, s:o, s:o, s:I, s:o}", "grant", g->id, "names", jnames, "values", jvalues,
+				  "cmds", jcmds, "ttl", (json_int_t)g->ttl, "uses",
+				  g->uses > 0 ? json_integer(g->uses) : json_null());
+	int rc = grant ? agent_grant(&s, grant, deadline) : latch_error(LATCH_OPERR, "out of memory");
+	json_decref(grant);
+	agent_session_close(&s);
 	return rc;
+}
+
+/* The grant was recorded but the broker did not take it: the log says
+ * so, so that it never shows a grant that did not happen as one that did. */
+static void record_failure(struct vault *v, const struct cli_grant_info *g, const char *const *names, size_t n)
+{
+	struct audit_secret_ref refs[AGENT_MAX_NAMES];
+	for (size_t i = 0; i < n; i++)
+		refs[i] = (struct audit_secret_ref){names[i], 0};
+	struct audit_event ev = {.event = "grant-failed", .grant_id = g->id, .secrets = refs, .n_secrets = n,
+				 .reason = "the broker did not take the grant", .version = -1, .exit_status = -1,
+				 .redactions = -1, .uses = -1};
+	latch_error_quiet(true);
+	cli_record_event(v, &ev);
+	latch_error_quiet(false);
 }
 
 int cmd_grant(int argc, char **argv)
@@ -144,26 +154,33 @@ int cmd_grant(int argc, char **argv)
 	g.id = id;
 
 	struct vault *v = NULL;
-	struct secbuf *values[AGENT_MAX_NAMES] = {0}, *writer = NULL;
+	struct secbuf *values[AGENT_MAX_NAMES] = {0};
+	struct agent_session s;
 	if (vault_dir(dir, sizeof dir) != 0 || cli_open_unlocked(fd, &v) != 0)
 		return cli_fail();
+	/* First the broker must prove itself (started and enrolled now if
+	 * none runs): nothing is recorded or read for an impostor. */
+	int rc = cli_broker_session(v, dir, &s);
+	if (rc == 0)
+		agent_session_close(&s);
+	/* Then the read and its record, in one transaction; then the values
+	 * go to the broker, proved again. */
 	vault_on_change(v, cli_record, &g);
-	/* Recorded (in the same transaction as the read) before the daemon
-	 * has it: a grant that failed to reach the daemon shows in the log,
-	 * never the reverse. */
-	int rc = vault_read(v, names, n, "grant", values);
 	if (rc == 0)
-		rc = vault_key(v, "audit-writer", false, &writer);
-	vault_close(v);
-	if (rc == 0)
-		rc = hand_over(dir, &g, names, values, n, writer);
+		rc = vault_read(v, names, n, "grant", values);
+	int64_t deadline = 0;
+	int status = rc == 0 ? 0 : cli_fail();
+	if (rc == 0 && (rc = hand_over(v, dir, &g, names, values, n, &deadline)) != 0) {
+		status = cli_fail();
+		record_failure(v, &g, names, n);
+	}
 	for (size_t i = 0; i < n; i++)
 		secbuf_free(values[i]);
-	secbuf_free(writer);
+	vault_close(v);
 	if (rc != 0)
-		return cli_fail();
+		return status;
 	char until[32];
-	format_time_utc((int64_t)time(NULL) + g.ttl, until);
+	format_time_utc(deadline, until);
 	printf("Granted");
 	for (size_t i = 0; i < n; i++)
 		printf("%s %s", i ? "," : "", names[i]);
@@ -192,7 +209,7 @@ static int list_grants(json_t **out)
 		return -1;
 	*out = json_incref(json_object_get(resp, "grants"));
 	json_decref(resp);
-	return *out ? 0 : latch_error(LATCH_OPERR, "the agent's answer is not understood");
+	return *out ? 0 : latch_error(LATCH_OPERR, "the broker's answer is not understood");
 }
 
 int cmd_grants(int argc, char **argv)
@@ -230,15 +247,24 @@ int cmd_grants(int argc, char **argv)
 			char ubuf[24] = "-";
 			if (json_is_integer(uses))
 				snprintf(ubuf, sizeof ubuf, "%lld", (long long)json_integer_value(uses));
-			printf("%-16s %-20s  %-9s", json_string_value(json_object_get(g, "grant")), until, ubuf);
+			/* What the broker says is shown, never obeyed: escaped. */
+			char text[4 * PATH_MAX];
+			text_escape(json_string_value(json_object_get(g, "grant")) ?: "?", text, sizeof text);
+			printf("%-16s %-20s  %-9s", text, until, ubuf);
 			size_t k;
 			json_t *s;
 			json_array_foreach(json_object_get(g, "names"), k, s)
-				printf("%s%s", k ? "," : " ", json_string_value(s));
+			{
+				text_escape(json_string_value(s) ?: "?", text, sizeof text);
+				printf("%s%s", k ? "," : " ", text);
+			}
 			json_t *cmds = json_object_get(g, "cmds");
 			printf(" / %s", json_array_size(cmds) ? "" : "any command");
 			json_array_foreach(cmds, k, s)
-				printf("%s%s", k ? "," : "", json_string_value(s));
+			{
+				text_escape(json_string_value(s) ?: "?", text, sizeof text);
+				printf("%s%s", k ? "," : "", text);
+			}
 			putchar('\n');
 		}
 	}
@@ -276,13 +302,15 @@ int cmd_revoke(int argc, char **argv)
 			printf("No live grants.\n");
 			return cli_finish_output() == 0 ? 0 : cli_fail();
 		}
-		latch_error(LATCH_OPERR, "no live grant '%s' (the agent is not running)", argv[optind]);
+		latch_error(LATCH_OPERR, "no live grant '%s' (the broker is not running)", argv[optind]);
 		return cli_fail();
 	}
 	if (rc != 0)
 		return cli_fail();
 	if (!json_is_true(json_object_get(resp, "ok"))) {
-		latch_error(LATCH_OPERR, "%s", json_string_value(json_object_get(resp, "message")));
+		char msg[512];
+		text_escape(json_string_value(json_object_get(resp, "message")) ?: "refused", msg, sizeof msg);
+		latch_error(LATCH_OPERR, "%s", msg);
 		json_decref(resp);
 		return cli_fail();
 	}

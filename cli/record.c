@@ -21,22 +21,22 @@ static bool is_release(const char *event)
 	return !strcmp(event, "reveal") || !strcmp(event, "grant") || !strcmp(event, "release");
 }
 
-/* Before a release: each row must be the one its newest recorded change
- * made. A row put back from an older copy of the vault, or a removed
- * secret brought back, still decrypts; this is what refuses it. */
-static int check_rows(struct vault *v, const struct vault_change *c)
+struct rows_adapter {
+	int (*each)(const struct audit_secret_row *row, void *each_ctx);
+	void *each_ctx;
+};
+
+static int row_of(int64_t id, int64_t version, const char *name, void *ctx)
 {
-	for (size_t i = 0; i < c->n; i++) {
-		struct audit_change last;
-		int rc = audit_last_change(vault_db(v), c->names[i], &last);
-		if (rc < 0)
-			return -1;
-		if (rc == 0 || last.removed || last.secret_id != c->ids[i] || last.version != c->versions[i])
-			return latch_error(LATCH_OPERR,
-					   "secret '%s' is not what its last recorded change left (version %lld stored): the vault was rolled back or edited; run 'latch audit verify'",
-					   c->names[i], (long long)c->versions[i]);
-	}
-	return 0;
+	struct rows_adapter *a = ctx;
+	struct audit_secret_row row = {id, version, name};
+	return a->each(&row, a->each_ctx);
+}
+
+int cli_rows(void *vault, int (*each)(const struct audit_secret_row *row, void *each_ctx), void *each_ctx)
+{
+	struct rows_adapter a = {each, each_ctx};
+	return vault_rows(vault, row_of, &a);
 }
 
 int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
@@ -50,6 +50,7 @@ int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
 		refs[i].name = c->names[i];
 		refs[i].id = c->ids[i];
 	}
+	bool rm = !strcmp(c->event, "rm");
 	struct audit_event ev = {
 		.event = c->event,
 		/* A release is a decision; a change (set, rm) just happened. */
@@ -61,17 +62,26 @@ int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
 		.n_cmds = grant ? grant->n_cmds : 0,
 		.secrets = refs,
 		.n_secrets = c->n,
-		.version = c->version,
+		/* set: the new version; rm: the version removed */
+		.version = rm && c->n == 1 ? c->versions[0] : c->version,
 		.exit_status = -1,
 		.redactions = -1,
 		.argv = record_argv,
 		.argc = record_argc,
 	};
-	if (ev.decision && check_rows(v, c) != 0)
-		return -1;
-	int rc = -1;
-	if (vault_key(v, "audit-writer", true, &writer) == 0 &&
-	    vault_key(v, "audit-verifier", true, &verifier) == 0)
+	int rc = vault_key(v, "audit-writer", true, &writer) == 0 && vault_key(v, "audit-verifier", true, &verifier) == 0
+			 ? 0
+			 : -1;
+	/* Before a release: every row must be the one its recorded changes
+	 * made. A row put back from an older copy of the vault, or a removed
+	 * secret brought back, still decrypts; this is what refuses it. */
+	if (rc == 0 && ev.decision)
+		rc = audit_check_secrets(vault_db(v), writer, verifier, cli_rows, v);
+	/* A new data key ends the running broker's keys: its stream is
+	 * closed where it stands, so nothing can be added to it later. */
+	if (rc == 0 && !strcmp(c->event, "rekey"))
+		rc = audit_stream_close(vault_db(v), writer);
+	if (rc == 0)
 		rc = audit_append(vault_db(v), writer, verifier, &ev, NULL);
 	secbuf_free(writer);
 	secbuf_free(verifier);

@@ -73,6 +73,14 @@ int tty_read_hidden(const char *prompt, size_t max, struct secbuf **out);
 /* True if this process has a controlling terminal it can open. */
 bool tty_available(void);
 
+/* Text for a terminal. text_is_plain: no control character (C0, DEL, or
+ * C1 in UTF-8). text_escape: `s` with each control character written as
+ * \xNN (\u00NN for C1) and '\' as '\\', cut to fit `n` bytes. Use it on
+ * anything printed for people that came from a file, the log or another
+ * process. */
+bool text_is_plain(const char *s);
+void text_escape(const char *s, char *out, size_t n);
+
 /* Secret names (and grant ids): [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
 bool latch_name_valid(const char *name);
 

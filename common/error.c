@@ -13,13 +13,16 @@ int latch_error(enum latch_status status, const char *fmt, ...)
 	last_status = status;
 	if (quiet)
 		return -1;
-	char line[1024];
+	char line[1024], shown[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	/* A path, a name or a broker's message may carry control characters:
+	 * the line says them, the terminal never obeys them. */
+	text_escape(line, shown, sizeof shown);
 	/* One write, so the line is not interleaved with a child's output. */
-	fprintf(stderr, "latch: %s\n", line);
+	fprintf(stderr, "latch: %s\n", shown);
 	return -1;
 }
 

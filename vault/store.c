@@ -78,6 +78,12 @@ static const char *const migrations[] = {
 	 * before a child may start. */
 	("DROP INDEX audit_secret_change;"
 	 "CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq) WHERE event IN ('set', 'rm');"),
+	/* 4: broker streams: which chain a record belongs to (0, the main
+	 * chain, for every record before). Release checks no longer read a
+	 * secondary index (an agent can rebuild one to say anything): the
+	 * index of set/rm records goes. */
+	("ALTER TABLE audit_log ADD COLUMN stream INTEGER NOT NULL DEFAULT 0;"
+	 "DROP INDEX audit_secret_change;"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -209,7 +215,7 @@ int vault_path(const char *dir, char *buf, size_t n)
 
 /* How long a command waits for another one's write lock before it gives
  * up: LATCH_LOCK_TIMEOUT_MS (0 to 600000), default 5 s. */
-static int lock_timeout_ms(void)
+int vault_lock_timeout_ms(void)
 {
 	const char *s = getenv("LATCH_LOCK_TIMEOUT_MS");
 	char *end;
@@ -221,7 +227,7 @@ static int lock_timeout_ms(void)
 
 static int db_configure(struct vault *v)
 {
-	sqlite3_busy_timeout(v->db, lock_timeout_ms());
+	sqlite3_busy_timeout(v->db, vault_lock_timeout_ms());
 	sqlite3_db_config(v->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	sqlite3_db_config(v->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 	/* Rollback journal, not WAL: deleted bytes would linger in -wal.
@@ -275,9 +281,37 @@ static int migrate(struct vault *v, int from)
 	return db_exec(v, sql, "upgrade the vault schema");
 }
 
-/* latch creates tables and indexes only. A view or trigger in the file
- * was put there by someone else, and could make a query never end (a
- * recursive view) or act on a write: refuse the file. */
+/* The schema the migrations make, as sqlite_master rows, from an empty
+ * database in memory: a vault migrated from any version ends with the
+ * same text as a new one. */
+static int expected_schema(char **out)
+{
+	sqlite3 *mem = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	for (int i = 0; rc == SQLITE_OK && i < SCHEMA_VERSION; i++)
+		rc = sqlite3_exec(mem, migrations[i], NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(mem,
+					"SELECT group_concat(type || ' ' || name || ' ' || tbl_name || ' ' || ifnull(sql, ''), char(10))"
+					" FROM (SELECT * FROM sqlite_master ORDER BY type, name)",
+					-1, &st, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		*out = strdup((const char *)sqlite3_column_text(st, 0));
+	else
+		*out = NULL;
+	sqlite3_finalize(st);
+	sqlite3_close(mem);
+	return *out ? 0 : latch_error(LATCH_OPERR, "cannot build the vault schema");
+}
+
+/* latch creates its own tables and indexes only, exactly as the
+ * migrations write them. A view or trigger in the file was put there by
+ * someone else, and could make a query never end (a recursive view) or
+ * act on a write; an index redefined (a partial index made to miss rows,
+ * its text restored with writable_schema) would make queries lie: refuse
+ * the file. That an index's contents match its table is sqlite's
+ * integrity_check, which `latch audit verify` runs. */
 static int schema_check(struct vault *v)
 {
 	sqlite3_stmt *st;
@@ -291,6 +325,33 @@ static int schema_check(struct vault *v)
 			       : latch_error(LATCH_OPERR,
 					     "vault '%s' contains views or triggers latch never creates: refusing it",
 					     v->path);
+	return 0;
+}
+
+/* After any migration: the schema is exactly latch's. */
+static int schema_exact(struct vault *v)
+{
+	char *want = NULL;
+	sqlite3_stmt *st;
+	if (expected_schema(&want) != 0)
+		return -1;
+	if (db_prepare(v,
+		       "SELECT group_concat(type || ' ' || name || ' ' || tbl_name || ' ' || ifnull(sql, ''), char(10))"
+		       " FROM (SELECT * FROM sqlite_master ORDER BY type, name)",
+		       &st) != 0) {
+		free(want);
+		return -1;
+	}
+	int rc = sqlite3_step(st);
+	bool same = rc == SQLITE_ROW && sqlite3_column_text(st, 0) && !strcmp((const char *)sqlite3_column_text(st, 0), want);
+	sqlite3_finalize(st);
+	free(want);
+	if (rc != SQLITE_ROW)
+		return db_fail(v, "read the vault schema");
+	if (!same)
+		return latch_error(LATCH_OPERR,
+				   "vault '%s' has tables or indexes that are not latch's (edited schema): refusing it; run 'latch audit verify'",
+				   v->path);
 	return 0;
 }
 
@@ -570,7 +631,7 @@ int vault_open(const char *dir, struct vault **out)
 	int version;
 	if (db_open(v, path, SQLITE_OPEN_READWRITE) != 0)
 		goto fail;
-	sqlite3_busy_timeout(v->db, lock_timeout_ms());
+	sqlite3_busy_timeout(v->db, vault_lock_timeout_ms());
 	/* Read the version before touching anything: a newer vault is left
 	 * exactly as it is. */
 	if (schema_version(v, &version) != 0)
@@ -601,6 +662,8 @@ int vault_open(const char *dir, struct vault **out)
 			goto fail;
 		}
 	}
+	if (schema_exact(v) != 0)
+		goto fail;
 	*out = v;
 	return 0;
 fail:
@@ -1121,6 +1184,47 @@ int vault_list(struct vault *v, int (*fn)(const struct vault_entry *e, void *ctx
 		ret = db_fail(v, "list the secrets");
 	sqlite3_finalize(st);
 	return ret;
+}
+
+int vault_rows(struct vault *v, int (*fn)(int64_t id, int64_t version, const char *name, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st;
+	/* NOT INDEXED: the table's own rows, whatever an index says. */
+	if (db_prepare(v, "SELECT id, version, name FROM secrets NOT INDEXED", &st) != 0)
+		return -1;
+	int rc, ret = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 2);
+		if (!name || !vault_name_valid(name)) {
+			ret = latch_error(LATCH_OPERR, "the vault holds an invalid secret name: it is damaged");
+			break;
+		}
+		if ((ret = fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), name, ctx)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = db_fail(v, "read the secrets");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int vault_derive_key(struct vault *v, const char context[8], const unsigned char *salt, size_t n,
+		     struct secbuf **out)
+{
+	if (require_unlocked(v) != 0)
+		return -1;
+	unsigned char sub[crypto_generichash_KEYBYTES];
+	struct secbuf *k = secbuf_new(32);
+	if (!k)
+		return -1;
+	/* id 4: 1 is the value key (seal.c); the others are this function's
+	 * contexts. */
+	crypto_kdf_derive_from_key(sub, sizeof sub, 4, context, v->data_key->data);
+	crypto_generichash(k->data, 32, salt, n, sub, sizeof sub);
+	sodium_memzero(sub, sizeof sub);
+	k->len = 32;
+	*out = k;
+	return 0;
 }
 
 int vault_info(struct vault *v, struct vault_info *out)

@@ -34,6 +34,10 @@ int vault_dir(char *buf, size_t n);
 /* `dir`/vault.db */
 int vault_path(const char *dir, char *buf, size_t n);
 
+/* How long a write waits for another process's lock before it fails:
+ * LATCH_LOCK_TIMEOUT_MS (0 to 600000), default 5000. */
+int vault_lock_timeout_ms(void);
+
 /* Valid names: [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
 bool vault_name_valid(const char *name);
 
@@ -112,6 +116,17 @@ struct vault_entry {
 /* Calls `fn` for every secret in name order; a non-zero return stops the
  * walk and is returned. Needs no unlock. */
 int vault_list(struct vault *v, int (*fn)(const struct vault_entry *e, void *ctx), void *ctx);
+
+/* Calls `fn` with every row's id, version and name, read from the table
+ * itself (not an index), in no particular order: what release checks
+ * compare with the audit log. Needs no unlock. */
+int vault_rows(struct vault *v, int (*fn)(int64_t id, int64_t version, const char *name, void *ctx), void *ctx);
+
+/* A 32-byte key derived from the data key for `context` (8 characters)
+ * and `salt`: only a passphrase holder can make it, and a rekey changes
+ * it (e.g. the key a broker is enrolled with). */
+int vault_derive_key(struct vault *v, const char context[8], const unsigned char *salt, size_t n,
+		     struct secbuf **out);
 
 struct vault_info {
 	char path[PATH_MAX];

@@ -1,0 +1,115 @@
+/* audit/ private: what the chain code (log.c), the broker streams
+ * (stream.c), verification (verify.c) and the record text (record.c,
+ * mac.c) share. Not a public header. */
+#ifndef LATCH_AUDIT_INTERNAL_H
+#define LATCH_AUDIT_INTERNAL_H
+
+#include "audit.h"
+
+#include <sodium.h>
+
+#define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
+/* A chain's first key k_1, sealed under the verifier key. */
+#define ORIGIN_BLOB (NONCE_BYTES + AUDIT_KEY_BYTES + TAG_BYTES)
+#define STREAM_ID_BYTES 16
+/* What `latch grant` hands a new broker for its stream: number, id, k_1
+ * and the key argv is hashed under. */
+#define STREAM_BLOB_BYTES (8 + STREAM_ID_BYTES + 2 * AUDIT_KEY_BYTES)
+
+extern const char ORIGIN_LABEL[22];        /* the main chain's k_1 */
+extern const char STREAM_ORIGIN_LABEL[29]; /* a stream's k_1 */
+
+/* Events a broker's stream may hold: what the broker does, never what
+ * only a passphrase holder may (set, rm, grant, ...). */
+bool audit_stream_event(const char *event);
+
+int audit_db_fail(sqlite3 *db, const char *what);
+
+static inline void put_u64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint64_t get_u64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* mac.c: k_{i+1} = KDF(k_i); the record MAC; sealing under a key. */
+void audit_evolve(unsigned char k[AUDIT_KEY_BYTES]);
+void audit_fast_hmac_load(void);
+/* HMAC-SHA-256(k, chain_id || cseq || prev || len || record): chain_id
+ * is the main log's id or a stream's, cseq the record's place in that
+ * chain (1, 2, ...). */
+void audit_record_mac(const unsigned char k[AUDIT_KEY_BYTES], const unsigned char chain_id[16], int64_t cseq,
+		      const unsigned char prev[AUDIT_MAC_BYTES], const void *record, size_t len,
+		      unsigned char out[AUDIT_MAC_BYTES]);
+/* XChaCha20-Poly1305 under `key` (32 bytes) with associated data
+ * label || id: blob = nonce || ciphertext || tag. */
+void audit_seal(const char *label, size_t label_len, const unsigned char id[16], const unsigned char *key,
+		const unsigned char *plain, size_t n, unsigned char *blob);
+int audit_unseal(const char *label, size_t label_len, const unsigned char id[16], const unsigned char *key,
+		 const unsigned char *blob, size_t blob_len, unsigned char *plain, size_t n);
+
+/* record.c: the record's text. Events, grant ids and secret names need
+ * no JSON escaping, so the head {"seq":S,"time":T,"event":"E"
+ * [,"grant":"G"][,"secrets":["a",...]][,"stream":N] can be rebuilt byte
+ * for byte from the indexed columns at verification. */
+struct head_buf {
+	char *p;
+	size_t len, cap; /* len SIZE_MAX: out of memory */
+};
+void head_begin(struct head_buf *h, int64_t seq, int64_t time, const char *event, const char *grant);
+void head_secret(struct head_buf *h, size_t pos, const char *name);
+void head_end(struct head_buf *h, size_t n_secrets, int64_t stream);
+void head_add(struct head_buf *h, const char *s);
+/* The record begins with exactly the head, and none of the head's
+ * optional fields follows it (else index rows were deleted). */
+bool head_matches(const struct head_buf *h, const void *record, size_t len);
+int audit_check_event(const struct audit_event *ev);
+
+/* One chain's writing end: the next record is number cseq + 1, linked to
+ * last_mac, made with key (k_{cseq+1}, in secure memory). */
+struct link {
+	unsigned char id[16];
+	int64_t cseq;
+	unsigned char last_mac[AUDIT_MAC_BYTES];
+	struct secbuf *key;
+};
+/* Append `ev` to `l`'s chain at the next global seq, inside the caller's
+ * transaction: the record (head, then the event's fields, then `extra`'s),
+ * its MAC and its index rows. `l` moves on in memory only; the caller
+ * makes that durable (the sealed state, or the broker's memory after
+ * COMMIT). argv is hashed under `argv_key`. */
+int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key,
+		json_t *extra, int64_t stream, int64_t *seq_out);
+/* The argv hash key of a writer key: equal argv hash equally in every
+ * chain of a vault (the broker gets this key, not the writer key). */
+void audit_argv_key(const struct secbuf *writer_key, unsigned char out[AUDIT_KEY_BYTES]);
+
+/* log.c: the sealed state of the main chain, also read by verify.c. */
+struct state {
+	int version;   /* 1: before broker streams and the digest; 2 */
+	struct link l; /* l.id is the log id */
+	unsigned char digest[AUDIT_MAC_BYTES]; /* version 2: see audit_digest_rows */
+	int64_t streams;     /* the number of the newest broker stream, 0 if none */
+	int64_t stream_open; /* while it is open, the seq of its enrol record; else 0 */
+};
+#define STATE_BLOB_MAX (NONCE_BYTES + 8 + 2 * AUDIT_MAC_BYTES + AUDIT_KEY_BYTES + 16 + TAG_BYTES)
+/* 1 loaded (the sealed blob, and the origin if asked), 0 no state row,
+ * -1 error. */
+int state_load(sqlite3 *db, unsigned char log_id[AUDIT_LOG_ID_BYTES], unsigned char *blob, size_t *blob_len,
+	       unsigned char origin[ORIGIN_BLOB]);
+/* Opens a state blob into `s` (s->l.id set by the caller; s->l.key
+ * allocated here): -1 without a report when it does not authenticate. */
+int state_unseal(const struct secbuf *writer_key, const unsigned char *blob, size_t blob_len, struct state *s);
+/* The secrets digest of rows, keyed by the writer key: see log.c. */
+int audit_digest_rows(const struct secbuf *writer_key, audit_rows_fn rows, void *ctx,
+		      unsigned char out[AUDIT_MAC_BYTES]);
+
+#endif

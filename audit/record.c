@@ -1,0 +1,330 @@
+/* A record's text, its MAC and its rows: what every chain appends. */
+#include "internal.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Events, grant ids and secret names are restricted to characters that
+ * need no JSON escaping, so the record's leading fields can be rebuilt
+ * byte for byte at verification without a JSON parser. */
+static bool plain_token(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+		      ch == '.' || ch == '/' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+void head_add(struct head_buf *h, const char *s)
+{
+	if (h->len == SIZE_MAX)
+		return;
+	size_t n = strlen(s);
+	if (h->len + n + 1 > h->cap) {
+		size_t cap = (h->len + n + 1) * 2;
+		char *p = realloc(h->p, cap);
+		if (!p) {
+			h->len = SIZE_MAX; /* poisoned: callers check */
+			return;
+		}
+		h->p = p;
+		h->cap = cap;
+	}
+	memcpy(h->p + h->len, s, n + 1);
+	h->len += n;
+}
+
+/* Decimal text of v, as printf's %lld writes it. */
+static const char *int_text(int64_t v, char buf[24])
+{
+	char *p = buf + 23;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	*p = '\0';
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
+void head_begin(struct head_buf *h, int64_t seq, int64_t time, const char *event, const char *grant)
+{
+	/* Digits by hand: verify rebuilds a head per record, and snprintf
+	 * was a tenth of its time. */
+	char num[24];
+	h->len = 0;
+	head_add(h, "{\"seq\":");
+	head_add(h, int_text(seq, num));
+	head_add(h, ",\"time\":");
+	head_add(h, int_text(time, num));
+	head_add(h, ",\"event\":\"");
+	head_add(h, event);
+	head_add(h, "\"");
+	if (grant) {
+		head_add(h, ",\"grant\":\"");
+		head_add(h, grant);
+		head_add(h, "\"");
+	}
+}
+
+void head_secret(struct head_buf *h, size_t pos, const char *name)
+{
+	head_add(h, pos == 0 ? ",\"secrets\":[\"" : ",\"");
+	head_add(h, name);
+	head_add(h, "\"");
+}
+
+void head_end(struct head_buf *h, size_t n_secrets, int64_t stream)
+{
+	if (n_secrets)
+		head_add(h, "]");
+	if (stream) {
+		char num[24];
+		head_add(h, ",\"stream\":");
+		head_add(h, int_text(stream, num));
+	}
+}
+
+static bool starts_with(const char *p, size_t avail, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return avail >= n && memcmp(p, prefix, n) == 0;
+}
+
+bool head_matches(const struct head_buf *h, const void *record, size_t len)
+{
+	const char *r = record;
+	if (h->len == SIZE_MAX || len <= h->len || memcmp(r, h->p, h->len) != 0)
+		return false;
+	const char *rest = r + h->len;
+	size_t avail = len - h->len;
+	if (rest[0] == '}')
+		return avail == 1;
+	return rest[0] == ',' && !starts_with(rest, avail, ",\"grant\":") && !starts_with(rest, avail, ",\"secrets\":") &&
+	       !starts_with(rest, avail, ",\"stream\":");
+}
+
+void audit_argv_key(const struct secbuf *writer_key, unsigned char out[AUDIT_KEY_BYTES])
+{
+	crypto_kdf_derive_from_key(out, AUDIT_KEY_BYTES, 2, "latcharg", writer_key->data);
+}
+
+/* Hash of argv under the vault's argv key: equal argv give equal hashes
+ * within a vault, and no one without the key can test a guess of what
+ * argv held. */
+static void argv_hash(const unsigned char key[AUDIT_KEY_BYTES], char *const *argv, int argc, char out[65])
+{
+	unsigned char h[32], n[8];
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, key, AUDIT_KEY_BYTES, sizeof h);
+	for (int i = 0; i < argc; i++) {
+		size_t len = strlen(argv[i]);
+		put_u64(n, len);
+		crypto_generichash_update(&st, n, 8);
+		crypto_generichash_update(&st, (const unsigned char *)argv[i], len);
+	}
+	crypto_generichash_final(&st, h, sizeof h);
+	sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+/* A path as JSON: as text when it is UTF-8, else hex under another key. */
+static int set_path(json_t *o, const char *key, const char *hex_key, const char *path)
+{
+	json_t *s = json_string(path);
+	if (s)
+		return json_object_set_new(o, key, s);
+	size_t n = strlen(path);
+	char *hex = malloc(2 * n + 1);
+	if (!hex)
+		return -1;
+	sodium_bin2hex(hex, 2 * n + 1, (const unsigned char *)path, n);
+	int rc = json_object_set_new(o, hex_key, json_string(hex));
+	free(hex);
+	return rc;
+}
+
+/* Everything after the head, as a JSON object text "{...}". */
+static char *record_tail(const struct audit_event *ev, const unsigned char *argv_key, json_t *extra)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	char exe[PATH_MAX], cwd[PATH_MAX], hash[65];
+	pid_t pid = ev->pid;
+	uid_t uid = ev->uid;
+	const char *exe_p = ev->exe, *cwd_p = ev->cwd;
+	if (pid == 0) {
+		pid = getpid();
+		uid = getuid();
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		exe[n > 0 ? n : 0] = '\0';
+		exe_p = exe;
+		cwd_p = getcwd(cwd, sizeof cwd) ? cwd : "";
+	}
+	bool any_id = false;
+	for (size_t i = 0; ev->secrets && i < ev->n_secrets; i++)
+		any_id = any_id || ev->secrets[i].id != 0;
+	if (any_id) { /* the broker knows names only */
+		json_t *ids = json_array();
+		for (size_t i = 0; i < ev->n_secrets; i++)
+			json_array_append_new(ids, json_integer(ev->secrets[i].id));
+		json_object_set_new(o, "secret_ids", ids);
+	}
+	if (ev->ttl > 0)
+		json_object_set_new(o, "ttl", json_integer(ev->ttl));
+	if (ev->uses >= 0 && ev->ttl > 0)
+		json_object_set_new(o, "uses", json_integer(ev->uses));
+	if (ev->n_cmds) {
+		json_t *cmds = json_array();
+		for (size_t i = 0; i < ev->n_cmds; i++)
+			json_array_append_new(cmds, json_string(ev->cmds[i]));
+		json_object_set_new(o, "cmds", cmds);
+	}
+	if (ev->version >= 0)
+		json_object_set_new(o, "version", json_integer(ev->version));
+	if (ev->decision)
+		json_object_set_new(o, "decision", json_string(ev->decision));
+	if (ev->reason)
+		json_object_set_new(o, "reason", json_string(ev->reason));
+	if (ev->exit_status >= 0)
+		json_object_set_new(o, "exit", json_integer(ev->exit_status));
+	if (ev->redactions >= 0)
+		json_object_set_new(o, "redactions", json_integer(ev->redactions));
+	if (ev->lost_exits > 0)
+		json_object_set_new(o, "lost_exits", json_integer(ev->lost_exits));
+	if (extra)
+		json_object_update(o, extra);
+	json_object_set_new(o, "pid", json_integer(pid));
+	json_object_set_new(o, "uid", json_integer(uid));
+	if (exe_p)
+		set_path(o, "exe", "exe_hex", exe_p);
+	if (cwd_p)
+		set_path(o, "cwd", "cwd_hex", cwd_p);
+	if (ev->argv) {
+		argv_hash(argv_key, ev->argv, ev->argc, hash);
+		json_object_set_new(o, "argv_hash", json_string(hash));
+	}
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+static int insert_record(sqlite3 *db, int64_t seq, int64_t now, int64_t stream, const struct audit_event *ev,
+			 const char *record, size_t len, const unsigned char mac[AUDIT_MAC_BYTES])
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO audit_log (seq, time, event, grant_id, record, mac, stream)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return audit_db_fail(db, "append to the audit log");
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, ev->event, -1, SQLITE_STATIC);
+	if (ev->grant_id)
+		sqlite3_bind_text(st, 4, ev->grant_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, record, (int)len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, mac, AUDIT_MAC_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, stream);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return audit_db_fail(db, "append to the audit log");
+	if (!ev->n_secrets)
+		return 0;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO audit_secret (seq, pos, secret, time, event) VALUES (?1, ?2, ?3, ?4, ?5)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return audit_db_fail(db, "append to the audit log");
+	for (size_t i = 0; i < ev->n_secrets && rc == SQLITE_DONE; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, seq);
+		sqlite3_bind_int64(st, 2, (int64_t)i);
+		sqlite3_bind_text(st, 3, ev->secrets[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, now);
+		sqlite3_bind_text(st, 5, ev->event, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return audit_db_fail(db, "append to the audit log");
+	return 0;
+}
+
+int audit_check_event(const struct audit_event *ev)
+{
+	if (!ev->event || !plain_token(ev->event, 32))
+		return latch_error(LATCH_OPERR, "invalid audit event name");
+	if (ev->grant_id && !plain_token(ev->grant_id, 64))
+		return latch_error(LATCH_OPERR, "invalid grant id in audit event");
+	if (ev->n_secrets > AUDIT_MAX_SECRETS)
+		return latch_error(LATCH_OPERR, "too many secrets in one audit event");
+	for (size_t i = 0; i < ev->n_secrets; i++)
+		if (!plain_token(ev->secrets[i].name, 128))
+			return latch_error(LATCH_OPERR, "invalid secret name in audit event");
+	return 0;
+}
+
+/* The next seq of the whole log (every chain): the rowid b-tree's last
+ * entry, so no index is read. */
+static int64_t next_seq(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT max(seq) FROM audit_log", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	int64_t seq = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) + 1 : -1;
+	sqlite3_finalize(st);
+	return seq;
+}
+
+int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key,
+		json_t *extra, int64_t stream, int64_t *seq_out)
+{
+	if (audit_check_event(ev) != 0)
+		return -1;
+	int64_t seq = next_seq(db), now = ev->time > 0 ? ev->time : (int64_t)time(NULL);
+	if (seq < 1)
+		return audit_db_fail(db, "read the audit log");
+	struct head_buf h = {0};
+	head_begin(&h, seq, now, ev->event, ev->grant_id);
+	for (size_t i = 0; i < ev->n_secrets; i++)
+		head_secret(&h, i, ev->secrets[i].name);
+	head_end(&h, ev->n_secrets, stream);
+	char *tail = record_tail(ev, argv_key, extra);
+	int ret = -1;
+	if (h.len == SIZE_MAX || !tail || tail[0] != '{') {
+		latch_error(LATCH_OPERR, "cannot build the audit record: out of memory");
+		goto out;
+	}
+	/* head + "," + tail without its "{" (or "}" alone if the tail is "{}") */
+	head_add(&h, strcmp(tail, "{}") ? "," : "");
+	head_add(&h, tail + 1);
+	if (h.len == SIZE_MAX) {
+		latch_error(LATCH_OPERR, "cannot build the audit record: out of memory");
+		goto out;
+	}
+	unsigned char mac[AUDIT_MAC_BYTES];
+	audit_record_mac(l->key->data, l->id, l->cseq + 1, l->last_mac, h.p, h.len, mac);
+	if (insert_record(db, seq, now, stream, ev, h.p, h.len, mac) != 0)
+		goto out;
+	l->cseq++;
+	memcpy(l->last_mac, mac, AUDIT_MAC_BYTES);
+	audit_evolve(l->key->data);
+	if (seq_out)
+		*seq_out = seq;
+	ret = 0;
+out:
+	json_free_text(tail);
+	free(h.p);
+	return ret;
+}

@@ -1,0 +1,554 @@
+/* Verification: every record's MAC from each chain's first key, every
+ * broker stream's place in the main chain, the indexed copies, the sealed
+ * state, the secrets table against its newest recorded changes, and
+ * sqlite's own indexes against their tables. */
+#include "internal.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void vverdict(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+static void vverdict(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, va_list ap)
+{
+	r->verdict = v;
+	r->first_bad = first_bad;
+	vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+}
+
+/* Records the verdict; returns 0 (the check ran). */
+static int verdict(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int verdict(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vverdict(r, v, first_bad, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+/* Records the verdict; returns 1 (stop walking). */
+static int stop(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int stop(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vverdict(r, v, first_bad, fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
+/* One chain being walked: the main chain or a broker stream. */
+struct chainw {
+	int64_t stream; /* 0: the main chain */
+	unsigned char id[16];
+	struct secbuf *k; /* the key of its next record */
+	unsigned char prev[AUDIT_MAC_BYTES];
+	int64_t count;     /* records so far */
+	int64_t last_seq;  /* the seq of its last record, 0 if none */
+	int64_t opened_at; /* a stream: the seq of its enrol record */
+	bool closed;       /* a stream: a close record ended it */
+	bool stopped;      /* a stream: its broker wrote "stop" */
+};
+
+struct walker {
+	struct chainw main;
+	struct chainw *streams; /* in the order they were opened */
+	size_t n_streams, cap;
+	int64_t expect; /* the next seq of the whole log */
+	const struct secbuf *verifier;
+	const struct audit_checkpoint *cp;
+	bool cp_seen;
+	struct audit_report *r;
+	/* Secret name -> [id, version] of its newest set, or null after an
+	 * rm (the database verification only). */
+	json_t *changes;
+};
+
+static void walker_free(struct walker *w)
+{
+	secbuf_free(w->main.k);
+	for (size_t i = 0; i < w->n_streams; i++)
+		secbuf_free(w->streams[i].k);
+	free(w->streams);
+	json_decref(w->changes);
+}
+
+/* Opens the main chain's first key. 0 ready, 1 verdict given, -1 error. */
+static int walk_start(struct walker *w, const struct secbuf *verifier_key, const unsigned char *origin,
+		      size_t origin_len, const struct audit_checkpoint *cp, struct audit_report *r)
+{
+	w->r = r;
+	w->cp = cp;
+	w->expect = 1;
+	w->verifier = verifier_key;
+	if (cp && memcmp(cp->log_id, w->main.id, AUDIT_LOG_ID_BYTES) != 0)
+		return stop(r, AUDIT_TAMPERED, 1, "the audit log was replaced: its id differs from the checkpoint's");
+	if (!(w->main.k = secbuf_new(AUDIT_KEY_BYTES)))
+		return -1;
+	if (audit_unseal(ORIGIN_LABEL, sizeof ORIGIN_LABEL, w->main.id, verifier_key->data, origin, origin_len,
+			 w->main.k->data, AUDIT_KEY_BYTES) != 0)
+		return stop(r, AUDIT_UNVERIFIABLE, 0,
+			    "the verifier key does not open this log's first key (wrong key or altered origin)");
+	w->main.k->len = AUDIT_KEY_BYTES;
+	return 0;
+}
+
+/* A record whose MAC verified begins {"seq":S,"time":T,"event":"E": its
+ * event, or -1. */
+static int record_event(const char *rec, size_t len, char out[33])
+{
+	static const char key[] = ",\"event\":\"";
+	const char *p = memmem(rec, len < 80 ? len : 80, key, sizeof key - 1);
+	if (!p)
+		return -1;
+	p += sizeof key - 1;
+	size_t rest = len - (size_t)(p - rec);
+	const char *q = memchr(p, '"', rest < 33 ? rest : 33);
+	if (!q || q == p)
+		return -1;
+	memcpy(out, p, (size_t)(q - p));
+	out[q - p] = '\0';
+	return 0;
+}
+
+static struct chainw *open_stream(struct walker *w)
+{
+	for (size_t i = 0; i < w->n_streams; i++)
+		if (!w->streams[i].closed)
+			return &w->streams[i];
+	return NULL;
+}
+
+static bool hex_into(json_t *o, const char *key, unsigned char *out, size_t n)
+{
+	const char *hex = json_string_value(json_object_get(o, key));
+	size_t got = 0;
+	return hex && strlen(hex) == 2 * n && sodium_hex2bin(out, n, hex, 2 * n, NULL, &got, NULL) == 0 && got == n;
+}
+
+/* A main-chain record that opens a stream. 0, 1 verdict, -1 error. */
+static int on_enrol(struct walker *w, int64_t seq, json_t *rec)
+{
+	json_t *opens = json_object_get(rec, "opens");
+	int64_t last = w->n_streams ? w->streams[w->n_streams - 1].stream : 0;
+	unsigned char id[STREAM_ID_BYTES], origin[ORIGIN_BLOB];
+	if (!json_is_integer(opens) || json_integer_value(opens) != last + 1 || !hex_into(rec, "stream_id", id, sizeof id) ||
+	    !hex_into(rec, "origin", origin, sizeof origin))
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld (a broker's enrolment) is damaged", (long long)seq);
+	if (open_stream(w))
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld opens a broker stream while stream %lld is still open",
+			    (long long)seq, (long long)open_stream(w)->stream);
+	if (w->n_streams == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 16;
+		struct chainw *p = realloc(w->streams, cap * sizeof *p);
+		if (!p)
+			return latch_error(LATCH_OPERR, "out of memory");
+		w->streams = p;
+		w->cap = cap;
+	}
+	struct chainw *c = &w->streams[w->n_streams];
+	memset(c, 0, sizeof *c);
+	c->stream = last + 1;
+	c->opened_at = seq;
+	memcpy(c->id, id, sizeof id);
+	if (!(c->k = secbuf_new(AUDIT_KEY_BYTES)))
+		return -1;
+	w->n_streams++;
+	if (audit_unseal(STREAM_ORIGIN_LABEL, sizeof STREAM_ORIGIN_LABEL, id, w->verifier->data, origin, sizeof origin,
+			 c->k->data, AUDIT_KEY_BYTES) != 0)
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld opens broker stream %lld with a key the verifier did not seal",
+			    (long long)seq, (long long)c->stream);
+	c->k->len = AUDIT_KEY_BYTES;
+	return 0;
+}
+
+/* A main-chain record that closes the open stream where it ends. */
+static int on_close(struct walker *w, int64_t seq, json_t *rec)
+{
+	struct chainw *c = open_stream(w);
+	json_t *closes = json_object_get(rec, "closes"), *last = json_object_get(rec, "last_seq");
+	unsigned char mac[AUDIT_MAC_BYTES];
+	if (!c || !json_is_integer(closes) || json_integer_value(closes) != c->stream || !json_is_integer(last))
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld closes a broker stream that is not open", (long long)seq);
+	if (json_integer_value(last) != c->last_seq ||
+	    (c->last_seq && (!hex_into(rec, "last_mac", mac, sizeof mac) || sodium_memcmp(mac, c->prev, sizeof mac) != 0)))
+		return stop(w->r, AUDIT_TAMPERED, seq,
+			    "broker stream %lld ends at record %lld, but record %lld closed it at record %lld: records were removed",
+			    (long long)c->stream, (long long)c->last_seq, (long long)seq, (long long)json_integer_value(last));
+	c->closed = true;
+	return 0;
+}
+
+/* set and rm records name one secret: what its row must be now. */
+static int on_change(struct walker *w, int64_t seq, json_t *rec, bool set)
+{
+	const char *name = json_string_value(json_array_get(json_object_get(rec, "secrets"), 0));
+	json_t *id = json_array_get(json_object_get(rec, "secret_ids"), 0), *version = json_object_get(rec, "version");
+	if (!name || (set && (!json_is_integer(id) || !json_is_integer(version))))
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq);
+	json_t *v = set ? json_pack("[I, I]", json_integer_value(id), json_integer_value(version)) : json_null();
+	if (!v || json_object_set_new(w->changes, name, v) != 0)
+		return latch_error(LATCH_OPERR, "out of memory");
+	return 0;
+}
+
+/* What a main-chain record says about the chains and the secrets. */
+static int on_main(struct walker *w, int64_t seq, const char *event, const void *rec, size_t len)
+{
+	bool enrol = !strcmp(event, "enrol"), close = !strcmp(event, "close");
+	bool set = !strcmp(event, "set"), rm = !strcmp(event, "rm");
+	if (!enrol && !close && !((set || rm) && w->changes))
+		return 0;
+	json_error_t err;
+	json_t *o = json_loadb(rec, len, 0, &err);
+	int rc = !json_is_object(o) ? stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq)
+		 : enrol	     ? on_enrol(w, seq, o)
+		 : close	     ? on_close(w, seq, o)
+				     : on_change(w, seq, o, set);
+	json_decref(o);
+	return rc;
+}
+
+/* Checks one record; 0 good, 1 verdict given, -1 error. */
+static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void *rec, size_t len, const void *mac,
+		       size_t mac_len)
+{
+	unsigned char want[AUDIT_MAC_BYTES];
+	char event[33];
+	if (seq != w->expect)
+		return stop(w->r, AUDIT_TAMPERED, w->expect,
+			    seq > w->expect ? "record %lld is missing" : "record %lld is out of order", (long long)w->expect);
+	if (!rec || !mac || mac_len != AUDIT_MAC_BYTES)
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq);
+	struct chainw *c = NULL;
+	if (stream == 0)
+		c = &w->main;
+	for (size_t i = 0; !c && i < w->n_streams; i++)
+		if (w->streams[i].stream == stream)
+			c = &w->streams[i];
+	if (!c)
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld belongs to broker stream %lld, which no passphrase holder opened",
+			    (long long)seq, (long long)stream);
+	if (c->closed || c->stopped)
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld was added to broker stream %lld after it ended",
+			    (long long)seq, (long long)stream);
+	audit_record_mac(c->k->data, c->id, c->count + 1, c->prev, rec, len, want);
+	if (sodium_memcmp(want, mac, AUDIT_MAC_BYTES) != 0)
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld does not match its MAC", (long long)seq);
+	if (record_event(rec, len, event) != 0)
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq);
+	/* A broker's key can only ever have made a broker's kind of record. */
+	if (stream && !audit_stream_event(event))
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is a '%s' record in broker stream %lld, which a broker cannot make",
+			    (long long)seq, event, (long long)stream);
+	if (w->cp && seq == w->cp->seq) {
+		if (sodium_memcmp(want, w->cp->mac, AUDIT_MAC_BYTES) != 0)
+			return stop(w->r, AUDIT_TAMPERED, seq, "record %lld differs from the checkpoint", (long long)seq);
+		w->cp_seen = true;
+	}
+	memcpy(c->prev, want, AUDIT_MAC_BYTES);
+	audit_evolve(c->k->data);
+	c->count++;
+	c->last_seq = seq;
+	if (stream && !strcmp(event, "stop"))
+		c->stopped = true;
+	w->r->records++;
+	w->expect++;
+	return stream ? 0 : on_main(w, seq, event, rec, len);
+}
+
+/* After the last record: the checkpoint's record must have been seen. */
+static int walk_end(struct walker *w)
+{
+	if (w->cp && !w->cp_seen)
+		return stop(w->r, AUDIT_TAMPERED, w->expect,
+			    "the log ends at record %lld, before the checkpoint's record %lld: truncated or rolled back",
+			    (long long)(w->expect - 1), (long long)w->cp->seq);
+	memcpy(w->r->head.log_id, w->main.id, AUDIT_LOG_ID_BYTES);
+	w->r->head.seq = w->expect - 1;
+	/* The checkpoint names the last record of the whole log, whatever
+	 * its chain. */
+	memset(w->r->head.mac, 0, AUDIT_MAC_BYTES);
+	const struct chainw *last = w->main.last_seq == w->expect - 1 ? &w->main : NULL;
+	for (size_t i = 0; !last && i < w->n_streams; i++)
+		if (w->streams[i].last_seq == w->expect - 1)
+			last = &w->streams[i];
+	if (last)
+		memcpy(w->r->head.mac, last->prev, AUDIT_MAC_BYTES);
+	return 0;
+}
+
+/* The sealed state must agree with the walk: the main chain's length,
+ * last MAC and next key, the streams, and the digest of the rows. */
+static int check_state(struct walker *w, const struct secbuf *writer_key, const unsigned char *blob, size_t blob_len,
+		       audit_rows_fn rows, void *ctx)
+{
+	struct state s = {0};
+	memcpy(s.l.id, w->main.id, sizeof s.l.id);
+	if (state_unseal(writer_key, blob, blob_len, &s) != 0) {
+		secbuf_free(s.l.key);
+		return stop(w->r, AUDIT_TAMPERED, w->expect, "the audit log state does not open with this vault's key");
+	}
+	bool agree = s.l.cseq == w->main.count && sodium_memcmp(s.l.last_mac, w->main.prev, AUDIT_MAC_BYTES) == 0 &&
+		     sodium_memcmp(s.l.key->data, w->main.k->data, AUDIT_KEY_BYTES) == 0;
+	secbuf_free(s.l.key);
+	if (!agree)
+		return s.l.cseq >= w->main.count
+			       ? stop(w->r, AUDIT_TAMPERED, w->expect,
+				      "the log's main chain ends after %lld records but its sealed state says %lld: records were removed",
+				      (long long)w->main.count, (long long)s.l.cseq)
+			       : stop(w->r, AUDIT_TAMPERED, w->expect, "the sealed state does not match the log's main chain");
+	const struct chainw *open = open_stream(w);
+	int64_t streams = w->n_streams ? w->streams[w->n_streams - 1].stream : 0;
+	if (s.version == 1 ? streams != 0 : s.streams != streams || s.stream_open != (open ? open->opened_at : 0))
+		return stop(w->r, AUDIT_TAMPERED, w->expect, "the sealed state does not match the log's broker streams");
+	unsigned char digest[AUDIT_MAC_BYTES];
+	if (s.version == 2 && rows) {
+		if (audit_digest_rows(writer_key, rows, ctx, digest) != 0)
+			return -1;
+		if (sodium_memcmp(digest, s.digest, sizeof digest) != 0)
+			return stop(w->r, AUDIT_TAMPERED, 0,
+				    "the secrets table is not what the recorded changes left (a row was rolled back, added or edited)");
+	}
+	return 0;
+}
+
+/* Each secrets row must be what its newest set record made, and every
+ * secret whose newest record is a set must have its row. */
+struct rows_check {
+	struct walker *w;
+	int verdict; /* 1 once a verdict is given */
+};
+
+static int row_each(const struct audit_secret_row *row, void *ctx)
+{
+	struct rows_check *rc = ctx;
+	json_t *v = json_object_get(rc->w->changes, row->name);
+	if (!json_is_array(v) || json_integer_value(json_array_get(v, 0)) != row->id ||
+	    json_integer_value(json_array_get(v, 1)) != row->version) {
+		rc->verdict = stop(rc->w->r, AUDIT_TAMPERED, 0,
+				   "secret '%s' (id %lld, version %lld) is not what its newest recorded change left", row->name,
+				   (long long)row->id, (long long)row->version);
+		return 1;
+	}
+	json_object_set_new(rc->w->changes, row->name, json_true()); /* seen once */
+	return 0;
+}
+
+static int check_rows(struct walker *w, audit_rows_fn rows, void *ctx)
+{
+	struct rows_check rc = {w, 0};
+	if (rows(ctx, row_each, &rc) != 0)
+		return rc.verdict ? 1 : -1;
+	const char *name;
+	json_t *v;
+	json_object_foreach(w->changes, name, v)
+	{
+		if (json_is_array(v))
+			return stop(w->r, AUDIT_TAMPERED, 0, "secret '%s' has a recorded set but no row: it was removed unrecorded",
+				    name);
+	}
+	return 0;
+}
+
+/* sqlite's own check: an index that disagrees with its table (one an
+ * agent rebuilt to hide rows from a query) fails here, since queries read
+ * through indexes that the MACs do not cover. */
+static int check_integrity(sqlite3 *db, struct audit_report *r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check(1)", -1, &st, NULL) != SQLITE_OK)
+		return audit_db_fail(db, "check the database");
+	int rc = sqlite3_step(st);
+	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	int ret = 0;
+	if (!res)
+		ret = audit_db_fail(db, "check the database");
+	else if (strcmp(res, "ok") != 0)
+		ret = stop(r, AUDIT_TAMPERED, 0, "the database's indexes disagree with its tables (%.120s)", res);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
+		 const struct audit_checkpoint *cp, audit_rows_fn rows, void *rows_ctx, struct audit_report *r)
+{
+	memset(r, 0, sizeof *r);
+	r->verdict = AUDIT_UNVERIFIABLE; /* until a check completes */
+	audit_fast_hmac_load();
+	struct walker w = {0};
+	unsigned char blob[STATE_BLOB_MAX], origin[ORIGIN_BLOB];
+	size_t blob_len = 0;
+	int rc = state_load(db, w.main.id, blob, &blob_len, origin);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		/* No state: with records (or a checkpoint) left, it was deleted. */
+		sqlite3_stmt *q;
+		int64_t records = 0;
+		if (sqlite3_prepare_v2(db, "SELECT count(*) FROM audit_log", -1, &q, NULL) != SQLITE_OK)
+			return audit_db_fail(db, "read the audit log");
+		if (sqlite3_step(q) == SQLITE_ROW)
+			records = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+		return cp || records ? verdict(r, AUDIT_TAMPERED, 1, "the audit log's state row is missing")
+				     : verdict(r, AUDIT_UNVERIFIABLE, 0, "the vault has no audit log");
+	}
+	sqlite3_stmt *st = NULL, *sc = NULL;
+	struct head_buf h = {0};
+	int ret = -1;
+	if (rows && !(w.changes = json_object())) {
+		latch_error(LATCH_OPERR, "out of memory");
+		goto out;
+	}
+	if ((rc = walk_start(&w, verifier_key, origin, ORIGIN_BLOB, cp, r)) != 0) {
+		ret = rc > 0 ? 0 : -1;
+		goto out;
+	}
+	/* A full scan reads the file once: map it rather than copy it. */
+	sqlite3_exec(db, "PRAGMA mmap_size=1073741824", NULL, NULL, NULL);
+	if (sqlite3_prepare_v2(db, "SELECT seq, time, event, grant_id, record, mac, stream FROM audit_log ORDER BY seq", -1,
+			       &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT seq, pos, secret, time, event FROM audit_secret ORDER BY seq, pos", -1, &sc,
+			       NULL) != SQLITE_OK) {
+		audit_db_fail(db, "read the audit log");
+		goto out;
+	}
+	int src = sqlite3_step(sc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0), stream = sqlite3_column_int64(st, 6);
+		const void *rec = sqlite3_column_blob(st, 4);
+		size_t len = (size_t)sqlite3_column_bytes(st, 4);
+		int wr = walk_record(&w, seq, stream, rec, len, sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5));
+		if (wr != 0) {
+			ret = wr > 0 ? 0 : -1;
+			goto out;
+		}
+		/* The copied columns must say what the authenticated record says. */
+		const char *event = (const char *)sqlite3_column_text(st, 2);
+		const char *grant = (const char *)sqlite3_column_text(st, 3);
+		head_begin(&h, seq, sqlite3_column_int64(st, 1), event ? event : "", grant);
+		size_t n = 0;
+		/* Index rows naming no record are skipped: a query joins them
+		 * to audit_log, so they can never show. */
+		while (src == SQLITE_ROW && sqlite3_column_int64(sc, 0) < seq)
+			src = sqlite3_step(sc);
+		for (; src == SQLITE_ROW && sqlite3_column_int64(sc, 0) == seq; src = sqlite3_step(sc), n++) {
+			const char *name = (const char *)sqlite3_column_text(sc, 2);
+			/* The secret index carries the time and event too
+			 * (queries filter on them): they must be the record's. */
+			const char *sevent = (const char *)sqlite3_column_text(sc, 4);
+			if (sqlite3_column_int64(sc, 1) != (int64_t)n || !name || !sevent || !event || strcmp(sevent, event) != 0 ||
+			    sqlite3_column_int64(sc, 3) != sqlite3_column_int64(st, 1)) {
+				n = SIZE_MAX;
+				break;
+			}
+			head_secret(&h, n, name);
+		}
+		if (n != SIZE_MAX)
+			head_end(&h, n, stream);
+		if (n == SIZE_MAX || !head_matches(&h, rec, len)) {
+			ret = verdict(r, AUDIT_TAMPERED, seq,
+				      "record %lld's index entries (time, event, grant, secrets or stream) were altered",
+				      (long long)seq);
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		audit_db_fail(db, "read the audit log");
+		goto out;
+	}
+	if ((rc = walk_end(&w)) != 0 || (rc = check_state(&w, writer_key, blob, blob_len, rows, rows_ctx)) != 0 ||
+	    (rows && (rc = check_rows(&w, rows, rows_ctx)) != 0) || (rc = check_integrity(db, r)) != 0) {
+		ret = rc > 0 ? 0 : -1;
+		goto out;
+	}
+	ret = verdict(r, AUDIT_OK, 0, "%lld records verified", (long long)r->records);
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(sc);
+	sqlite3_exec(db, "PRAGMA mmap_size=0", NULL, NULL, NULL);
+	free(h.p);
+	walker_free(&w);
+	return ret;
+}
+
+int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx, const struct audit_checkpoint *cp,
+			struct audit_report *r)
+{
+	memset(r, 0, sizeof *r);
+	r->verdict = AUDIT_UNVERIFIABLE; /* until a check completes */
+	audit_fast_hmac_load();
+	struct walker w = {0};
+	json_error_t err;
+	json_t *line = NULL;
+	unsigned char origin[ORIGIN_BLOB], mac[AUDIT_MAC_BYTES];
+	struct secbuf *verifier = NULL;
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int ret = -1;
+	/* Header: log id, sealed first key, and what opens the verifier key. */
+	if ((n = getline(&buf, &cap, in)) <= 0 || !(line = json_loadb(buf, (size_t)n, 0, &err)) ||
+	    json_integer_value(json_object_get(line, "latch_audit_export")) != 1) {
+		latch_error(LATCH_USAGE, "not a latch audit export");
+		goto out;
+	}
+	json_t *vk = json_object_get(line, "verifier");
+	char *vk_text = vk ? json_dumps(vk, JSON_COMPACT) : NULL;
+	if (!vk_text || !hex_into(line, "log_id", w.main.id, AUDIT_LOG_ID_BYTES) || !hex_into(line, "origin", origin, ORIGIN_BLOB)) {
+		json_free_text(vk_text);
+		latch_error(LATCH_USAGE, "the export's header is damaged");
+		goto out;
+	}
+	int rc = open_verifier(vk_text, strlen(vk_text), ctx, &verifier);
+	json_free_text(vk_text);
+	if (rc != 0)
+		goto out;
+	json_decref(line);
+	line = NULL;
+	if ((rc = walk_start(&w, verifier, origin, ORIGIN_BLOB, cp, r)) != 0) {
+		ret = rc > 0 ? 0 : -1;
+		goto out;
+	}
+	while ((n = getline(&buf, &cap, in)) > 0) {
+		json_decref(line);
+		line = json_loadb(buf, (size_t)n, 0, &err);
+		json_t *seq = json_object_get(line, "seq"), *rec = json_object_get(line, "record");
+		json_t *stream = json_object_get(line, "stream");
+		size_t got = 0;
+		const char *mac_hex = json_string_value(json_object_get(line, "mac"));
+		if (!json_is_integer(seq) || !json_is_string(rec) || !mac_hex || (stream && !json_is_integer(stream)) ||
+		    sodium_hex2bin(mac, sizeof mac, mac_hex, strlen(mac_hex), NULL, &got, NULL) != 0 || got != AUDIT_MAC_BYTES) {
+			ret = verdict(r, AUDIT_TAMPERED, w.expect, "line for record %lld is damaged", (long long)w.expect);
+			goto out;
+		}
+		int wr = walk_record(&w, (int64_t)json_integer_value(seq), stream ? (int64_t)json_integer_value(stream) : 0,
+				     json_string_value(rec), json_string_length(rec), mac, AUDIT_MAC_BYTES);
+		if (wr != 0) {
+			ret = wr > 0 ? 0 : -1;
+			goto out;
+		}
+	}
+	if (ferror(in)) {
+		latch_error(LATCH_OPERR, "cannot read the export: %s", strerror(errno));
+		goto out;
+	}
+	if ((rc = walk_end(&w)) != 0) {
+		ret = rc > 0 ? 0 : -1;
+		goto out;
+	}
+	ret = verdict(r, AUDIT_OK, 0, "%lld records verified", (long long)r->records);
+out:
+	json_decref(line);
+	free(buf);
+	secbuf_free(verifier);
+	walker_free(&w);
+	return ret;
+}
