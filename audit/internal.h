@@ -99,8 +99,9 @@ struct state {
 	unsigned char digest[AUDIT_MAC_BYTES]; /* version 2: see audit_digest_rows */
 	int64_t streams;     /* the number of the newest broker stream, 0 if none */
 	int64_t stream_open; /* while it is open, the seq of its enrol record; else 0 */
+	int64_t last_seq;    /* the seq of the main chain's last record (version 1: l.cseq) */
 };
-#define STATE_BLOB_MAX (NONCE_BYTES + 8 + 2 * AUDIT_MAC_BYTES + AUDIT_KEY_BYTES + 16 + TAG_BYTES)
+#define STATE_BLOB_MAX (NONCE_BYTES + 8 + 2 * AUDIT_MAC_BYTES + AUDIT_KEY_BYTES + 24 + TAG_BYTES)
 /* 1 loaded (the sealed blob, and the origin if asked), 0 no state row,
  * -1 error. */
 int state_load(sqlite3 *db, unsigned char log_id[AUDIT_LOG_ID_BYTES], unsigned char *blob, size_t *blob_len,

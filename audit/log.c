@@ -10,7 +10,7 @@
 /* The state row holds (seq, last MAC, next key) sealed under the writer
  * key; version 2 adds the secrets digest and the broker stream. */
 #define STATE_PLAIN_V1 (8 + AUDIT_MAC_BYTES + AUDIT_KEY_BYTES)
-#define STATE_PLAIN_V2 (STATE_PLAIN_V1 + AUDIT_MAC_BYTES + 16)
+#define STATE_PLAIN_V2 (STATE_PLAIN_V1 + AUDIT_MAC_BYTES + 24)
 static const char STATE_LABEL_V1[] = "latch-audit-state-v1";
 static const char STATE_LABEL_V2[] = "latch-audit-state-v2";
 
@@ -67,12 +67,39 @@ int state_unseal(const struct secbuf *writer_key, const unsigned char *blob, siz
 	s->l.key->len = AUDIT_KEY_BYTES;
 	memset(s->digest, 0, sizeof s->digest);
 	s->streams = s->stream_open = 0;
+	s->last_seq = s->l.cseq; /* version 1: one chain, numbered as the log */
 	if (v2) {
 		memcpy(s->digest, p + STATE_PLAIN_V1, AUDIT_MAC_BYTES);
 		s->streams = (int64_t)get_u64(p + STATE_PLAIN_V1 + AUDIT_MAC_BYTES);
 		s->stream_open = (int64_t)get_u64(p + STATE_PLAIN_V1 + AUDIT_MAC_BYTES + 8);
+		s->last_seq = (int64_t)get_u64(p + STATE_PLAIN_V1 + AUDIT_MAC_BYTES + 16);
 	}
 	secbuf_free(plain);
+	return 0;
+}
+
+/* The state must be the newest: the main chain's last record in the
+ * table is the one it names. An old copy of the state put back (with the
+ * secrets rows of its time, it would pass the digest check) is refused
+ * here, unless the log was cut back to match it too: that only a
+ * checkpoint shows. Reads the table backwards from its end, no index. */
+static int state_fresh(sqlite3 *db, const struct state *s)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT seq, mac FROM audit_log NOT INDEXED WHERE stream = 0 ORDER BY seq DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return audit_db_fail(db, "read the audit log");
+	int rc = sqlite3_step(st);
+	bool fresh = rc == SQLITE_ROW ? s->l.cseq > 0 && sqlite3_column_int64(st, 0) == s->last_seq &&
+						sqlite3_column_bytes(st, 1) == AUDIT_MAC_BYTES &&
+						sodium_memcmp(sqlite3_column_blob(st, 1), s->l.last_mac, AUDIT_MAC_BYTES) == 0
+				      : rc == SQLITE_DONE && s->l.cseq == 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return audit_db_fail(db, "read the audit log");
+	if (!fresh)
+		return latch_error(LATCH_OPERR,
+				   "the audit log's state is not the one its last record left (an old copy put back?): run 'latch audit verify'");
 	return 0;
 }
 
@@ -91,7 +118,7 @@ static int state_open(sqlite3 *db, const struct secbuf *writer_key, const struct
 		if (state_unseal(writer_key, blob, len, s) != 0)
 			return latch_error(LATCH_OPERR,
 					   "the audit log state does not open with this vault's key: run 'latch audit verify'");
-		return 0;
+		return state_fresh(db, s);
 	}
 	if (!verifier_key)
 		return latch_error(LATCH_OPERR, "the vault has no audit log and this process cannot start one");
@@ -133,6 +160,7 @@ static int state_store(sqlite3 *db, const struct secbuf *writer_key, const struc
 		memcpy(p + STATE_PLAIN_V1, s->digest, AUDIT_MAC_BYTES);
 		put_u64(p + STATE_PLAIN_V1 + AUDIT_MAC_BYTES, (uint64_t)s->streams);
 		put_u64(p + STATE_PLAIN_V1 + AUDIT_MAC_BYTES + 8, (uint64_t)s->stream_open);
+		put_u64(p + STATE_PLAIN_V1 + AUDIT_MAC_BYTES + 16, (uint64_t)s->last_seq);
 	}
 	unsigned char blob[STATE_BLOB_MAX], origin[ORIGIN_BLOB];
 	size_t blob_len = NONCE_BYTES + n + TAG_BYTES;
@@ -255,9 +283,11 @@ int audit_append(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 	if (rc == 0 && created)
 		rc = state_store(db, writer_key, verifier_key, &s, true);
 	if (rc == 0)
-		rc = link_append(db, &s.l, ev, argv_key, NULL, 0, seq_out);
+		rc = link_append(db, &s.l, ev, argv_key, NULL, 0, &s.last_seq);
 	if (rc == 0)
 		rc = state_store(db, writer_key, NULL, &s, false);
+	if (rc == 0 && seq_out)
+		*seq_out = s.last_seq;
 	sodium_memzero(argv_key, sizeof argv_key);
 	secbuf_free(s.l.key);
 	return rc;
@@ -345,7 +375,7 @@ static int stream_close(sqlite3 *db, const unsigned char *argv_key, struct state
 	}
 	sqlite3_finalize(st);
 	struct audit_event ev = {.event = "close", .version = -1, .exit_status = -1, .redactions = -1, .uses = -1};
-	rc = extra ? link_append(db, &s->l, &ev, argv_key, extra, 0, NULL) : latch_error(LATCH_OPERR, "out of memory");
+	rc = extra ? link_append(db, &s->l, &ev, argv_key, extra, 0, &s->last_seq) : latch_error(LATCH_OPERR, "out of memory");
 	json_decref(extra);
 	s->stream_open = 0;
 	return rc;
@@ -411,7 +441,7 @@ int audit_stream_begin(sqlite3 *db, const struct secbuf *writer_key, const struc
 	json_decref(extra);
 	if (rc == 0) {
 		s.streams = n;
-		s.stream_open = seq;
+		s.stream_open = s.last_seq = seq;
 		rc = state_store(db, writer_key, NULL, &s, false);
 	}
 	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)

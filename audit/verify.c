@@ -286,8 +286,23 @@ static int walk_end(struct walker *w)
 
 /* The sealed state must agree with the walk: the main chain's length,
  * last MAC and next key, the streams, and the digest of the rows. */
-static int check_state(struct walker *w, const struct secbuf *writer_key, const unsigned char *blob, size_t blob_len,
-		       audit_rows_fn rows, void *ctx)
+/* The seq of the main chain's record after the state's last one: where
+ * a state that lags behind the log stops agreeing with it. */
+static int64_t main_after(sqlite3 *db, int64_t seq)
+{
+	sqlite3_stmt *st;
+	int64_t next = 0;
+	if (sqlite3_prepare_v2(db, "SELECT min(seq) FROM audit_log WHERE stream = 0 AND seq > ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, seq);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			next = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return next;
+}
+
+static int check_state(struct walker *w, sqlite3 *db, const struct secbuf *writer_key, const unsigned char *blob,
+		       size_t blob_len, audit_rows_fn rows, void *ctx)
 {
 	struct state s = {0};
 	memcpy(s.l.id, w->main.id, sizeof s.l.id);
@@ -295,15 +310,19 @@ static int check_state(struct walker *w, const struct secbuf *writer_key, const 
 		secbuf_free(s.l.key);
 		return stop(w->r, AUDIT_TAMPERED, w->expect, "the audit log state does not open with this vault's key");
 	}
-	bool agree = s.l.cseq == w->main.count && sodium_memcmp(s.l.last_mac, w->main.prev, AUDIT_MAC_BYTES) == 0 &&
+	bool agree = s.l.cseq == w->main.count && s.last_seq == w->main.last_seq &&
+		     sodium_memcmp(s.l.last_mac, w->main.prev, AUDIT_MAC_BYTES) == 0 &&
 		     sodium_memcmp(s.l.key->data, w->main.k->data, AUDIT_KEY_BYTES) == 0;
 	secbuf_free(s.l.key);
-	if (!agree)
-		return s.l.cseq >= w->main.count
-			       ? stop(w->r, AUDIT_TAMPERED, w->expect,
-				      "the log's main chain ends after %lld records but its sealed state says %lld: records were removed",
-				      (long long)w->main.count, (long long)s.l.cseq)
-			       : stop(w->r, AUDIT_TAMPERED, w->expect, "the sealed state does not match the log's main chain");
+	if (!agree) {
+		if (s.l.cseq >= w->main.count)
+			return stop(w->r, AUDIT_TAMPERED, w->expect,
+				    "the log's main chain ends after %lld records but its sealed state says %lld: records were removed",
+				    (long long)w->main.count, (long long)s.l.cseq);
+		int64_t bad = main_after(db, s.last_seq);
+		return stop(w->r, AUDIT_TAMPERED, bad ? bad : w->expect,
+			    "the sealed state does not match record %lld: it is older than the log", (long long)(bad ? bad : w->expect));
+	}
 	const struct chainw *open = open_stream(w);
 	int64_t streams = w->n_streams ? w->streams[w->n_streams - 1].stream : 0;
 	if (s.version == 1 ? streams != 0 : s.streams != streams || s.stream_open != (open ? open->opened_at : 0))
@@ -464,7 +483,7 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		audit_db_fail(db, "read the audit log");
 		goto out;
 	}
-	if ((rc = walk_end(&w)) != 0 || (rc = check_state(&w, writer_key, blob, blob_len, rows, rows_ctx)) != 0 ||
+	if ((rc = walk_end(&w)) != 0 || (rc = check_state(&w, db, writer_key, blob, blob_len, rows, rows_ctx)) != 0 ||
 	    (rows && (rc = check_rows(&w, rows, rows_ctx)) != 0) || (rc = check_integrity(db, r)) != 0) {
 		ret = rc > 0 ? 0 : -1;
 		goto out;

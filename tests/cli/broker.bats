@@ -279,11 +279,11 @@ assert [x["decision"] for x in r] == ["deny", "deny", "allow", "allow", "deny"],
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 }
 
-@test "as an ordinary user (uid 65534, daemon in /tmp/latch-65534): grant, then run releases to the child" {
+@test "as an ordinary user (uid 65534, no XDG_RUNTIME_DIR: daemon in the vault's run/): grant, then run releases to the child" {
 	[ "$(id -u)" -eq 0 ] || skip "needs root to become uid 65534 (as a non-root user every other test here runs unprivileged already)"
 	br_u65534
 	br_as 65534 "$LATCH" grant canary --ttl 10m --cmd sh --passphrase-fd 3 3<<<"$PASS" </dev/null >"$BATS_TEST_TMPDIR/g.out"
-	local rt=/tmp/latch-65534
+	local rt=$BR_U_RT
 	[ "$(stat -c %u:%a "$rt")" = "65534:700" ]
 	[ "$(stat -c %u:%a "$rt/agent-$BR_U_HASH.sock")" = "65534:600" ]
 	[ "$(stat -c %U "/proc/$(cat "$rt/agent-$BR_U_HASH.lock")/status")" ] # the daemon runs

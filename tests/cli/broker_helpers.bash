@@ -100,11 +100,12 @@ br_stop() {
 	wait "$1" 2>/dev/null || true
 }
 
-# br_is_agent PID: PID runs `latch agent`.
+# br_is_agent PID: PID runs `latch agent` (as a broker: `latch agent
+# --enrol-fd 3 ...`).
 br_is_agent() {
 	[[ "$1" =~ ^[0-9]+$ ]] || return 1
-	! br_gone "$1" || return 1
-	[ "$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" = "latch agent " ]
+	br_gone "$1" && return 1
+	[[ "$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" == "latch agent "* ]]
 }
 
 # br_lock_files: every daemon lock file this test may have caused.
@@ -381,7 +382,7 @@ print(json.dumps({"found": sorted(found), "scanned": scanned, "regions": regions
 # runtime directory or /tmp/latch-* yields the value (raw, hex or base64).
 br_scan_files() {
 	local files=()
-	mapfile -t files < <(find "$LATCH_HOME" "$XDG_RUNTIME_DIR" /tmp/latch-* -type f 2>/dev/null)
+	mapfile -t files < <(find "$LATCH_HOME" "${XDG_RUNTIME_DIR:-$LATCH_HOME}" /tmp/latch-* -type f 2>/dev/null)
 	[ ${#files[@]} -gt 0 ] || { echo "br_scan_files: no files found to scan" >&2; return 1; }
 	assert_absent "$1" "${files[@]}"
 }
@@ -391,20 +392,19 @@ br_scan_files() {
 
 # br_u65534: a scenario for uid 65534: BR_U, a 0700 directory it owns
 # under /tmp (HOME; the vault in $BR_U/vault) and a vault there holding
-# `canary`; no XDG_RUNTIME_DIR, so its daemon uses /tmp/latch-65534.
-# BR_U_HASH names that vault's daemon files there (agent-HASH.sock/.lock);
-# the daemon is stopped and the directories are removed in teardown.
+# `canary`; no XDG_RUNTIME_DIR, so its daemon uses $BR_U/vault/run
+# (BR_U_RT). BR_U_HASH names that vault's daemon files there
+# (agent-HASH.sock/.lock); the daemon is stopped and the directories are
+# removed in teardown.
 br_u65534() {
 	BR_U=$(mktemp -d /tmp/br-u65534.XXXXXX)
 	br_track_dir "$BR_U"
 	chown 65534:65534 "$BR_U"
 	chmod 0700 "$BR_U"
-	[ -e /tmp/latch-65534 ] || br_track_dir /tmp/latch-65534
+	BR_U_RT=$BR_U/vault/run
 	BR_U_HASH=$("$BR_PY" -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' \
 		"$(readlink -f "$BR_U")/vault")
-	br_track_lock "/tmp/latch-65534/agent-$BR_U_HASH.lock"
-	br_track_dir "/tmp/latch-65534/agent-$BR_U_HASH.sock"
-	br_track_dir "/tmp/latch-65534/agent-$BR_U_HASH.lock"
+	br_track_lock "$BR_U_RT/agent-$BR_U_HASH.lock"
 	br_as 65534 "$LATCH" init --kdf interactive --passphrase-fd 3 3<<<"$PASS" </dev/null >/dev/null
 	printf '%s' "$CANARY" | br_as 65534 "$LATCH" set canary --file - --passphrase-fd 3 3<<<"$PASS" >/dev/null
 }

@@ -84,6 +84,27 @@ static inline struct secbuf *afx_secstr(const char *s)
 	return afx_secbuf(s, strlen(s));
 }
 
+/* The vault's secrets rows for audit_verify and audit_check_secrets
+ * (audit_rows_fn, ctx the struct vault), as cli/record.c gives them. */
+struct afx_rows_adapter {
+	int (*each)(const struct audit_secret_row *row, void *each_ctx);
+	void *each_ctx;
+};
+
+static inline int afx_row_of(int64_t id, int64_t version, const char *name, void *ctx)
+{
+	struct afx_rows_adapter *a = ctx;
+	struct audit_secret_row row = {id, version, name};
+	return a->each(&row, a->each_ctx);
+}
+
+static inline int afx_rows(void *vault, int (*each)(const struct audit_secret_row *row, void *each_ctx),
+			   void *each_ctx)
+{
+	struct afx_rows_adapter a = {each, each_ctx};
+	return vault_rows(vault, afx_row_of, &a);
+}
+
 /* The recording hook: cli_record's logic, plus failure modes. */
 static inline int afx_record(struct vault *v, const struct vault_change *c, void *ctx)
 {
@@ -103,7 +124,8 @@ static inline int afx_record(struct vault *v, const struct vault_change *c, void
 		.decision = !strcmp(c->event, "reveal") ? "allow" : NULL,
 		.secrets = refs,
 		.n_secrets = c->n,
-		.version = c->version,
+		/* set: the new version; rm: the version removed */
+		.version = !strcmp(c->event, "rm") && c->n == 1 ? c->versions[0] : c->version,
 		.exit_status = -1,
 		.redactions = -1,
 		.argv = h->argv,
@@ -484,7 +506,7 @@ static inline const char *afx_verdict_name(enum audit_verdict v)
 static inline int afx_verify(struct afx *f, const struct audit_checkpoint *cp, struct audit_report *r)
 {
 	latch_error_quiet(true);
-	int rc = audit_verify(f->db, f->writer, f->verifier, cp, r);
+	int rc = audit_verify(f->db, f->writer, f->verifier, cp, afx_rows, f->v, r);
 	latch_error_quiet(false);
 	return rc;
 }
