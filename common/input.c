@@ -66,7 +66,7 @@ static int read_line(int fd, size_t max, struct secbuf **out, bool at_prompt)
 			sigset_t old;
 			sigprocmask(SIG_BLOCK, &prompt_async, &old);
 			struct pollfd pfd = {.fd = fd, .events = POLLIN};
-			int w = prompt_stop || prompt_cont ? 0 : ppoll(&pfd, 1, NULL, &old);
+			int w = (prompt_stop || prompt_cont) ? 0 : ppoll(&pfd, 1, NULL, &old);
 			int e = errno;
 			sigprocmask(SIG_SETMASK, &old, NULL);
 			if (prompt_stop || prompt_cont) {

@@ -57,7 +57,8 @@ def fail(msg, status=125):
 
 
 def session_members(sid):
-    """PIDs of every process whose session id is sid (from /proc)."""
+    """PIDs of every live process whose session id is sid (from /proc);
+    zombies are left out: they are dead already, their parent reaps them."""
     pids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -69,7 +70,7 @@ def session_members(sid):
             continue
         # pid (comm) state ppid pgrp session ...; comm may hold anything.
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 3 and int(fields[3]) == sid:
+        if len(fields) > 3 and int(fields[3]) == sid and fields[0] != b"Z":
             pids.append(int(d))
     return pids
 
