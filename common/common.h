@@ -67,8 +67,10 @@ int read_fd_secret(int fd, size_t max, struct secbuf **out, bool *too_big);
  * byte by byte so nothing past the line is consumed or copied. */
 int read_fd_line_secret(int fd, size_t max, struct secbuf **out);
 /* Read one line from /dev/tty with echo off, after writing `prompt` to it.
- * Restores the terminal on every path, including signals. Fails with
- * LATCH_DENIED if there is no terminal. */
+ * Restores the terminal on every path, including signals. A stop at the
+ * prompt (^Z, kill -STOP, a read in the background) hands the terminal
+ * back; once continued in the foreground, echo is off again and the prompt
+ * is repeated. Fails with LATCH_DENIED if there is no terminal. */
 int tty_read_hidden(const char *prompt, size_t max, struct secbuf **out);
 /* True if this process has a controlling terminal it can open. */
 bool tty_available(void);

@@ -1,9 +1,9 @@
 #!/bin/sh
-# Run every test: the cmocka unit tests and the bats end-to-end tests
-# against build/latch, then all of them again built with ASan+UBSan, then
-# the fuzz corpora replayed under the sanitizers. Every suite speaks TAP;
-# this script counts "ok" and "not ok" lines and ends with
-# "N passed, N failed". Exit status 0 only when nothing failed.
+# Run every test: a lint of the test files, the cmocka unit tests and the
+# bats end-to-end tests against build/latch, then all of them again built
+# with ASan+UBSan, then the fuzz corpora replayed under the sanitizers.
+# Every suite speaks TAP; this script counts "ok" and "not ok" lines and
+# ends with "N passed, N failed". Exit status 0 only when nothing failed.
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,6 +35,9 @@ run_tap() {
 		grep -A15 '^not ok ' "$log" | head -60 | sed 's/^/    /'
 	fi
 }
+
+# Lint of the tests themselves: a `! cmd` line that cannot fail its test.
+run_tap "lint bats_bang" sh tests/lint/bats_bang.sh
 
 export CMOCKA_MESSAGE_OUTPUT=TAP
 # Sanitizer reports go to files as well as failing the process, so a

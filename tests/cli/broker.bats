@@ -48,7 +48,10 @@ teardown() {
 	agent=$(br_agent_pid)
 	[[ "$(tr '\0' ' ' <"/proc/$latchpid/cmdline")" == "$LATCH run --env X=latch://canary -- sh -c "* ]] ||
 		{ echo "pid $latchpid is not the latch run: $(tr '\0' ' ' <"/proc/$latchpid/cmdline")" >&2; false; }
-	# Positive control: the scan finds the value where it must be.
+	# Positive control: the value is where it must be, and the scan finds
+	# it (assert_absent also fails on a file missing or unreadable: the
+	# grep shows this one is neither).
+	grep -qaF "$CANARY" "/proc/$child/environ"
 	refute assert_absent "$CANARY" "/proc/$child/environ" 2>/dev/null
 	assert_absent "$CANARY" "/proc/$child/cmdline" "/proc/$latchpid/cmdline" "/proc/$agent/cmdline"
 	if [ "$(id -u)" -eq 0 ]; then

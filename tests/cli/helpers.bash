@@ -154,18 +154,31 @@ for f in sorted(forms):
 }
 
 # assert_absent VALUE FILE...: none of value_forms(VALUE) occurs in any of
-# the FILEs (missing files are skipped: a journal may come and go).
+# the FILEs. Every FILE must exist and be readable: a mistyped path (or a
+# glob that matched nothing) must not make a leak test pass. A caller
+# scanning files that come and go (a journal) passes what a find just
+# listed, or copies of them (br_scan_files).
 assert_absent() {
-	local value=$1 pats f bad=0
+	local value=$1 pats f rc bad=0
 	shift
+	[ $# -gt 0 ] || { echo "assert_absent: no file to scan" >&2; return 1; }
 	pats=$(mktemp "$BATS_TEST_TMPDIR/forms.XXXXXX")
 	printf '%s' "$value" | value_forms >"$pats"
-	[ -s "$pats" ] || { echo "assert_absent: no forms computed" >&2; return 1; }
+	[ -s "$pats" ] || { echo "assert_absent: no forms computed" >&2; rm -f "$pats"; return 1; }
 	for f in "$@"; do
-		[ -f "$f" ] || continue
-		if grep -qaF -f "$pats" -- "$f"; then
+		if [ ! -f "$f" ]; then
+			echo "assert_absent: no file $f" >&2
+			bad=1
+			continue
+		fi
+		rc=0
+		grep -qaF -f "$pats" -- "$f" || rc=$?
+		if [ "$rc" -eq 0 ]; then
 			echo "the value (or an encoding of it) occurs in $f:" >&2
 			grep -oaF -f "$pats" -- "$f" | head -3 >&2
+			bad=1
+		elif [ "$rc" -ne 1 ]; then
+			echo "assert_absent: cannot read $f" >&2 # unread is not clean
 			bad=1
 		fi
 	done

@@ -25,7 +25,7 @@ reveal() { # reveal NAME LOG: reveal under a pty, terminal output to LOG
 	run reveal db "$BATS_TEST_TMPDIR/t2"
 	[ "$status" -eq 3 ]
 	grep -q "rolled back" "$BATS_TEST_TMPDIR/t2"
-	! grep -q old-value-xyz "$BATS_TEST_TMPDIR/t2"
+	refute grep -q old-value-xyz "$BATS_TEST_TMPDIR/t2"
 	# the refused release left no reveal record
 	run "$LATCH" audit --event reveal --json
 	[ "$(grep -c '"seq"' <<<"$output")" -eq 1 ]
@@ -40,7 +40,7 @@ reveal() { # reveal NAME LOG: reveal under a pty, terminal output to LOG
 	     INSERT INTO secrets SELECT * FROM o.secrets WHERE name = 'gone';"
 	run reveal gone "$BATS_TEST_TMPDIR/t"
 	[ "$status" -eq 3 ]
-	! grep -q gone-value-xyz "$BATS_TEST_TMPDIR/t"
+	refute grep -q gone-value-xyz "$BATS_TEST_TMPDIR/t"
 }
 
 @test "a secret that no recorded set explains is not released" {
@@ -50,7 +50,7 @@ reveal() { # reveal NAME LOG: reveal under a pty, terminal output to LOG
 	sql "DELETE FROM audit_secret WHERE secret = 'a';"
 	run reveal a "$BATS_TEST_TMPDIR/t"
 	[ "$status" -eq 3 ]
-	! grep -q value-a-xyz "$BATS_TEST_TMPDIR/t"
+	refute grep -q value-a-xyz "$BATS_TEST_TMPDIR/t"
 	run latch_p audit verify
 	[ "$status" -eq 1 ]
 }
