@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # P2, replayed rows: a vault row put back from an older copy of the vault
-# still decrypts (it was genuine once); the audit log's newest change for
-# that secret is what refuses its release.
+# still decrypts (it was genuine once); the keyed digest of the secrets
+# table that the audit log's sealed state carries is what refuses its
+# release, read through the table itself, never an index.
 
 load helpers
 
@@ -43,14 +44,35 @@ reveal() { # reveal NAME LOG: reveal under a pty, terminal output to LOG
 	refute grep -q gone-value-xyz "$BATS_TEST_TMPDIR/t"
 }
 
-@test "a secret that no recorded set explains is not released" {
+@test "deleting the index rows of a secret's recorded changes neither lets a rolled-back row out nor goes unnoticed" {
 	init_vault
+	set_secret a value-a-old
+	cp "$VAULT" "$BATS_TEST_TMPDIR/old.db"
 	set_secret a value-a-xyz
-	# the agent deletes the set record's index rows so no change names 'a'
-	sql "DELETE FROM audit_secret WHERE secret = 'a';"
+	# The agent deletes every index row naming 'a' (the release check once
+	# read these to find the newest set) and puts the old row back.
+	sql "DELETE FROM audit_secret WHERE secret = 'a';
+	     ATTACH '$BATS_TEST_TMPDIR/old.db' AS o;
+	     UPDATE secrets SET (version, nonce, ciphertext) =
+	       (SELECT version, nonce, ciphertext FROM o.secrets WHERE name = 'a') WHERE name = 'a';"
 	run reveal a "$BATS_TEST_TMPDIR/t"
 	[ "$status" -eq 3 ]
-	refute grep -q value-a-xyz "$BATS_TEST_TMPDIR/t"
+	grep -q "rolled back" "$BATS_TEST_TMPDIR/t"
+	refute grep -q value-a-old "$BATS_TEST_TMPDIR/t"
 	run latch_p audit verify
 	[ "$status" -eq 1 ]
+}
+
+@test "index rows deleted alone: the release check does not read them (the row is the one recorded), verify reports them" {
+	init_vault
+	set_secret a value-a-xyz
+	sql "DELETE FROM audit_secret WHERE secret = 'a';"
+	# The row is what the sealed digest of the recorded changes says: the
+	# current value is released, as it would be without the edit.
+	run reveal a "$BATS_TEST_TMPDIR/t"
+	[ "$status" -eq 0 ]
+	grep -q value-a-xyz "$BATS_TEST_TMPDIR/t"
+	run latch_p audit verify
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"index entries"* ]]
 }
