@@ -121,7 +121,9 @@ static inline int afx_record(struct vault *v, const struct vault_change *c, void
 	}
 	struct audit_event ev = {
 		.event = c->event,
-		.decision = !strcmp(c->event, "reveal") ? "allow" : NULL,
+		.decision = !strcmp(c->event, "reveal") || !strcmp(c->event, "grant") || !strcmp(c->event, "release")
+				    ? "allow"
+				    : NULL,
 		.secrets = refs,
 		.n_secrets = c->n,
 		/* set: the new version; rm: the version removed */
@@ -133,9 +135,17 @@ static inline int afx_record(struct vault *v, const struct vault_change *c, void
 	};
 	struct secbuf *writer = NULL, *verifier = NULL;
 	int rc = -1;
-	if (vault_key(v, "audit-writer", true, &writer) == 0 &&
-	    vault_key(v, "audit-verifier", true, &verifier) == 0)
-		rc = audit_append(vault_db(v), writer, verifier, &ev, NULL);
+	if (vault_key(v, "audit-writer", true, &writer) == 0 && vault_key(v, "audit-verifier", true, &verifier) == 0) {
+		rc = 0;
+		/* as cli/record.c: releases check the secrets table first; a
+		 * rekey closes the open broker stream */
+		if (ev.decision)
+			rc = audit_check_secrets(vault_db(v), writer, verifier, afx_rows, v);
+		if (rc == 0 && !strcmp(c->event, "rekey"))
+			rc = audit_stream_close(vault_db(v), writer);
+		if (rc == 0)
+			rc = audit_append(vault_db(v), writer, verifier, &ev, NULL);
+	}
 	secbuf_free(writer);
 	secbuf_free(verifier);
 	if (rc == 0 && h->mode == AFX_HOOK_RECORD_FAIL)
