@@ -76,9 +76,17 @@ static int ask_broker(const char *dir, const struct broker_plan *p, struct relea
 		json_t *arg = json_string(*a); /* NULL when not UTF-8 */
 		json_array_append_new(argv, arg ? arg : json_string("?"));
 	}
+	/* JSON carries only UTF-8: a path that is not was "out of memory". */
+	json_t *cmd = json_string(p->path);
+	if (!cmd) {
+		json_decref(names);
+		json_decref(argv);
+		return latch_error(LATCH_USAGE, "the program's path is not UTF-8, so no grant can name it");
+	}
 	char cwd[PATH_MAX];
-	json_t *req = json_pack("{s:s, s:o, s:s, s:o, s:s}", "op", "release", "names", names, "cmd", p->path,
-				"argv", argv, "cwd", getcwd(cwd, sizeof cwd) ? cwd : "");
+	json_t *cwd_s = getcwd(cwd, sizeof cwd) ? json_string(cwd) : NULL;
+	json_t *req = json_pack("{s:s, s:o, s:o, s:o, s:o}", "op", "release", "names", names, "cmd", cmd, "argv",
+				argv, "cwd", cwd_s ? cwd_s : json_string(""));
 	json_t *resp = NULL;
 	int rc = req ? agent_call(dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
 	json_decref(req);
