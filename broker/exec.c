@@ -38,8 +38,9 @@ static void forward(int sig, siginfo_t *si, void *uctx)
 
 /* Signals whose default would end latch while it waits, before the exit
  * is recorded: a harness's alarm or CPU limit, a closed pipe, a profiler,
- * a stray real-time signal. Blocked, not handled: a child killed by one
- * of them is still reported by waitpid. SIGUSR1/2 are forwarded instead. */
+ * a stray real-time signal, and SIGIO, SIGPWR, SIGSTKFLT, which end a
+ * process by default too. Blocked, not handled, so nothing runs in latch
+ * for them. SIGUSR1/2 are forwarded instead (`forwarded` above). */
 static void held_signals(sigset_t *set)
 {
 	static const int held[] = {SIGALRM, SIGPIPE, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT};
@@ -221,7 +222,8 @@ int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *c
 		goto out;
 	}
 	/* The child gets 0-2 and its --file descriptors, nothing else of
-	 * ours: a --passphrase-fd, the vault, a socket. */
+	 * ours: a --passphrase-fd, the vault, a socket, whatever latch's own
+	 * parent left open. (closefrom_np: glibc 2.34.) */
 	int err = 0;
 	for (size_t i = 0; i < n_files && !err; i++)
 		err = posix_spawn_file_actions_adddup2(&fa, fds[i], (int)(3 + i));

@@ -178,11 +178,12 @@ static bool shell_word(char *b, size_t cap, size_t *len, const char *w)
  * another encoding may read 0x9b as CSI). */
 static bool has_controls(const char *s)
 {
-	const unsigned char *u = (const unsigned char *)s;
-	while (*u) {
-		size_t n = *u < 0x80 ? 1 : (*u & 0xe0) == 0xc0 ? 2 : (*u & 0xf0) == 0xe0 ? 3 : (*u & 0xf8) == 0xf0 ? 4 : 0;
-		if (n == 0 || (n == 1 && (*u < 0x20 || *u == 0x7f)) || (n == 2 && *u < 0xc2) ||
-		    (n == 2 && *u == 0xc2 && u[1] < 0xa0))
+	for (const unsigned char *u = (const unsigned char *)s; *u;) {
+		if (*u < 0x20 || *u == 0x7f)
+			return true;
+		size_t n = *u < 0x80 ? 1 : *u < 0xc2 ? 0 : *u < 0xe0 ? 2 : *u < 0xf0 ? 3 : *u < 0xf5 ? 4 : 0;
+		/* A stray or overlong lead byte, or U+0080-U+009F. */
+		if (n == 0 || (*u == 0xc2 && u[1] < 0xa0))
 			return true;
 		for (size_t i = 1; i < n; i++)
 			if ((u[i] & 0xc0) != 0x80)
