@@ -1,7 +1,8 @@
 /* broker: what `latch run` does around the child (DESIGN.md section 2):
  * find the references, resolve the command, build the child's
- * environment, deliver values as variables or private files, exec, pass
- * signals and the exit status through. Values never go into argv. */
+ * environment, deliver values as variables or sealed memory files, exec,
+ * pass signals and the exit status through. Values never go into argv,
+ * and never onto a disk. */
 #ifndef LATCH_BROKER_H
 #define LATCH_BROKER_H
 
@@ -13,7 +14,8 @@
 #define BROKER_SCHEME "latch://"
 
 /* One reference: VAR gets the value of secret NAME, as the variable's
- * value, or (as_file) as the path of a 0600 file holding it. */
+ * value, or (as_file) as "/dev/fd/N", a sealed 0600 memory file the child
+ * inherits at descriptor N (3, 4, ... in the order of the references). */
 struct broker_ref {
 	char *var;
 	char *name;
@@ -29,6 +31,12 @@ struct broker_plan {
 	char *const *argv;        /* the command and its arguments */
 	char path[PATH_MAX];      /* the resolved command */
 };
+
+/* True if a variable of this name (`len` bytes, no '=') makes a program
+ * load, run or print what its caller chose (LD_PRELOAD, BASH_ENV,
+ * PYTHONPATH, ...; broker/env.c has the list and why). No reference may
+ * target one, and no child gets one, wherever it comes from. */
+bool broker_env_unsafe(const char *name, size_t len);
 
 /* Add a reference "VAR=latch://NAME" (from --env or --file). */
 int broker_add_ref(struct broker_plan *p, const char *spec, bool as_file);
@@ -47,9 +55,14 @@ size_t broker_names(const struct broker_plan *p, const char **names, size_t max)
 int broker_resolve(const char *cmd, char out[PATH_MAX]);
 
 /* Run the plan's command with `values[i]` for names[i] (as from
- * broker_names). Returns the status to exit with: the child's, 128+N if
- * it died of signal N, 126/127 if it could not be run, 125 if latch
- * failed before exec (reported). */
+ * broker_names). The child gets descriptors 0-2, the --file ones after
+ * them, and no other; an empty signal mask and default dispositions.
+ * Returns the status to exit with: the child's, 128+N if it died of
+ * signal N, 126/127 if it could not be run, 125 if latch failed before
+ * exec (reported). Signals whose default would end latch before the
+ * caller records the exit (SIGALRM, SIGPIPE, SIGXCPU, real-time, ...)
+ * are blocked from the start of the child on and stay blocked when this
+ * returns: the caller is about to exit. */
 int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *const *values, size_t n);
 
 void broker_plan_free(struct broker_plan *p);

@@ -1,4 +1,4 @@
-/* Running the child: environment, private files, exec, signals, status. */
+/* Running the child: environment, memory files, exec, signals, status. */
 #include "broker.h"
 
 #include <errno.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,10 +36,43 @@ static void forward(int sig, siginfo_t *si, void *uctx)
 	kill(child_own_group ? -pid : pid, sig);
 }
 
-/* The child's environment: ours (or only --keep with --pristine), with
- * every reference replaced by its value or file path. */
+/* Signals whose default would end latch while it waits, before the exit
+ * is recorded: a harness's alarm or CPU limit, a closed pipe, a profiler,
+ * a stray real-time signal, and SIGIO, SIGPWR, SIGSTKFLT, which end a
+ * process by default too. Blocked, not handled, so nothing runs in latch
+ * for them. SIGUSR1/2 are forwarded instead (`forwarded` above). */
+static void held_signals(sigset_t *set)
+{
+	static const int held[] = {SIGALRM, SIGPIPE, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT};
+	sigemptyset(set);
+	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
+		sigaddset(set, held[i]);
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaddset(set, sig);
+}
+
+static const struct secbuf *value_of(const char *name, const char *const *names, struct secbuf *const *values,
+				     size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		if (!strcmp(names[j], name))
+			return values[j];
+	return NULL;
+}
+
+static bool named(const char *const *list, size_t n, const char *s, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(list[i]) == len && !strncmp(list[i], s, len))
+			return true;
+	return false;
+}
+
+/* The child's environment: ours (or only --keep with --pristine) less
+ * every unsafe variable (broker_env_unsafe), with every reference set to
+ * its value, or for --file to "/dev/fd/N" (N = 3, 4, ... in order). */
 static char **build_env(const struct broker_plan *p, const char *const *names, struct secbuf *const *values,
-			size_t n, const char *filedir, struct secbuf **store)
+			size_t n, struct secbuf **store)
 {
 	size_t count = 0;
 	for (char **e = environ; e && *e; e++)
@@ -46,51 +80,40 @@ static char **build_env(const struct broker_plan *p, const char *const *names, s
 	char **env = calloc(count + p->n_refs + 1, sizeof *env);
 	if (!env)
 		return NULL;
+	const char *vars[BROKER_MAX_REFS];
+	for (size_t i = 0; i < p->n_refs; i++)
+		vars[i] = p->refs[i].var;
 	size_t k = 0;
 	for (char **e = environ; e && *e; e++) {
 		const char *eq = strchr(*e, '=');
 		size_t vlen = eq ? (size_t)(eq - *e) : strlen(*e);
-		bool keep = !p->pristine;
-		for (size_t i = 0; p->pristine && i < p->n_keep; i++)
-			keep = keep || (strlen(p->keep[i]) == vlen && !strncmp(p->keep[i], *e, vlen));
-		for (size_t i = 0; keep && i < p->n_refs; i++)
-			keep = !(strlen(p->refs[i].var) == vlen && !strncmp(p->refs[i].var, *e, vlen));
-		if (keep)
-			env[k++] = *e;
+		if ((p->pristine && !named((const char *const *)p->keep, p->n_keep, *e, vlen)) ||
+		    named(vars, p->n_refs, *e, vlen) || broker_env_unsafe(*e, vlen))
+			continue;
+		env[k++] = *e;
 	}
 	/* One secure buffer holds every "VAR=value" string. */
 	size_t need = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
 		need += strlen(p->refs[i].var) + 2;
-		if (p->refs[i].as_file) {
-			need += PATH_MAX;
-			continue;
-		}
-		for (size_t j = 0; j < n; j++)
-			if (!strcmp(names[j], p->refs[i].name)) {
-				need += values[j]->len;
-				break;
-			}
+		need += p->refs[i].as_file ? sizeof "/dev/fd/" + 3 * sizeof(int)
+					   : value_of(p->refs[i].name, names, values, n)->len;
 	}
 	struct secbuf *b = secbuf_new(need + 1);
 	if (!b) {
 		free(env);
 		return NULL;
 	}
+	int fd = 3;
 	for (size_t i = 0; i < p->n_refs; i++) {
-		const struct secbuf *v = NULL;
-		for (size_t j = 0; j < n && !v; j++)
-			if (!strcmp(names[j], p->refs[i].name))
-				v = values[j];
 		char *s = (char *)b->data + b->len;
-		size_t vl = strlen(p->refs[i].var);
-		memcpy(s, p->refs[i].var, vl);
-		s[vl] = '=';
-		size_t len = vl + 1;
+		size_t len = strlen(p->refs[i].var);
+		memcpy(s, p->refs[i].var, len);
+		s[len++] = '=';
 		if (p->refs[i].as_file) {
-			int w = snprintf(s + len, PATH_MAX, "%s/%s", filedir, p->refs[i].var);
-			len += w < 0 ? 0 : w >= PATH_MAX ? PATH_MAX - 1 : (size_t)w; /* as written */
+			len += (size_t)sprintf(s + len, "/dev/fd/%d", fd++);
 		} else {
+			const struct secbuf *v = value_of(p->refs[i].name, names, values, n);
 			memcpy(s + len, v->data, v->len);
 			len += v->len;
 		}
@@ -103,57 +126,56 @@ static char **build_env(const struct broker_plan *p, const char *const *names, s
 	return env;
 }
 
-/* --file values: 0600 files in a fresh 0700 directory. */
-static int write_files(const struct broker_plan *p, const char *const *names, struct secbuf *const *values,
-		       size_t n, char dir[PATH_MAX])
+/* --file values: no file on any disk, nothing to remove if latch is
+ * killed. Each is a memory file (memfd), 0600, sealed against writing,
+ * growing and shrinking, that the child inherits as descriptor 3, 4, ...;
+ * ours is closed once the child has it, so the value lives exactly as
+ * long as the child and what it passes the descriptor to. They are moved
+ * to numbers at or above 3 + n_files, so no move to 3.. in the child
+ * overwrites one not yet moved, and none is a dup2 onto itself (which
+ * would leave close-on-exec set). */
+static int make_files(const struct broker_plan *p, const char *const *names, struct secbuf *const *values,
+		      size_t n, int *fds, size_t n_files)
 {
-	bool any = false;
-	for (size_t i = 0; i < p->n_refs; i++)
-		any = any || p->refs[i].as_file;
-	if (!any)
-		return 0;
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-	char base[PATH_MAX];
-	snprintf(base, sizeof base, "%s", rt && rt[0] == '/' ? rt : "/tmp");
-	if (snprintf(dir, PATH_MAX, "%s/latch-run-XXXXXX", base) >= PATH_MAX || !mkdtemp(dir))
-		return latch_error(LATCH_OPERR, "cannot create a private directory in '%s': %s", base, strerror(errno));
+	size_t k = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
 		if (!p->refs[i].as_file)
 			continue;
-		const struct secbuf *v = NULL;
-		for (size_t j = 0; j < n && !v; j++)
-			if (!strcmp(names[j], p->refs[i].name))
-				v = values[j];
-		char path[PATH_MAX];
-		snprintf(path, sizeof path, "%s/%s", dir, p->refs[i].var);
-		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0 || write_all(fd, v->data, v->len) != 0 || close(fd) != 0)
-			return latch_error(LATCH_OPERR, "cannot write '%s': %s", path, strerror(errno));
+		const struct secbuf *v = value_of(p->refs[i].name, names, values, n);
+		int m = memfd_create("latch-file", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+		if (m < 0)
+			return latch_error(LATCH_OPERR, "cannot create a memory file for '%s': %s", p->refs[i].var,
+					   strerror(errno));
+		fds[k] = fcntl(m, F_DUPFD_CLOEXEC, (int)(3 + n_files));
+		int e = errno;
+		close(m);
+		if (fds[k] < 0)
+			return latch_error(LATCH_OPERR, "cannot create a memory file for '%s': %s", p->refs[i].var,
+					   strerror(e));
+		if (fchmod(fds[k], 0600) != 0 || write_all(fds[k], v->data, v->len) != 0 ||
+		    fcntl(fds[k], F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0 ||
+		    lseek(fds[k], 0, SEEK_SET) != 0)
+			return latch_error(LATCH_OPERR, "cannot fill the memory file for '%s': %s", p->refs[i].var,
+					   strerror(errno));
+		k++;
 	}
 	return 0;
 }
 
-static void remove_files(const struct broker_plan *p, const char *dir)
+static void close_files(int *fds, size_t n_files)
 {
-	if (!dir[0])
-		return;
-	char path[PATH_MAX];
-	for (size_t i = 0; i < p->n_refs; i++) {
-		if (!p->refs[i].as_file)
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, p->refs[i].var);
-		unlink(path);
-	}
-	rmdir(dir);
+	for (size_t i = 0; i < n_files; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
 }
 
 int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *const *values, size_t n)
 {
+	size_t n_files = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
-		const struct secbuf *v = NULL;
-		for (size_t j = 0; j < n && !v; j++)
-			if (!strcmp(names[j], p->refs[i].name))
-				v = values[j];
+		const struct secbuf *v = value_of(p->refs[i].name, names, values, n);
 		if (!v) {
 			latch_error(LATCH_OPERR, "no value for '%s'", p->refs[i].name);
 			return 125;
@@ -163,14 +185,17 @@ int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *c
 				    p->refs[i].name, p->refs[i].var, p->refs[i].name);
 			return 125;
 		}
+		n_files += p->refs[i].as_file;
 	}
-	char dir[PATH_MAX] = "";
+	int fds[BROKER_MAX_REFS];
+	for (size_t i = 0; i < BROKER_MAX_REFS; i++)
+		fds[i] = -1;
 	struct secbuf *store = NULL;
 	char **env = NULL;
 	int status = 125;
-	if (write_files(p, names, values, n, dir) != 0)
+	if (make_files(p, names, values, n, fds, n_files) != 0)
 		goto out;
-	if (!(env = build_env(p, names, values, n, dir, &store))) {
+	if (!(env = build_env(p, names, values, n, &store))) {
 		latch_error(LATCH_OPERR, "cannot build the child's environment");
 		goto out;
 	}
@@ -178,26 +203,45 @@ int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *c
 	 * tables (a fork costs more with every locked mapping), and it
 	 * reports an exec failure as its result. */
 	child_own_group = !tty_available();
-	sigset_t all, old, dfl;
+	sigset_t all, old, held, dfl, none;
 	sigfillset(&all);
-	sigemptyset(&dfl);
+	sigemptyset(&none);
+	held_signals(&held);
+	dfl = held;
 	for (size_t i = 0; i < N_FORWARDED; i++)
 		sigaddset(&dfl, forwarded[i]);
-	sigaddset(&dfl, SIGPIPE);
 	posix_spawnattr_t attr;
+	posix_spawn_file_actions_t fa;
 	if (posix_spawnattr_init(&attr) != 0) {
 		latch_error(LATCH_OPERR, "cannot start '%s': out of memory", p->path);
 		goto out;
 	}
+	if (posix_spawn_file_actions_init(&fa) != 0) {
+		posix_spawnattr_destroy(&attr);
+		latch_error(LATCH_OPERR, "cannot start '%s': out of memory", p->path);
+		goto out;
+	}
+	/* The child gets 0-2 and its --file descriptors, nothing else of
+	 * ours: a --passphrase-fd, the vault, a socket, whatever latch's own
+	 * parent left open. (closefrom_np: glibc 2.34.) */
+	int err = 0;
+	for (size_t i = 0; i < n_files && !err; i++)
+		err = posix_spawn_file_actions_adddup2(&fa, fds[i], (int)(3 + i));
+	if (!err)
+		err = posix_spawn_file_actions_addclosefrom_np(&fa, (int)(3 + n_files));
+	/* Default dispositions and an empty mask, whatever latch inherited
+	 * or blocks while it waits. */
 	posix_spawnattr_setsigdefault(&attr, &dfl);
+	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setpgroup(&attr, 0);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
 						(child_own_group ? POSIX_SPAWN_SETPGROUP : 0));
 	sigprocmask(SIG_BLOCK, &all, &old);
-	posix_spawnattr_setsigmask(&attr, &old);
 	pid_t pid;
-	int err = posix_spawn(&pid, p->path, NULL, &attr, p->argv, env);
+	if (!err)
+		err = posix_spawn(&pid, p->path, &fa, &attr, p->argv, env);
 	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
 	if (err != 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		if (err == EAGAIN || err == ENOMEM) {
@@ -213,8 +257,10 @@ int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *c
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < N_FORWARDED; i++)
 		sigaction(forwarded[i], &sa, NULL);
+	sigorset(&old, &old, &held);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	/* The child's copy of the values is its own now: wipe ours. */
+	close_files(fds, n_files);
 	secbuf_free(store);
 	store = NULL;
 	int ws;
@@ -226,7 +272,7 @@ int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *c
 	else if (WIFSIGNALED(ws))
 		status = 128 + WTERMSIG(ws);
 out:
-	remove_files(p, dir);
+	close_files(fds, n_files);
 	secbuf_free(store);
 	free(env);
 	return status;

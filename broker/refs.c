@@ -20,8 +20,9 @@ static bool var_valid(const char *s, size_t n)
 }
 
 /* "VAR=latch://NAME": 1 a reference, 0 not a reference (e.g. a plain
- * variable), -1 a malformed reference (reported). */
-static int parse_ref(const char *spec, size_t len, char **var, char **name)
+ * variable), -1 a malformed or refused reference (reported, after
+ * `where`: "" or "FILE:LINE: "). */
+static int parse_ref(const char *spec, size_t len, const char *where, char **var, char **name)
 {
 	const char *eq = memchr(spec, '=', len);
 	if (!eq)
@@ -32,13 +33,19 @@ static int parse_ref(const char *spec, size_t len, char **var, char **name)
 	if (rest < slen || strncmp(value, BROKER_SCHEME, slen) != 0)
 		return 0;
 	if (!var_valid(spec, vlen))
-		return latch_error(LATCH_USAGE, "invalid variable name in reference '%.*s'", (int)vlen, spec);
+		return latch_error(LATCH_USAGE, "%sinvalid variable name in reference '%.*s'", where, (int)vlen, spec);
+	/* The value would reach ld.so, a shell's start-up or an
+	 * interpreter's, which print it or hand it to the agent's code. */
+	if (broker_env_unsafe(spec, vlen))
+		return latch_error(LATCH_USAGE,
+				   "%sa reference cannot target '%.*s': loader, shell and interpreter start-up variables never reach the child",
+				   where, (int)vlen, spec);
 	*name = strndup(value + slen, rest - slen);
 	*var = strndup(spec, vlen);
 	if (!*name || !*var || !latch_name_valid(*name)) {
 		free(*name);
 		free(*var);
-		return latch_error(LATCH_USAGE, "invalid secret name in reference for %.*s", (int)vlen, spec);
+		return latch_error(LATCH_USAGE, "%sinvalid secret name in reference for %.*s", where, (int)vlen, spec);
 	}
 	return 1;
 }
@@ -65,7 +72,7 @@ static int add(struct broker_plan *p, char *var, char *name, bool as_file)
 int broker_add_ref(struct broker_plan *p, const char *spec, bool as_file)
 {
 	char *var, *name;
-	int rc = parse_ref(spec, strlen(spec), &var, &name);
+	int rc = parse_ref(spec, strlen(spec), "", &var, &name);
 	if (rc == 0)
 		return latch_error(LATCH_USAGE, "'%s' is not a reference: use VAR=latch://NAME", spec);
 	return rc < 0 ? -1 : add(p, var, name, as_file);
@@ -75,7 +82,7 @@ int broker_add_environ(struct broker_plan *p, char *const *envp)
 {
 	for (; envp && *envp; envp++) {
 		char *var, *name;
-		int rc = parse_ref(*envp, strlen(*envp), &var, &name);
+		int rc = parse_ref(*envp, strlen(*envp), "", &var, &name);
 		if (rc < 0 || (rc == 1 && add(p, var, name, false) != 0))
 			return -1;
 	}
@@ -102,14 +109,14 @@ int broker_add_env_file(struct broker_plan *p, const char *path)
 			continue;
 		if (!strncmp(s, "export ", 7))
 			s += 7;
-		char *var, *name;
-		int r = parse_ref(s, strlen(s), &var, &name);
+		char *var, *name, where[PATH_MAX + 32];
+		snprintf(where, sizeof where, "%s:%d: ", path, lineno);
+		int r = parse_ref(s, strlen(s), where, &var, &name);
 		if (r == 0)
 			rc = latch_error(LATCH_USAGE,
-					 "%s:%d: not a reference (only VAR=latch://NAME lines belong in an env file)", path,
-					 lineno);
+					 "%snot a reference (only VAR=latch://NAME lines belong in an env file)", where);
 		else if (r < 0)
-			rc = latch_error(LATCH_USAGE, "%s:%d: malformed reference", path, lineno);
+			rc = -1; /* reported, with the line */
 		else
 			rc = add(p, var, name, false);
 	}

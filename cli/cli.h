@@ -54,8 +54,16 @@ int cli_help(const char *usage);
 /* Open the vault in the usual place. */
 int cli_open_vault(struct vault **v);
 /* Open the vault and unlock it with a passphrase from `fd` or the tty;
- * every change made through it is recorded in the audit log. */
+ * every change made through it is recorded in the audit log. The
+ * descriptor is closed once read (cli_passphrase_done), on every path. */
 int cli_open_unlocked(int passphrase_fd, struct vault **v);
+/* The same, leaving the descriptor open for one more line (passwd's new
+ * passphrase); the caller calls cli_passphrase_done after that read. */
+int cli_open_unlocked_more(int passphrase_fd, struct vault **v);
+/* Close a --passphrase-fd descriptor (above 2) after its last read: left
+ * open, it would reach what latch starts (the broker, a `latch run`
+ * child), which could seek back and read the passphrase. */
+void cli_passphrase_done(int fd);
 
 /* The audit hook: records each vault change in its transaction. main()
  * hands over argv, which is recorded only as a keyed hash. */

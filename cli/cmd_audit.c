@@ -217,11 +217,14 @@ static int verify_vault(int fd, const struct audit_checkpoint *cp, struct audit_
 /* Opens the verifier key of an export with the passphrase. */
 static int open_exported_verifier(const char *json, size_t len, void *ctx, struct secbuf **key)
 {
-	int fd = *(int *)ctx;
+	int *fd = ctx;
 	struct secbuf *pass = NULL;
-	if (vault_read_passphrase(fd, "Passphrase: ", false, &pass) != 0)
+	int rc = vault_read_passphrase(*fd, "Passphrase: ", false, &pass);
+	cli_passphrase_done(*fd);
+	*fd = -1;
+	if (rc != 0)
 		return -1;
-	int rc = vault_import_key(json, len, pass, "audit-verifier", key);
+	rc = vault_import_key(json, len, pass, "audit-verifier", key);
 	secbuf_free(pass);
 	return rc;
 }

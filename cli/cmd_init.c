@@ -45,9 +45,11 @@ int cmd_init(int argc, char **argv)
 	struct secbuf *pass = NULL;
 	if (vault_dir(dir, sizeof dir) != 0 || vault_path(dir, path, sizeof path) != 0)
 		return cli_fail();
-	if (vault_read_passphrase(fd, "New passphrase: ", true, &pass) != 0)
+	int rc = vault_read_passphrase(fd, "New passphrase: ", true, &pass);
+	cli_passphrase_done(fd);
+	if (rc != 0)
 		return cli_fail();
-	int rc = vault_create_recorded(dir, pass, kdf, cli_record, NULL);
+	rc = vault_create_recorded(dir, pass, kdf, cli_record, NULL);
 	secbuf_free(pass);
 	if (rc != 0)
 		return cli_fail();

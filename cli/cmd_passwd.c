@@ -42,9 +42,12 @@ int cmd_passwd(int argc, char **argv)
 		return cli_usage("passwd", "unexpected argument '%s'", argv[optind]);
 	struct vault *v = NULL;
 	struct secbuf *pass = NULL;
-	if (cli_open_unlocked(fd, &v) != 0)
+	if (cli_open_unlocked_more(fd, &v) != 0) {
+		cli_passphrase_done(fd);
 		return cli_fail();
+	}
 	int rc = vault_read_passphrase(fd, "New passphrase: ", true, &pass);
+	cli_passphrase_done(fd);
 	if (rc == 0)
 		rc = vault_passwd(v, pass, new_kdf ? &kdf : NULL);
 	secbuf_free(pass);

@@ -7,6 +7,7 @@
 #include "../broker/broker.h"
 
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,8 +20,17 @@ const char usage_run[] =
 	"Run CMD with secrets delivered by reference. Every variable whose value is\n"
 	"latch://NAME (in latch's own environment, --env, or an --env-file of such\n"
 	"lines, safe to commit) gets the value of secret NAME in the child only;\n"
-	"--file puts the value in a 0600 file in a private directory, removed when\n"
-	"CMD exits, and sets VAR to its path. Values never appear in argv.\n"
+	"--file puts the value in a read-only 0600 memory file, never on disk, that\n"
+	"CMD inherits as descriptor 3, 4, ... (in order), and sets VAR to its path,\n"
+	"/dev/fd/N. Values never appear in argv.\n"
+	"\n"
+	"CMD gets descriptors 0, 1 and 2 and the --file ones, no other. Its\n"
+	"environment never holds a variable that makes a program load, run or\n"
+	"print what someone else chose: LD_*, BASH_FUNC_*, glibc's secure-mode\n"
+	"list (GCONV_PATH, GLIBC_TUNABLES, LOCPATH, ...), BASH_ENV, ENV, SHELLOPTS,\n"
+	"BASHOPTS, PS4, PROMPT_COMMAND, PYTHONPATH, PYTHONSTARTUP, PERL5OPT,\n"
+	"RUBYOPT, NODE_OPTIONS, JAVA_TOOL_OPTIONS and the like (latch(1) lists\n"
+	"them): they are removed, and no reference or --keep may name one.\n"
 	"\n"
 	"The broker releases values only under a live grant that covers every name\n"
 	"and CMD (see 'latch grant'); each release is recorded in the audit log\n"
@@ -33,7 +43,8 @@ const char usage_run[] =
 	"  --file VAR=latch://NAME  deliver as a file; VAR holds its path\n"
 	"  --pristine               start CMD from an empty environment\n"
 	"  --keep VAR               with --pristine, keep this variable (repeatable)\n"
-	"  --passphrase-fd N        for a one-shot release without a grant\n"
+	"  --passphrase-fd N        for a one-shot release without a grant (N > 2;\n"
+	"                           closed once read)\n"
 	"  -h, --help               show this help\n"
 	"\n"
 	"Exit status: CMD's own; 128+N if it died of signal N; 125 if latch failed\n"
@@ -65,9 +76,17 @@ static int ask_broker(const char *dir, const struct broker_plan *p, struct relea
 		json_t *arg = json_string(*a); /* NULL when not UTF-8 */
 		json_array_append_new(argv, arg ? arg : json_string("?"));
 	}
+	/* JSON carries only UTF-8: a path that is not was "out of memory". */
+	json_t *cmd = json_string(p->path);
+	if (!cmd) {
+		json_decref(names);
+		json_decref(argv);
+		return latch_error(LATCH_USAGE, "the program's path is not UTF-8, so no grant can name it");
+	}
 	char cwd[PATH_MAX];
-	json_t *req = json_pack("{s:s, s:o, s:s, s:o, s:s}", "op", "release", "names", names, "cmd", p->path,
-				"argv", argv, "cwd", getcwd(cwd, sizeof cwd) ? cwd : "");
+	json_t *cwd_s = getcwd(cwd, sizeof cwd) ? json_string(cwd) : NULL;
+	json_t *req = json_pack("{s:s, s:o, s:o, s:o, s:o}", "op", "release", "names", names, "cmd", cmd, "argv",
+				argv, "cwd", cwd_s ? cwd_s : json_string(""));
 	json_t *resp = NULL;
 	int rc = req ? agent_call(dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
 	json_decref(req);
@@ -122,6 +141,89 @@ static void release_free(struct release *r)
 			secbuf_free(r->values[i]);
 	r->store = NULL;
 	memset(r->values, 0, sizeof r->values);
+}
+
+/* A word the human's shell reads back as exactly itself: bare when it
+ * holds only characters no POSIX shell treats specially, else in single
+ * quotes, each ' written as '\''. Appended to `b` (`cap` bytes, `*len`
+ * used); false if it does not fit. */
+static bool shell_word(char *b, size_t cap, size_t *len, const char *w)
+{
+	static const char bare[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+,-";
+	bool plain = w[0] && strspn(w, bare) == strlen(w);
+	size_t need = 1 + (plain ? strlen(w) : 2 + strlen(w));
+	for (const char *c = w; !plain && *c; c++)
+		need += *c == '\'' ? 3 : 0;
+	if (*len + need >= cap)
+		return false;
+	b[(*len)++] = ' ';
+	if (!plain)
+		b[(*len)++] = '\'';
+	for (const char *c = w; *c; c++) {
+		if (!plain && *c == '\'') {
+			memcpy(b + *len, "'\\''", 4);
+			*len += 4;
+		} else {
+			b[(*len)++] = *c;
+		}
+	}
+	if (!plain)
+		b[(*len)++] = '\'';
+	b[*len] = '\0';
+	return true;
+}
+
+/* True if showing `s` could drive the terminal: C0 controls and DEL, C1
+ * controls (U+0080-U+009F), and bytes that are not UTF-8 (a terminal in
+ * another encoding may read 0x9b as CSI). */
+static bool has_controls(const char *s)
+{
+	for (const unsigned char *u = (const unsigned char *)s; *u;) {
+		if (*u < 0x20 || *u == 0x7f)
+			return true;
+		size_t n = *u < 0x80 ? 1 : *u < 0xc2 ? 0 : *u < 0xe0 ? 2 : *u < 0xf0 ? 3 : *u < 0xf5 ? 4 : 0;
+		/* A stray or overlong lead byte, or U+0080-U+009F. */
+		if (n == 0 || (*u == 0xc2 && u[1] < 0xa0))
+			return true;
+		for (size_t i = 1; i < n; i++)
+			if ((u[i] & 0xc0) != 0x80)
+				return true;
+		u += n;
+	}
+	return false;
+}
+
+/* Refused with no terminal: say what a human can run, as a line that
+ * pasted into a shell runs that grant and nothing else, naming the real
+ * program (what the grant checks) rather than what the agent typed. */
+static void deny_with_hint(const struct release *r, const struct broker_plan *p)
+{
+	/* The broker's reason may name the program too. */
+	const char *reason = has_controls(r->reason) ? "no live grant covers this program" : r->reason;
+	if (has_controls(p->path)) {
+		latch_error(LATCH_DENIED, "%s; the program's path has control characters, so no grant command is shown",
+			    reason);
+		return;
+	}
+	/* Names are [A-Za-z0-9][A-Za-z0-9_./-]*: quoted all the same. */
+	size_t cap = sizeof "latch grant --cmd" + 4 * strlen(p->path) + 3;
+	for (size_t i = 0; i < r->n; i++)
+		cap += 4 * strlen(r->names[i]) + 3;
+	char *hint = malloc(cap);
+	size_t len = 0;
+	bool ok = hint != NULL;
+	if (ok)
+		len = (size_t)snprintf(hint, cap, "latch grant");
+	for (size_t i = 0; ok && i < r->n; i++)
+		ok = shell_word(hint, cap, &len, r->names[i]);
+	ok = ok && shell_word(hint, cap, &len, "--cmd") && shell_word(hint, cap, &len, p->path);
+	/* Cut short, the line could lose --cmd and grant every program. */
+	static const char sep[] = "; a human can run: ";
+	if (ok && strlen(reason) + strlen(sep) + len <= LATCH_ERROR_MAX)
+		latch_error(LATCH_DENIED, "%s%s%s", reason, sep, hint);
+	else
+		latch_error(LATCH_DENIED, "%s; the grant command is too long to show", reason);
+	free(hint);
 }
 
 /* No grant, but a human is here: the passphrase releases for this run. */
@@ -192,11 +294,23 @@ int cmd_run(int argc, char **argv)
 		case 'k':
 			if (p->n_keep == BROKER_MAX_REFS)
 				return cli_usage("run", "too many --keep");
+			if (broker_env_unsafe(optarg, strlen(optarg))) {
+				latch_error(LATCH_USAGE,
+					    "'%s' cannot be kept: loader, shell and interpreter start-up variables never reach the child",
+					    optarg);
+				return 125;
+			}
 			p->keep[p->n_keep++] = optarg;
 			break;
 		case 'p':
 			if (parse_fd(optarg, &fd) != 0)
 				return 125;
+			/* The child gets 0-2: a passphrase there would reach it. */
+			if (fd <= 2) {
+				latch_error(LATCH_USAGE, "--passphrase-fd %d: descriptors 0-2 go to the child; use 3 or above",
+					    fd);
+				return 125;
+			}
 			break;
 		case 'h':
 			return cli_help(usage_run);
@@ -229,15 +343,10 @@ int cmd_run(int argc, char **argv)
 			return 125;
 		rc = ask_broker(dir, p, &r);
 		if (rc == 1 && (fd >= 0 || tty_available())) {
-			rc = one_shot(fd, &r);
+			rc = one_shot(fd, &r); /* reads fd, and closes it */
+			fd = -1;
 		} else if (rc == 1) {
-			char hint[1024];
-			int len = snprintf(hint, sizeof hint, "latch grant");
-			for (size_t i = 0; i < r.n && len > 0 && (size_t)len < sizeof hint; i++)
-				len += snprintf(hint + len, sizeof hint - (size_t)len, " %s", r.names[i]);
-			if (len > 0 && (size_t)len < sizeof hint)
-				snprintf(hint + len, sizeof hint - (size_t)len, " --cmd %s", p->argv[0]);
-			latch_error(LATCH_DENIED, "%s; a human can run: %s", r.reason, hint);
+			deny_with_hint(&r, p);
 			return LATCH_DENIED;
 		}
 		if (rc != 0) {
@@ -246,6 +355,7 @@ int cmd_run(int argc, char **argv)
 			return latch_last_status() == LATCH_DENIED ? LATCH_DENIED : 125;
 		}
 	}
+	cli_passphrase_done(fd); /* unread: a grant covered the run */
 	int status = broker_run(p, r.names, r.values, r.n);
 	release_free(&r);
 	if (r.n > 0)

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_fail(void)
 {
@@ -54,21 +55,42 @@ int cli_open_vault(struct vault **v)
 	return vault_open(dir, v);
 }
 
-int cli_open_unlocked(int passphrase_fd, struct vault **v)
+void cli_passphrase_done(int fd)
+{
+	/* 0-2 are the caller's own streams, which the child gets anyway. */
+	if (fd > 2)
+		close(fd);
+}
+
+static int open_unlocked(int passphrase_fd, bool more, struct vault **v)
 {
 	struct secbuf *pass = NULL;
-	if (cli_open_vault(v) != 0)
-		return -1;
-	if (vault_read_passphrase(passphrase_fd, "Passphrase: ", false, &pass) != 0 ||
-	    vault_unlock(*v, pass) != 0) {
-		secbuf_free(pass);
+	*v = NULL;
+	int rc = cli_open_vault(v);
+	if (rc == 0)
+		rc = vault_read_passphrase(passphrase_fd, "Passphrase: ", false, &pass);
+	if (!more)
+		cli_passphrase_done(passphrase_fd);
+	if (rc == 0)
+		rc = vault_unlock(*v, pass);
+	secbuf_free(pass);
+	if (rc != 0) {
 		vault_close(*v);
 		*v = NULL;
 		return -1;
 	}
-	secbuf_free(pass);
 	vault_on_change(*v, cli_record, NULL);
 	return 0;
+}
+
+int cli_open_unlocked(int passphrase_fd, struct vault **v)
+{
+	return open_unlocked(passphrase_fd, false, v);
+}
+
+int cli_open_unlocked_more(int passphrase_fd, struct vault **v)
+{
+	return open_unlocked(passphrase_fd, true, v);
 }
 
 int cli_finish_output(void)

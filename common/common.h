@@ -28,6 +28,8 @@ enum latch_status {
  * Never pass a secret value in the arguments. */
 int latch_error(enum latch_status status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The longest message latch_error prints whole (longer ones are cut). */
+#define LATCH_ERROR_MAX 1023
 /* The status of the most recent latch_error() (LATCH_OPERR if none). */
 enum latch_status latch_last_status(void);
 /* Suppress (quiet=true) or restore printing; the status is still kept. */

@@ -13,7 +13,7 @@ int latch_error(enum latch_status status, const char *fmt, ...)
 	last_status = status;
 	if (quiet)
 		return -1;
-	char line[1024], shown[1024];
+	char line[LATCH_ERROR_MAX + 1], shown[LATCH_ERROR_MAX + 1];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);

@@ -102,7 +102,7 @@ teardown() {
 
 	br_run --env X=latch://canary -- sh -c 'touch "$0/ran"' "$BATS_TEST_TMPDIR"
 	br_want_status 4
-	br_want_one_err_line "latch grant canary --cmd sh"
+	br_want_one_err_line "latch grant canary --cmd $(br_real sh)"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 
 	# The daemon runs (a grant for another secret), still nothing for canary.
@@ -110,7 +110,7 @@ teardown() {
 	br_grant other --ttl 10m
 	br_run --env X=latch://canary -- sh -c 'touch "$0/ran"' "$BATS_TEST_TMPDIR"
 	br_want_status 4
-	br_want_one_err_line "no grant covers 'canary'" "latch grant canary --cmd sh"
+	br_want_one_err_line "no grant covers 'canary'" "latch grant canary --cmd $(br_real sh)"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	br_audit '
 d = [x for x in r if x["secrets"] == ["canary"]]
@@ -134,7 +134,7 @@ assert len(d) == 1 and d[0]["decision"] == "deny" and "canary" in d[0]["reason"]
 	br_wait_past "$deadline"
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary); touch \"\$0/ran\"" "$BATS_TEST_TMPDIR"
 	br_want_status 4
-	br_want_one_err_line "expired" "latch grant canary --cmd sh"
+	br_want_one_err_line "expired" "latch grant canary --cmd $(br_real sh)"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	br_audit '
 assert [x["decision"] for x in r] == ["allow", "deny"], r
@@ -179,7 +179,7 @@ assert r[0]["grant"] == r[1]["grant"] == sys.argv[2], r
 
 	br_run --env X=latch://canary -- env
 	br_want_status 4
-	br_want_one_err_line "allows the command '$env_real'" "latch grant canary --cmd env"
+	br_want_one_err_line "allows the command '$env_real'" "latch grant canary --cmd $env_real"
 	[[ "$out" != *"$CANARY"* ]]
 
 	# A symlink to the same program is the same program.
@@ -278,7 +278,7 @@ assert [x["decision"] for x in r] == ["deny", "deny", "allow", "allow", "deny"],
 	[ ! -e "$sock" ] # listing did not start a daemon
 	br_run --env X=latch://canary -- sh -c 'touch "$0/ran"' "$BATS_TEST_TMPDIR"
 	br_want_status 4
-	br_want_one_err_line "latch grant canary --cmd sh"
+	br_want_one_err_line "latch grant canary --cmd $(br_real sh)"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 }
 

@@ -4,8 +4,10 @@
 # the child once, under a terminal and without one; a forwarded SIGTERM
 # stops the child's whole process group; eight concurrent runs under one
 # grant leave exactly one release and one exit record each; --file values
-# are private files that vanish with the child; --env-file holds references
-# only; --pristine keeps only what --keep names.
+# are sealed memory files the child inherits at /dev/fd/3, 4, ..., never on
+# disk, held by the child alone; --env-file holds references only;
+# --pristine keeps only what --keep names. (The attacks on what the child
+# gets are in run_hygiene.bats.)
 
 load helpers
 load broker_helpers
@@ -160,7 +162,7 @@ EOF
 	gc=$(cat "$d/gc")
 	br_track "$child"
 	br_track "$gc"
-	! br_gone "$gc"
+	refute br_gone "$gc"
 	kill -TERM "$latchpid"
 	rc=0
 	wait "$bg" || rc=$?
@@ -206,7 +208,17 @@ assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
 	[[ "$out" == "audit log verified: "* ]]
 }
 
-@test "--file: a 0600 file in a 0700 directory with the exact bytes while the child runs, gone after it exits" {
+# memfds_of PID: the memory files PID holds open, one line each (needs
+# root when PID is latch, which is not dumpable).
+memfds_of() {
+	local f
+	for f in /proc/"$1"/fd/*; do
+		[[ "$(readlink "$f" 2>/dev/null)" == /memfd:* ]] && echo "$f"
+	done
+	return 0
+}
+
+@test "--file: sealed 0600 memory files at /dev/fd/3, 4, 5 with the exact bytes, held by the child alone; nothing on disk" {
 	printf 'two\nlines, no newline at the end' | latch_p set nonl --file - >/dev/null
 	printf 'with\0NUL\nand newline\n' | latch_p set binary --file - >/dev/null
 	local t=$BATS_TEST_TMPDIR
@@ -214,53 +226,59 @@ assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
 	printf 'with\0NUL\nand newline\n' >"$t/binary.want"
 	br_grant canary nonl binary --ttl 10m --uses 1000
 	br_run --file F=latch://canary --file G=latch://nonl --file H=latch://binary -- sh -c '
-		for v in "$F" "$G" "$H"; do
-			[ -f "$v" ] || exit 11
-			[ "$(stat -c %a:%u "$v")" = "600:$(id -u)" ] || exit 12
-			[ "$(stat -c %a:%u "$(dirname "$v")")" = "700:$(id -u)" ] || exit 13
+		[ "$F" = /dev/fd/3 ] && [ "$G" = /dev/fd/4 ] && [ "$H" = /dev/fd/5 ] || exit 11
+		for n in 3 4 5; do
+			[ "$(stat -L -c %a:%u "/dev/fd/$n")" = "600:$(id -u)" ] || exit 12
+			case "$(readlink "/proc/self/fd/$n")" in /memfd:*) ;; *) exit 13 ;; esac
 		done
-		[ "$(dirname "$F")" = "$(dirname "$G")" ] || exit 14
 		cmp -s "$G" "$0/nonl.want" || exit 15
 		cmp -s "$H" "$0/binary.want" || exit 16
 		[ "$(sha256sum <"$F" | cut -d" " -f1)" = "$1" ] || exit 17
-		printf "%s\n%s\n%s\n" "$F" "$G" "$H" >"$0/paths"' "$t" "$BR_CANARY_SHA"
+		# Read again from the start: each open of the path is a fresh one.
+		cmp -s "$G" "$0/nonl.want" || exit 18
+		echo $PPID >"$0/latchpid"
+		ls -l /proc/$PPID/fd >"$0/latch.fds" 2>&1' "$t" "$BR_CANARY_SHA"
 	br_want_status 0
-	local p
-	[ "$(wc -l <"$t/paths")" -eq 3 ]
-	while read -r p; do
-		[ ! -e "$p" ] || { echo "$p is still there after the child exited" >&2; false; }
-		[ ! -e "$(dirname "$p")" ] || { echo "$(dirname "$p") is still there" >&2; false; }
-	done <"$t/paths"
-	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/br.* "$BATS_TEST_TMPDIR"/lx.*
+	# latch closed its copies once the child had them (root reads the
+	# fds of latch, which is not dumpable).
+	if [ "$(id -u)" -eq 0 ]; then
+		grep -q ' -> ' "$t/latch.fds" || { echo "latch's fds were not listed: $(cat "$t/latch.fds")" >&2; false; }
+		refute grep -q memfd "$t/latch.fds"
+	fi
+	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/br.* "$BATS_TEST_TMPDIR"/lx.* "$t/latch.fds"
 	br_scan_files "$CANARY"
 }
 
-@test "--file: the file is removed after the child dies of a signal, and after latch itself is sent SIGTERM" {
+@test "--file: after the child dies of a signal, and after latch itself is sent SIGTERM, nothing holds the value" {
 	br_grant canary --ttl 10m --uses 1000
-	local t=$BATS_TEST_TMPDIR p
-	br_run --file F=latch://canary -- sh -c 'echo "$F" >"$0/p1"; kill -KILL $$' "$t"
+	local t=$BATS_TEST_TMPDIR
+	br_run --file F=latch://canary -- sh -c '[ "$F" = /dev/fd/3 ] || exit 11; kill -KILL $$'
 	br_want_status 137
-	p=$(cat "$t/p1")
-	[ -n "$p" ] && [ ! -e "$p" ] && [ ! -e "$(dirname "$p")" ]
-
-	br_run --file F=latch://canary -- sh -c 'echo "$F" >"$0/p2"; kill -SEGV $$' "$t"
+	br_run --file F=latch://canary -- sh -c '[ "$F" = /dev/fd/3 ] || exit 11; kill -SEGV $$'
 	br_want_status 139
-	p=$(cat "$t/p2")
-	[ -n "$p" ] && [ ! -e "$p" ] && [ ! -e "$(dirname "$p")" ]
+	br_scan_files "$CANARY"
 
 	setsid -w "$LATCH" run --file F=latch://canary -- sh -c '
-		echo "$F" $$ $PPID >"$0/p3.tmp" && mv "$0/p3.tmp" "$0/p3"
+		echo $$ $PPID >"$0/p3.tmp" && mv "$0/p3.tmp" "$0/p3"
 		while :; do sleep 0.05; done' "$t" </dev/null >"$t/out3" 2>"$t/err3" &
 	local bg=$! child latchpid rc=0
 	br_track "$bg"
 	wait_file "$t/p3" "$bg"
-	read -r p child latchpid <"$t/p3"
+	read -r child latchpid <"$t/p3"
 	br_track "$child"
-	[ -f "$p" ]
+	# The child holds the memory file; latch does not (root only: latch is
+	# not dumpable).
+	[ -n "$(memfds_of "$child")" ] || { echo "the child holds no memory file" >&2; false; }
+	if [ "$(id -u)" -eq 0 ]; then
+		[ -z "$(memfds_of "$latchpid")" ] || { echo "latch still holds: $(memfds_of "$latchpid")" >&2; false; }
+	fi
+	br_scan_files "$CANARY"
 	kill -TERM "$latchpid"
 	wait "$bg" || rc=$?
 	[ "$rc" -eq 143 ] || { echo "latch run exited $rc: $(cat "$t/err3")" >&2; false; }
-	[ ! -e "$p" ] && [ ! -e "$(dirname "$p")" ]
+	br_wait_gone "$child" 50 || { echo "the child survived the forwarded SIGTERM" >&2; false; }
+	br_scan_files "$CANARY"
+	br_audit 'assert [x["exit"] for x in r] == [137, 139, 143], r' --event exit
 }
 
 @test "--env-file: references, comments, blank lines and export work; a plain VAR=value line is refused (125) before anything is released" {
