@@ -79,9 +79,10 @@ bool tty_available(void);
 
 /* Text for a terminal. text_is_plain: no control character (C0, DEL, or
  * C1 in UTF-8). text_escape: `s` with each control character written as
- * \xNN (\u00NN for C1) and '\' as '\\', cut to fit `n` bytes. Use it on
- * anything printed for people that came from a file, the log or another
- * process. */
+ * \xNN (\u00NN for C1), cut to fit `n` bytes; everything else as it is
+ * (a backslash too: a shell line shown in a message must stay exact). Use
+ * it on anything printed for people that came from a file, the log or
+ * another process. */
 bool text_is_plain(const char *s);
 void text_escape(const char *s, char *out, size_t n);
 

@@ -39,9 +39,6 @@ void text_escape(const char *s, char *out, size_t n)
 			unsigned v = c == 1 ? p[0] : p[1];
 			len = (size_t)snprintf(tmp, sizeof tmp, c == 1 ? "\\x%02x" : "\\u%04x", v);
 			p += c - 1;
-		} else if (*p == '\\') {
-			memcpy(tmp, "\\\\", 2);
-			len = 2;
 		} else {
 			tmp[0] = (char)*p;
 			len = 1;
