@@ -203,7 +203,10 @@ int agent_connect_verified(const char *vault_dir, agent_key_fn key_fn, void *ctx
 	}
 	randombytes_buf(s->nc, sizeof s->nc);
 	json_t *req = json_pack("{s:s, s:o}", "op", "hello", "nonce", auth_b64_json(s->nc, sizeof s->nc)), *resp = NULL;
-	int rc = req ? exchange(fd, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
+	/* Whatever goes wrong, the one line to say is refuse_impostor's. */
+	latch_error_quiet(true);
+	int rc = req ? exchange(fd, req, &resp) : -1;
+	latch_error_quiet(false);
 	json_decref(req);
 	if (rc != 0) {
 		agent_session_close(s);

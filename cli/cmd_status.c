@@ -92,28 +92,36 @@ int cmd_status(int argc, char **argv)
 	}
 	if (!json) {
 		if (arc != 0)
-			printf("agent:    not running\n");
+			printf("broker:   not running\n");
 		else
-			printf("agent:    running, pid %d, %zu live grant%s\n", agent_pid, json_array_size(grants),
+			printf("broker:   running, pid %d, %zu live grant%s\n", agent_pid, json_array_size(grants),
 			       json_array_size(grants) == 1 ? "" : "s");
 		size_t i;
 		json_t *g;
 		json_array_foreach(grants, i, g)
 		{
-			char until[32];
+			/* What the broker says is shown, never obeyed: escaped. */
+			char until[32], text[4 * PATH_MAX];
 			format_time_utc(json_integer_value(json_object_get(g, "deadline")), until);
-			printf("  %s until %s:", json_string_value(json_object_get(g, "grant")), until);
+			text_escape(json_string_value(json_object_get(g, "grant")) ?: "?", text, sizeof text);
+			printf("  %s until %s:", text, until);
 			size_t k;
 			json_t *s;
 			json_array_foreach(json_object_get(g, "names"), k, s)
-				printf("%s%s", k ? "," : " ", json_string_value(s));
+			{
+				text_escape(json_string_value(s) ?: "?", text, sizeof text);
+				printf("%s%s", k ? "," : " ", text);
+			}
 			json_t *uses = json_object_get(g, "uses_left");
 			if (json_is_integer(uses))
 				printf(", %lld uses left", (long long)json_integer_value(uses));
 			json_t *cmds = json_object_get(g, "cmds");
 			printf(", %s", json_array_size(cmds) ? "for" : "any command");
 			json_array_foreach(cmds, k, s)
-				printf("%s %s", k ? "," : "", json_string_value(s));
+			{
+				text_escape(json_string_value(s) ?: "?", text, sizeof text);
+				printf("%s %s", k ? "," : "", text);
+			}
 			putchar('\n');
 		}
 	}
