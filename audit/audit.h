@@ -106,6 +106,12 @@ typedef int (*audit_rows_fn)(void *ctx, int (*each)(const struct audit_secret_ro
 int audit_check_secrets(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
 			audit_rows_fn rows, void *ctx);
 
+/* The sealed state's version: 2, 1 (a log from before the digest: a
+ * passphrase holder's first command verifies it in full and upgrades it
+ * with audit_check_secrets before it changes anything), 0 (no log), or -1
+ * (reported). Needs no key. */
+int audit_state_version(sqlite3 *db);
+
 /* Broker streams. A passphrase holder opens one for each broker it
  * starts, in a transaction of its own: the secrets table is checked
  * (audit_check_secrets, with `rows`), the open stream (if any) is closed

@@ -341,6 +341,16 @@ int audit_check_secrets(sqlite3 *db, const struct secbuf *writer_key, const stru
 	return rc;
 }
 
+int audit_state_version(sqlite3 *db)
+{
+	unsigned char id[AUDIT_LOG_ID_BYTES], blob[STATE_BLOB_MAX];
+	size_t len = 0;
+	int rc = state_load(db, id, blob, &len, NULL);
+	if (rc <= 0)
+		return rc < 0 ? -1 : 0;
+	return len == NONCE_BYTES + STATE_PLAIN_V2 + TAG_BYTES ? 2 : 1;
+}
+
 /* Records the end of the open broker stream in the main chain: where it
  * ends (its last record's seq and MAC), so that nothing can be added to it
  * or cut from it afterwards without verify noticing. */

@@ -185,13 +185,30 @@ static int on_close(struct walker *w, int64_t seq, json_t *rec)
 	return 0;
 }
 
-/* set and rm records name one secret: what its row must be now. */
+/* set and rm records name one secret: what its row must be now. Each
+ * follows the one before: a set of an existing secret is its next
+ * version under the same id, a new secret (or one set again after an rm)
+ * starts at version 1, and an rm removes the version last set. A version
+ * number made twice means a row was rolled back before a set: the older
+ * ciphertext of that version would decrypt as the newer. */
 static int on_change(struct walker *w, int64_t seq, json_t *rec, bool set)
 {
 	const char *name = json_string_value(json_array_get(json_object_get(rec, "secrets"), 0));
 	json_t *id = json_array_get(json_object_get(rec, "secret_ids"), 0), *version = json_object_get(rec, "version");
 	if (!name || (set && (!json_is_integer(id) || !json_is_integer(version))))
 		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq);
+	json_t *prev = json_object_get(w->changes, name);
+	bool live = json_is_array(prev);
+	json_int_t prev_id = live ? json_integer_value(json_array_get(prev, 0)) : 0;
+	json_int_t prev_version = live ? json_integer_value(json_array_get(prev, 1)) : 0;
+	bool follows = set ? (live ? json_integer_value(id) == prev_id && json_integer_value(version) == prev_version + 1
+				   : json_integer_value(version) == 1)
+			   : live && (!json_is_integer(id) || json_integer_value(id) == prev_id) &&
+				     (!json_is_integer(version) || json_integer_value(version) == prev_version);
+	if (!follows)
+		return stop(w->r, AUDIT_TAMPERED, seq,
+			    "record %lld (%s '%s') does not follow the secret's previous change: a row was rolled back or replaced before it",
+			    (long long)seq, set ? "set" : "rm", name);
 	json_t *v = set ? json_pack("[I, I]", json_integer_value(id), json_integer_value(version)) : json_null();
 	if (!v || json_object_set_new(w->changes, name, v) != 0)
 		return latch_error(LATCH_OPERR, "out of memory");

@@ -57,6 +57,9 @@ int cli_open_vault(struct vault **v);
  * every change made through it is recorded in the audit log. The
  * descriptor is closed once read (cli_passphrase_done), on every path. */
 int cli_open_unlocked(int passphrase_fd, struct vault **v);
+/* The same, for `audit verify`: a log from before the secrets digest is
+ * not upgraded first (verify reports; it does not refuse). */
+int cli_open_to_verify(int passphrase_fd, struct vault **v);
 /* The same, leaving the descriptor open for one more line (passwd's new
  * passphrase); the caller calls cli_passphrase_done after that read. */
 int cli_open_unlocked_more(int passphrase_fd, struct vault **v);

@@ -188,7 +188,7 @@ static int verify_vault(int fd, const struct audit_checkpoint *cp, struct audit_
 	struct secbuf *writer = NULL, *verifier = NULL;
 	unsigned char vid[16];
 	flush_broker();
-	if (cli_open_unlocked(fd, &v) != 0)
+	if (cli_open_to_verify(fd, &v) != 0)
 		return -1;
 	int rc = vault_id_of(v, vid);
 	if (rc == 0 && cp && memcmp(vid, cp->vault_id, sizeof vid) != 0) {

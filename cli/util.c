@@ -1,6 +1,8 @@
 /* Helpers shared by the cmd_*.c files. */
 #include "cli.h"
 
+#include "../audit/audit.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -62,7 +64,29 @@ void cli_passphrase_done(int fd)
 		close(fd);
 }
 
-static int open_unlocked(int passphrase_fd, bool more, struct vault **v)
+/* A log from before the secrets digest is verified in full and given
+ * its digest before this command changes anything: a set or rm on a row
+ * rolled back earlier would otherwise bury the rollback. */
+static int upgrade_audit(struct vault *v)
+{
+	if (audit_state_version(vault_db(v)) != 1)
+		return 0;
+	struct secbuf *writer = NULL, *verifier = NULL;
+	sqlite3 *db = vault_db(v);
+	int rc = vault_key(v, "audit-writer", false, &writer) == 0 && vault_key(v, "audit-verifier", false, &verifier) == 0 &&
+			 sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
+		 ? audit_check_secrets(db, writer, verifier, cli_rows, v)
+		 : -1;
+	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = latch_error(LATCH_OPERR, "cannot upgrade the audit log: %s", sqlite3_errmsg(db));
+	if (rc != 0 && !sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	secbuf_free(writer);
+	secbuf_free(verifier);
+	return rc;
+}
+
+static int open_unlocked(int passphrase_fd, bool more, bool upgrade, struct vault **v)
 {
 	struct secbuf *pass = NULL;
 	*v = NULL;
@@ -74,6 +98,8 @@ static int open_unlocked(int passphrase_fd, bool more, struct vault **v)
 	if (rc == 0)
 		rc = vault_unlock(*v, pass);
 	secbuf_free(pass);
+	if (rc == 0 && upgrade)
+		rc = upgrade_audit(*v);
 	if (rc != 0) {
 		vault_close(*v);
 		*v = NULL;
@@ -85,12 +111,17 @@ static int open_unlocked(int passphrase_fd, bool more, struct vault **v)
 
 int cli_open_unlocked(int passphrase_fd, struct vault **v)
 {
-	return open_unlocked(passphrase_fd, false, v);
+	return open_unlocked(passphrase_fd, false, true, v);
 }
 
 int cli_open_unlocked_more(int passphrase_fd, struct vault **v)
 {
-	return open_unlocked(passphrase_fd, true, v);
+	return open_unlocked(passphrase_fd, true, true, v);
+}
+
+int cli_open_to_verify(int passphrase_fd, struct vault **v)
+{
+	return open_unlocked(passphrase_fd, false, false, v);
 }
 
 int cli_finish_output(void)

@@ -318,6 +318,26 @@ static void stream_cuts(void **state)
 	secbuf_free(keys2);
 }
 
+/* Puts the row of `name` in `from` (a snapshot) back into `to`. */
+static void copy_row(sqlite3 *from, sqlite3 *to, const char *name)
+{
+	sqlite3_stmt *st, *up;
+	assert_int_equal(sqlite3_prepare_v2(from, "SELECT version, nonce, ciphertext FROM secrets WHERE name = ?1", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_prepare_v2(to, "UPDATE secrets SET version = ?1, nonce = ?2, ciphertext = ?3 WHERE name = ?4", -1,
+					    &up, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
+	sqlite3_bind_blob(up, 2, sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1), SQLITE_TRANSIENT);
+	sqlite3_bind_blob(up, 3, sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2), SQLITE_TRANSIENT);
+	sqlite3_bind_text(up, 4, name, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(up), SQLITE_DONE);
+	sqlite3_finalize(up);
+	sqlite3_finalize(st);
+}
+
 /* The release check: a rolled-back row, a row brought back, an edited
  * row all change the keyed digest of the secrets table. */
 static void secrets_digest(void **state)
@@ -350,23 +370,7 @@ static void secrets_digest(void **state)
 		afx_restore(raw, now);
 	}
 	/* The old row of 'a' put back from the copy. */
-	afx_exec(raw, "ATTACH ':memory:' AS x"); /* the snapshot is in memory: copy the row by value */
-	size_t vlen = 0;
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(old, "SELECT version, nonce, ciphertext FROM secrets WHERE name = 'a'", -1, &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	sqlite3_stmt *up;
-	assert_int_equal(sqlite3_prepare_v2(raw, "UPDATE secrets SET version = ?1, nonce = ?2, ciphertext = ?3 WHERE name = 'a'", -1,
-					    &up, NULL),
-			 SQLITE_OK);
-	sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
-	vlen = (size_t)sqlite3_column_bytes(st, 1);
-	sqlite3_bind_blob(up, 2, sqlite3_column_blob(st, 1), (int)vlen, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(up, 3, sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2), SQLITE_TRANSIENT);
-	assert_int_equal(sqlite3_step(up), SQLITE_DONE);
-	sqlite3_finalize(up);
-	sqlite3_finalize(st);
+	copy_row(old, raw, "a");
 	const char *names[] = {"a"};
 	struct secbuf *out[1] = {NULL};
 	latch_error_quiet(true);
@@ -378,6 +382,35 @@ static void secrets_digest(void **state)
 	assert_int_equal(out[0]->len, strlen("second"));
 	secbuf_free(out[0]);
 	afx_release(f, now);
+	afx_release(f, old);
+	afx_release(f, raw);
+}
+
+/* A set over a row rolled back makes a version number twice: verify says
+ * so (the record does not follow the one before it), and the digest no
+ * longer matches the table, so nothing is released. */
+static void version_made_twice(void **state)
+{
+	struct afx *f = *state;
+	set_str(f, "db", "one");
+	sqlite3 *raw = afx_raw(f);
+	sqlite3 *old = afx_snapshot(f, raw);
+	set_str(f, "db", "two");
+	afx_expect_ok(f, NULL, last_seq(f), "two sets");
+	copy_row(old, raw, "db"); /* version 1 back */
+	set_str(f, "db", "three"); /* version 2, a second time */
+	assert_int_equal(afx_int(f->db, "SELECT version FROM secrets WHERE name = 'db'"), 2);
+	int64_t third = last_seq(f);
+	struct audit_report r;
+	afx_verify(f, NULL, &r);
+	assert_int_equal(r.verdict, AUDIT_TAMPERED);
+	assert_int_equal(r.first_bad, third);
+	assert_non_null(strstr(r.reason, "does not follow"));
+	const char *names[] = {"db"};
+	struct secbuf *out[1] = {NULL};
+	latch_error_quiet(true);
+	assert_int_equal(vault_read(f->v, names, 1, "release", out), -1);
+	latch_error_quiet(false);
 	afx_release(f, old);
 	afx_release(f, raw);
 }
@@ -457,6 +490,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(stream_no_one_opened, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(stream_cuts, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(secrets_digest, afx_setup, afx_teardown),
+		cmocka_unit_test_setup_teardown(version_made_twice, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(legacy_state_upgraded_once, afx_setup, afx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
