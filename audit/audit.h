@@ -106,6 +106,13 @@ typedef int (*audit_rows_fn)(void *ctx, int (*each)(const struct audit_secret_ro
 int audit_check_secrets(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
 			audit_rows_fn rows, void *ctx);
 
+/* A new writer key, inside the caller's write transaction (a rekey): the
+ * state is sealed under `new_writer` from now on and its digest remade
+ * with it, once the table is checked under the old one. A writer key
+ * taken before stops working. The caller stores the new key. */
+int audit_rotate_writer(sqlite3 *db, const struct secbuf *old_writer, const struct secbuf *new_writer,
+			audit_rows_fn rows, void *ctx);
+
 /* The sealed state's version: 2, 1 (a log from before the digest: a
  * passphrase holder's first command verifies it in full and upgrades it
  * with audit_check_secrets before it changes anything), 0 (no log), or -1

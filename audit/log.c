@@ -341,6 +341,29 @@ int audit_check_secrets(sqlite3 *db, const struct secbuf *writer_key, const stru
 	return rc;
 }
 
+int audit_rotate_writer(sqlite3 *db, const struct secbuf *old_writer, const struct secbuf *new_writer,
+			audit_rows_fn rows, void *ctx)
+{
+	struct state s = {0};
+	bool created;
+	unsigned char digest[AUDIT_MAC_BYTES];
+	int rc = state_open(db, old_writer, NULL, &created, &s);
+	/* The table is checked under the old key before its digest is made
+	 * under the new one: a rotation must not bless an edited table. */
+	if (rc == 0 && s.version == 2) {
+		rc = audit_digest_rows(old_writer, rows, ctx, digest);
+		if (rc == 0 && sodium_memcmp(digest, s.digest, sizeof digest) != 0)
+			rc = latch_error(LATCH_OPERR,
+					 "the vault's secrets are not what their recorded changes left (rolled back or edited): run 'latch audit verify'");
+		if (rc == 0)
+			rc = audit_digest_rows(new_writer, rows, ctx, s.digest);
+	}
+	if (rc == 0)
+		rc = state_store(db, new_writer, NULL, &s, false);
+	secbuf_free(s.l.key);
+	return rc;
+}
+
 int audit_state_version(sqlite3 *db)
 {
 	unsigned char id[AUDIT_LOG_ID_BYTES], blob[STATE_BLOB_MAX];

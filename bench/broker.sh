@@ -17,7 +17,7 @@ TMP=$(mktemp -d)
 export HOME=$TMP/home LATCH_HOME=$TMP/home/vault XDG_RUNTIME_DIR=$TMP/run LATCH_AGENT_IDLE=60
 mkdir -p "$HOME" "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 cleanup() {
-	for f in "$XDG_RUNTIME_DIR"/latch/agent-*.lock; do
+	for f in "$XDG_RUNTIME_DIR"/latch/agent-*.lock "$TMP"/base/run/latch/agent-*.lock; do
 		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null
 	done
 	rm -rf "$TMP"
@@ -71,6 +71,47 @@ row "latch run overhead, 20 references" "$(over "$t_run")" "goal < 3 ms"
 echo "  (each release is a durable sqlite commit (rollback journal, synchronous=FULL) made"
 echo "   before the child starts; bench/audit.sh times that commit on its own. Exit records"
 echo "   are queued and ride on the next release's commit.)"
+
+# LATCH_BASELINE=/path/to/an/older/latch: the same 20-reference run with
+# that binary (its own vault, made by it), in blocks alternating with this
+# build's so both see the same machine: what a change costs the release
+# path, as a difference of medians.
+if [ -n "${LATCH_BASELINE:-}" ]; then
+	[ -x "$LATCH_BASELINE" ] || { echo "bench: LATCH_BASELINE '$LATCH_BASELINE' is not executable" >&2; exit 3; }
+	NEW_HOME=$LATCH_HOME NEW_RT=$XDG_RUNTIME_DIR
+	BASE_HOME=$TMP/base/vault BASE_RT=$TMP/base/run
+	mkdir -p "$BASE_RT" && chmod 700 "$TMP/base" "$BASE_RT"
+	(
+		export LATCH_HOME=$BASE_HOME XDG_RUNTIME_DIR=$BASE_RT
+		LATCH=$LATCH_BASELINE
+		p init --kdf interactive >/dev/null || exit 3
+		for i in $(seq 1 20); do
+			head -c 24 /dev/urandom | base64 | p set "s$i" >/dev/null || exit 3
+		done
+		# shellcheck disable=SC2086
+		p grant $names --ttl 30m --cmd /bin/true >/dev/null || exit 3
+	) || { echo "bench: the baseline's vault could not be made" >&2; exit 3; }
+	new_t="" base_t=""
+	for round in 1 2 3; do
+		set -- $(hf "new$round" "$LATCH" run --env-file "$TMP/refs.env" -- /bin/true)
+		new_t="$new_t $1"
+		set -- $(export LATCH_HOME="$BASE_HOME" XDG_RUNTIME_DIR="$BASE_RT"; hf "base$round" "$LATCH_BASELINE" run --env-file "$TMP/refs.env" -- /bin/true)
+		base_t="$base_t $1"
+	done
+	/usr/bin/python3 - "$new_t" "$base_t" <<'PY'
+import statistics, sys
+new = [float(x) for x in sys.argv[1].split()]
+base = [float(x) for x in sys.argv[2].split()]
+print("release path, 20 references, blocks alternating (medians, ms):")
+print("  this build: %s   baseline: %s" % (" ".join("%.2f" % x for x in new), " ".join("%.2f" % x for x in base)))
+print("  median of blocks: this build %.2f, baseline %.2f, difference %+.2f ms" %
+      (statistics.median(new), statistics.median(base), statistics.median(new) - statistics.median(base)))
+PY
+	for f in "$BASE_RT"/latch/agent-*.lock; do
+		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null
+	done
+	export LATCH_HOME=$NEW_HOME XDG_RUNTIME_DIR=$NEW_RT
+fi
 
 if [ -x "$DOTENVX" ]; then
 	cd "$TMP" || exit 3

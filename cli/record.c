@@ -4,6 +4,7 @@
 
 #include "../audit/audit.h"
 
+#include <sodium.h>
 #include <string.h>
 
 static int record_argc;
@@ -37,6 +38,20 @@ int cli_rows(void *vault, int (*each)(const struct audit_secret_row *row, void *
 {
 	struct rows_adapter a = {each, each_ctx};
 	return vault_rows(vault, row_of, &a);
+}
+
+static int rotate_writer(struct vault *v, const struct secbuf *writer)
+{
+	struct secbuf *fresh = secbuf_new(32);
+	if (!fresh)
+		return -1;
+	randombytes_buf(fresh->data, 32);
+	fresh->len = 32;
+	int rc = audit_rotate_writer(vault_db(v), writer, fresh, cli_rows, v);
+	if (rc == 0)
+		rc = vault_key_replace(v, "audit-writer", fresh);
+	secbuf_free(fresh);
+	return rc;
 }
 
 int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
@@ -83,6 +98,10 @@ int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
 		rc = audit_stream_close(vault_db(v), writer);
 	if (rc == 0)
 		rc = audit_append(vault_db(v), writer, verifier, &ev, NULL);
+	/* ... and so does the writer key: one taken before (by a broker of
+	 * an older latch, which held it) no longer opens the state. */
+	if (rc == 0 && !strcmp(c->event, "rekey"))
+		rc = rotate_writer(v, writer);
 	secbuf_free(writer);
 	secbuf_free(verifier);
 	return rc;

@@ -969,6 +969,21 @@ int vault_key(struct vault *v, const char *purpose, bool create, struct secbuf *
 	return ret;
 }
 
+int vault_key_replace(struct vault *v, const char *purpose, const struct secbuf *key)
+{
+	if (require_unlocked(v) != 0)
+		return -1;
+	if (sqlite3_get_autocommit(v->db))
+		return latch_error(LATCH_OPERR, "a key is replaced only inside the transaction that uses it");
+	if (!vault_name_valid(purpose) || key->len != DATA_KEY_BYTES)
+		return latch_error(LATCH_OPERR, "invalid key to store");
+	if (named_key_store(v, purpose, v->value_key, key, false) != 0)
+		return -1;
+	if (sqlite3_changes(v->db) != 1)
+		return latch_error(LATCH_OPERR, "the vault has no '%s' key", purpose);
+	return 0;
+}
+
 static int rewrap_named_keys(struct vault *v, const struct secbuf *new_value_key)
 {
 	sqlite3_stmt *st;

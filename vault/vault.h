@@ -88,6 +88,10 @@ int vault_read(struct vault *v, const char *const *names, size_t n, const char *
  * wrapped under the data key (rekey re-wraps it); made on first use when
  * `create`, else a missing key is an error. */
 int vault_key(struct vault *v, const char *purpose, bool create, struct secbuf **out);
+/* Replace the key `purpose` with `key` (32 bytes), inside the caller's
+ * write transaction (a rekey's hook: it is then re-wrapped with the
+ * others). */
+int vault_key_replace(struct vault *v, const char *purpose, const struct secbuf *key);
 int vault_remove(struct vault *v, const char *name);
 /* New passphrase (and optionally new KDF cost): re-wraps the data key;
  * no value's ciphertext changes. `kdf` NULL keeps the current cost. */

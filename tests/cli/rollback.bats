@@ -76,3 +76,27 @@ reveal() { # reveal NAME LOG: reveal under a pty, terminal output to LOG
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"index entries"* ]]
 }
+
+@test "an index rebuilt to hide a release from 'latch audit --secret' (its SQL text put back) fails verify" {
+	init_vault
+	set_secret a value-a-xyz
+	run reveal a "$BATS_TEST_TMPDIR/t"
+	[ "$status" -eq 0 ]
+	local seq
+	seq=$(sql "SELECT max(seq) FROM audit_log WHERE event = 'reveal'")
+	run "$LATCH" audit --secret a --json
+	[ "$status" -eq 0 ] && [[ "$output" == *'"event":"reveal"'* ]] # control: listed
+	# The agent rebuilds the index to leave the reveal out, then puts the
+	# index's original SQL text back so the schema looks untouched.
+	sqlite3 "$VAULT" "DROP INDEX audit_secret_name;
+		CREATE INDEX audit_secret_name ON audit_secret (secret, time) WHERE seq <> $seq;
+		PRAGMA writable_schema = ON;
+		UPDATE sqlite_master SET sql = 'CREATE INDEX audit_secret_name ON audit_secret (secret, time)'
+		  WHERE name = 'audit_secret_name';"
+	run "$LATCH" audit --secret a --json
+	[ "$status" -eq 0 ]
+	[[ "$output" != *'"event":"reveal"'* ]] # the attack works on the query
+	run latch_p audit verify
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"indexes disagree with its tables"* ]]
+}

@@ -145,6 +145,15 @@ static inline int afx_record(struct vault *v, const struct vault_change *c, void
 			rc = audit_stream_close(vault_db(v), writer);
 		if (rc == 0)
 			rc = audit_append(vault_db(v), writer, verifier, &ev, NULL);
+		if (rc == 0 && !strcmp(c->event, "rekey")) { /* a new writer key */
+			struct secbuf *fresh = secbuf_new(32);
+			randombytes_buf(fresh->data, 32);
+			fresh->len = 32;
+			rc = audit_rotate_writer(vault_db(v), writer, fresh, afx_rows, v);
+			if (rc == 0)
+				rc = vault_key_replace(v, "audit-writer", fresh);
+			secbuf_free(fresh);
+		}
 	}
 	secbuf_free(writer);
 	secbuf_free(verifier);

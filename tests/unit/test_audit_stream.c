@@ -415,6 +415,41 @@ static void version_made_twice(void **state)
 	afx_release(f, raw);
 }
 
+/* A rekey gives the log a new writer key: the one before (which an older
+ * latch handed to its broker) opens nothing any more. */
+static void rekey_rotates_the_writer_key(void **state)
+{
+	struct afx *f = *state;
+	set_str(f, "db", "value");
+	struct secbuf *old = afx_secbuf(f->writer->data, f->writer->len);
+	int64_t count = 0;
+	assert_int_equal(vault_rekey(f->v, &count), 0);
+	struct secbuf *now = NULL;
+	assert_int_equal(vault_key(f->v, "audit-writer", false, &now), 0);
+	assert_memory_not_equal(now->data, old->data, 32);
+	/* The old key cannot append, nor open the state. */
+	struct audit_event ev = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1, .uses = -1};
+	afx_exec(f->db, "BEGIN IMMEDIATE");
+	latch_error_quiet(true);
+	assert_int_equal(audit_append(f->db, old, NULL, &ev, NULL), -1);
+	latch_error_quiet(false);
+	afx_exec(f->db, "ROLLBACK");
+	struct audit_report r;
+	latch_error_quiet(true);
+	assert_int_equal(audit_verify(f->db, old, f->verifier, NULL, afx_rows, f->v, &r), 0);
+	latch_error_quiet(false);
+	assert_int_not_equal(r.verdict, AUDIT_OK);
+	/* The new one does; the log and the table verify. */
+	secbuf_free(f->writer);
+	f->writer = now;
+	afx_expect_ok(f, NULL, last_seq(f), "after a rekey");
+	const char *names[] = {"db"};
+	struct secbuf *out[1] = {NULL};
+	assert_int_equal(vault_read(f->v, names, 1, "release", out), 0);
+	secbuf_free(out[0]);
+	secbuf_free(old);
+}
+
 /* The state as latch before the digest sealed it: 72 bytes of seq, last
  * MAC and next key, under "latch-audit-state-v1". */
 static void make_state_v1(struct afx *f)
@@ -491,6 +526,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(stream_cuts, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(secrets_digest, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(version_made_twice, afx_setup, afx_teardown),
+		cmocka_unit_test_setup_teardown(rekey_rotates_the_writer_key, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(legacy_state_upgraded_once, afx_setup, afx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
