@@ -310,6 +310,19 @@ int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const stru
 	return 0;
 }
 
+/* The digest of the table now, under `writer_key`, into `digest`; with
+ * a version 2 state it must be the sealed one. 0, or -1 reported. */
+static int digest_check(const struct secbuf *writer_key, audit_rows_fn rows, void *ctx, const struct state *s,
+			unsigned char digest[AUDIT_MAC_BYTES])
+{
+	if (audit_digest_rows(writer_key, rows, ctx, digest) != 0)
+		return -1;
+	if (s->version == 2 && sodium_memcmp(digest, s->digest, AUDIT_MAC_BYTES) != 0)
+		return latch_error(LATCH_OPERR,
+				   "the vault's secrets are not what their recorded changes left (rolled back or edited): run 'latch audit verify'");
+	return 0;
+}
+
 int audit_check_secrets(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
 			audit_rows_fn rows, void *ctx)
 {
@@ -318,10 +331,7 @@ int audit_check_secrets(sqlite3 *db, const struct secbuf *writer_key, const stru
 	unsigned char digest[AUDIT_MAC_BYTES];
 	int rc = state_open(db, writer_key, NULL, &created, &s);
 	if (rc == 0)
-		rc = audit_digest_rows(writer_key, rows, ctx, digest);
-	if (rc == 0 && s.version == 2 && sodium_memcmp(digest, s.digest, sizeof digest) != 0)
-		rc = latch_error(LATCH_OPERR,
-				 "the vault's secrets are not what their recorded changes left (rolled back or edited): run 'latch audit verify'");
+		rc = digest_check(writer_key, rows, ctx, &s, digest);
 	if (rc == 0 && s.version == 1) {
 		/* A log from before the digest: every row is checked against
 		 * its newest set/rm record by a full verification, once, and
@@ -351,10 +361,7 @@ int audit_rotate_writer(sqlite3 *db, const struct secbuf *old_writer, const stru
 	/* The table is checked under the old key before its digest is made
 	 * under the new one: a rotation must not bless an edited table. */
 	if (rc == 0 && s.version == 2) {
-		rc = audit_digest_rows(old_writer, rows, ctx, digest);
-		if (rc == 0 && sodium_memcmp(digest, s.digest, sizeof digest) != 0)
-			rc = latch_error(LATCH_OPERR,
-					 "the vault's secrets are not what their recorded changes left (rolled back or edited): run 'latch audit verify'");
+		rc = digest_check(old_writer, rows, ctx, &s, digest);
 		if (rc == 0)
 			rc = audit_digest_rows(new_writer, rows, ctx, s.digest);
 	}

@@ -173,7 +173,9 @@ br_nt() {
 	BR_OUT=$BATS_TEST_TMPDIR/br.$BR_N.out
 	BR_ERR=$BATS_TEST_TMPDIR/br.$BR_N.err
 	local rc=0
-	setsid -w "$LATCH" "$@" </dev/null >"$BR_OUT" 2>"$BR_ERR" || rc=$?
+	# BR_ENV (an array of VAR=VALUE, e.g. from run_hygiene.bats' hy_env):
+	# set in latch's own environment through env(1).
+	setsid -w env ${BR_ENV+"${BR_ENV[@]}"} "$LATCH" "$@" </dev/null >"$BR_OUT" 2>"$BR_ERR" || rc=$?
 	status=$rc
 	{ out=$(<"$BR_OUT") err=$(<"$BR_ERR"); } 2>/dev/null
 	if [ "$rc" -eq 97 ] || [ "$rc" -eq 98 ]; then

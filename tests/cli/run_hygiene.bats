@@ -31,19 +31,8 @@ hy_env() {
 		shift
 	done
 	shift
-	BR_N=$((${BR_N:-0} + 1))
-	BR_OUT=$BATS_TEST_TMPDIR/br.$BR_N.out
-	BR_ERR=$BATS_TEST_TMPDIR/br.$BR_N.err
-	local rc=0
-	setsid -w env "${vars[@]}" "$LATCH" "$@" </dev/null >"$BR_OUT" 2>"$BR_ERR" || rc=$?
-	status=$rc
-	{ out=$(<"$BR_OUT") err=$(<"$BR_ERR"); } 2>/dev/null
-	if [ "$rc" -eq 97 ] || [ "$rc" -eq 98 ]; then
-		echo "latch $* exited $rc (sanitizer report); stderr:" >&2
-		cat "$BR_ERR" >&2
-		return 1
-	fi
-	return 0
+	local BR_ENV=("${vars[@]}") # seen by br_nt (bash scopes dynamically)
+	br_nt "$@"
 }
 
 # wait_file FILE PID: bounded wait (10 s) until FILE exists, or PID is gone.
