@@ -16,7 +16,8 @@ stop_agent() {
 	done
 	return 0
 }
-trap 'stop_agent; rm -rf "$work"' EXIT INT TERM
+fake=""
+trap 'stop_agent; [ -z "$fake" ] || kill "$fake" 2>/dev/null; rm -rf "$work"' EXIT INT TERM
 # A human types the passphrase at a no-echo prompt on /dev/tty. The demo has
 # no human, so it hands the passphrase over on file descriptor 3 instead;
 # never argv, never an environment variable.
@@ -119,7 +120,34 @@ show "latch audit --since 1h --event release"
 show "latch revoke --all"
 "$LATCH" revoke --all
 
-step "10. An agent rewrites history: verification names the first bad record"
+step "10. An agent poses as the broker: grant gives it nothing and names it"
+show "latch agent stop"
+"$LATCH" agent stop
+sock=$(ls "$XDG_RUNTIME_DIR"/latch/agent-*.sock 2>/dev/null || true)
+sock=${sock:-$XDG_RUNTIME_DIR/latch/agent-$(/usr/bin/python3 -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").sock}
+show "(the agent listens at the broker's socket, answering like a broker would)"
+/usr/bin/python3 -c '
+import base64, json, os, socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+open(sys.argv[2], "w").close()
+b = lambda: base64.b64encode(os.urandom(32)).decode()
+while True:
+    c, _ = s.accept(); f = c.makefile("rwb")
+    while f.readline():
+        f.write(json.dumps({"ok": True, "pid": os.getpid(), "instance": os.urandom(16).hex(), "nonce": b(), "proof": b()}).encode() + b"\n"); f.flush()
+' "$sock" "$work/fake.ready" </dev/null >/dev/null 2>&1 &
+fake=$!
+while [ ! -e "$work/fake.ready" ]; do sleep 0.05; done
+show "latch grant prod-db --ttl 24h     (the human)"
+set +e
+p grant prod-db --ttl 24h
+echo "exit status $? (3: refused, nothing read, nothing recorded, no value sent)"
+set -e
+kill "$fake" 2>/dev/null
+wait "$fake" 2>/dev/null || true
+rm -f "$sock"
+
+step "11. An agent rewrites history: verification names the first bad record"
 show "sqlite3 vault.db \"UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'\""
 sqlite3 "$LATCH_HOME/vault.db" "UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'"
 show "latch audit verify"
