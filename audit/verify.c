@@ -232,6 +232,23 @@ static int on_main(struct walker *w, int64_t seq, const char *event, const void 
 	return rc;
 }
 
+/* The record's own text begins {"seq":S, with S its seq: the MAC covers
+ * that text, while a line's or a row's seq is only where it stands. With
+ * several chains, each counting its own records, this is what keeps
+ * records from being reordered across chains or cut from the middle of
+ * one with the rest renumbered. */
+static bool names_seq(const char *rec, size_t len, int64_t seq)
+{
+	static const char key[] = "{\"seq\":";
+	size_t k = sizeof key - 1, i = k;
+	if (len <= k || memcmp(rec, key, k) != 0 || rec[k] < '1' || rec[k] > '9')
+		return false;
+	uint64_t v = 0;
+	for (; i < len && rec[i] >= '0' && rec[i] <= '9' && i < k + 19; i++)
+		v = v * 10 + (uint64_t)(rec[i] - '0');
+	return i < len && rec[i] == ',' && v == (uint64_t)seq;
+}
+
 /* Checks one record; 0 good, 1 verdict given, -1 error. */
 static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void *rec, size_t len, const void *mac,
 		       size_t mac_len)
@@ -258,8 +275,8 @@ static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void
 	audit_record_mac(c->k->data, c->id, c->count + 1, c->prev, rec, len, want);
 	if (sodium_memcmp(want, mac, AUDIT_MAC_BYTES) != 0)
 		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld does not match its MAC", (long long)seq);
-	if (record_event(rec, len, event) != 0)
-		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq);
+	if (record_event(rec, len, event) != 0 || !names_seq(rec, len, seq))
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged or out of place", (long long)seq);
 	/* A broker's key can only ever have made a broker's kind of record. */
 	if (stream && !audit_stream_event(event))
 		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is a '%s' record in broker stream %lld, which a broker cannot make",
@@ -275,9 +292,14 @@ static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void
 	c->last_seq = seq;
 	if (stream && !strcmp(event, "stop"))
 		c->stopped = true;
+	/* What a main-chain record says is checked before it counts as
+	 * verified: a refused enrol or close is the first bad record. */
+	int rc = stream ? 0 : on_main(w, seq, event, rec, len);
+	if (rc != 0)
+		return rc;
 	w->r->records++;
 	w->expect++;
-	return stream ? 0 : on_main(w, seq, event, rec, len);
+	return 0;
 }
 
 /* After the last record: the checkpoint's record must have been seen. */
@@ -490,6 +512,7 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		if (n != SIZE_MAX)
 			head_end(&h, n, stream);
 		if (n == SIZE_MAX || !head_matches(&h, rec, len)) {
+			r->records--; /* counted as verified a moment ago */
 			ret = verdict(r, AUDIT_TAMPERED, seq,
 				      "record %lld's index entries (time, event, grant, secrets or stream) were altered",
 				      (long long)seq);

@@ -12,9 +12,7 @@
  *     secure buffers: secmem.h);
  *   - the call returns 0 or -1, and a report given (0) is consistent: OK
  *     has first_bad 0 and head.seq == records; TAMPERED has first_bad ==
- *     records + 1, or first_bad == records when that record is a
- *     main-chain enrol or close (counted, then refused for what it says
- *     about the streams); UNVERIFIABLE has neither; the reason is one
+ *     records + 1; UNVERIFIABLE has neither; the reason is one
  *     non-empty NUL-terminated line;
  *   - the opener is called at most once, with its JSON text NUL-terminated
  *     at `len` and parseable; no verdict is given without it;
@@ -36,8 +34,9 @@
  * ones, a stop, closes by the next enrolment and by a rekey, and brokers
  * that go on writing after their end. Its exports, and variants made
  * from them (build_stream_variants), are checked the same way, and the
- * vault's own audit_verify must give the same verdicts. Two variants show
- * a known bug (README, Findings): they verify OK where they should not.
+ * vault's own audit_verify must give the same verdicts. Two variants
+ * reorder records across chains or cut one from the middle of the open
+ * stream, renumbering the lines: a line's seq must be its record's.
  * With LATCH_FUZZ_EXPORT_SEEDS=DIR the variants are also written to DIR
  * (how the checked-in seeds were made):
  *
@@ -121,43 +120,8 @@ static int verify(const void *data, size_t size, struct opener *o, const struct 
 	return rc;
 }
 
-/* Whether record line `seq` of an export (the header is line 0) is a
- * main-chain enrol or close record, its event read as verify.c's
- * record_event reads it (the first ,"event":" in its first 80 bytes),
- * so also when the rest is not JSON. The walker takes the lines in order
- * and a line it accepted had seq == its line number, so the record it
- * judged at `seq` is that line. */
-static bool main_enrol_or_close(const uint8_t *data, size_t size, int64_t seq)
-{
-	const char *p = (const char *)data, *end = p + size;
-	for (int64_t i = 0; i < seq; i++) {
-		const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
-		if (!nl)
-			return false;
-		p = nl + 1;
-	}
-	if (p >= end)
-		return false;
-	const char *nl = memchr(p, '\n', (size_t)(end - p));
-	json_error_t err;
-	json_t *line = json_loadb(p, nl ? (size_t)(nl + 1 - p) : (size_t)(end - p), 0, &err);
-	json_t *stream = json_object_get(line, "stream"), *rec = json_object_get(line, "record");
-	static const char key[] = ",\"event\":\"";
-	const char *r = json_string_value(rec), *e = NULL;
-	size_t len = json_string_length(rec);
-	if (r)
-		e = memmem(r, len < 80 ? len : 80, key, sizeof key - 1);
-	if (e)
-		e += sizeof key - 1;
-	size_t rest = e ? len - (size_t)(e - r) : 0;
-	bool yes = (!stream || json_integer_value(stream) == 0) && e && rest >= 6 &&
-		   (!memcmp(e, "enrol\"", 6) || !memcmp(e, "close\"", 6));
-	json_decref(line);
-	return yes;
-}
-
 /* The invariants every result of verifying `data` must meet. */
-static void check_report(int rc, const struct audit_report *r, const struct opener *o, const void *data, size_t size)
+static void check_report(int rc, const struct audit_report *r, const struct opener *o)
 {
 	if (o->calls > 1)
 		fail("the opener was called more than once");
@@ -181,13 +145,8 @@ static void check_report(int rc, const struct audit_report *r, const struct open
 			fail("OK with a bad record or a head that is not the last record");
 		break;
 	case AUDIT_TAMPERED:
-		/* The record after the last good one; or, when the walker
-		 * counted a main-chain enrol or close whose MAC verified and
-		 * then refused what it says about the streams (verify.c,
-		 * on_enrol and on_close), that record. */
-		if (r->records == INT64_MAX ||
-		    (r->first_bad != r->records + 1 &&
-		     (r->first_bad != r->records || !main_enrol_or_close(data, size, r->first_bad))))
+		/* The record after the last good one. */
+		if (r->records == INT64_MAX || r->first_bad != r->records + 1)
 			fail("TAMPERED does not name the record after the last good one");
 		break;
 	case AUDIT_UNVERIFIABLE:
@@ -216,14 +175,14 @@ static void check_checkpoints(const uint8_t *data, size_t size, const unsigned c
 		cp = ok->head;
 		struct opener o = {key, false, 0};
 		int rc = verify(data, size, &o, &cp, &r);
-		check_report(rc, &r, &o, data, size);
+		check_report(rc, &r, &o);
 		if (rc != 0 || r.verdict != AUDIT_OK || r.records != ok->records || !same_head(&r.head, &ok->head))
 			fail("an export is not OK against a checkpoint of its own head");
 
 		cp.mac[0] ^= 1;
 		o.calls = 0;
 		rc = verify(data, size, &o, &cp, &r);
-		check_report(rc, &r, &o, data, size);
+		check_report(rc, &r, &o);
 		if (rc != 0 || r.verdict != AUDIT_TAMPERED || r.first_bad != cp.seq)
 			fail("an export passed a checkpoint whose MAC differs");
 
@@ -231,7 +190,7 @@ static void check_checkpoints(const uint8_t *data, size_t size, const unsigned c
 		cp.log_id[AUDIT_LOG_ID_BYTES - 1] ^= 0x80;
 		o.calls = 0;
 		rc = verify(data, size, &o, &cp, &r);
-		check_report(rc, &r, &o, data, size);
+		check_report(rc, &r, &o);
 		if (rc != 0 || r.verdict != AUDIT_TAMPERED || r.first_bad != 1)
 			fail("an export passed a checkpoint of another log");
 	}
@@ -240,7 +199,7 @@ static void check_checkpoints(const uint8_t *data, size_t size, const unsigned c
 		cp.seq++;
 		struct opener o = {key, false, 0};
 		int rc = verify(data, size, &o, &cp, &r);
-		check_report(rc, &r, &o, data, size);
+		check_report(rc, &r, &o);
 		if (rc != 0 || r.verdict != AUDIT_TAMPERED || r.first_bad != cp.seq || r.records != ok->records)
 			fail("an export passed a checkpoint beyond its end");
 	}
@@ -591,10 +550,10 @@ static void make_stream_log(struct stream_log *out)
 	drop_after(v, S_RECORDS + 5);
 
 	/* An enrolment whose stream key is sealed under the vault's own
-	 * verifier key, which is not the one this log answers to. The
-	 * walker counts the enrol (its MAC verifies), then refuses it. */
+	 * verifier key, which is not the one this log answers to: its MAC
+	 * verifies, what it says does not. */
 	struct secbuf *keys7 = stream_begin(v, writer, own);
-	db_expect(v, writer, fixed, AUDIT_TAMPERED, S_RECORDS + 7, S_RECORDS + 7, "an enrolment under another key");
+	db_expect(v, writer, fixed, AUDIT_TAMPERED, S_RECORDS + 7, S_RECORDS + 6, "an enrolment under another key");
 	out->foreign = export_text(v);
 
 	audit_stream_free(s1);
@@ -1032,10 +991,6 @@ struct variant {
 	int rc;                    /* expected return */
 	enum audit_verdict verdict; /* when rc == 0 */
 	int64_t first_bad, records;
-	/* A known bug (README, Findings): what verify gives today instead,
-	 * OK with `bug_records`; the expectation above is the right verdict. */
-	const char *bug;
-	int64_t bug_records;
 };
 
 static struct variant variants[80];
@@ -1055,16 +1010,7 @@ static struct text *variant(const char *name, int rc, enum audit_verdict verdict
 	v->verdict = verdict;
 	v->first_bad = first_bad;
 	v->records = records;
-	v->bug = NULL;
-	v->bug_records = 0;
 	return &v->t;
-}
-
-/* Marks the variant just made as showing a known bug. */
-static void known_bug(const char *what, int64_t records)
-{
-	variants[n_variants - 1].bug = what;
-	variants[n_variants - 1].bug_records = records;
 }
 
 /* Header h, then the lines of `ls` named by `order` (1-based record
@@ -1341,7 +1287,7 @@ static void build_stream_variants(const struct stream_log *x)
 	free_lines(&ls);
 	split(x->foreign, &ls);
 	scrub_process(&ls);
-	t = variant("export-streams-enrol-foreign-key", 0, AUDIT_TAMPERED, S_RECORDS + 7, S_RECORDS + 7);
+	t = variant("export-streams-enrol-foreign-key", 0, AUDIT_TAMPERED, S_RECORDS + 7, S_RECORDS + 7 - 1);
 	add_lines(t, &ls);
 	free_lines(&ls);
 
@@ -1354,37 +1300,37 @@ static void build_stream_variants(const struct stream_log *x)
 	t = variant("export-streams-enrol-origin-flipped", 0, AUDIT_TAMPERED, S_ENROL1, S_ENROL1 - 1);
 	add_lines(t, &ls);
 	remac_main(&ls);
-	t = variant("export-streams-enrol-origin-remac", 0, AUDIT_TAMPERED, S_ENROL1, S_ENROL1);
+	t = variant("export-streams-enrol-origin-remac", 0, AUDIT_TAMPERED, S_ENROL1, S_ENROL1 - 1);
 	add_lines(t, &ls);
 	free_lines(&ls);
 	copy_lines(&full, &ls);
 	set_record_field(&ls, S_ENROL2, "opens", json_integer(3));
 	remac_main(&ls);
-	t = variant("export-streams-enrol-opens-3", 0, AUDIT_TAMPERED, S_ENROL2, S_ENROL2);
+	t = variant("export-streams-enrol-opens-3", 0, AUDIT_TAMPERED, S_ENROL2, S_ENROL2 - 1);
 	add_lines(t, &ls);
 	free_lines(&ls);
 	copy_lines(&full, &ls);
 	set_record_field(&ls, S_CLOSE1, "event", json_string("note")); /* stream 1 is never closed */
 	remac_main(&ls);
-	t = variant("export-streams-enrol-while-open", 0, AUDIT_TAMPERED, S_ENROL2, S_ENROL2);
+	t = variant("export-streams-enrol-while-open", 0, AUDIT_TAMPERED, S_ENROL2, S_ENROL2 - 1);
 	add_lines(t, &ls);
 	free_lines(&ls);
 	copy_lines(&full, &ls);
 	set_record_field(&ls, S_CLOSE1, "closes", json_integer(2));
 	remac_main(&ls);
-	t = variant("export-streams-close-not-open", 0, AUDIT_TAMPERED, S_CLOSE1, S_CLOSE1);
+	t = variant("export-streams-close-not-open", 0, AUDIT_TAMPERED, S_CLOSE1, S_CLOSE1 - 1);
 	add_lines(t, &ls);
 	free_lines(&ls);
 	copy_lines(&full, &ls);
 	set_record_field(&ls, S_CLOSE1, "last_seq", json_integer(S_LOST1));
 	remac_main(&ls);
-	t = variant("export-streams-close-last-seq", 0, AUDIT_TAMPERED, S_CLOSE1, S_CLOSE1);
+	t = variant("export-streams-close-last-seq", 0, AUDIT_TAMPERED, S_CLOSE1, S_CLOSE1 - 1);
 	add_lines(t, &ls);
 	free_lines(&ls);
 	copy_lines(&full, &ls);
 	flip_hex_field(&ls, S_CLOSE1, "last_mac", 0);
 	remac_main(&ls);
-	t = variant("export-streams-close-last-mac", 0, AUDIT_TAMPERED, S_CLOSE1, S_CLOSE1);
+	t = variant("export-streams-close-last-mac", 0, AUDIT_TAMPERED, S_CLOSE1, S_CLOSE1 - 1);
 	add_lines(t, &ls);
 	free_lines(&ls);
 	copy_lines(&full, &ls);
@@ -1393,13 +1339,13 @@ static void build_stream_variants(const struct stream_log *x)
 	set_line_field(&ls, S_CLOSE1, "record", json_stringn(json_string_value(rec), json_string_length(rec) - 1));
 	json_decref(o);
 	remac_main(&ls);
-	t = variant("export-streams-close-not-json", 0, AUDIT_TAMPERED, S_CLOSE1, S_CLOSE1);
+	t = variant("export-streams-close-not-json", 0, AUDIT_TAMPERED, S_CLOSE1, S_CLOSE1 - 1);
 	add_lines(t, &ls);
 	free_lines(&ls);
 	copy_lines(&full, &ls);
 	set_record_field(&ls, S_CLOSE3, "last_seq", json_integer(S_ENROL3)); /* stream 3 has no records */
 	remac_main(&ls);
-	t = variant("export-streams-close-empty-last-seq", 0, AUDIT_TAMPERED, S_CLOSE3, S_CLOSE3);
+	t = variant("export-streams-close-empty-last-seq", 0, AUDIT_TAMPERED, S_CLOSE3, S_CLOSE3 - 1);
 	add_lines(t, &ls);
 	free_lines(&ls);
 
@@ -1409,11 +1355,11 @@ static void build_stream_variants(const struct stream_log *x)
 	copy_lines(&full, &ls);
 	delete_line(&ls, S_STOP1);
 	renumber(&ls, S_STOP1);
-	t = variant("export-streams-close-after-cut", 0, AUDIT_TAMPERED, S_STOP1, S_STOP1);
+	t = variant("export-streams-close-after-cut", 0, AUDIT_TAMPERED, S_STOP1, S_STOP1 - 1);
 	add_lines(t, &ls);
 	free_lines(&ls);
 
-	/* Known bug: a line's seq is not checked against its record's. */
+	/* A line's seq must be its record's (the MAC covers the record's). */
 	copy_lines(&full, &ls);
 	char *swap = ls.l[S_EXIT1];
 	ls.l[S_EXIT1] = ls.l[S_SET2];
@@ -1421,7 +1367,6 @@ static void build_stream_variants(const struct stream_log *x)
 	set_line_field(&ls, S_EXIT1, "seq", json_integer(S_EXIT1));
 	set_line_field(&ls, S_SET2, "seq", json_integer(S_SET2));
 	t = variant("export-streams-reordered", 0, AUDIT_TAMPERED, S_EXIT1, S_EXIT1 - 1);
-	known_bug("a broker's exit and a set swapped across chains, seqs renumbered", S_RECORDS);
 	add_lines(t, &ls);
 	free_lines(&ls);
 	copy_lines(&full, &ls);
@@ -1430,7 +1375,6 @@ static void build_stream_variants(const struct stream_log *x)
 	delete_line(&ls, S_REL4);
 	renumber(&ls, S_REL4);
 	t = variant("export-streams-open-stream-cut", 0, AUDIT_TAMPERED, S_REL4, S_REL4 - 1);
-	known_bug("the open stream's release cut from before a main-chain record, seqs renumbered", S_REL4);
 	add_lines(t, &ls);
 	free_lines(&ls);
 	free_lines(&full);
@@ -1448,12 +1392,12 @@ static void self_check(void)
 	struct audit_report r;
 	struct opener o = {real_key, false, 0};
 	int rc = verify(real, len, &o, NULL, &r);
-	check_report(rc, &r, &o, real, len);
+	check_report(rc, &r, &o);
 	if (rc != 0 || r.verdict != AUDIT_OK || r.records != 4 || !same_head(&r.head, &head))
 		fail("self-check: a real export does not verify OK with its verifier key");
 	o.calls = 0;
 	rc = verify(real, len, &o, &head, &r);
-	check_report(rc, &r, &o, real, len);
+	check_report(rc, &r, &o);
 	if (rc != 0 || r.verdict != AUDIT_OK || r.records != 4)
 		fail("self-check: a real export does not verify OK against audit_head's checkpoint");
 	check_checkpoints((const uint8_t *)real, len, real_key, &r);
@@ -1466,7 +1410,7 @@ static void self_check(void)
 	const unsigned char *fixed = (const unsigned char *)FIXED_KEY;
 	o = (struct opener){fixed, false, 0};
 	rc = verify(sl.full, strlen(sl.full), &o, NULL, &r);
-	check_report(rc, &r, &o, sl.full, strlen(sl.full));
+	check_report(rc, &r, &o);
 	if (rc != 0 || r.verdict != AUDIT_OK || r.records != S_RECORDS || !same_head(&r.head, &sl.head))
 		fail("self-check: the stream vault's export does not verify OK");
 	check_checkpoints((const uint8_t *)sl.full, strlen(sl.full), fixed, &r);
@@ -1477,18 +1421,10 @@ static void self_check(void)
 		struct variant *v = &variants[i];
 		struct opener f = {fixed, false, 0};
 		rc = verify(v->t.p, v->t.len, &f, NULL, &r);
-		check_report(rc, &r, &f, v->t.p, v->t.len);
+		check_report(rc, &r, &f);
 		bool want = rc == v->rc && (rc != 0 || (r.verdict == v->verdict && r.first_bad == v->first_bad &&
 							 r.records == v->records));
-		bool bug = v->bug && rc == 0 && r.verdict == AUDIT_OK && r.records == v->bug_records;
-		if (want && v->bug) {
-			fprintf(stderr, "fuzz_export: self-check: %s: the known bug (%s) is fixed\n", v->name, v->bug);
-			fail("self-check: a known bug is fixed: drop its known_bug() mark and the README's finding");
-		}
-		if (bug && (seeds || getenv("LATCH_FUZZ_VERBOSE")))
-			fprintf(stderr, "fuzz_export: known bug, %s: %s verifies OK (%lld records)\n", v->bug, v->name,
-				(long long)r.records);
-		if (!want && !bug) {
+		if (!want) {
 			fprintf(stderr, "fuzz_export: self-check: %s: rc %d verdict %d first_bad %lld records %lld (%s)\n",
 				v->name, rc, (int)r.verdict, (long long)r.first_bad, (long long)r.records,
 				rc == 0 ? r.reason : "failed");
@@ -1528,7 +1464,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct audit_report r;
 	struct opener o = {key, false, 0};
 	int rc = verify(data, size, &o, NULL, &r);
-	check_report(rc, &r, &o, data, size);
+	check_report(rc, &r, &o);
 	if (rc == 0 && r.verdict == AUDIT_OK)
 		check_checkpoints(data, size, key, &r);
 	if (o.calls) {
