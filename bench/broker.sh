@@ -92,7 +92,7 @@ if [ -n "${LATCH_BASELINE:-}" ]; then
 		p grant $names --ttl 30m --cmd /bin/true >/dev/null || exit 3
 	) || { echo "bench: the baseline's vault could not be made" >&2; exit 3; }
 	new_t="" base_t=""
-	for round in 1 2 3; do
+	for round in $(seq 1 "${LATCH_BENCH_ROUNDS:-3}"); do
 		set -- $(hf "new$round" "$LATCH" run --env-file "$TMP/refs.env" -- /bin/true)
 		new_t="$new_t $1"
 		set -- $(export LATCH_HOME="$BASE_HOME" XDG_RUNTIME_DIR="$BASE_RT"; hf "base$round" "$LATCH_BASELINE" run --env-file "$TMP/refs.env" -- /bin/true)
