@@ -421,8 +421,15 @@ static int check_rows(struct walker *w, audit_rows_fn rows, void *ctx)
 static int check_integrity(sqlite3 *db, struct audit_report *r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check(1)", -1, &st, NULL) != SQLITE_OK)
+	/* cell_size_check (vault/store.c turns it on for every read) checks
+	 * again what integrity_check checks anyway, and made it take 5.6 s
+	 * instead of 2.2 s over a million records: off for this one pass. */
+	sqlite3_exec(db, "PRAGMA cell_size_check=OFF", NULL, NULL, NULL);
+	int prep = sqlite3_prepare_v2(db, "PRAGMA integrity_check(1)", -1, &st, NULL);
+	if (prep != SQLITE_OK) {
+		sqlite3_exec(db, "PRAGMA cell_size_check=ON", NULL, NULL, NULL);
 		return audit_db_fail(db, "check the database");
+	}
 	int rc = sqlite3_step(st);
 	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
 	int ret = 0;
@@ -431,6 +438,7 @@ static int check_integrity(sqlite3 *db, struct audit_report *r)
 	else if (strcmp(res, "ok") != 0)
 		ret = stop(r, AUDIT_TAMPERED, 0, "the database's indexes disagree with its tables (%.120s)", res);
 	sqlite3_finalize(st);
+	sqlite3_exec(db, "PRAGMA cell_size_check=ON", NULL, NULL, NULL);
 	return ret;
 }
 
