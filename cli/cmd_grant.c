@@ -120,6 +120,10 @@ int cmd_grant(int argc, char **argv)
 				return cli_usage("grant", "at most %d --cmd", AGENT_MAX_CMDS);
 			if (broker_resolve(optarg, cmd_paths[g.n_cmds]) != 0)
 				return LATCH_USAGE;
+			/* The broker refuses such a path, and no terminal should
+			 * show it: refused before anything is read or recorded. */
+			if (!text_is_plain(cmd_paths[g.n_cmds]))
+				return cli_usage("grant", "the path of --cmd %zu has control characters", g.n_cmds + 1);
 			cmds[g.n_cmds] = cmd_paths[g.n_cmds];
 			g.n_cmds++;
 			break;
