@@ -281,29 +281,29 @@ static int migrate(struct vault *v, int from)
 	return db_exec(v, sql, "upgrade the vault schema");
 }
 
-/* The schema the migrations make, as sqlite_master rows, from an empty
- * database in memory: a vault migrated from any version ends with the
- * same text as a new one. */
-static int expected_schema(char **out)
-{
-	sqlite3 *mem = NULL;
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-	for (int i = 0; rc == SQLITE_OK && i < SCHEMA_VERSION; i++)
-		rc = sqlite3_exec(mem, migrations[i], NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(mem,
-					"SELECT group_concat(type || ' ' || name || ' ' || tbl_name || ' ' || ifnull(sql, ''), char(10))"
-					" FROM (SELECT * FROM sqlite_master ORDER BY type, name)",
-					-1, &st, NULL);
-	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-		*out = strdup((const char *)sqlite3_column_text(st, 0));
-	else
-		*out = NULL;
-	sqlite3_finalize(st);
-	sqlite3_close(mem);
-	return *out ? 0 : latch_error(LATCH_OPERR, "cannot build the vault schema");
-}
+/* The schema the migrations make, as the query below prints
+ * sqlite_master: a vault migrated from any version ends with the same
+ * text as a new one. A constant, not the migrations run on an empty
+ * database in memory at each open: that tripled what `latch ls` costs
+ * (1.4 -> 2.7 ms). A migration added without this text changed fails
+ * every test that opens a vault. */
+#define SCHEMA_QUERY                                                                                                 \
+	"SELECT group_concat(type || ' ' || name || ' ' || tbl_name || ' ' || ifnull(sql, ''), char(10))"           \
+	" FROM (SELECT * FROM sqlite_master ORDER BY type, name)"
+static const char EXPECTED_SCHEMA[] =
+	"index audit_log_event audit_log CREATE INDEX audit_log_event ON audit_log (event, time)\n"
+	"index audit_log_grant audit_log CREATE INDEX audit_log_grant ON audit_log (grant_id, time) WHERE grant_id IS NOT NULL\n"
+	"index audit_log_time audit_log CREATE INDEX audit_log_time ON audit_log (time)\n"
+	"index audit_secret_name audit_secret CREATE INDEX audit_secret_name ON audit_secret (secret, time)\n"
+	"index sqlite_autoindex_keys_1 keys \n"
+	"index sqlite_autoindex_secrets_1 secrets \n"
+	"table audit_log audit_log CREATE TABLE audit_log ( seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, event TEXT NOT NULL, grant_id TEXT, record BLOB NOT NULL, mac BLOB NOT NULL, stream INTEGER NOT NULL DEFAULT 0)\n"
+	"table audit_secret audit_secret CREATE TABLE audit_secret ( seq INTEGER NOT NULL, pos INTEGER NOT NULL, secret TEXT NOT NULL, time INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (seq, pos)) WITHOUT ROWID\n"
+	"table audit_state audit_state CREATE TABLE audit_state ( id INTEGER PRIMARY KEY CHECK (id = 1), log_id BLOB NOT NULL, origin BLOB NOT NULL, state BLOB NOT NULL)\n"
+	"table keys keys CREATE TABLE keys ( purpose TEXT PRIMARY KEY, nonce BLOB NOT NULL, wrapped BLOB NOT NULL)\n"
+	"table secrets secrets CREATE TABLE secrets ( id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, version INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL)\n"
+	"table sqlite_sequence sqlite_sequence CREATE TABLE sqlite_sequence(name,seq)\n"
+	"table vault vault CREATE TABLE vault ( id INTEGER PRIMARY KEY CHECK (id = 1), vault_id BLOB NOT NULL, created INTEGER NOT NULL, kdf_alg INTEGER NOT NULL, kdf_opslimit INTEGER NOT NULL, kdf_memlimit INTEGER NOT NULL, kdf_salt BLOB NOT NULL, key_generation INTEGER NOT NULL, key_nonce BLOB NOT NULL, wrapped_key BLOB NOT NULL, header_check BLOB NOT NULL)";
 
 /* latch creates its own tables and indexes only, exactly as the
  * migrations write them. A view or trigger in the file was put there by
@@ -331,21 +331,13 @@ static int schema_check(struct vault *v)
 /* After any migration: the schema is exactly latch's. */
 static int schema_exact(struct vault *v)
 {
-	char *want = NULL;
 	sqlite3_stmt *st;
-	if (expected_schema(&want) != 0)
+	if (db_prepare(v, SCHEMA_QUERY, &st) != 0)
 		return -1;
-	if (db_prepare(v,
-		       "SELECT group_concat(type || ' ' || name || ' ' || tbl_name || ' ' || ifnull(sql, ''), char(10))"
-		       " FROM (SELECT * FROM sqlite_master ORDER BY type, name)",
-		       &st) != 0) {
-		free(want);
-		return -1;
-	}
 	int rc = sqlite3_step(st);
-	bool same = rc == SQLITE_ROW && sqlite3_column_text(st, 0) && !strcmp((const char *)sqlite3_column_text(st, 0), want);
+	bool same = rc == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+		    !strcmp((const char *)sqlite3_column_text(st, 0), EXPECTED_SCHEMA);
 	sqlite3_finalize(st);
-	free(want);
 	if (rc != SQLITE_ROW)
 		return db_fail(v, "read the vault schema");
 	if (!same)
