@@ -84,15 +84,13 @@ void audit_mac_use_openssl(bool use);
  * exit of a one-shot release). All or none. */
 int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const struct audit_event *evs, size_t n);
 
-/* The rows of the secrets table as the vault has them: `rows(ctx, each,
- * each_ctx)` calls `each` once per row and returns 0, or the first
- * non-zero `each` returned, or -1 on an error (reported). */
-struct audit_secret_row {
-	int64_t id;
-	int64_t version;
-	const char *name;
-};
-typedef int (*audit_rows_fn)(void *ctx, int (*each)(const struct audit_secret_row *row, void *each_ctx),
+/* The rows of the secrets table as the vault has them: `rows(vault,
+ * each, each_ctx)` calls `each` once per row (id, version, name) and
+ * returns 0, or the first non-zero `each` returned, or -1 on an error
+ * (reported). It is vault_rows: the audit log does not read the vault's
+ * tables itself, and only passes the vault back. */
+struct vault;
+typedef int (*audit_rows_fn)(struct vault *vault, int (*each)(int64_t id, int64_t version, const char *name, void *each_ctx),
 			     void *each_ctx);
 
 /* Before any value is released (inside the release's write transaction):
@@ -104,14 +102,14 @@ typedef int (*audit_rows_fn)(void *ctx, int (*each)(const struct audit_secret_ro
  * verified in full once (audit_verify with `rows`) and then carries it.
  * 0, or -1 reported. */
 int audit_check_secrets(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-			audit_rows_fn rows, void *ctx);
+			audit_rows_fn rows, struct vault *ctx);
 
 /* A new writer key, inside the caller's write transaction (a rekey): the
  * state is sealed under `new_writer` from now on and its digest remade
  * with it, once the table is checked under the old one. A writer key
  * taken before stops working. The caller stores the new key. */
 int audit_rotate_writer(sqlite3 *db, const struct secbuf *old_writer, const struct secbuf *new_writer,
-			audit_rows_fn rows, void *ctx);
+			audit_rows_fn rows, struct vault *ctx);
 
 /* The sealed state's version: 2, 1 (a log from before the digest: a
  * passphrase holder's first command verifies it in full and upgrades it
@@ -127,7 +125,7 @@ int audit_state_version(sqlite3 *db);
  * verifier. `*keys_out` (secure memory) is what the broker needs to append
  * to it, and goes to that broker only. */
 int audit_stream_begin(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-		       audit_rows_fn rows, void *rows_ctx, pid_t broker_pid, struct secbuf **keys_out);
+		       audit_rows_fn rows, struct vault *rows_ctx, pid_t broker_pid, struct secbuf **keys_out);
 /* Close the open stream, if any, inside the caller's write transaction
  * (rekey: the broker's keys end with the data key). */
 int audit_stream_close(sqlite3 *db, const struct secbuf *writer_key);
@@ -170,7 +168,7 @@ struct audit_report {
  * finding about no one record has first_bad 0), -1 on an operational
  * error. */
 int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-		 const struct audit_checkpoint *cp, audit_rows_fn rows, void *rows_ctx, struct audit_report *report);
+		 const struct audit_checkpoint *cp, audit_rows_fn rows, struct vault *rows_ctx, struct audit_report *report);
 
 /* Verify an export (see audit_export) on its own. `open_verifier` gets the
  * header's "verifier" object (JSON text) and must return the verifier key,

@@ -110,7 +110,7 @@ int state_load(sqlite3 *db, unsigned char log_id[AUDIT_LOG_ID_BYTES], unsigned c
  * allocated here): -1 without a report when it does not authenticate. */
 int state_unseal(const struct secbuf *writer_key, const unsigned char *blob, size_t blob_len, struct state *s);
 /* The secrets digest of rows, keyed by the writer key: see log.c. */
-int audit_digest_rows(const struct secbuf *writer_key, audit_rows_fn rows, void *ctx,
+int audit_digest_rows(const struct secbuf *writer_key, audit_rows_fn rows, struct vault *ctx,
 		      unsigned char out[AUDIT_MAC_BYTES]);
 
 #endif

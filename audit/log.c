@@ -227,13 +227,13 @@ static void digest_toggle(struct digest_ctx *c, int64_t id, int64_t version, con
 	c->rows++;
 }
 
-static int digest_each(const struct audit_secret_row *r, void *ctx)
+static int digest_each(int64_t id, int64_t version, const char *name, void *ctx)
 {
-	digest_toggle(ctx, r->id, r->version, r->name);
+	digest_toggle(ctx, id, version, name);
 	return 0;
 }
 
-int audit_digest_rows(const struct secbuf *writer_key, audit_rows_fn rows, void *ctx,
+int audit_digest_rows(const struct secbuf *writer_key, audit_rows_fn rows, struct vault *ctx,
 		      unsigned char out[AUDIT_MAC_BYTES])
 {
 	struct digest_ctx *c = sodium_malloc(sizeof *c);
@@ -312,7 +312,7 @@ int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const stru
 
 /* The digest of the table now, under `writer_key`, into `digest`; with
  * a version 2 state it must be the sealed one. 0, or -1 reported. */
-static int digest_check(const struct secbuf *writer_key, audit_rows_fn rows, void *ctx, const struct state *s,
+static int digest_check(const struct secbuf *writer_key, audit_rows_fn rows, struct vault *ctx, const struct state *s,
 			unsigned char digest[AUDIT_MAC_BYTES])
 {
 	if (audit_digest_rows(writer_key, rows, ctx, digest) != 0)
@@ -324,7 +324,7 @@ static int digest_check(const struct secbuf *writer_key, audit_rows_fn rows, voi
 }
 
 int audit_check_secrets(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-			audit_rows_fn rows, void *ctx)
+			audit_rows_fn rows, struct vault *ctx)
 {
 	struct state s = {0};
 	bool created;
@@ -352,7 +352,7 @@ int audit_check_secrets(sqlite3 *db, const struct secbuf *writer_key, const stru
 }
 
 int audit_rotate_writer(sqlite3 *db, const struct secbuf *old_writer, const struct secbuf *new_writer,
-			audit_rows_fn rows, void *ctx)
+			audit_rows_fn rows, struct vault *ctx)
 {
 	struct state s = {0};
 	bool created;
@@ -439,7 +439,7 @@ int audit_stream_close(sqlite3 *db, const struct secbuf *writer_key)
 }
 
 int audit_stream_begin(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-		       audit_rows_fn rows, void *rows_ctx, pid_t broker_pid, struct secbuf **blob_out)
+		       audit_rows_fn rows, struct vault *rows_ctx, pid_t broker_pid, struct secbuf **blob_out)
 {
 	struct state s = {0};
 	bool created;

@@ -341,7 +341,7 @@ static int64_t main_after(sqlite3 *db, int64_t seq)
 }
 
 static int check_state(struct walker *w, sqlite3 *db, const struct secbuf *writer_key, const unsigned char *blob,
-		       size_t blob_len, audit_rows_fn rows, void *ctx)
+		       size_t blob_len, audit_rows_fn rows, struct vault *ctx)
 {
 	struct state s = {0};
 	memcpy(s.l.id, w->main.id, sizeof s.l.id);
@@ -384,22 +384,22 @@ struct rows_check {
 	int verdict; /* 1 once a verdict is given */
 };
 
-static int row_each(const struct audit_secret_row *row, void *ctx)
+static int row_each(int64_t id, int64_t version, const char *name, void *ctx)
 {
 	struct rows_check *rc = ctx;
-	json_t *v = json_object_get(rc->w->changes, row->name);
-	if (!json_is_array(v) || json_integer_value(json_array_get(v, 0)) != row->id ||
-	    json_integer_value(json_array_get(v, 1)) != row->version) {
+	json_t *v = json_object_get(rc->w->changes, name);
+	if (!json_is_array(v) || json_integer_value(json_array_get(v, 0)) != id ||
+	    json_integer_value(json_array_get(v, 1)) != version) {
 		rc->verdict = stop(rc->w->r, AUDIT_TAMPERED, 0,
-				   "secret '%s' (id %lld, version %lld) is not what its newest recorded change left", row->name,
-				   (long long)row->id, (long long)row->version);
+				   "secret '%s' (id %lld, version %lld) is not what its newest recorded change left", name,
+				   (long long)id, (long long)version);
 		return 1;
 	}
-	json_object_set_new(rc->w->changes, row->name, json_true()); /* seen once */
+	json_object_set_new(rc->w->changes, name, json_true()); /* seen once */
 	return 0;
 }
 
-static int check_rows(struct walker *w, audit_rows_fn rows, void *ctx)
+static int check_rows(struct walker *w, audit_rows_fn rows, struct vault *ctx)
 {
 	struct rows_check rc = {w, 0};
 	if (rows(ctx, row_each, &rc) != 0)
@@ -443,7 +443,7 @@ static int check_integrity(sqlite3 *db, struct audit_report *r)
 }
 
 int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-		 const struct audit_checkpoint *cp, audit_rows_fn rows, void *rows_ctx, struct audit_report *r)
+		 const struct audit_checkpoint *cp, audit_rows_fn rows, struct vault *rows_ctx, struct audit_report *r)
 {
 	memset(r, 0, sizeof *r);
 	r->verdict = AUDIT_UNVERIFIABLE; /* until a check completes */

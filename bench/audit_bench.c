@@ -55,25 +55,6 @@ static int hook(struct vault *v, const struct vault_change *c, void *ctx)
 	return rc;
 }
 
-/* The vault's secrets rows, for the release check and verify. */
-struct rows_adapter {
-	int (*each)(const struct audit_secret_row *row, void *each_ctx);
-	void *each_ctx;
-};
-
-static int row_of(int64_t id, int64_t version, const char *name, void *ctx)
-{
-	struct rows_adapter *a = ctx;
-	struct audit_secret_row row = {id, version, name};
-	return a->each(&row, a->each_ctx);
-}
-
-static int rows(void *vault, int (*each)(const struct audit_secret_row *row, void *each_ctx), void *each_ctx)
-{
-	struct rows_adapter a = {each, each_ctx};
-	return vault_rows(vault, row_of, &a);
-}
-
 static struct vault *open_vault(const char *dir, struct secbuf **w, struct secbuf **ver)
 {
 	struct secbuf *pass = secbuf_new(sizeof PASS);
@@ -148,7 +129,7 @@ int main(int argc, char **argv)
 		double *t = calloc((size_t)n, sizeof *t);
 		struct secbuf *keys = NULL;
 		struct audit_stream *st = NULL;
-		rc = audit_stream_begin(db, w, ver, rows, v, getpid(), &keys) != 0 || audit_stream_open(keys, &st) != 0;
+		rc = audit_stream_begin(db, w, ver, vault_rows, v, getpid(), &keys) != 0 || audit_stream_open(keys, &st) != 0;
 		for (int i = 0; i < n && rc == 0; i++) {
 			snprintf(name, sizeof name, "secret-%d", i % 1000);
 			snprintf(grant, sizeof grant, "g-%d", i % 97);
@@ -189,7 +170,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(argv[2], "verify")) {
 		struct audit_report r;
 		double t0 = now_ms();
-		rc = audit_verify(db, w, ver, NULL, rows, v, &r) != 0 || r.verdict != AUDIT_OK;
+		rc = audit_verify(db, w, ver, NULL, vault_rows, v, &r) != 0 || r.verdict != AUDIT_OK;
 		printf("verify: %lld records in %.3f s (%s)\n", (long long)r.records, (now_ms() - t0) / 1e3,
 		       r.reason);
 	} else {

@@ -80,10 +80,7 @@ struct cli_grant_info {
 	size_t n_cmds;
 };
 int cli_record(struct vault *v, const struct vault_change *c, void *ctx);
-/* The vault's secrets rows for the audit module (audit_rows_fn; ctx is
- * the struct vault). */
-struct audit_secret_row;
-int cli_rows(void *vault, int (*each)(const struct audit_secret_row *row, void *each_ctx), void *each_ctx);
+
 /* Append one event outside a vault change (its own transaction). */
 struct audit_event;
 int cli_record_event(struct vault *v, const struct audit_event *ev);

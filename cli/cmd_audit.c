@@ -206,7 +206,7 @@ static int verify_vault(int fd, const struct audit_checkpoint *cp, struct audit_
 		}
 	}
 	if (rc == 0 && r->reason[0] == '\0') {
-		rc = audit_verify(vault_db(v), writer, verifier, cp, cli_rows, v, r);
+		rc = audit_verify(vault_db(v), writer, verifier, cp, vault_rows, v, r);
 	}
 	secbuf_free(writer);
 	secbuf_free(verifier);

@@ -25,7 +25,7 @@ static int enrol(void *vault, pid_t broker_pid, unsigned char instance[AGENT_INS
 	if (rc == 0 && (vault_key(v, "audit-writer", false, &writer) != 0 || vault_key(v, "audit-verifier", false, &verifier) != 0))
 		rc = -1;
 	if (rc == 0)
-		rc = audit_stream_begin(vault_db(v), writer, verifier, cli_rows, v, broker_pid, stream_keys);
+		rc = audit_stream_begin(vault_db(v), writer, verifier, vault_rows, v, broker_pid, stream_keys);
 	secbuf_free(writer);
 	secbuf_free(verifier);
 	if (rc != 0) {

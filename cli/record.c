@@ -22,24 +22,6 @@ static bool is_release(const char *event)
 	return !strcmp(event, "reveal") || !strcmp(event, "grant") || !strcmp(event, "release");
 }
 
-struct rows_adapter {
-	int (*each)(const struct audit_secret_row *row, void *each_ctx);
-	void *each_ctx;
-};
-
-static int row_of(int64_t id, int64_t version, const char *name, void *ctx)
-{
-	struct rows_adapter *a = ctx;
-	struct audit_secret_row row = {id, version, name};
-	return a->each(&row, a->each_ctx);
-}
-
-int cli_rows(void *vault, int (*each)(const struct audit_secret_row *row, void *each_ctx), void *each_ctx)
-{
-	struct rows_adapter a = {each, each_ctx};
-	return vault_rows(vault, row_of, &a);
-}
-
 static int rotate_writer(struct vault *v, const struct secbuf *writer)
 {
 	struct secbuf *fresh = secbuf_new(32);
@@ -47,7 +29,7 @@ static int rotate_writer(struct vault *v, const struct secbuf *writer)
 		return -1;
 	randombytes_buf(fresh->data, 32);
 	fresh->len = 32;
-	int rc = audit_rotate_writer(vault_db(v), writer, fresh, cli_rows, v);
+	int rc = audit_rotate_writer(vault_db(v), writer, fresh, vault_rows, v);
 	if (rc == 0)
 		rc = vault_key_replace(v, "audit-writer", fresh);
 	secbuf_free(fresh);
@@ -91,7 +73,7 @@ int cli_record(struct vault *v, const struct vault_change *c, void *ctx)
 	 * made. A row put back from an older copy of the vault, or a removed
 	 * secret brought back, still decrypts; this is what refuses it. */
 	if (rc == 0 && ev.decision)
-		rc = audit_check_secrets(vault_db(v), writer, verifier, cli_rows, v);
+		rc = audit_check_secrets(vault_db(v), writer, verifier, vault_rows, v);
 	/* A new data key ends the running broker's keys: its stream is
 	 * closed where it stands, so nothing can be added to it later. */
 	if (rc == 0 && !strcmp(c->event, "rekey"))

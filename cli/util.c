@@ -75,7 +75,7 @@ static int upgrade_audit(struct vault *v)
 	sqlite3 *db = vault_db(v);
 	int rc = vault_key(v, "audit-writer", false, &writer) == 0 && vault_key(v, "audit-verifier", false, &verifier) == 0 &&
 			 sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
-		 ? audit_check_secrets(db, writer, verifier, cli_rows, v)
+		 ? audit_check_secrets(db, writer, verifier, vault_rows, v)
 		 : -1;
 	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = latch_error(LATCH_OPERR, "cannot upgrade the audit log: %s", sqlite3_errmsg(db));

@@ -374,25 +374,6 @@ struct stream_log {
 	struct audit_checkpoint head; /* audit_head of `full` */
 };
 
-struct rows_adapter {
-	int (*each)(const struct audit_secret_row *row, void *each_ctx);
-	void *each_ctx;
-};
-
-static int row_of(int64_t id, int64_t version, const char *name, void *ctx)
-{
-	struct rows_adapter *a = ctx;
-	struct audit_secret_row row = {id, version, name};
-	return a->each(&row, a->each_ctx);
-}
-
-/* As cli/record.c's cli_rows. */
-static int vault_rows_of(void *vault, int (*each)(const struct audit_secret_row *row, void *each_ctx), void *each_ctx)
-{
-	struct rows_adapter a = {each, each_ctx};
-	return vault_rows(vault, row_of, &a);
-}
-
 static void set_value(struct vault *v, const char *name, const char *value)
 {
 	struct secbuf *val = secret_of(value);
@@ -405,7 +386,7 @@ static void set_value(struct vault *v, const char *name, const char *value)
 static struct secbuf *stream_begin(struct vault *v, const struct secbuf *writer, const struct secbuf *verifier)
 {
 	struct secbuf *keys = NULL;
-	if (audit_stream_begin(vault_db(v), writer, verifier, vault_rows_of, v, BROKER_PID, &keys) != 0 || !keys)
+	if (audit_stream_begin(vault_db(v), writer, verifier, vault_rows, v, BROKER_PID, &keys) != 0 || !keys)
 		fail("audit_stream_begin failed");
 	return keys;
 }
@@ -466,7 +447,7 @@ static void db_expect(struct vault *v, const struct secbuf *writer, const struct
 		      enum audit_verdict verdict, int64_t first_bad, int64_t records, const char *what)
 {
 	struct audit_report r;
-	if (audit_verify(vault_db(v), writer, verifier, NULL, vault_rows_of, v, &r) != 0 || r.verdict != verdict ||
+	if (audit_verify(vault_db(v), writer, verifier, NULL, vault_rows, v, &r) != 0 || r.verdict != verdict ||
 	    r.first_bad != first_bad || r.records != records) {
 		fprintf(stderr, "fuzz_export: self-check: %s: verdict %d first_bad %lld records %lld (%s)\n", what,
 			(int)r.verdict, (long long)r.first_bad, (long long)r.records, r.reason);

@@ -84,27 +84,6 @@ static inline struct secbuf *afx_secstr(const char *s)
 	return afx_secbuf(s, strlen(s));
 }
 
-/* The vault's secrets rows for audit_verify and audit_check_secrets
- * (audit_rows_fn, ctx the struct vault), as cli/record.c gives them. */
-struct afx_rows_adapter {
-	int (*each)(const struct audit_secret_row *row, void *each_ctx);
-	void *each_ctx;
-};
-
-static inline int afx_row_of(int64_t id, int64_t version, const char *name, void *ctx)
-{
-	struct afx_rows_adapter *a = ctx;
-	struct audit_secret_row row = {id, version, name};
-	return a->each(&row, a->each_ctx);
-}
-
-static inline int afx_rows(void *vault, int (*each)(const struct audit_secret_row *row, void *each_ctx),
-			   void *each_ctx)
-{
-	struct afx_rows_adapter a = {each, each_ctx};
-	return vault_rows(vault, afx_row_of, &a);
-}
-
 /* The recording hook: cli_record's logic, plus failure modes. */
 static inline int afx_record(struct vault *v, const struct vault_change *c, void *ctx)
 {
@@ -140,7 +119,7 @@ static inline int afx_record(struct vault *v, const struct vault_change *c, void
 		/* as cli/record.c: releases check the secrets table first; a
 		 * rekey closes the open broker stream */
 		if (ev.decision)
-			rc = audit_check_secrets(vault_db(v), writer, verifier, afx_rows, v);
+			rc = audit_check_secrets(vault_db(v), writer, verifier, vault_rows, v);
 		if (rc == 0 && !strcmp(c->event, "rekey"))
 			rc = audit_stream_close(vault_db(v), writer);
 		if (rc == 0)
@@ -149,7 +128,7 @@ static inline int afx_record(struct vault *v, const struct vault_change *c, void
 			struct secbuf *fresh = secbuf_new(32);
 			randombytes_buf(fresh->data, 32);
 			fresh->len = 32;
-			rc = audit_rotate_writer(vault_db(v), writer, fresh, afx_rows, v);
+			rc = audit_rotate_writer(vault_db(v), writer, fresh, vault_rows, v);
 			if (rc == 0)
 				rc = vault_key_replace(v, "audit-writer", fresh);
 			secbuf_free(fresh);
@@ -525,7 +504,7 @@ static inline const char *afx_verdict_name(enum audit_verdict v)
 static inline int afx_verify(struct afx *f, const struct audit_checkpoint *cp, struct audit_report *r)
 {
 	latch_error_quiet(true);
-	int rc = audit_verify(f->db, f->writer, f->verifier, cp, afx_rows, f->v, r);
+	int rc = audit_verify(f->db, f->writer, f->verifier, cp, vault_rows, f->v, r);
 	latch_error_quiet(false);
 	return rc;
 }

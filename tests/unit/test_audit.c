@@ -682,18 +682,18 @@ static void wrong_keys(void **state)
 	struct secbuf *wrong = afx_secbuf(rnd, sizeof rnd);
 	struct audit_report r;
 	latch_error_quiet(true);
-	assert_int_equal(audit_verify(f->db, f->writer, wrong, NULL, afx_rows, f->v, &r), 0);
+	assert_int_equal(audit_verify(f->db, f->writer, wrong, NULL, vault_rows, f->v, &r), 0);
 	assert_int_equal(r.verdict, AUDIT_UNVERIFIABLE);
 	assert_int_equal(r.first_bad, 0);
-	assert_int_equal(audit_verify(f->db, f->writer, wrong, &cp, afx_rows, f->v, &r), 0);
+	assert_int_equal(audit_verify(f->db, f->writer, wrong, &cp, vault_rows, f->v, &r), 0);
 	assert_int_equal(r.verdict, AUDIT_UNVERIFIABLE);
 	/* The writer key given as verifier, and the other way round. */
-	assert_int_equal(audit_verify(f->db, f->writer, f->writer, NULL, afx_rows, f->v, &r), 0);
+	assert_int_equal(audit_verify(f->db, f->writer, f->writer, NULL, vault_rows, f->v, &r), 0);
 	assert_int_equal(r.verdict, AUDIT_UNVERIFIABLE);
-	assert_int_equal(audit_verify(f->db, f->verifier, f->verifier, NULL, afx_rows, f->v, &r), 0);
+	assert_int_equal(audit_verify(f->db, f->verifier, f->verifier, NULL, vault_rows, f->v, &r), 0);
 	assert_int_not_equal(r.verdict, AUDIT_OK);
 	/* A wrong writer key cannot open the sealed state: never OK. */
-	assert_int_equal(audit_verify(f->db, wrong, f->verifier, NULL, afx_rows, f->v, &r), 0);
+	assert_int_equal(audit_verify(f->db, wrong, f->verifier, NULL, vault_rows, f->v, &r), 0);
 	assert_int_not_equal(r.verdict, AUDIT_OK);
 	latch_error_quiet(false);
 	/* ...nor append. */

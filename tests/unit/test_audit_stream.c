@@ -26,7 +26,7 @@ static void set_str(struct afx *f, const char *name, const char *value)
 static struct secbuf *begin(struct afx *f)
 {
 	struct secbuf *keys = NULL;
-	assert_int_equal(audit_stream_begin(f->db, f->writer, f->verifier, afx_rows, f->v, 4242, &keys), 0);
+	assert_int_equal(audit_stream_begin(f->db, f->writer, f->verifier, vault_rows, f->v, 4242, &keys), 0);
 	assert_non_null(keys);
 	assert_int_equal(keys->len, STREAM_KEYS_BYTES);
 	return keys;
@@ -349,7 +349,7 @@ static void secrets_digest(void **state)
 	set_str(f, "a", "second");
 	set_str(f, "b", "bee");
 	afx_exec(f->db, "BEGIN IMMEDIATE");
-	assert_int_equal(audit_check_secrets(f->db, f->writer, f->verifier, afx_rows, f->v), 0);
+	assert_int_equal(audit_check_secrets(f->db, f->writer, f->verifier, vault_rows, f->v), 0);
 	afx_exec(f->db, "COMMIT");
 	sqlite3 *now = afx_snapshot(f, raw);
 	static const char *const edits[] = {
@@ -362,7 +362,7 @@ static void secrets_digest(void **state)
 		afx_exec(raw, "%s", edits[i]);
 		afx_exec(f->db, "BEGIN IMMEDIATE");
 		latch_error_quiet(true);
-		if (audit_check_secrets(f->db, f->writer, f->verifier, afx_rows, f->v) == 0)
+		if (audit_check_secrets(f->db, f->writer, f->verifier, vault_rows, f->v) == 0)
 			fail_msg("the release check passed after: %s", edits[i]);
 		latch_error_quiet(false);
 		afx_exec(f->db, "ROLLBACK");
@@ -436,7 +436,7 @@ static void rekey_rotates_the_writer_key(void **state)
 	afx_exec(f->db, "ROLLBACK");
 	struct audit_report r;
 	latch_error_quiet(true);
-	assert_int_equal(audit_verify(f->db, old, f->verifier, NULL, afx_rows, f->v, &r), 0);
+	assert_int_equal(audit_verify(f->db, old, f->verifier, NULL, vault_rows, f->v, &r), 0);
 	latch_error_quiet(false);
 	assert_int_not_equal(r.verdict, AUDIT_OK);
 	/* The new one does; the log and the table verify. */
