@@ -120,10 +120,13 @@ int cmd_grant(int argc, char **argv)
 				return cli_usage("grant", "at most %d --cmd", AGENT_MAX_CMDS);
 			if (broker_resolve(optarg, cmd_paths[g.n_cmds]) != 0)
 				return LATCH_USAGE;
-			/* The broker refuses such a path, and no terminal should
-			 * show it: refused before anything is read or recorded. */
+			/* The broker refuses such a path, no terminal should show
+			 * it, and JSON cannot carry one that is not UTF-8 (it would
+			 * drop out of the grant, leaving "any command"): refused
+			 * before anything is read or recorded. */
 			if (!text_is_plain(cmd_paths[g.n_cmds]))
-				return cli_usage("grant", "the path of --cmd %zu has control characters", g.n_cmds + 1);
+				return cli_usage("grant", "the path of --cmd %zu has control characters or is not UTF-8",
+						 g.n_cmds + 1);
 			cmds[g.n_cmds] = cmd_paths[g.n_cmds];
 			g.n_cmds++;
 			break;

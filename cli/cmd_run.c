@@ -173,34 +173,14 @@ static bool shell_word(char *b, size_t cap, size_t *len, const char *w)
 	return true;
 }
 
-/* True if showing `s` could drive the terminal: C0 controls and DEL, C1
- * controls (U+0080-U+009F), and bytes that are not UTF-8 (a terminal in
- * another encoding may read 0x9b as CSI). */
-static bool has_controls(const char *s)
-{
-	for (const unsigned char *u = (const unsigned char *)s; *u;) {
-		if (*u < 0x20 || *u == 0x7f)
-			return true;
-		size_t n = *u < 0x80 ? 1 : *u < 0xc2 ? 0 : *u < 0xe0 ? 2 : *u < 0xf0 ? 3 : *u < 0xf5 ? 4 : 0;
-		/* A stray or overlong lead byte, or U+0080-U+009F. */
-		if (n == 0 || (*u == 0xc2 && u[1] < 0xa0))
-			return true;
-		for (size_t i = 1; i < n; i++)
-			if ((u[i] & 0xc0) != 0x80)
-				return true;
-		u += n;
-	}
-	return false;
-}
-
 /* Refused with no terminal: say what a human can run, as a line that
  * pasted into a shell runs that grant and nothing else, naming the real
  * program (what the grant checks) rather than what the agent typed. */
 static void deny_with_hint(const struct release *r, const struct broker_plan *p)
 {
 	/* The broker's reason may name the program too. */
-	const char *reason = has_controls(r->reason) ? "no live grant covers this program" : r->reason;
-	if (has_controls(p->path)) {
+	const char *reason = !text_is_plain(r->reason) ? "no live grant covers this program" : r->reason;
+	if (!text_is_plain(p->path)) {
 		latch_error(LATCH_DENIED, "%s; the program's path has control characters, so no grant command is shown",
 			    reason);
 		return;

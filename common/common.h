@@ -77,8 +77,8 @@ int tty_read_hidden(const char *prompt, size_t max, struct secbuf **out);
 /* True if this process has a controlling terminal it can open. */
 bool tty_available(void);
 
-/* Text for a terminal. text_is_plain: no control character (C0, DEL, or
- * C1 in UTF-8). text_escape: `s` with each control character written as
+/* Text for a terminal. text_is_plain: UTF-8 with no control character
+ * (C0, DEL, or C1). text_escape: `s` with each control character written as
  * \xNN (\u00NN for C1), cut to fit `n` bytes; everything else as it is
  * (a backslash too: a shell line shown in a message must stay exact). Use
  * it on anything printed for people that came from a file, the log or

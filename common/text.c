@@ -20,9 +20,20 @@ static size_t control_at(const unsigned char *p)
 
 bool text_is_plain(const char *s)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (control_at(p))
+	for (const unsigned char *u = (const unsigned char *)s; *u;) {
+		if (control_at(u))
 			return false;
+		/* Not UTF-8 (a stray or overlong lead byte, a missing
+		 * continuation): a terminal in another encoding may read 0x9b
+		 * as CSI, and JSON cannot carry it. */
+		size_t n = *u < 0x80 ? 1 : *u < 0xc2 ? 0 : *u < 0xe0 ? 2 : *u < 0xf0 ? 3 : *u < 0xf5 ? 4 : 0;
+		if (n == 0)
+			return false;
+		for (size_t i = 1; i < n; i++)
+			if ((u[i] & 0xc0) != 0x80)
+				return false;
+		u += n;
+	}
 	return true;
 }
 

@@ -599,3 +599,24 @@ assert len(grants) == 2 and len(failed) == 1 and failed[0]["grant"] == grants[1]
 assert failed[0]["seq"] > grants[1]["seq"], r
 ' "$out"
 }
+
+@test "a --cmd path that is not UTF-8 is refused (2), never a grant for any command" {
+	# JSON cannot carry the path: before, it dropped out of the grant and
+	# its record, and the grant covered every program.
+	local f
+	f="$BATS_TEST_TMPDIR/$(printf 'x\377y')"
+	printf '#!/bin/sh\nexit 0\n' >"$f"
+	chmod 0755 "$f"
+	lx grant canary --cmd "$f" --passphrase-fd 3 3<<<"$PASS" </dev/null
+	want_status 2
+	want_err_line "is not UTF-8"
+	[ "$(pb_count grant)" -eq 0 ]
+	lx grants --json </dev/null
+	[ "$out" = "[]" ]
+	# Control: a UTF-8 path beside it is granted for that program only.
+	printf '#!/bin/sh\nexit 0\n' >"$BATS_TEST_TMPDIR/xy"
+	chmod 0755 "$BATS_TEST_TMPDIR/xy"
+	br_grant canary --cmd "$BATS_TEST_TMPDIR/xy"
+	lx grants --json </dev/null
+	[[ "$out" == *"$BATS_TEST_TMPDIR/xy"* ]] && [[ "$out" != *'"cmds": []'* ]]
+}
