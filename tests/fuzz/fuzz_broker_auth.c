@@ -182,26 +182,7 @@ static void round_trip(const uint8_t *data, size_t size)
 
 /* ---- the seeds and the self-check ---- */
 
-struct text {
-	char *p;
-	size_t len;
-};
-
-static void add_bytes(struct text *t, const void *s, size_t n)
-{
-	char *p = realloc(t->p, t->len + n + 1);
-	if (!p)
-		fail("out of memory");
-	memcpy(p + t->len, s, n);
-	t->p = p;
-	t->len += n;
-	t->p[t->len] = '\0';
-}
-
-static void add(struct text *t, const char *s)
-{
-	add_bytes(t, s, strlen(s));
-}
+#include "text.h"
 
 /* The base64 of a box of `plain` under `k`, for `inst`, nc and `b`. */
 static char *box_b64(const char *plain, size_t len, const struct secbuf *k, const unsigned char *inst,

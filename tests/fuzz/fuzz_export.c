@@ -585,27 +585,7 @@ static void free_lines(struct lines *ls)
 	ls->n = 0;
 }
 
-/* A growing text buffer. */
-struct text {
-	char *p;
-	size_t len;
-};
-
-static void add_bytes(struct text *t, const void *s, size_t n)
-{
-	char *p = realloc(t->p, t->len + n + 1);
-	if (!p)
-		fail("out of memory");
-	memcpy(p + t->len, s, n);
-	t->p = p;
-	t->len += n;
-	t->p[t->len] = '\0';
-}
-
-static void add(struct text *t, const char *s)
-{
-	add_bytes(t, s, strlen(s));
-}
+#include "text.h"
 
 /* A record line rebuilt with one field replaced by `value` (raw JSON). */
 static char *with_field(const char *line, const char *key, const char *value)
