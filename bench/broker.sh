@@ -14,10 +14,10 @@ DOTENVX=$ROOT/build/bench/npm/node_modules/.bin/dotenvx
 RUNS=${LATCH_BENCH_RUN_RUNS:-200}
 command -v hyperfine >/dev/null 2>&1 || { echo "bench: hyperfine is needed (apt-get install hyperfine)" >&2; exit 3; }
 TMP=$(mktemp -d)
-export HOME=$TMP/home LATCH_HOME=$TMP/home/vault XDG_RUNTIME_DIR=$TMP/run LATCH_AGENT_IDLE=60
+export HOME=$TMP/home LATCH_HOME=$TMP/home/vault XDG_RUNTIME_DIR=$TMP/run LATCH_BROKER_IDLE=60
 mkdir -p "$HOME" "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 cleanup() {
-	for f in "$XDG_RUNTIME_DIR"/latch/agent-*.lock "$TMP"/base/run/latch/agent-*.lock; do
+	for f in "$XDG_RUNTIME_DIR"/latch/broker-*.lock "$TMP"/base/run/latch/agent-*.lock "$TMP"/base/run/latch/broker-*.lock; do
 		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null
 	done
 	rm -rf "$TMP"
@@ -107,7 +107,7 @@ print("  this build: %s   baseline: %s" % (" ".join("%.2f" % x for x in new), " 
 print("  median of blocks: this build %.2f, baseline %.2f, difference %+.2f ms" %
       (statistics.median(new), statistics.median(base), statistics.median(new) - statistics.median(base)))
 PY
-	for f in "$BASE_RT"/latch/agent-*.lock; do
+	for f in "$BASE_RT"/latch/agent-*.lock "$BASE_RT"/latch/broker-*.lock; do
 		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null
 	done
 	export LATCH_HOME=$NEW_HOME XDG_RUNTIME_DIR=$NEW_RT

@@ -1,70 +1,160 @@
-/* broker: what `latch run` does around the child (DESIGN.md section 2):
- * find the references, resolve the command, build the child's
- * environment, deliver values as variables or sealed memory files, exec,
- * pass signals and the exit status through. Values never go into argv,
- * and never onto a disk. */
+/* broker: the broker daemon and its client (DESIGN.md sections 1 P5/P6/P7, 2).
+ *
+ * The daemon holds granted values in locked memory, enforces each grant's
+ * deadline, use count and command list, writes the audit records of what
+ * it does to a stream of its own, and forgets a value at its deadline, when
+ * its uses run out, on revoke, and on exit. Grant policy lives only in its
+ * memory.
+ *
+ * Who may give it values: only a passphrase holder. A broker exists only
+ * because a passphrase holder started it (`latch grant`, or `latch broker`
+ * by hand): that process execs latch itself with a scrubbed environment,
+ * and enrols the new broker over an inherited descriptor with an instance
+ * id, a key derived from the vault's data key for that id (broker_key_fn),
+ * and the keys of its audit stream. Every later grant first challenges
+ * whatever answers at the socket with a fresh nonce: the answer must be a
+ * MAC under that key, from the process the kernel says is on the other end
+ * of the socket. The grant itself travels encrypted and authenticated under
+ * the key, bound to both nonces, so a process that relays every byte learns
+ * nothing and cannot replay it. A process that cannot prove itself is
+ * refused and never used.
+ *
+ * Exit records are not on any run's critical path: the daemon answers an
+ * exit report at once and writes the record with its next commit (the
+ * next release, refusal or revoke), after BROKER_EXIT_FLUSH_MS of quiet,
+ * when asked to flush (every `latch audit` command asks first), or when
+ * it stops. A release record is always durable before its values leave.
+ *
+ * Protocol: a UNIX stream socket in a 0700 directory; JSON objects, one per
+ * line, a request and its answer in turn; the peer must have the daemon's
+ * uid (SO_PEERCRED); every connection has an absolute deadline, so a slow
+ * client holds nothing up. Values travel base64-encoded inside JSON built
+ * with the wiping allocator (common.h). */
 #ifndef LATCH_BROKER_H
 #define LATCH_BROKER_H
 
 #include "../common/common.h"
 
+#include <jansson.h>
 #include <limits.h>
 
-#define BROKER_MAX_REFS 64
-#define BROKER_SCHEME "latch://"
+#define BROKER_MAX_MESSAGE (8u << 20)
+#define BROKER_MAX_NAMES 64
+#define BROKER_MAX_CMDS 16
+#define BROKER_DEFAULT_TTL (15 * 60)
+#define BROKER_MAX_TTL (24 * 3600)
+#define BROKER_EXIT_FLUSH_MS 50
+#define BROKER_RECORD_BATCH 258 /* pending exits, a "lost" record, the event itself */
+#define BROKER_INSTANCE_BYTES 16
+#define BROKER_KEY_BYTES 32
+/* Every connection to the daemon ends this long after it was accepted. */
+#define BROKER_CONN_DEADLINE_MS 5000
 
-/* One reference: VAR gets the value of secret NAME, as the variable's
- * value, or (as_file) as "/dev/fd/N", a sealed 0600 memory file the child
- * inherits at descriptor N (3, 4, ... in the order of the references). */
-struct broker_ref {
-	char *var;
-	char *name;
-	bool as_file;
+/* The socket for the vault in `vault_dir`: <runtime>/broker-<hash>.sock,
+ * where <runtime> is $XDG_RUNTIME_DIR/latch, else `vault_dir`/run (made
+ * 0700: the user's own, unlike a directory in /tmp that another user could
+ * create first). One daemon per vault. */
+int broker_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX]);
+
+/* What the daemon asks to have recorded in its stream. */
+struct broker_event {
+	const char *event;    /* "release", "exit", "revoke", "lost", "stop" */
+	const char *decision; /* "allow" / "deny"; NULL for the others */
+	const char *reason;   /* a denial's reason */
+	const char *grant_id;
+	const char *const *names;
+	size_t n;
+	pid_t pid; /* the requesting process (SO_PEERCRED) */
+	uid_t uid;
+	const char *exe; /* the command to be run, as the client resolved it */
+	const char *cwd;
+	char *const *argv; /* the child's argv: recorded as a keyed hash only */
+	int argc;
+	int exit_status;    /* exit: the child's status; else -1 */
+	int64_t lost_exits; /* lost: how many exit records were dropped */
+	int64_t time;       /* UNIX time it happened; 0: now */
+};
+struct broker_recorder {
+	/* Take the audit stream keys the enrolling passphrase holder made
+	 * for this broker (audit_stream_begin). 0 or -1. */
+	int (*enrol)(void *ctx, const struct secbuf *stream_keys);
+	/* Durably record `n` events, in order, in one commit: all or none.
+	 * On -1 nothing may be released. */
+	int (*record)(void *ctx, const struct broker_event *evs, size_t n);
+	void *ctx;
 };
 
-struct broker_plan {
-	struct broker_ref refs[BROKER_MAX_REFS];
-	size_t n_refs;
-	bool pristine;            /* start from an empty environment */
-	char *keep[BROKER_MAX_REFS]; /* with pristine: variables to keep */
-	size_t n_keep;
-	char *const *argv;        /* the command and its arguments */
-	char path[PATH_MAX];      /* the resolved command */
+/* Before the daemon touches anything: refuse to run traced (TracerPid), or
+ * with a loader variable (LD_*) in the environment, or with a shared object
+ * mapped that is not root's and unwritable by others (a preloaded library
+ * that removed its own LD_PRELOAD). The process must already be
+ * non-dumpable (harden_process). 0, or -1 reported. */
+int broker_check_pristine(void);
+
+/* First thing in the daemon process, before it opens anything: close
+ * every inherited descriptor above 2 but `keep` (a caller's pipe must not
+ * be held open) and, unless `foreground`, detach (double fork, new
+ * session, /dev/null for 0-2). */
+int broker_detach(bool foreground, int keep);
+/* Run the daemon: take the vault's lock, listen, report ready on
+ * `enrol_fd`, take the enrolment from it, serve until idle, stopped or
+ * signalled, write its last records, wipe, return. It stops
+ * LATCH_BROKER_IDLE seconds (default 600) after its last grant ended and
+ * it last served a request. */
+int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec);
+
+/* For the recorder while a commit waits for the vault's lock: runs the
+ * expiry sweep, so a value still goes at its deadline; false once the
+ * broker is told to stop (give up waiting). */
+bool broker_busy_tick(void);
+
+/* Client side. */
+
+/* The broker key for an instance id: derived from the data key
+ * (vault_derive_key), so only a passphrase holder can make it. */
+typedef int (*broker_key_fn)(void *ctx, const unsigned char instance[BROKER_INSTANCE_BYTES], struct secbuf **key);
+/* What a passphrase holder gives a new broker: its instance id and key,
+ * and its audit stream's keys (opening the stream in the main chain
+ * records the broker's pid, hence the callback). */
+typedef int (*broker_enrol_fn)(void *ctx, pid_t broker_pid, unsigned char instance[BROKER_INSTANCE_BYTES],
+			      struct secbuf **key, struct secbuf **stream_keys);
+
+/* A connection to a broker that proved itself. */
+struct broker_session {
+	int fd;
+	pid_t pid;
+	unsigned char instance[BROKER_INSTANCE_BYTES];
+	unsigned char nc[32], nb[32]; /* the client's and the broker's nonces */
+	struct secbuf *key;
+	char sock[PATH_MAX];
 };
+/* Connect and challenge: 0 with *s ready, 1 if nothing listens, -1
+ * (reported, LATCH_OPERR) if what answers does not prove it is a broker a
+ * passphrase holder started for this vault under its current data key, or
+ * is not the process on the other end of the socket. */
+int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *ctx, struct broker_session *s);
+void broker_session_close(struct broker_session *s);
+/* Start a broker (exec of `self_exe broker --enrol-fd 3`, environment
+ * scrubbed to latch's own variables) and enrol it. `foreground`: it does
+ * not detach, and *pid_out is the child to wait for. 0, or -1 reported
+ * (another process holding the broker lock is named with its pid). */
+int broker_start(const char *vault_dir, const char *self_exe, bool foreground, broker_enrol_fn enrol, void *ctx,
+		pid_t *pid_out);
+/* Hand a grant to a verified broker: `grant` (a JSON object: grant, names,
+ * values, cmds, ttl, uses) goes encrypted under the session key, bound to
+ * both nonces. 0 with *deadline set; -1 reported (LATCH_DENIED if the
+ * broker refused it). */
+int broker_grant(struct broker_session *s, json_t *grant, int64_t *deadline);
 
-/* True if a variable of this name (`len` bytes, no '=') makes a program
- * load, run or print what its caller chose (LD_PRELOAD, BASH_ENV,
- * PYTHONPATH, ...; broker/env.c has the list and why). No reference may
- * target one, and no child gets one, wherever it comes from. */
-bool broker_env_unsafe(const char *name, size_t len);
-
-/* Add a reference "VAR=latch://NAME" (from --env or --file). */
-int broker_add_ref(struct broker_plan *p, const char *spec, bool as_file);
-/* Add the references of an env file: VAR=latch://NAME lines, '#'
- * comments, blank lines, an optional "export ". Anything else is refused:
- * the file is meant to be committed, so it must hold no values. */
-int broker_add_env_file(struct broker_plan *p, const char *path);
-/* Add references found in this process's environment (VAR=latch://NAME). */
-int broker_add_environ(struct broker_plan *p, char *const *envp);
-/* The distinct secret names the plan needs, in first-use order. */
-size_t broker_names(const struct broker_plan *p, const char **names, size_t max);
-
-/* Resolve a command as execvp would (a name with '/' as is, else along
- * PATH), then to its real path, which is what grants name and what runs.
- * Returns 0, or 127 (not found) / 126 (not executable) after reporting. */
-int broker_resolve(const char *cmd, char out[PATH_MAX]);
-
-/* Run the plan's command with `values[i]` for names[i] (as from
- * broker_names). The child gets descriptors 0-2, the --file ones after
- * them, and no other; an empty signal mask and default dispositions.
- * Returns the status to exit with: the child's, 128+N if it died of
- * signal N, 126/127 if it could not be run, 125 if latch failed before
- * exec (reported). Signals whose default would end latch before the
- * caller records the exit (SIGALRM, SIGPIPE, SIGXCPU, real-time, ...)
- * are blocked from the start of the child on and stay blocked when this
- * returns: the caller is about to exit. */
-int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *const *values, size_t n);
-
-void broker_plan_free(struct broker_plan *p);
+/* Send one request and read the response. Returns 0 with *resp set, 1 if
+ * no daemon is listening, -1 on error. */
+int broker_call(const char *vault_dir, json_t *req, json_t **resp);
+/* Ask a running daemon to write the exit records it holds, so that what
+ * the audit log shows is complete. 0 if written or no daemon runs. */
+int broker_flush(const char *vault_dir);
+/* Ask the daemon to stop (narrowing: no proof needed) and wait up to
+ * `wait_ms` until it is gone. 0 stopped or none ran (*pid_out its pid, or
+ * 0), -1 reported. */
+int broker_stop(const char *vault_dir, int wait_ms, pid_t *pid_out);
 
 #endif

@@ -3,7 +3,7 @@
 #ifndef LATCH_CLI_H
 #define LATCH_CLI_H
 
-#include "../agent/agent.h"
+#include "../broker/broker.h"
 #include "../common/common.h"
 #include "../vault/vault.h"
 
@@ -32,11 +32,11 @@ int cmd_grant(int argc, char **argv);
 int cmd_grants(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_run(int argc, char **argv);
-int cmd_agent(int argc, char **argv);
+int cmd_broker(int argc, char **argv);
 
 extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[],
 	usage_rekey[], usage_reveal[], usage_status[], usage_audit[], usage_grant[], usage_grants[],
-	usage_revoke[], usage_run[], usage_agent[];
+	usage_revoke[], usage_run[], usage_broker[];
 
 /* The exit status for the last reported error (DESIGN.md section 3). */
 int cli_fail(void);
@@ -86,11 +86,11 @@ struct audit_event;
 int cli_record_event(struct vault *v, const struct audit_event *ev);
 
 /* The broker, as only a passphrase holder can reach it (cli/enrol.c):
- * the key of an instance (agent_key_fn), starting and enrolling a broker,
+ * the key of an instance (broker_key_fn), starting and enrolling a broker,
  * and a verified session with this vault's broker, started if none runs. */
-int cli_broker_key(void *vault, const unsigned char instance[AGENT_INSTANCE_BYTES], struct secbuf **key);
+int cli_broker_key(void *vault, const unsigned char instance[BROKER_INSTANCE_BYTES], struct secbuf **key);
 int cli_broker_start(struct vault *v, const char *dir, bool foreground, pid_t *pid);
-int cli_broker_session(struct vault *v, const char *dir, struct agent_session *s);
+int cli_broker_session(struct vault *v, const char *dir, struct broker_session *s);
 int cli_self_exe(char out[PATH_MAX]);
 
 /* Flush stdout; a write error (a full disk, a closed pipe) is an error. */

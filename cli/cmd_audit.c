@@ -1,7 +1,7 @@
 /* latch audit: query, verify, checkpoint and export the audit log. */
 #include "cli.h"
 
-#include "../agent/agent.h"
+#include "../broker/broker.h"
 #include "../audit/audit.h"
 
 #include <errno.h>
@@ -88,7 +88,7 @@ static int print_record(int64_t seq, const char *record, size_t len, void *ctx)
 	return 0;
 }
 
-/* The broker queues exit records for a moment (agent.h): have it write
+/* The broker queues exit records for a moment (broker.h): have it write
  * them first, so that what is shown or verified is complete. A broker
  * that cannot write them says so; what the log holds is still shown. */
 static void flush_broker(void)
@@ -98,7 +98,7 @@ static void flush_broker(void)
 	int rc = vault_dir(dir, sizeof dir);
 	latch_error_quiet(false);
 	if (rc == 0)
-		agent_flush(dir);
+		broker_flush(dir);
 }
 
 static int audit_list(int argc, char **argv)

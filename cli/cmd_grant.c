@@ -2,9 +2,9 @@
  * for a bounded time, uses and set of commands. */
 #include "cli.h"
 
-#include "../agent/agent.h"
-#include "../audit/audit.h"
 #include "../broker/broker.h"
+#include "../audit/audit.h"
+#include "../run/run.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -53,7 +53,7 @@ const char usage_revoke[] =
 static int hand_over(struct vault *v, const char *dir, const struct cli_grant_info *g, const char *const *names,
 		     struct secbuf *const *values, size_t n, int64_t *deadline)
 {
-	struct agent_session s;
+	struct broker_session s;
 	if (cli_broker_session(v, dir, &s) != 0)
 		return -1;
 	json_t *jnames = json_array(), *jvalues = json_array(), *jcmds = json_array();
@@ -66,9 +66,9 @@ static int hand_over(struct vault *v, const char *dir, const struct cli_grant_in
 	json_t *grant = json_pack("{s:s, s:o, s:o, s:o, s:I, s:o}", "grant", g->id, "names", jnames, "values", jvalues,
 				  "cmds", jcmds, "ttl", (json_int_t)g->ttl, "uses",
 				  g->uses > 0 ? json_integer(g->uses) : json_null());
-	int rc = grant ? agent_grant(&s, grant, deadline) : latch_error(LATCH_OPERR, "out of memory");
+	int rc = grant ? broker_grant(&s, grant, deadline) : latch_error(LATCH_OPERR, "out of memory");
 	json_decref(grant);
-	agent_session_close(&s);
+	broker_session_close(&s);
 	return rc;
 }
 
@@ -76,7 +76,7 @@ static int hand_over(struct vault *v, const char *dir, const struct cli_grant_in
  * so, so that it never shows a grant that did not happen as one that did. */
 static void record_failure(struct vault *v, const struct cli_grant_info *g, const char *const *names, size_t n)
 {
-	struct audit_secret_ref refs[AGENT_MAX_NAMES];
+	struct audit_secret_ref refs[BROKER_MAX_NAMES];
 	for (size_t i = 0; i < n; i++)
 		refs[i] = (struct audit_secret_ref){names[i], 0};
 	struct audit_event ev = {.event = "grant-failed", .grant_id = g->id, .secrets = refs, .n_secrets = n,
@@ -95,14 +95,14 @@ int cmd_grant(int argc, char **argv)
 					     {"passphrase-fd", required_argument, NULL, 'p'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	struct cli_grant_info g = {NULL, AGENT_DEFAULT_TTL, -1, NULL, 0};
-	static char cmd_paths[AGENT_MAX_CMDS][PATH_MAX];
-	const char *cmds[AGENT_MAX_CMDS];
+	struct cli_grant_info g = {NULL, BROKER_DEFAULT_TTL, -1, NULL, 0};
+	static char cmd_paths[BROKER_MAX_CMDS][PATH_MAX];
+	const char *cmds[BROKER_MAX_CMDS];
 	int fd = -1, c;
 	while ((c = cli_getopt(argc, argv, ":h", opts, "grant")) != -1) {
 		switch (c) {
 		case 't':
-			if (parse_duration(optarg, AGENT_MAX_TTL, "--ttl", &g.ttl) != 0)
+			if (parse_duration(optarg, BROKER_MAX_TTL, "--ttl", &g.ttl) != 0)
 				return cli_fail();
 			if (g.ttl < 1)
 				return cli_usage("grant", "--ttl must be at least 1s");
@@ -116,9 +116,9 @@ int cmd_grant(int argc, char **argv)
 			break;
 		}
 		case 'c':
-			if (g.n_cmds == AGENT_MAX_CMDS)
-				return cli_usage("grant", "at most %d --cmd", AGENT_MAX_CMDS);
-			if (broker_resolve(optarg, cmd_paths[g.n_cmds]) != 0)
+			if (g.n_cmds == BROKER_MAX_CMDS)
+				return cli_usage("grant", "at most %d --cmd", BROKER_MAX_CMDS);
+			if (run_resolve(optarg, cmd_paths[g.n_cmds]) != 0)
 				return LATCH_USAGE;
 			/* The broker refuses such a path, no terminal should show
 			 * it, and JSON cannot carry one that is not UTF-8 (it would
@@ -143,8 +143,8 @@ int cmd_grant(int argc, char **argv)
 	size_t n = (size_t)(argc - optind);
 	if (n == 0)
 		return cli_usage("grant", "name at least one secret");
-	if (n > AGENT_MAX_NAMES)
-		return cli_usage("grant", "at most %d secrets in one grant", AGENT_MAX_NAMES);
+	if (n > BROKER_MAX_NAMES)
+		return cli_usage("grant", "at most %d secrets in one grant", BROKER_MAX_NAMES);
 	const char *const *names = (const char *const *)argv + optind;
 	for (size_t i = 0; i < n; i++) {
 		if (!vault_name_valid(names[i]))
@@ -161,15 +161,15 @@ int cmd_grant(int argc, char **argv)
 	g.id = id;
 
 	struct vault *v = NULL;
-	struct secbuf *values[AGENT_MAX_NAMES] = {0};
-	struct agent_session s;
+	struct secbuf *values[BROKER_MAX_NAMES] = {0};
+	struct broker_session s;
 	if (vault_dir(dir, sizeof dir) != 0 || cli_open_unlocked(fd, &v) != 0)
 		return cli_fail();
 	/* First the broker must prove itself (started and enrolled now if
 	 * none runs): nothing is recorded or read for an impostor. */
 	int rc = cli_broker_session(v, dir, &s);
 	if (rc == 0)
-		agent_session_close(&s);
+		broker_session_close(&s);
 	/* Then the read and its record, in one transaction; then the values
 	 * go to the broker, proved again. */
 	vault_on_change(v, cli_record, &g);
@@ -206,7 +206,7 @@ static int list_grants(json_t **out)
 	if (vault_dir(dir, sizeof dir) != 0)
 		return -1;
 	json_t *req = json_pack("{s:s}", "op", "list"), *resp = NULL;
-	int rc = agent_call(dir, req, &resp);
+	int rc = broker_call(dir, req, &resp);
 	json_decref(req);
 	if (rc == 1) {
 		*out = json_array();
@@ -302,7 +302,7 @@ int cmd_revoke(int argc, char **argv)
 	json_t *req = all ? json_pack("{s:s, s:b}", "op", "revoke", "all", 1)
 			  : json_pack("{s:s, s:s}", "op", "revoke", "grant", argv[optind]);
 	json_t *resp = NULL;
-	int rc = agent_call(dir, req, &resp);
+	int rc = broker_call(dir, req, &resp);
 	json_decref(req);
 	if (rc == 1) {
 		if (all) {

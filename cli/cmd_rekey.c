@@ -41,7 +41,7 @@ int cmd_rekey(int argc, char **argv)
 		return cli_fail();
 	/* The broker goes first: its key and its stream end with the old
 	 * data key (the rekey record closes the stream). */
-	int rc = agent_stop(dir, 5000, &broker);
+	int rc = broker_stop(dir, 5000, &broker);
 	if (rc == 0)
 		rc = vault_rekey(v, &count);
 	vault_close(v);

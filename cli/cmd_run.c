@@ -2,9 +2,9 @@
  * under a human's grant, and run one command with them. */
 #include "cli.h"
 
-#include "../agent/agent.h"
-#include "../audit/audit.h"
 #include "../broker/broker.h"
+#include "../audit/audit.h"
+#include "../run/run.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -54,20 +54,20 @@ const char usage_run[] =
 	"terminal, so a command that prints a value shows it.\n";
 
 struct release {
-	const char *names[BROKER_MAX_REFS];
-	struct secbuf *values[BROKER_MAX_REFS];
+	const char *names[RUN_MAX_REFS];
+	struct secbuf *values[RUN_MAX_REFS];
 	size_t n;
 	/* From the broker: every value in one secure buffer (one allocation,
 	 * not one per value), `values` pointing at views of it. */
 	struct secbuf *store;
-	struct secbuf views[BROKER_MAX_REFS];
+	struct secbuf views[RUN_MAX_REFS];
 	char id[32];       /* the broker's release id */
 	struct vault *v;   /* a one-shot release: the unlocked vault */
 	char reason[512];  /* why the broker said no */
 };
 
 /* Ask the broker. 0 released, 1 refused or no broker (reason set), -1 error. */
-static int ask_broker(const char *dir, const struct broker_plan *p, struct release *r)
+static int ask_broker(const char *dir, const struct run_plan *p, struct release *r)
 {
 	json_t *names = json_array(), *argv = json_array();
 	for (size_t i = 0; i < r->n; i++)
@@ -88,7 +88,7 @@ static int ask_broker(const char *dir, const struct broker_plan *p, struct relea
 	json_t *req = json_pack("{s:s, s:o, s:o, s:o, s:o}", "op", "release", "names", names, "cmd", cmd, "argv",
 				argv, "cwd", cwd_s ? cwd_s : json_string(""));
 	json_t *resp = NULL;
-	int rc = req ? agent_call(dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
+	int rc = req ? broker_call(dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
 	json_decref(req);
 	if (rc == 1) {
 		snprintf(r->reason, sizeof r->reason, "no live grant (the broker is not running)");
@@ -176,7 +176,7 @@ static bool shell_word(char *b, size_t cap, size_t *len, const char *w)
 /* Refused with no terminal: say what a human can run, as a line that
  * pasted into a shell runs that grant and nothing else, naming the real
  * program (what the grant checks) rather than what the agent typed. */
-static void deny_with_hint(const struct release *r, const struct broker_plan *p)
+static void deny_with_hint(const struct release *r, const struct run_plan *p)
 {
 	/* The broker's reason may name the program too. */
 	const char *reason = !text_is_plain(r->reason) ? "no live grant covers this program" : r->reason;
@@ -216,10 +216,10 @@ static int one_shot(int fd, struct release *r)
 	return vault_read(r->v, r->names, r->n, "release", r->values);
 }
 
-static void report_exit(const char *dir, struct release *r, const struct broker_plan *p, int status)
+static void report_exit(const char *dir, struct release *r, const struct run_plan *p, int status)
 {
 	if (r->v) {
-		struct audit_secret_ref refs[BROKER_MAX_REFS];
+		struct audit_secret_ref refs[RUN_MAX_REFS];
 		for (size_t i = 0; i < r->n; i++)
 			refs[i] = (struct audit_secret_ref){r->names[i], 0};
 		struct audit_event ev = {.event = "exit", .secrets = refs, .n_secrets = r->n, .version = -1,
@@ -230,7 +230,7 @@ static void report_exit(const char *dir, struct release *r, const struct broker_
 	if (!r->id[0])
 		return;
 	json_t *req = json_pack("{s:s, s:s, s:i}", "op", "exit", "release", r->id, "status", status), *resp = NULL;
-	if (agent_call(dir, req, &resp) == 0 && !json_is_true(json_object_get(resp, "ok")))
+	if (broker_call(dir, req, &resp) == 0 && !json_is_true(json_object_get(resp, "ok")))
 		latch_error(LATCH_OPERR, "the exit was not recorded: %s",
 			    json_string_value(json_object_get(resp, "message")));
 	json_decref(req);
@@ -247,10 +247,10 @@ int cmd_run(int argc, char **argv)
 					     {"passphrase-fd", required_argument, NULL, 'p'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	static struct broker_plan plan;
-	struct broker_plan *p = &plan;
-	const char *specs[2 * BROKER_MAX_REFS], *env_files[16];
-	bool spec_file[2 * BROKER_MAX_REFS];
+	static struct run_plan plan;
+	struct run_plan *p = &plan;
+	const char *specs[2 * RUN_MAX_REFS], *env_files[16];
+	bool spec_file[2 * RUN_MAX_REFS];
 	size_t n_specs = 0, n_env_files = 0;
 	int fd = -1, c;
 	/* '+': options end at CMD, whose own options are its business. */
@@ -258,7 +258,7 @@ int cmd_run(int argc, char **argv)
 		switch (c) {
 		case 'e':
 		case 'f':
-			if (n_specs == 2 * BROKER_MAX_REFS)
+			if (n_specs == 2 * RUN_MAX_REFS)
 				return cli_usage("run", "too many references");
 			spec_file[n_specs] = c == 'f';
 			specs[n_specs++] = optarg;
@@ -272,9 +272,9 @@ int cmd_run(int argc, char **argv)
 			p->pristine = true;
 			break;
 		case 'k':
-			if (p->n_keep == BROKER_MAX_REFS)
+			if (p->n_keep == RUN_MAX_REFS)
 				return cli_usage("run", "too many --keep");
-			if (broker_env_unsafe(optarg, strlen(optarg))) {
+			if (run_env_unsafe(optarg, strlen(optarg))) {
 				latch_error(LATCH_USAGE,
 					    "'%s' cannot be kept: loader, shell and interpreter start-up variables never reach the child",
 					    optarg);
@@ -303,21 +303,21 @@ int cmd_run(int argc, char **argv)
 	p->argv = argv + optind;
 	/* Later sources override earlier ones: the environment, env files,
 	 * then --env / --file in command-line order. */
-	if (!p->pristine && broker_add_environ(p, environ) != 0)
+	if (!p->pristine && run_add_environ(p, environ) != 0)
 		return 125;
 	for (size_t i = 0; i < n_env_files; i++)
-		if (broker_add_env_file(p, env_files[i]) != 0)
+		if (run_add_env_file(p, env_files[i]) != 0)
 			return 125;
 	for (size_t i = 0; i < n_specs; i++)
-		if (broker_add_ref(p, specs[i], spec_file[i]) != 0)
+		if (run_add_ref(p, specs[i], spec_file[i]) != 0)
 			return 125;
-	int rc = broker_resolve(p->argv[0], p->path);
+	int rc = run_resolve(p->argv[0], p->path);
 	if (rc != 0)
 		return rc;
 
 	struct release r = {0};
 	char dir[PATH_MAX];
-	r.n = broker_names(p, r.names, BROKER_MAX_REFS);
+	r.n = run_names(p, r.names, RUN_MAX_REFS);
 	if (r.n > 0) {
 		if (vault_dir(dir, sizeof dir) != 0)
 			return 125;
@@ -336,11 +336,11 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 	cli_passphrase_done(fd); /* unread: a grant covered the run */
-	int status = broker_run(p, r.names, r.values, r.n);
+	int status = run_child(p, r.names, r.values, r.n);
 	release_free(&r);
 	if (r.n > 0)
 		report_exit(dir, &r, p, status);
 	vault_close(r.v);
-	broker_plan_free(p);
+	run_plan_free(p);
 	return status;
 }

@@ -2,7 +2,7 @@
  * model credential comes with federation.) Needs no passphrase. */
 #include "cli.h"
 
-#include "../agent/agent.h"
+#include "../broker/broker.h"
 
 #include <jansson.h>
 
@@ -52,13 +52,13 @@ int cmd_status(int argc, char **argv)
 	if (rc == 0)
 		format_time_utc(info.created, created);
 	/* The daemon: its pid and live grants, if it answers. */
-	json_t *req = json_pack("{s:s}", "op", "list"), *agent = NULL;
+	json_t *req = json_pack("{s:s}", "op", "list"), *resp = NULL;
 	latch_error_quiet(true);
-	int arc = agent_call(dir, req, &agent);
+	int arc = broker_call(dir, req, &resp);
 	latch_error_quiet(false);
 	json_decref(req);
-	json_t *grants = arc == 0 ? json_object_get(agent, "grants") : NULL;
-	int agent_pid = arc == 0 ? (int)json_integer_value(json_object_get(agent, "pid")) : 0;
+	json_t *grants = arc == 0 ? json_object_get(resp, "grants") : NULL;
+	int broker_pid = arc == 0 ? (int)json_integer_value(json_object_get(resp, "pid")) : 0;
 	if (json) {
 		json_t *o = rc != 0 ? json_pack("{s:s, s:s}", "vault", path, "state", "unusable")
 				    : json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:I, s:{s:s, s:s, s:I, s:I}}",
@@ -70,8 +70,8 @@ int cmd_status(int argc, char **argv)
 						(json_int_t)info.kdf_opslimit, "memlimit",
 						(json_int_t)info.kdf_memlimit);
 		if (o)
-			json_object_set_new(o, "agent",
-					    arc == 0 ? json_pack("{s:b, s:i, s:O}", "running", 1, "pid", agent_pid, "grants",
+			json_object_set_new(o, "broker",
+					    arc == 0 ? json_pack("{s:b, s:i, s:O}", "running", 1, "pid", broker_pid, "grants",
 								 grants ? grants : json_array())
 						     : json_pack("{s:b}", "running", 0));
 		if (o && json_dumpf(o, stdout, JSON_INDENT(2)) == 0)
@@ -94,7 +94,7 @@ int cmd_status(int argc, char **argv)
 		if (arc != 0)
 			printf("broker:   not running\n");
 		else
-			printf("broker:   running, pid %d, %zu live grant%s\n", agent_pid, json_array_size(grants),
+			printf("broker:   running, pid %d, %zu live grant%s\n", broker_pid, json_array_size(grants),
 			       json_array_size(grants) == 1 ? "" : "s");
 		size_t i;
 		json_t *g;
@@ -125,7 +125,7 @@ int cmd_status(int argc, char **argv)
 			putchar('\n');
 		}
 	}
-	json_decref(agent);
+	json_decref(resp);
 	if (cli_finish_output() != 0)
 		return cli_fail();
 	return rc == 0 ? 0 : cli_fail();

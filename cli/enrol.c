@@ -8,19 +8,19 @@
 #include <string.h>
 #include <unistd.h>
 
-int cli_broker_key(void *vault, const unsigned char instance[AGENT_INSTANCE_BYTES], struct secbuf **key)
+int cli_broker_key(void *vault, const unsigned char instance[BROKER_INSTANCE_BYTES], struct secbuf **key)
 {
-	return vault_derive_key(vault, "latchbrk", instance, AGENT_INSTANCE_BYTES, key);
+	return vault_derive_key(vault, "latchbrk", instance, BROKER_INSTANCE_BYTES, key);
 }
 
 /* A new broker's instance id and key, and its audit stream, opened in the
  * main chain with its pid. */
-static int enrol(void *vault, pid_t broker_pid, unsigned char instance[AGENT_INSTANCE_BYTES], struct secbuf **key,
+static int enrol(void *vault, pid_t broker_pid, unsigned char instance[BROKER_INSTANCE_BYTES], struct secbuf **key,
 		 struct secbuf **stream_keys)
 {
 	struct vault *v = vault;
 	struct secbuf *writer = NULL, *verifier = NULL;
-	randombytes_buf(instance, AGENT_INSTANCE_BYTES);
+	randombytes_buf(instance, BROKER_INSTANCE_BYTES);
 	int rc = cli_broker_key(v, instance, key);
 	if (rc == 0 && (vault_key(v, "audit-writer", false, &writer) != 0 || vault_key(v, "audit-verifier", false, &verifier) != 0))
 		rc = -1;
@@ -49,22 +49,22 @@ int cli_broker_start(struct vault *v, const char *dir, bool foreground, pid_t *p
 	char self[PATH_MAX];
 	if (cli_self_exe(self) != 0)
 		return -1;
-	return agent_start(dir, self, foreground, enrol, v, pid);
+	return broker_start(dir, self, foreground, enrol, v, pid);
 }
 
-int cli_broker_session(struct vault *v, const char *dir, struct agent_session *s)
+int cli_broker_session(struct vault *v, const char *dir, struct broker_session *s)
 {
-	int rc = agent_connect_verified(dir, cli_broker_key, v, s);
+	int rc = broker_connect_verified(dir, cli_broker_key, v, s);
 	if (rc != 1)
 		return rc;
 	pid_t pid = 0;
 	if (cli_broker_start(v, dir, false, &pid) != 0)
 		return -1;
-	rc = agent_connect_verified(dir, cli_broker_key, v, s);
+	rc = broker_connect_verified(dir, cli_broker_key, v, s);
 	if (rc == 1)
 		return latch_error(LATCH_OPERR, "the broker (pid %d) stopped before it took the grant", (int)pid);
 	if (rc == 0 && s->pid != pid) {
-		agent_session_close(s);
+		broker_session_close(s);
 		return latch_error(LATCH_OPERR, "another broker (pid %d) answers in place of the one just started (pid %d)",
 				   (int)s->pid, (int)pid);
 	}

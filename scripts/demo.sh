@@ -6,18 +6,18 @@ cd "$(dirname "$0")/.."
 LATCH=$(pwd)/build/latch
 work=$(mktemp -d)
 export HOME="$work/home" LATCH_HOME="$work/home/.local/share/latch"
-export XDG_RUNTIME_DIR="$work/run" LATCH_AGENT_IDLE=30
+export XDG_RUNTIME_DIR="$work/run" LATCH_BROKER_IDLE=30
 mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 # The broker daemon this demo starts is stopped, by pid, on every exit.
-stop_agent() {
-	for f in "$XDG_RUNTIME_DIR"/latch/agent-*.lock; do
+stop_broker() {
+	for f in "$XDG_RUNTIME_DIR"/latch/broker-*.lock; do
 		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null
 	done
 	return 0
 }
 fake=""
-trap 'stop_agent; [ -z "$fake" ] || kill "$fake" 2>/dev/null; rm -rf "$work"' EXIT INT TERM
+trap 'stop_broker; [ -z "$fake" ] || kill "$fake" 2>/dev/null; rm -rf "$work"' EXIT INT TERM
 # A human types the passphrase at a no-echo prompt on /dev/tty. The demo has
 # no human, so it hands the passphrase over on file descriptor 3 instead;
 # never argv, never an environment variable.
@@ -121,10 +121,10 @@ show "latch revoke --all"
 "$LATCH" revoke --all
 
 step "10. An agent poses as the broker: grant gives it nothing and names it"
-show "latch agent stop"
-"$LATCH" agent stop
-sock=$(ls "$XDG_RUNTIME_DIR"/latch/agent-*.sock 2>/dev/null || true)
-sock=${sock:-$XDG_RUNTIME_DIR/latch/agent-$(/usr/bin/python3 -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").sock}
+show "latch broker stop"
+"$LATCH" broker stop
+sock=$(ls "$XDG_RUNTIME_DIR"/latch/broker-*.sock 2>/dev/null || true)
+sock=${sock:-$XDG_RUNTIME_DIR/latch/broker-$(/usr/bin/python3 -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").sock}
 show "(the agent listens at the broker's socket, answering like a broker would)"
 /usr/bin/python3 -c '
 import base64, json, os, socket, sys

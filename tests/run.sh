@@ -38,6 +38,8 @@ run_tap() {
 
 # Lint of the tests themselves: a `! cmd` line that cannot fail its test.
 run_tap "lint bats_bang" sh tests/lint/bats_bang.sh
+# The daemon is the broker: "agent" means the coding agent, nowhere else.
+run_tap "lint daemon_name" sh tests/lint/daemon_name.sh
 
 export CMOCKA_MESSAGE_OUTPUT=TAP
 # Sanitizer reports go to files as well as failing the process, so a

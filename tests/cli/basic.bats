@@ -7,7 +7,7 @@ load helpers
 	run "$LATCH" --help
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"usage: latch"* ]]
-	for c in init set ls rm passwd rekey reveal status audit grant grants revoke run agent; do
+	for c in init set ls rm passwd rekey reveal status audit grant grants revoke run broker; do
 		run "$LATCH" "$c" --help
 		[ "$status" -eq 0 ]
 		[[ "$output" == *"usage: latch $c"* ]]

@@ -41,11 +41,11 @@ teardown() {
 		sleep 0.1
 	done
 	[ -e "$d/pids" ] || { echo "the child never started: $(cat "$BATS_TEST_TMPDIR/br.hold.err")" >&2; false; }
-	local child latchpid agent
+	local child latchpid broker
 	read -r child latchpid <"$d/pids"
 	br_track "$child"
 	br_track "$latchpid"
-	agent=$(br_agent_pid)
+	broker=$(br_broker_pid)
 	[[ "$(tr '\0' ' ' <"/proc/$latchpid/cmdline")" == "$LATCH run --env X=latch://canary -- sh -c "* ]] ||
 		{ echo "pid $latchpid is not the latch run: $(tr '\0' ' ' <"/proc/$latchpid/cmdline")" >&2; false; }
 	# Positive control: the value is where it must be, and the scan finds
@@ -53,11 +53,11 @@ teardown() {
 	# grep shows this one is neither).
 	grep -qaF "$CANARY" "/proc/$child/environ"
 	refute assert_absent "$CANARY" "/proc/$child/environ" 2>/dev/null
-	assert_absent "$CANARY" "/proc/$child/cmdline" "/proc/$latchpid/cmdline" "/proc/$agent/cmdline"
+	assert_absent "$CANARY" "/proc/$child/cmdline" "/proc/$latchpid/cmdline" "/proc/$broker/cmdline"
 	if [ "$(id -u)" -eq 0 ]; then
 		# latch and the daemon are not dumpable: only root reads these.
 		grep -qa 'Y=latch://canary' "/proc/$latchpid/environ" # the scan reads it
-		assert_absent "$CANARY" "/proc/$latchpid/environ" "/proc/$agent/environ"
+		assert_absent "$CANARY" "/proc/$latchpid/environ" "/proc/$broker/environ"
 	fi
 	touch "$d/go"
 	local rc=0
@@ -125,7 +125,7 @@ assert len(d) == 1 and d[0]["decision"] == "deny" and "canary" in d[0]["reason"]
 }
 
 @test "an expired grant (--ttl 2s) releases nothing; the refusal is recorded with its reason" {
-	export LATCH_AGENT_IDLE=60 # the daemon must outlive the deadline
+	export LATCH_BROKER_IDLE=60 # the daemon must outlive the deadline
 	br_grant canary --ttl 2s --cmd sh
 	local deadline
 	deadline=$(br_deadline "$BR_GRANT")
@@ -263,11 +263,11 @@ assert [x["decision"] for x in r] == ["deny", "deny", "allow", "allow", "deny"],
 ' --event release
 }
 
-@test "LATCH_AGENT_IDLE: the daemon exits after its last grant ended, removing its socket; grants then lists nothing" {
-	export LATCH_AGENT_IDLE=1
+@test "LATCH_BROKER_IDLE: the daemon exits after its last grant ended, removing its socket; grants then lists nothing" {
+	export LATCH_BROKER_IDLE=1
 	br_grant canary --ttl 2s
 	local pid sock
-	pid=$(br_agent_pid)
+	pid=$(br_broker_pid)
 	sock=$(br_sock)
 	# Bounded wait: the deadline (2 s) plus the idle time (1 s) plus slack.
 	br_wait_gone "$pid" 150 || { echo "the daemon $pid still runs 15 s after its grant ended" >&2; false; }
@@ -288,8 +288,8 @@ assert [x["decision"] for x in r] == ["deny", "deny", "allow", "allow", "deny"],
 	br_as 65534 "$LATCH" grant canary --ttl 10m --cmd sh --passphrase-fd 3 3<<<"$PASS" </dev/null >"$BATS_TEST_TMPDIR/g.out"
 	local rt=$BR_U_RT
 	[ "$(stat -c %u:%a "$rt")" = "65534:700" ]
-	[ "$(stat -c %u:%a "$rt/agent-$BR_U_HASH.sock")" = "65534:600" ]
-	[ "$(stat -c %U "/proc/$(cat "$rt/agent-$BR_U_HASH.lock")/status")" ] # the daemon runs
+	[ "$(stat -c %u:%a "$rt/broker-$BR_U_HASH.sock")" = "65534:600" ]
+	[ "$(stat -c %U "/proc/$(cat "$rt/broker-$BR_U_HASH.lock")/status")" ] # the daemon runs
 	local rc=0
 	br_as 65534 setsid -w "$LATCH" run --env X=latch://canary -- sh -c "$(br_check_canary)" </dev/null \
 		>"$BATS_TEST_TMPDIR/r.out" 2>"$BATS_TEST_TMPDIR/r.err" || rc=$?

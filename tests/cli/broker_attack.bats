@@ -192,11 +192,11 @@ assert all(x.get("pid", 0) > 0 for x in new), new
 
 @test "after a grant expires and the daemon sweeps, its memory no longer holds the value; no file yields it" {
 	[ "$(id -u)" -eq 0 ] || skip "reading the non-dumpable daemon's memory needs root"
-	export LATCH_AGENT_IDLE=60 # the daemon must outlive the deadline
+	export LATCH_BROKER_IDLE=60 # the daemon must outlive the deadline
 	br_grant canary --ttl 6s --cmd sh
 	local deadline pid forms
 	deadline=$(br_deadline "$BR_GRANT")
-	pid=$(br_agent_pid)
+	pid=$(br_broker_pid)
 	# A release first, so the release path's copies are there to be missed.
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
 	br_want_status 0
@@ -213,7 +213,7 @@ assert sys.argv[2] in s["found"], "the scan did not find the live value: %s" % s
 	br_wait_past "$deadline"
 	lx grants </dev/null # a request: the daemon sweeps
 	want_status 0
-	br_is_agent "$pid" # the same daemon, still running
+	br_is_broker "$pid" # the same daemon, still running
 	br_memscan "$pid" "$forms" >"$BATS_TEST_TMPDIR/scan2"
 	"$BR_PY" -c '
 import json, sys
@@ -234,7 +234,7 @@ assert s["found"] == [], "the daemon still holds the value after the deadline: %
 	br_grant canary --ttl 10m --uses 1
 	br_grant other --ttl 10m
 	local g_other=$BR_GRANT
-	pid=$(br_agent_pid)
+	pid=$(br_broker_pid)
 	f1=$(br_forms_file "$CANARY")
 	f2=$(br_forms_file "$other")
 	br_memscan "$pid" "$f1" >"$BATS_TEST_TMPDIR/s1"
@@ -250,7 +250,7 @@ for f, v in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
 	br_want_status 0
 	lx revoke "$g_other" </dev/null
 	want_status 0
-	br_is_agent "$pid"
+	br_is_broker "$pid"
 	br_memscan "$pid" "$f1" >"$BATS_TEST_TMPDIR/s3"
 	br_memscan "$pid" "$f2" >"$BATS_TEST_TMPDIR/s4"
 	"$BR_PY" -c '
@@ -337,7 +337,7 @@ def attack():
                        pass_fds=(3,), stdin=subprocess.DEVNULL, capture_output=True)
     assert g.returncode == 0, g
     daemon = int(open(lock).read())
-    assert open("/proc/%d/cmdline" % daemon, "rb").read().startswith(b"latch\0agent\0")
+    assert open("/proc/%d/cmdline" % daemon, "rb").read().startswith(b"latch\0broker\0")
     assert os.stat("/proc/%d" % daemon).st_uid in (0, os.getuid())
 
     res = {}
@@ -364,7 +364,7 @@ finally:
     os.kill(victim, signal.SIGKILL)
     os.waitpid(victim, 0)
 EOF
-	run br_as 65534 "$BR_PY" "$u/attack.py" "$LATCH" "$rt/agent-$hash.lock" "$u/victim.pid" 3<<<"$PASS"
+	run br_as 65534 "$BR_PY" "$u/attack.py" "$LATCH" "$rt/broker-$hash.lock" "$u/victim.pid" 3<<<"$PASS"
 	[ ! -s "$u/victim.pid" ] || br_track "$(cat "$u/victim.pid")"
 	[ "$status" -eq 0 ] || { echo "attack script failed: $output" >&2; false; }
 	echo "$output" >"$BATS_TEST_TMPDIR/attack.json"
@@ -382,7 +382,7 @@ assert d["alive"], r
 ' "$BATS_TEST_TMPDIR/attack.json"
 
 	# The runtime directory and the socket are the user's own and private.
-	local sock=$rt/agent-$hash.sock
+	local sock=$rt/broker-$hash.sock
 	[ "$(stat -c %u:%a "$rt")" = "65534:700" ]
 	[ -S "$sock" ]
 	[ "$(stat -c %u "$sock")" = 65534 ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Exit records are queued by the broker, not written on the run's path
-# (agent/agent.h): each reaches the log with the broker's next commit,
+# (broker/broker.h): each reaches the log with the broker's next commit,
 # after 50 ms of quiet, when an audit command asks first, or when the
 # broker stops. These tests try to lose one or to catch the log without
 # it, and check that no release record is ever the one that waits.
@@ -91,7 +91,7 @@ assert r[-1]["exit"] == n, r[-1]' --event exit -- "$i"
 @test "stopping the broker writes the exits it holds" {
 	br_grant canary --ttl 10m --uses 100
 	local pid i
-	pid=$(br_agent_pid)
+	pid=$(br_broker_pid)
 	for i in 1 2 3 4 5; do
 		br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
 		br_want_status 0
@@ -105,7 +105,7 @@ assert r[-1]["exit"] == n, r[-1]' --event exit -- "$i"
 @test "kill -9 of the broker loses at most the queued exit: every release is there, the log verifies, a new grant works" {
 	br_grant canary --ttl 10m --uses 100
 	local pid
-	pid=$(br_agent_pid)
+	pid=$(br_broker_pid)
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
 	br_want_status 0
 	kill -KILL "$pid"

@@ -9,7 +9,7 @@
 # $BATS_TEST_TMPDIR, mode 0700. br_teardown (each file's teardown) stops
 # every process a test started: the ones passed to br_track, and every
 # daemon whose lock file lies in a runtime directory the test used (read
-# from the lock, checked to be a running `latch agent`, then TERM, KILL,
+# from the lock, checked to be a running `latch broker`, then TERM, KILL,
 # and waited for until it is gone).
 
 BR_PY=/usr/bin/python3
@@ -19,12 +19,12 @@ BR_PY=/usr/bin/python3
 eval "br_base_$(declare -f setup)"
 
 # br_setup: the common set-up: fresh HOME, a private runtime directory, a
-# small LATCH_AGENT_IDLE (BR_IDLE, default 10 s), a vault holding the
+# small LATCH_BROKER_IDLE (BR_IDLE, default 10 s), a vault holding the
 # secret `canary` = $CANARY. BR_CANARY_SHA: its sha256, for children that
 # check the value they got without ever printing it.
 br_setup() {
 	br_base_setup
-	export LATCH_AGENT_IDLE=${BR_IDLE:-10}
+	export LATCH_BROKER_IDLE=${BR_IDLE:-10}
 	br_runtime "$BATS_TEST_TMPDIR/rt"
 	BR_CANARY_SHA=$(printf '%s' "$CANARY" | sha256sum | cut -d' ' -f1)
 	init_vault
@@ -100,12 +100,12 @@ br_stop() {
 	wait "$1" 2>/dev/null || true
 }
 
-# br_is_agent PID: PID runs `latch agent` (as a broker: `latch agent
+# br_is_broker PID: PID runs `latch broker` (as a broker: `latch broker
 # --enrol-fd 3 ...`).
-br_is_agent() {
+br_is_broker() {
 	[[ "$1" =~ ^[0-9]+$ ]] || return 1
 	br_gone "$1" && return 1
-	[[ "$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" == "latch agent "* ]]
+	[[ "$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" == "latch broker "* ]]
 }
 
 # br_lock_files: every daemon lock file this test may have caused.
@@ -113,7 +113,7 @@ br_lock_files() {
 	local d f
 	if [ -f "$BATS_TEST_TMPDIR/br.lockdirs" ]; then
 		while read -r d; do
-			for f in "$d"/agent-*.lock; do
+			for f in "$d"/broker-*.lock; do
 				[ -f "$f" ] && echo "$f"
 			done
 		done <"$BATS_TEST_TMPDIR/br.lockdirs"
@@ -136,7 +136,7 @@ br_teardown() {
 	fi
 	for f in $(br_lock_files); do
 		p=$(cat "$f" 2>/dev/null)
-		if br_is_agent "$p"; then
+		if br_is_broker "$p"; then
 			br_stop "$p"
 		fi
 	done
@@ -238,21 +238,21 @@ br_real() {
 
 # br_lock: the lock file of this test's daemon (exactly one).
 br_lock() {
-	local locks=("$XDG_RUNTIME_DIR"/latch/agent-*.lock)
+	local locks=("$XDG_RUNTIME_DIR"/latch/broker-*.lock)
 	if [ ${#locks[@]} -ne 1 ] || [ ! -f "${locks[0]}" ]; then
-		echo "expected one agent lock file in $XDG_RUNTIME_DIR/latch, got: ${locks[*]}" >&2
+		echo "expected one broker lock file in $XDG_RUNTIME_DIR/latch, got: ${locks[*]}" >&2
 		return 1
 	fi
 	echo "${locks[0]}"
 }
 
-# br_agent_pid: the pid of this test's running daemon.
-br_agent_pid() {
+# br_broker_pid: the pid of this test's running daemon.
+br_broker_pid() {
 	local lock pid
 	lock=$(br_lock) || return 1
 	pid=$(cat "$lock")
-	if ! br_is_agent "$pid"; then
-		echo "pid '$pid' in $lock is not a running latch agent" >&2
+	if ! br_is_broker "$pid"; then
+		echo "pid '$pid' in $lock is not a running latch broker" >&2
 		return 1
 	fi
 	echo "$pid"
@@ -260,9 +260,9 @@ br_agent_pid() {
 
 # br_sock: this test's daemon socket.
 br_sock() {
-	local s=("$XDG_RUNTIME_DIR"/latch/agent-*.sock)
+	local s=("$XDG_RUNTIME_DIR"/latch/broker-*.sock)
 	if [ ${#s[@]} -ne 1 ] || [ ! -S "${s[0]}" ]; then
-		echo "expected one agent socket in $XDG_RUNTIME_DIR/latch, got: ${s[*]}" >&2
+		echo "expected one broker socket in $XDG_RUNTIME_DIR/latch, got: ${s[*]}" >&2
 		return 1
 	fi
 	echo "${s[0]}"
@@ -411,7 +411,7 @@ br_scan_files() {
 # under /tmp (HOME; the vault in $BR_U/vault) and a vault there holding
 # `canary`; no XDG_RUNTIME_DIR, so its daemon uses $BR_U/vault/run
 # (BR_U_RT). BR_U_HASH names that vault's daemon files there
-# (agent-HASH.sock/.lock); the daemon is stopped and the directories are
+# (broker-HASH.sock/.lock); the daemon is stopped and the directories are
 # removed in teardown.
 br_u65534() {
 	BR_U=$(mktemp -d /tmp/br-u65534.XXXXXX)
@@ -421,7 +421,7 @@ br_u65534() {
 	BR_U_RT=$BR_U/vault/run
 	BR_U_HASH=$("$BR_PY" -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' \
 		"$(readlink -f "$BR_U")/vault")
-	br_track_lock "$BR_U_RT/agent-$BR_U_HASH.lock"
+	br_track_lock "$BR_U_RT/broker-$BR_U_HASH.lock"
 	br_as 65534 "$LATCH" init --kdf interactive --passphrase-fd 3 3<<<"$PASS" </dev/null >/dev/null
 	printf '%s' "$CANARY" | br_as 65534 "$LATCH" set canary --file - --passphrase-fd 3 3<<<"$PASS" >/dev/null
 }
@@ -432,7 +432,7 @@ br_as() {
 	local id=$1
 	shift
 	setpriv --reuid="$id" --regid="$id" --clear-groups \
-		env -u XDG_RUNTIME_DIR HOME="$BR_U" LATCH_HOME="$BR_U/vault" LATCH_AGENT_IDLE=60 "$@"
+		env -u XDG_RUNTIME_DIR HOME="$BR_U" LATCH_HOME="$BR_U/vault" LATCH_BROKER_IDLE=60 "$@"
 }
 
 # ---------------------------------------------------------------------------

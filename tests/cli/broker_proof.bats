@@ -144,7 +144,7 @@ while True:
     c.close()
 EOF
 	for mode in yes mute; do
-		local sock=$XDG_RUNTIME_DIR/latch/agent-$("$BR_PY" -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").sock
+		local sock=$XDG_RUNTIME_DIR/latch/broker-$("$BR_PY" -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").sock
 		rm -f "$sock" "$t/ready" "$t/seen"
 		pb_bg "$t/squat.py" "$sock" "$t/seen" "$t/ready" "$mode"
 		local squatter=$PB_BG
@@ -165,7 +165,7 @@ EOF
 	local t=$BATS_TEST_TMPDIR lock
 	mkdir -p "$XDG_RUNTIME_DIR/latch"
 	chmod 0700 "$XDG_RUNTIME_DIR/latch"
-	lock=$XDG_RUNTIME_DIR/latch/agent-$("$BR_PY" -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").lock
+	lock=$XDG_RUNTIME_DIR/latch/broker-$("$BR_PY" -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").lock
 	cat >"$t/hold.py" <<'EOF'
 import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
@@ -185,22 +185,22 @@ EOF
 	# The broker that found the lock taken is gone.
 	local p
 	for p in $(pgrep -x latch); do
-		refute br_is_agent "$p"
+		refute br_is_broker "$p"
 	done
 }
 
-@test "latch agent by hand needs the passphrase: with no terminal it is refused (4) and no broker runs" {
-	br_nt agent
+@test "latch broker by hand needs the passphrase: with no terminal it is refused (4) and no broker runs" {
+	br_nt broker
 	br_want_status 4
 	[ -z "$(ls "$XDG_RUNTIME_DIR/latch"/*.sock 2>/dev/null)" ]
 	# Control: with the passphrase it starts one, which a grant then uses.
-	lx agent --passphrase-fd 3 3<<<"$PASS" </dev/null
+	lx broker --passphrase-fd 3 3<<<"$PASS" </dev/null
 	want_status 0
 	[[ "$out" == "Started the broker (pid "* ]]
 	local pid
-	pid=$(br_agent_pid)
+	pid=$(br_broker_pid)
 	br_grant canary --ttl 1m
-	[ "$(br_agent_pid)" = "$pid" ]
+	[ "$(br_broker_pid)" = "$pid" ]
 	[ "$(pb_count enrol)" -eq 1 ]
 }
 
@@ -214,7 +214,7 @@ os.set_inheritable(b.fileno(), True)
 pid = os.fork()
 if pid == 0:
     os.dup2(b.fileno(), 3)
-    os.execv(latch, ["latch", "agent", "--enrol-fd", "3"])
+    os.execv(latch, ["latch", "broker", "--enrol-fd", "3"])
 b.close()
 f = a.makefile("rwb")
 ready = json.loads(f.readline())
@@ -232,7 +232,7 @@ EOF
 	local rogue
 	rogue=$(cat "$t/pid")
 	br_track "$rogue"
-	br_is_agent "$rogue" # control: the agent's broker runs and listens
+	br_is_broker "$rogue" # control: the agent's broker runs and listens
 	[ -S "$(br_sock)" ]
 	lx grant canary --ttl 24h --passphrase-fd 3 3<<<"$PASS" </dev/null
 	want_status 3
@@ -246,7 +246,7 @@ EOF
 	fi
 	# Stopped, it writes its "stop" into a stream no passphrase holder
 	# opened: the log says so.
-	lx agent stop </dev/null
+	lx broker stop </dev/null
 	want_status 0
 	br_wait_gone "$rogue"
 	lx audit verify --passphrase-fd 3 3<<<"$PASS"
@@ -273,16 +273,16 @@ __attribute__((constructor)) static void hide(void)
 EOF
 	cc -shared -fPIC -o "$u/evil.so" "$u/evil.c"
 	chown 65534:65534 "$u/evil.so"
-	run br_as 65534 env LD_PRELOAD="$u/evil.so" EVIL_MARK="$u/ran" "$LATCH" agent --enrol-fd 3 3</dev/null
+	run br_as 65534 env LD_PRELOAD="$u/evil.so" EVIL_MARK="$u/ran" "$LATCH" broker --enrol-fd 3 3</dev/null
 	[ "$status" -eq 3 ] || { echo "status $status: $output" >&2; false; }
 	[[ "$output" == *"evil.so' loaded: not a library of root's"* ]]
 	[ -e "$u/ran" ] # control: the library did run inside latch
-	[ ! -e "$BR_U_RT/agent-$BR_U_HASH.sock" ]
+	[ ! -e "$BR_U_RT/broker-$BR_U_HASH.sock" ]
 	# A root library, but the loader variable still set.
 	local libm
 	libm=$(ls /lib/x86_64-linux-gnu/libm.so.6 /usr/lib/*/libm.so.6 2>/dev/null | head -1)
 	if [ -n "$libm" ]; then
-		run br_as 65534 env LD_PRELOAD="$libm" "$LATCH" agent --enrol-fd 3 3</dev/null
+		run br_as 65534 env LD_PRELOAD="$libm" "$LATCH" broker --enrol-fd 3 3</dev/null
 		[ "$status" -eq 3 ] && [[ "$output" == *"loader variable LD_PRELOAD"* ]] || { echo "$output" >&2; false; }
 	fi
 	# Traced from its first instruction (PTRACE_TRACEME before exec).
@@ -295,7 +295,7 @@ pid = os.fork()
 if pid == 0:
     os.dup2(w, 2)
     libc.ptrace(0, 0, None, None)  # PTRACE_TRACEME
-    os.execv(sys.argv[1], ["latch", "agent", "--enrol-fd", "3"])
+    os.execv(sys.argv[1], ["latch", "broker", "--enrol-fd", "3"])
 os.close(w)
 while True:
     _, st = os.waitpid(pid, 0)
@@ -318,14 +318,14 @@ EOF
 	local libm
 	libm=$(ls /lib/x86_64-linux-gnu/libm.so.6 /usr/lib/*/libm.so.6 2>/dev/null | head -1)
 	[ -n "$libm" ] || skip "no libm to preload"
-	LD_PRELOAD=$libm AGENT_SET_THIS=1 lx grant canary --ttl 1m --passphrase-fd 3 3<<<"$PASS" </dev/null
+	LD_PRELOAD=$libm BROKER_SET_THIS=1 lx grant canary --ttl 1m --passphrase-fd 3 3<<<"$PASS" </dev/null
 	want_status 0
 	local pid
-	pid=$(br_agent_pid)
+	pid=$(br_broker_pid)
 	tr '\0' '\n' <"/proc/$pid/environ" >"$BATS_TEST_TMPDIR/env"
 	grep -q '^LATCH_HOME=' "$BATS_TEST_TMPDIR/env" # control: it is the broker's environment
 	refute grep -q '^LD_PRELOAD=' "$BATS_TEST_TMPDIR/env"
-	refute grep -q '^AGENT_SET_THIS=' "$BATS_TEST_TMPDIR/env"
+	refute grep -q '^BROKER_SET_THIS=' "$BATS_TEST_TMPDIR/env"
 }
 
 @test "a hand-written grant without the broker's key is refused, before and after a challenge" {
@@ -377,10 +377,10 @@ EOF
 
 @test "a slow client holds nothing up: a 3 s grant is wiped on time, revoke and SIGTERM answer at once" {
 	local t=$BATS_TEST_TMPDIR sock pid deadline
-	export LATCH_AGENT_IDLE=60
+	export LATCH_BROKER_IDLE=60
 	br_grant canary --ttl 3s --cmd sh
 	sock=$(br_sock)
-	pid=$(br_agent_pid)
+	pid=$(br_broker_pid)
 	deadline=$(br_deadline "$BR_GRANT")
 	cat >"$t/slow.py" <<'EOF'
 import socket, sys, time
@@ -427,7 +427,7 @@ EOF
 
 @test "exit records the broker had to drop are recorded as lost once it can write again" {
 	local t=$BATS_TEST_TMPDIR
-	export LATCH_LOCK_TIMEOUT_MS=20 LATCH_AGENT_IDLE=60
+	export LATCH_LOCK_TIMEOUT_MS=20 LATCH_BROKER_IDLE=60
 	br_grant canary --ttl 10m --cmd sh
 	cat >"$t/lockdb.py" <<'EOF'
 import sqlite3, sys, time
@@ -482,7 +482,7 @@ assert len(r) == 1 and r[0]["lost_exits"] == 1 and r[0].get("stream"), r
 	refute grep -qaP '[\x00-\x08\x0b-\x1f\x7f]' "$LX_OUT"
 	[[ "$out" == *'\x1b[2K\x0d'* ]]
 	# A fake broker whose answers carry escapes.
-	lx agent stop </dev/null
+	lx broker stop </dev/null
 	cat >"$t/fake.py" <<'EOF'
 import json, socket, sys
 sock, ready = sys.argv[1:3]
@@ -526,7 +526,7 @@ EOF
 	run br_as 65534 "$LATCH" grant canary --ttl 10m --cmd sh --passphrase-fd 3 3<<<"$PASS" </dev/null
 	[ "$status" -eq 0 ] || { echo "$output" >&2; false; }
 	[ "$(stat -c %u:%a "$BR_U_RT")" = "65534:700" ]
-	[ -S "$BR_U_RT/agent-$BR_U_HASH.sock" ]
+	[ -S "$BR_U_RT/broker-$BR_U_HASH.sock" ]
 	local rc=0
 	br_as 65534 setsid -w "$LATCH" run --env X=latch://canary -- sh -c "$(br_check_canary)" </dev/null \
 		>"$BATS_TEST_TMPDIR/r.out" 2>"$BATS_TEST_TMPDIR/r.err" || rc=$?
@@ -536,9 +536,9 @@ EOF
 @test "a grant the broker did not take is recorded as failed, never as a grant alone" {
 	[ "$(id -u)" -eq 0 ] || skip "watching a non-dumpable latch's system call needs root"
 	local t=$BATS_TEST_TMPDIR pid lock
-	export LATCH_AGENT_IDLE=60
+	export LATCH_BROKER_IDLE=60
 	br_grant canary --ttl 10m
-	pid=$(br_agent_pid)
+	pid=$(br_broker_pid)
 	lock=$(br_lock)
 	cat >"$t/lockdb.py" <<'EOF'
 import sqlite3, sys, time, os

@@ -31,7 +31,7 @@ SHA_DEPLOY_KEY=$(sha legacy-fixture-deploy-key-0002)
 
 setup() {
 	br_base_setup
-	export LATCH_AGENT_IDLE=10
+	export LATCH_BROKER_IDLE=10
 	br_runtime "$BATS_TEST_TMPDIR/rt"
 }
 
@@ -256,7 +256,7 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 		live=0
 		for f in $(br_lock_files); do
 			p=$(cat "$f" 2>/dev/null)
-			br_is_agent "$p" && live=1
+			br_is_broker "$p" && live=1
 		done
 		[ "$live" -eq 0 ] || sleep 0.1
 	done
@@ -291,7 +291,7 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 	lx revoke --all </dev/null
 	want_status 0
 	local pid
-	pid=$(br_agent_pid)
+	pid=$(br_broker_pid)
 	br_stop "$pid"
 	want_verified "$(records)"
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE event = 'stop' AND stream = 1")" -eq 1 ]

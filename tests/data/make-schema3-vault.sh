@@ -40,21 +40,21 @@ chmod 0700 "$work"
 export HOME=$work/home
 export LATCH_HOME=$work/vault
 export XDG_RUNTIME_DIR=$work/rt
-export LATCH_AGENT_IDLE=60
+export LATCH_BROKER_IDLE=60
 unset XDG_DATA_HOME XDG_CONFIG_HOME LATCH_LOCK_TIMEOUT_MS
 mkdir -m 0700 "$HOME" "$XDG_RUNTIME_DIR"
 vault=$LATCH_HOME/vault.db
 cd "$work" # the records name the cwd: a throw-away one
 
 # The daemon `latch grant` started, by the pid in its lock file (checked to
-# be a running `latch agent`): TERM, then wait until it is gone.
-stop_agent() {
+# be a running `latch broker`): TERM, then wait until it is gone.
+stop_broker() {
 	local lock pid i
-	for lock in "$XDG_RUNTIME_DIR"/latch/agent-*.lock; do
+	for lock in "$XDG_RUNTIME_DIR"/latch/broker-*.lock; do
 		[ -f "$lock" ] || continue
 		pid=$(cat "$lock" 2>/dev/null) || continue
 		[[ "$pid" =~ ^[0-9]+$ ]] || continue
-		[[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == "latch agent"* ]] || continue
+		[[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == "latch broker"* ]] || continue
 		kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < 100; i++)); do
 			[ -e "/proc/$pid" ] || break
@@ -64,12 +64,12 @@ stop_agent() {
 		if [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
 			kill -KILL "$pid" 2>/dev/null || true
 			sleep 0.5
-			[ -e "/proc/$pid" ] && echo "latch agent $pid survived SIGKILL" >&2
+			[ -e "/proc/$pid" ] && echo "latch broker $pid survived SIGKILL" >&2
 		fi
 	done
 }
 cleanup() {
-	stop_agent
+	stop_broker
 	rm -rf -- "$work"
 }
 trap cleanup EXIT
@@ -103,7 +103,7 @@ setsid -w "$old" run --env A=latch://api-token --env D=latch://db -- sh -c \
 	'[ "$(printf %s "$A" | sha256sum | cut -d" " -f1)" = "$0" ] && [ "$(printf %s "$D" | sha256sum | cut -d" " -f1)" = "$1" ]' \
 	"$want_a" "$want_d" </dev/null
 "$old" revoke --all </dev/null >/dev/null
-stop_agent
+stop_broker
 
 # 3. a reveal on a pseudo-terminal (its output checked, then deleted)
 /usr/bin/python3 "$pty_run" --raw --log "$work/reveal.log" -- "$old" reveal notes --passphrase-fd 3 3<<<"$PASS" \

@@ -1,5 +1,5 @@
 /* Fuzz target: the broker's grant envelope and nonce parsing
- * (agent/auth.c), which read what a client sends before anything about it
+ * (broker/auth.c), which read what a client sends before anything about it
  * is proved: the "box" of a grant request and the base64 nonces.
  *
  * The key, the broker's instance id and both nonces are fixed (FIXED_*
@@ -10,7 +10,7 @@
  * Each value goes to auth_open and auth_b64_32, and their results must be
  * exactly a model's:
  *   - auth_open returns a buffer iff the value is a string of padded
- *     standard base64, at most 4 * (AGENT_MAX_MESSAGE / 3) characters,
+ *     standard base64, at most 4 * (BROKER_MAX_MESSAGE / 3) characters,
  *     of nonce || ciphertext || tag that XChaCha20-Poly1305 opens under
  *     the fixed key with associated data "latch-grant-v1\0" || instance ||
  *     nc || nb, and the plaintext is not empty (auth.c refuses an empty
@@ -37,7 +37,7 @@
  */
 #include "fuzz.h"
 
-#include "../../agent/auth.h"
+#include "../../broker/auth.h"
 #include "secmem.h"
 
 #include <jansson.h>
@@ -55,14 +55,14 @@
 #define FIXED_NB "fuzz-broker-nonce-32-bytes-long!"
 _Static_assert(sizeof FIXED_KEY - 1 == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "one key");
 _Static_assert(sizeof OTHER_KEY - 1 == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "one key");
-_Static_assert(sizeof FIXED_INSTANCE - 1 == AGENT_INSTANCE_BYTES, "one instance id");
+_Static_assert(sizeof FIXED_INSTANCE - 1 == BROKER_INSTANCE_BYTES, "one instance id");
 _Static_assert(sizeof FIXED_NC - 1 == AUTH_NONCE_BYTES && sizeof FIXED_NB - 1 == AUTH_NONCE_BYTES, "nonces");
 
-/* The box's format, as agent/auth.c writes it. */
+/* The box's format, as broker/auth.c writes it. */
 static const char GRANT_LABEL[] = "latch-grant-v1";
 #define NPUB crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define OVERHEAD (NPUB + crypto_aead_xchacha20poly1305_ietf_ABYTES)
-#define B64_MAX (4 * (size_t)(AGENT_MAX_MESSAGE / 3))
+#define B64_MAX (4 * (size_t)(BROKER_MAX_MESSAGE / 3))
 
 static const unsigned char *const instance = (const unsigned char *)FIXED_INSTANCE;
 static const unsigned char *const nc = (const unsigned char *)FIXED_NC;
@@ -103,11 +103,11 @@ static unsigned char *model_open(const json_t *box, const unsigned char *k, size
 		free(raw);
 		return NULL;
 	}
-	unsigned char ad[sizeof GRANT_LABEL + AGENT_INSTANCE_BYTES + 2 * AUTH_NONCE_BYTES];
+	unsigned char ad[sizeof GRANT_LABEL + BROKER_INSTANCE_BYTES + 2 * AUTH_NONCE_BYTES];
 	memcpy(ad, GRANT_LABEL, sizeof GRANT_LABEL);
-	memcpy(ad + sizeof GRANT_LABEL, instance, AGENT_INSTANCE_BYTES);
-	memcpy(ad + sizeof GRANT_LABEL + AGENT_INSTANCE_BYTES, nc, AUTH_NONCE_BYTES);
-	memcpy(ad + sizeof GRANT_LABEL + AGENT_INSTANCE_BYTES + AUTH_NONCE_BYTES, nb, AUTH_NONCE_BYTES);
+	memcpy(ad + sizeof GRANT_LABEL, instance, BROKER_INSTANCE_BYTES);
+	memcpy(ad + sizeof GRANT_LABEL + BROKER_INSTANCE_BYTES, nc, AUTH_NONCE_BYTES);
+	memcpy(ad + sizeof GRANT_LABEL + BROKER_INSTANCE_BYTES + AUTH_NONCE_BYTES, nb, AUTH_NONCE_BYTES);
 	unsigned char *plain = malloc(n - OVERHEAD + 1);
 	if (!plain)
 		fail("out of memory");
@@ -165,7 +165,7 @@ static void round_trip(const uint8_t *data, size_t size)
 	if (size == 0 ? p != NULL : !p || p->len != size || memcmp(p->data, data, size) != 0)
 		fail("a sealed input did not open to exactly itself");
 	secbuf_free(p);
-	unsigned char c2[AUTH_NONCE_BYTES], b2[AUTH_NONCE_BYTES], i2[AGENT_INSTANCE_BYTES];
+	unsigned char c2[AUTH_NONCE_BYTES], b2[AUTH_NONCE_BYTES], i2[BROKER_INSTANCE_BYTES];
 	memcpy(c2, nc, sizeof c2);
 	memcpy(b2, nb, sizeof b2);
 	memcpy(i2, instance, sizeof i2);

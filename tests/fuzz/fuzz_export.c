@@ -399,7 +399,7 @@ static struct audit_stream *stream_open(const struct secbuf *keys)
 	return s;
 }
 
-/* One record in the broker's stream, shaped as cli/cmd_agent.c's
+/* One record in the broker's stream, shaped as cli/cmd_broker.c's
  * recorder makes them ("deny" is a refused release), with a fixed
  * process. */
 static void broker(struct vault *v, struct audit_stream *s, const char *what)

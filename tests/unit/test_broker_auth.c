@@ -1,4 +1,4 @@
-/* Unit test: the broker's proof and the grant's envelope (agent/auth.c).
+/* Unit test: the broker's proof and the grant's envelope (broker/auth.c).
  * A grant box opens only with the broker's key, for the instance and the
  * two nonces of the conversation it was sealed in: replayed in another
  * conversation, sealed for another broker, or with one byte changed, it
@@ -10,16 +10,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../agent/auth.h"
+#include "../../broker/auth.h"
 
 #include <sodium.h>
 #include <string.h>
 
 static struct secbuf *key_of(unsigned char fill)
 {
-	struct secbuf *k = secbuf_new(AGENT_KEY_BYTES);
-	memset(k->data, fill, AGENT_KEY_BYTES);
-	k->len = AGENT_KEY_BYTES;
+	struct secbuf *k = secbuf_new(BROKER_KEY_BYTES);
+	memset(k->data, fill, BROKER_KEY_BYTES);
+	k->len = BROKER_KEY_BYTES;
 	return k;
 }
 
@@ -29,7 +29,7 @@ static void box_opens_only_in_its_conversation(void **state)
 {
 	(void)state;
 	struct secbuf *k = key_of(7), *other = key_of(8);
-	unsigned char inst[AGENT_INSTANCE_BYTES], inst2[AGENT_INSTANCE_BYTES], nc[32], nb[32], nb2[32], nc2[32];
+	unsigned char inst[BROKER_INSTANCE_BYTES], inst2[BROKER_INSTANCE_BYTES], nc[32], nb[32], nb2[32], nc2[32];
 	randombytes_buf(inst, sizeof inst);
 	randombytes_buf(inst2, sizeof inst2);
 	randombytes_buf(nc, sizeof nc);
@@ -77,7 +77,7 @@ static void proof_binds_everything(void **state)
 {
 	(void)state;
 	struct secbuf *k = key_of(1), *other = key_of(2);
-	unsigned char inst[AGENT_INSTANCE_BYTES] = {1}, nc[32] = {2}, nb[32] = {3};
+	unsigned char inst[BROKER_INSTANCE_BYTES] = {1}, nc[32] = {2}, nb[32] = {3};
 	unsigned char base[AUTH_MAC_BYTES], v[AUTH_MAC_BYTES];
 	auth_proof(k, inst, 1234, nc, nb, base);
 	auth_proof(k, inst, 1234, nc, nb, v);

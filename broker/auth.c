@@ -16,7 +16,7 @@ static void put_u64(unsigned char *p, uint64_t v)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
 
-void auth_proof(const struct secbuf *key, const unsigned char instance[AGENT_INSTANCE_BYTES], pid_t pid,
+void auth_proof(const struct secbuf *key, const unsigned char instance[BROKER_INSTANCE_BYTES], pid_t pid,
 		const unsigned char nc[AUTH_NONCE_BYTES], const unsigned char nb[AUTH_NONCE_BYTES],
 		unsigned char out[AUTH_MAC_BYTES])
 {
@@ -25,7 +25,7 @@ void auth_proof(const struct secbuf *key, const unsigned char instance[AGENT_INS
 	crypto_generichash_state st;
 	crypto_generichash_init(&st, key->data, key->len, AUTH_MAC_BYTES);
 	crypto_generichash_update(&st, (const unsigned char *)PROOF_LABEL, sizeof PROOF_LABEL);
-	crypto_generichash_update(&st, instance, AGENT_INSTANCE_BYTES);
+	crypto_generichash_update(&st, instance, BROKER_INSTANCE_BYTES);
 	crypto_generichash_update(&st, p, sizeof p);
 	crypto_generichash_update(&st, nc, AUTH_NONCE_BYTES);
 	crypto_generichash_update(&st, nb, AUTH_NONCE_BYTES);
@@ -48,15 +48,15 @@ void auth_ack(const struct secbuf *key, const unsigned char nc[AUTH_NONCE_BYTES]
 	crypto_generichash_final(&st, out, AUTH_MAC_BYTES);
 }
 
-#define AD_BYTES (sizeof GRANT_LABEL + AGENT_INSTANCE_BYTES + 2 * AUTH_NONCE_BYTES)
+#define AD_BYTES (sizeof GRANT_LABEL + BROKER_INSTANCE_BYTES + 2 * AUTH_NONCE_BYTES)
 
-static void grant_ad(const unsigned char instance[AGENT_INSTANCE_BYTES], const unsigned char nc[AUTH_NONCE_BYTES],
+static void grant_ad(const unsigned char instance[BROKER_INSTANCE_BYTES], const unsigned char nc[AUTH_NONCE_BYTES],
 		     const unsigned char nb[AUTH_NONCE_BYTES], unsigned char ad[AD_BYTES])
 {
 	memcpy(ad, GRANT_LABEL, sizeof GRANT_LABEL);
-	memcpy(ad + sizeof GRANT_LABEL, instance, AGENT_INSTANCE_BYTES);
-	memcpy(ad + sizeof GRANT_LABEL + AGENT_INSTANCE_BYTES, nc, AUTH_NONCE_BYTES);
-	memcpy(ad + sizeof GRANT_LABEL + AGENT_INSTANCE_BYTES + AUTH_NONCE_BYTES, nb, AUTH_NONCE_BYTES);
+	memcpy(ad + sizeof GRANT_LABEL, instance, BROKER_INSTANCE_BYTES);
+	memcpy(ad + sizeof GRANT_LABEL + BROKER_INSTANCE_BYTES, nc, AUTH_NONCE_BYTES);
+	memcpy(ad + sizeof GRANT_LABEL + BROKER_INSTANCE_BYTES + AUTH_NONCE_BYTES, nb, AUTH_NONCE_BYTES);
 }
 
 json_t *auth_b64_json(const unsigned char *p, size_t n)
@@ -72,7 +72,7 @@ json_t *auth_b64_json(const unsigned char *p, size_t n)
 	return s;
 }
 
-json_t *auth_seal(const struct secbuf *key, const unsigned char instance[AGENT_INSTANCE_BYTES],
+json_t *auth_seal(const struct secbuf *key, const unsigned char instance[BROKER_INSTANCE_BYTES],
 		  const unsigned char nc[AUTH_NONCE_BYTES], const unsigned char nb[AUTH_NONCE_BYTES],
 		  const char *plain, size_t len)
 {
@@ -90,13 +90,13 @@ json_t *auth_seal(const struct secbuf *key, const unsigned char instance[AGENT_I
 	return s;
 }
 
-struct secbuf *auth_open(const struct secbuf *key, const unsigned char instance[AGENT_INSTANCE_BYTES],
+struct secbuf *auth_open(const struct secbuf *key, const unsigned char instance[BROKER_INSTANCE_BYTES],
 			 const unsigned char nc[AUTH_NONCE_BYTES], const unsigned char nb[AUTH_NONCE_BYTES],
 			 const json_t *box)
 {
 	const char *b64 = json_string_value(box);
 	size_t blen = b64 ? strlen(b64) : 0, n = 0;
-	if (!b64 || blen > 4 * (size_t)(AGENT_MAX_MESSAGE / 3))
+	if (!b64 || blen > 4 * (size_t)(BROKER_MAX_MESSAGE / 3))
 		return NULL;
 	unsigned char *raw = malloc(blen / 4 * 3 + 3);
 	if (!raw)

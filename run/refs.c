@@ -1,5 +1,5 @@
 /* References: which variable gets which secret, and the command to run. */
-#include "broker.h"
+#include "run.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,16 +27,16 @@ static int parse_ref(const char *spec, size_t len, const char *where, char **var
 	const char *eq = memchr(spec, '=', len);
 	if (!eq)
 		return 0;
-	size_t vlen = (size_t)(eq - spec), slen = strlen(BROKER_SCHEME);
+	size_t vlen = (size_t)(eq - spec), slen = strlen(RUN_SCHEME);
 	const char *value = eq + 1;
 	size_t rest = len - vlen - 1;
-	if (rest < slen || strncmp(value, BROKER_SCHEME, slen) != 0)
+	if (rest < slen || strncmp(value, RUN_SCHEME, slen) != 0)
 		return 0;
 	if (!var_valid(spec, vlen))
 		return latch_error(LATCH_USAGE, "%sinvalid variable name in reference '%.*s'", where, (int)vlen, spec);
 	/* The value would reach ld.so, a shell's start-up or an
 	 * interpreter's, which print it or hand it to the agent's code. */
-	if (broker_env_unsafe(spec, vlen))
+	if (run_env_unsafe(spec, vlen))
 		return latch_error(LATCH_USAGE,
 				   "%sa reference cannot target '%.*s': loader, shell and interpreter start-up variables never reach the child",
 				   where, (int)vlen, spec);
@@ -50,26 +50,26 @@ static int parse_ref(const char *spec, size_t len, const char *where, char **var
 	return 1;
 }
 
-static int add(struct broker_plan *p, char *var, char *name, bool as_file)
+static int add(struct run_plan *p, char *var, char *name, bool as_file)
 {
 	/* A later reference to the same variable replaces the earlier one. */
 	for (size_t i = 0; i < p->n_refs; i++)
 		if (!strcmp(p->refs[i].var, var)) {
 			free(p->refs[i].var);
 			free(p->refs[i].name);
-			p->refs[i] = (struct broker_ref){var, name, as_file};
+			p->refs[i] = (struct run_ref){var, name, as_file};
 			return 0;
 		}
-	if (p->n_refs == BROKER_MAX_REFS) {
+	if (p->n_refs == RUN_MAX_REFS) {
 		free(var);
 		free(name);
-		return latch_error(LATCH_USAGE, "more than %d references", BROKER_MAX_REFS);
+		return latch_error(LATCH_USAGE, "more than %d references", RUN_MAX_REFS);
 	}
-	p->refs[p->n_refs++] = (struct broker_ref){var, name, as_file};
+	p->refs[p->n_refs++] = (struct run_ref){var, name, as_file};
 	return 0;
 }
 
-int broker_add_ref(struct broker_plan *p, const char *spec, bool as_file)
+int run_add_ref(struct run_plan *p, const char *spec, bool as_file)
 {
 	char *var, *name;
 	int rc = parse_ref(spec, strlen(spec), "", &var, &name);
@@ -78,7 +78,7 @@ int broker_add_ref(struct broker_plan *p, const char *spec, bool as_file)
 	return rc < 0 ? -1 : add(p, var, name, as_file);
 }
 
-int broker_add_environ(struct broker_plan *p, char *const *envp)
+int run_add_environ(struct run_plan *p, char *const *envp)
 {
 	for (; envp && *envp; envp++) {
 		char *var, *name;
@@ -89,7 +89,7 @@ int broker_add_environ(struct broker_plan *p, char *const *envp)
 	return 0;
 }
 
-int broker_add_env_file(struct broker_plan *p, const char *path)
+int run_add_env_file(struct run_plan *p, const char *path)
 {
 	FILE *f = fopen(path, "re");
 	if (!f)
@@ -125,7 +125,7 @@ int broker_add_env_file(struct broker_plan *p, const char *path)
 	return rc;
 }
 
-size_t broker_names(const struct broker_plan *p, const char **names, size_t max)
+size_t run_names(const struct run_plan *p, const char **names, size_t max)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
@@ -150,7 +150,7 @@ static int resolved(const char *path, char out[PATH_MAX])
 	return 0;
 }
 
-int broker_resolve(const char *cmd, char out[PATH_MAX])
+int run_resolve(const char *cmd, char out[PATH_MAX])
 {
 	int rc = 127;
 	if (cmd[0] == '\0') {
@@ -183,7 +183,7 @@ int broker_resolve(const char *cmd, char out[PATH_MAX])
 	return rc;
 }
 
-void broker_plan_free(struct broker_plan *p)
+void run_plan_free(struct run_plan *p)
 {
 	for (size_t i = 0; i < p->n_refs; i++) {
 		free(p->refs[i].var);

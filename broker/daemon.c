@@ -2,7 +2,7 @@
  * One thread, one poll loop: every connection is non-blocking and has an
  * absolute deadline, so expiry, revocation and stop never wait for a
  * client. */
-#include "agent.h"
+#include "broker.h"
 #include "auth.h"
 #include "wire.h"
 
@@ -26,10 +26,10 @@
 struct grant {
 	char id[32];
 	size_t n;
-	char *names[AGENT_MAX_NAMES];
-	struct secbuf *values[AGENT_MAX_NAMES];
+	char *names[BROKER_MAX_NAMES];
+	struct secbuf *values[BROKER_MAX_NAMES];
 	size_t n_cmds;
-	char *cmds[AGENT_MAX_CMDS];
+	char *cmds[BROKER_MAX_CMDS];
 	int64_t deadline;
 	int64_t uses_left; /* -1: unlimited */
 	const char *ended; /* NULL while live; else why it ended */
@@ -42,7 +42,7 @@ struct release {
 	char id[32];
 	struct grant *grant;
 	size_t n;
-	char *names[AGENT_MAX_NAMES];
+	char *names[BROKER_MAX_NAMES];
 	pid_t pid; /* who reported the exit */
 	uid_t uid;
 	int status;
@@ -65,10 +65,10 @@ struct conn {
 };
 
 /* Exit records queue here: at most this many, for at most
- * AGENT_EXIT_FLUSH_MS, and a flush that keeps failing gives up on them
+ * BROKER_EXIT_FLUSH_MS, and a flush that keeps failing gives up on them
  * rather than hold every later release hostage; how many were lost is
  * recorded with the next commit that succeeds. */
-#define MAX_PENDING (AGENT_RECORD_BATCH - 2)
+#define MAX_PENDING (BROKER_RECORD_BATCH - 2)
 #define MAX_FLUSH_FAILURES 20
 #define MAX_CONNS 64
 
@@ -81,9 +81,9 @@ static struct {
 	int64_t pending_since_ms; /* monotonic time of the oldest pending exit */
 	int flush_failures;
 	int64_t lost; /* exit records dropped and not yet said so */
-	const struct agent_recorder *rec;
+	const struct broker_recorder *rec;
 	struct secbuf *key; /* from the enrolment */
-	unsigned char instance[AGENT_INSTANCE_BYTES];
+	unsigned char instance[BROKER_INSTANCE_BYTES];
 	struct conn conns[MAX_CONNS];
 	size_t n_conns;
 	bool stop_asked;
@@ -124,15 +124,15 @@ static void pending_drop_all(void)
  * durable commit. If that fails and `ev` is given, `ev` is tried alone: a
  * release must not be refused because an earlier exit could not be
  * written. */
-static int record_with_pending(const struct agent_event *ev)
+static int record_with_pending(const struct broker_event *ev)
 {
-	static struct agent_event evs[AGENT_RECORD_BATCH];
+	static struct broker_event evs[BROKER_RECORD_BATCH];
 	size_t n = 0;
 	if (b.lost > 0)
-		evs[n++] = (struct agent_event){.event = "lost", .lost_exits = b.lost, .pid = getpid(), .uid = getuid(),
+		evs[n++] = (struct broker_event){.event = "lost", .lost_exits = b.lost, .pid = getpid(), .uid = getuid(),
 						.exit_status = -1};
 	for (const struct release *r = b.pending; r && n < MAX_PENDING + 1; r = r->next)
-		evs[n++] = (struct agent_event){.event = "exit", .grant_id = r->grant->id,
+		evs[n++] = (struct broker_event){.event = "exit", .grant_id = r->grant->id,
 						.names = (const char *const *)r->names, .n = r->n, .pid = r->pid,
 						.uid = r->uid, .exit_status = r->status, .time = r->time};
 	size_t n_queued = n;
@@ -180,7 +180,7 @@ static void sweep(void)
 			grant_forget_values(g, "expired");
 }
 
-bool agent_busy_tick(void)
+bool broker_busy_tick(void)
 {
 	sweep();
 	return !stopping;
@@ -248,7 +248,7 @@ static json_t *op_hello(json_t *req, struct conn *c)
 	c->hello = true;
 	randombytes_buf(c->nb, sizeof c->nb);
 	unsigned char proof[AUTH_MAC_BYTES];
-	char hex[2 * AGENT_INSTANCE_BYTES + 1];
+	char hex[2 * BROKER_INSTANCE_BYTES + 1];
 	auth_proof(b.key, b.instance, getpid(), c->nc, c->nb, proof);
 	sodium_bin2hex(hex, sizeof hex, b.instance, sizeof b.instance);
 	return json_pack("{s:b, s:i, s:s, s:o, s:o}", "ok", 1, "pid", (int)getpid(), "instance", hex, "nonce",
@@ -274,10 +274,10 @@ static json_t *op_grant(json_t *req, struct conn *c)
 	json_int_t ttl = json_integer_value(json_object_get(g_req, "ttl"));
 	json_t *uses = json_object_get(g_req, "uses");
 	json_t *reply = NULL;
-	if (!g || !id || !latch_name_valid(id) || strlen(id) >= sizeof g->id || ttl < 1 || ttl > AGENT_MAX_TTL ||
+	if (!g || !id || !latch_name_valid(id) || strlen(id) >= sizeof g->id || ttl < 1 || ttl > BROKER_MAX_TTL ||
 	    (!json_is_null(uses) && (!json_is_integer(uses) || json_integer_value(uses) < 1)) ||
-	    strings_of(json_object_get(g_req, "names"), AGENT_MAX_NAMES, g->names, &g->n, true) != 0 || g->n == 0 ||
-	    strings_of(json_object_get(g_req, "cmds"), AGENT_MAX_CMDS, g->cmds, &g->n_cmds, false) != 0 ||
+	    strings_of(json_object_get(g_req, "names"), BROKER_MAX_NAMES, g->names, &g->n, true) != 0 || g->n == 0 ||
+	    strings_of(json_object_get(g_req, "cmds"), BROKER_MAX_CMDS, g->cmds, &g->n_cmds, false) != 0 ||
 	    json_array_size(values) != g->n) {
 		reply = reply_error("bad-request", "malformed grant");
 		goto fail;
@@ -373,7 +373,7 @@ static void release_remember(const char *id, struct grant *g, char **names, size
 
 static json_t *op_release(json_t *req, const struct ucred *peer)
 {
-	char *names[AGENT_MAX_NAMES], *argv[256];
+	char *names[BROKER_MAX_NAMES], *argv[256];
 	size_t n = 0, argc = 0;
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	const char *cwd = json_string_value(json_object_get(req, "cwd"));
@@ -381,7 +381,7 @@ static json_t *op_release(json_t *req, const struct ucred *peer)
 	/* A command or directory holding control characters would reach the
 	 * human's terminal through the log and the denial hint: refused. */
 	if (!cmd || cmd[0] != '/' || !text_is_plain(cmd) || (cwd && !text_is_plain(cwd)) ||
-	    strings_of(json_object_get(req, "names"), AGENT_MAX_NAMES, names, &n, true) != 0 || n == 0) {
+	    strings_of(json_object_get(req, "names"), BROKER_MAX_NAMES, names, &n, true) != 0 || n == 0) {
 		strings_free(names, n);
 		return reply_error("bad-request", "malformed release");
 	}
@@ -408,7 +408,7 @@ static json_t *op_release(json_t *req, const struct ucred *peer)
 		if (all)
 			g = c;
 	}
-	struct agent_event ev = {.event = "release", .names = (const char *const *)names, .n = n, .pid = peer->pid,
+	struct broker_event ev = {.event = "release", .names = (const char *const *)names, .n = n, .pid = peer->pid,
 				 .uid = peer->uid, .exe = cmd, .cwd = cwd, .argv = argv, .argc = (int)argc,
 				 .exit_status = -1};
 	if (!g) {
@@ -447,7 +447,7 @@ out:
 	return reply;
 }
 
-/* The exit is queued, not written: see AGENT_EXIT_FLUSH_MS. */
+/* The exit is queued, not written: see BROKER_EXIT_FLUSH_MS. */
 static json_t *op_exit(json_t *req, const struct ucred *peer)
 {
 	const char *rid = json_string_value(json_object_get(req, "release"));
@@ -514,7 +514,7 @@ static json_t *op_revoke(json_t *req, const struct ucred *peer)
 			continue;
 		grant_forget_values(g, "revoked");
 		count++;
-		struct agent_event ev = {.event = "revoke", .grant_id = g->id, .names = (const char *const *)g->names,
+		struct broker_event ev = {.event = "revoke", .grant_id = g->id, .names = (const char *const *)g->names,
 					 .n = g->n, .pid = peer->pid, .uid = peer->uid, .exit_status = -1};
 		record_with_pending(&ev);
 	}
@@ -632,7 +632,7 @@ static int conn_read(struct conn *c)
 {
 	for (;;) {
 		if (c->in->len == c->in->cap) {
-			if (c->in->cap >= AGENT_MAX_MESSAGE)
+			if (c->in->cap >= BROKER_MAX_MESSAGE)
 				return -1;
 			struct secbuf *bigger = secbuf_new(c->in->cap * 2);
 			if (!bigger)
@@ -672,7 +672,7 @@ static void accept_all(int lfd)
 			continue;
 		}
 		b.conns[b.n_conns++] = (struct conn){.fd = fd, .peer = peer, .in = in,
-						     .deadline_ms = now_ms() + AGENT_CONN_DEADLINE_MS};
+						     .deadline_ms = now_ms() + BROKER_CONN_DEADLINE_MS};
 	}
 }
 
@@ -710,12 +710,12 @@ static int detach(void)
 
 static int idle_seconds(void)
 {
-	const char *s = getenv("LATCH_AGENT_IDLE");
+	const char *s = getenv("LATCH_BROKER_IDLE");
 	int v = s ? atoi(s) : 0;
 	return v > 0 ? v : 600;
 }
 
-int agent_detach(bool foreground, int keep)
+int broker_detach(bool foreground, int keep)
 {
 	/* No inherited descriptor may keep a caller's pipe open (a test
 	 * runner waits for its output to close). */
@@ -738,8 +738,8 @@ static int take_enrolment(int fd)
 	struct secbuf *stream = secret_from_json_b64(json_object_get(o, "stream"), 4096);
 	size_t got = 0;
 	int rc = -1;
-	b.key = secret_from_json_b64(json_object_get(o, "key"), AGENT_KEY_BYTES);
-	if (!inst || !b.key || b.key->len != AGENT_KEY_BYTES || !stream ||
+	b.key = secret_from_json_b64(json_object_get(o, "key"), BROKER_KEY_BYTES);
+	if (!inst || !b.key || b.key->len != BROKER_KEY_BYTES || !stream ||
 	    sodium_hex2bin(b.instance, sizeof b.instance, inst, strlen(inst), NULL, &got, NULL) != 0 ||
 	    got != sizeof b.instance)
 		latch_error(LATCH_OPERR, "the enrolment is malformed");
@@ -757,12 +757,12 @@ static void say(int fd, json_t *msg)
 	json_decref(msg);
 }
 
-int agent_serve(const char *vault_dir, int enrol_fd, const struct agent_recorder *rec)
+int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
 	b.rec = rec;
 	b.pending_tail = &b.pending;
-	if (agent_paths(vault_dir, sock, lock) != 0)
+	if (broker_paths(vault_dir, sock, lock) != 0)
 		return -1;
 	struct timeval tv = {30, 0};
 	setsockopt(enrol_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -849,7 +849,7 @@ int agent_serve(const char *vault_dir, int enrol_fd, const struct agent_recorder
 		if (live && wait_ms > 60000)
 			wait_ms = 60000;
 		if (b.pending) {
-			int64_t due = b.pending_since_ms + AGENT_EXIT_FLUSH_MS - t;
+			int64_t due = b.pending_since_ms + BROKER_EXIT_FLUSH_MS - t;
 			wait_ms = due < 0 ? 0 : due < wait_ms ? due : wait_ms;
 		}
 		for (size_t i = 0; i < b.n_conns; i++) {
@@ -888,12 +888,12 @@ int agent_serve(const char *vault_dir, int enrol_fd, const struct agent_recorder
 			if (pfds[0].revents & POLLIN)
 				accept_all(fd);
 		}
-		if (b.pending && now_ms() - b.pending_since_ms >= AGENT_EXIT_FLUSH_MS)
+		if (b.pending && now_ms() - b.pending_since_ms >= BROKER_EXIT_FLUSH_MS)
 			record_with_pending(NULL);
 	}
 	/* Its last record: what it still holds, and that it stopped, which
 	 * ends its stream. */
-	struct agent_event ev = {.event = "stop", .pid = getpid(), .uid = getuid(), .exit_status = -1};
+	struct broker_event ev = {.event = "stop", .pid = getpid(), .uid = getuid(), .exit_status = -1};
 	record_with_pending(&ev);
 	/* Forget everything before the socket goes away. */
 	for (struct grant *g = b.grants; g; g = g->next)

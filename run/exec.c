@@ -1,5 +1,5 @@
 /* Running the child: environment, memory files, exec, signals, status. */
-#include "broker.h"
+#include "run.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,9 +69,9 @@ static bool named(const char *const *list, size_t n, const char *s, size_t len)
 }
 
 /* The child's environment: ours (or only --keep with --pristine) less
- * every unsafe variable (broker_env_unsafe), with every reference set to
+ * every unsafe variable (run_env_unsafe), with every reference set to
  * its value, or for --file to "/dev/fd/N" (N = 3, 4, ... in order). */
-static char **build_env(const struct broker_plan *p, const char *const *names, struct secbuf *const *values,
+static char **build_env(const struct run_plan *p, const char *const *names, struct secbuf *const *values,
 			size_t n, struct secbuf **store)
 {
 	size_t count = 0;
@@ -80,7 +80,7 @@ static char **build_env(const struct broker_plan *p, const char *const *names, s
 	char **env = calloc(count + p->n_refs + 1, sizeof *env);
 	if (!env)
 		return NULL;
-	const char *vars[BROKER_MAX_REFS];
+	const char *vars[RUN_MAX_REFS];
 	for (size_t i = 0; i < p->n_refs; i++)
 		vars[i] = p->refs[i].var;
 	size_t k = 0;
@@ -88,7 +88,7 @@ static char **build_env(const struct broker_plan *p, const char *const *names, s
 		const char *eq = strchr(*e, '=');
 		size_t vlen = eq ? (size_t)(eq - *e) : strlen(*e);
 		if ((p->pristine && !named((const char *const *)p->keep, p->n_keep, *e, vlen)) ||
-		    named(vars, p->n_refs, *e, vlen) || broker_env_unsafe(*e, vlen))
+		    named(vars, p->n_refs, *e, vlen) || run_env_unsafe(*e, vlen))
 			continue;
 		env[k++] = *e;
 	}
@@ -134,7 +134,7 @@ static char **build_env(const struct broker_plan *p, const char *const *names, s
  * to numbers at or above 3 + n_files, so no move to 3.. in the child
  * overwrites one not yet moved, and none is a dup2 onto itself (which
  * would leave close-on-exec set). */
-static int make_files(const struct broker_plan *p, const char *const *names, struct secbuf *const *values,
+static int make_files(const struct run_plan *p, const char *const *names, struct secbuf *const *values,
 		      size_t n, int *fds, size_t n_files)
 {
 	size_t k = 0;
@@ -171,7 +171,7 @@ static void close_files(int *fds, size_t n_files)
 		}
 }
 
-int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *const *values, size_t n)
+int run_child(struct run_plan *p, const char *const *names, struct secbuf *const *values, size_t n)
 {
 	size_t n_files = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
@@ -187,8 +187,8 @@ int broker_run(struct broker_plan *p, const char *const *names, struct secbuf *c
 		}
 		n_files += p->refs[i].as_file;
 	}
-	int fds[BROKER_MAX_REFS];
-	for (size_t i = 0; i < BROKER_MAX_REFS; i++)
+	int fds[RUN_MAX_REFS];
+	for (size_t i = 0; i < RUN_MAX_REFS; i++)
 		fds[i] = -1;
 	struct secbuf *store = NULL;
 	char **env = NULL;

@@ -2,7 +2,7 @@
  * makes a program that is not the agent's (a granted /usr/bin/psql, bash,
  * python3) load, run or print what the agent chose, with the child's
  * environment, values included, in reach. */
-#include "broker.h"
+#include "run.h"
 
 #include <string.h>
 
@@ -43,7 +43,7 @@ static const char *const unsafe_names[] = {
 	"_JAVA_OPTIONS",
 };
 
-bool broker_env_unsafe(const char *name, size_t len)
+bool run_env_unsafe(const char *name, size_t len)
 {
 	for (size_t i = 0; i < sizeof unsafe_prefixes / sizeof unsafe_prefixes[0]; i++) {
 		size_t n = strlen(unsafe_prefixes[i]);

@@ -5,7 +5,7 @@
  * to them by accident. What it cannot stop is a tracer that attached in
  * the moment between exec and PR_SET_DUMPABLE and left again; every latch
  * process shares that window (docs/threat-model.md). */
-#include "agent.h"
+#include "broker.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -65,7 +65,7 @@ static int check_maps(void)
 	return rc;
 }
 
-int agent_check_pristine(void)
+int broker_check_pristine(void)
 {
 	int t = tracer_pid();
 	if (t < 0)

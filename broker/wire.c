@@ -13,7 +13,7 @@ struct secbuf *wire_read_line(int fd)
 	struct secbuf *b = secbuf_new(2048);
 	while (b) {
 		if (b->len == b->cap) {
-			if (b->cap >= AGENT_MAX_MESSAGE) {
+			if (b->cap >= BROKER_MAX_MESSAGE) {
 				secbuf_free(b);
 				return NULL;
 			}

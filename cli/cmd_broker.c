@@ -1,4 +1,4 @@
-/* latch agent: the broker daemon, normally started on demand by grant. */
+/* latch broker: the broker daemon, normally started on demand by grant. */
 #include "cli.h"
 
 #include "../audit/audit.h"
@@ -10,9 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
-const char usage_agent[] =
-	"usage: latch agent [--foreground] [--passphrase-fd N]\n"
-	"       latch agent stop\n"
+const char usage_broker[] =
+	"usage: latch broker [--foreground] [--passphrase-fd N]\n"
+	"       latch broker stop\n"
 	"\n"
 	"The broker daemon for this vault. 'latch grant' starts it on demand; you\n"
 	"rarely run it by hand. It holds granted values in locked memory, enforces\n"
@@ -24,7 +24,7 @@ const char usage_agent[] =
 	"the passphrase, starts one and enrols it (its key and its audit stream);\n"
 	"grants go only to a broker that proves it was started that way. It\n"
 	"listens on a socket in $XDG_RUNTIME_DIR/latch (else in the vault's\n"
-	"directory, run/), and exits LATCH_AGENT_IDLE seconds (default 600) after\n"
+	"directory, run/), and exits LATCH_BROKER_IDLE seconds (default 600) after\n"
 	"its last grant ended and its last request.\n"
 	"\n"
 	"  --foreground       do not detach; logs go to stderr; stop with Ctrl-C\n"
@@ -45,16 +45,16 @@ static int enrol(void *ctx, const struct secbuf *stream_keys)
 	return audit_stream_open(stream_keys, &r->stream);
 }
 
-static int record(void *ctx, const struct agent_event *evs, size_t n)
+static int record(void *ctx, const struct broker_event *evs, size_t n)
 {
 	struct recorder_ctx *r = ctx;
-	if (n > AGENT_RECORD_BATCH)
+	if (n > BROKER_RECORD_BATCH)
 		return latch_error(LATCH_OPERR, "too many audit events in one commit");
-	static struct audit_secret_ref refs[AGENT_RECORD_BATCH][AGENT_MAX_NAMES];
-	static struct audit_event out[AGENT_RECORD_BATCH];
+	static struct audit_secret_ref refs[BROKER_RECORD_BATCH][BROKER_MAX_NAMES];
+	static struct audit_event out[BROKER_RECORD_BATCH];
 	for (size_t k = 0; k < n; k++) {
-		const struct agent_event *e = &evs[k];
-		size_t n_refs = e->n < AGENT_MAX_NAMES ? e->n : AGENT_MAX_NAMES;
+		const struct broker_event *e = &evs[k];
+		size_t n_refs = e->n < BROKER_MAX_NAMES ? e->n : BROKER_MAX_NAMES;
 		for (size_t i = 0; i < n_refs; i++)
 			refs[k][i] = (struct audit_secret_ref){e->names[i], 0};
 		out[k] = (struct audit_event){
@@ -86,7 +86,7 @@ static int record(void *ctx, const struct agent_event *evs, size_t n)
 static int busy_wait(void *ctx, int count)
 {
 	(void)ctx;
-	if (!agent_busy_tick() || (int64_t)count * 2 >= vault_lock_timeout_ms())
+	if (!broker_busy_tick() || (int64_t)count * 2 >= vault_lock_timeout_ms())
 		return 0;
 	struct timespec ts = {0, 2 * 1000 * 1000};
 	nanosleep(&ts, NULL);
@@ -99,12 +99,12 @@ static int serve(bool foreground)
 {
 	char dir[PATH_MAX];
 	struct recorder_ctx r = {0};
-	if (agent_check_pristine() != 0 || agent_detach(foreground, 3) != 0 || vault_dir(dir, sizeof dir) != 0 ||
+	if (broker_check_pristine() != 0 || broker_detach(foreground, 3) != 0 || vault_dir(dir, sizeof dir) != 0 ||
 	    vault_open(dir, &r.v) != 0)
 		return cli_fail();
 	sqlite3_busy_handler(vault_db(r.v), busy_wait, NULL);
-	struct agent_recorder rec = {enrol, record, &r};
-	int rc = agent_serve(dir, 3, &rec);
+	struct broker_recorder rec = {enrol, record, &r};
+	int rc = broker_serve(dir, 3, &rec);
 	audit_stream_free(r.stream);
 	vault_close(r.v);
 	return rc == 0 ? 0 : cli_fail();
@@ -122,7 +122,7 @@ static int stop(void)
 {
 	char dir[PATH_MAX];
 	pid_t pid = 0;
-	if (vault_dir(dir, sizeof dir) != 0 || agent_stop(dir, 5000, &pid) != 0)
+	if (vault_dir(dir, sizeof dir) != 0 || broker_stop(dir, 5000, &pid) != 0)
 		return cli_fail();
 	if (pid)
 		printf("Stopped the broker (pid %d): every grant has ended.\n", (int)pid);
@@ -131,7 +131,7 @@ static int stop(void)
 	return cli_finish_output() == 0 ? 0 : cli_fail();
 }
 
-int cmd_agent(int argc, char **argv)
+int cmd_broker(int argc, char **argv)
 {
 	static const struct option opts[] = {{"foreground", no_argument, NULL, 'f'},
 					     {"passphrase-fd", required_argument, NULL, 'p'},
@@ -140,7 +140,7 @@ int cmd_agent(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	bool foreground = false;
 	int fd = -1, enrol_fd = -1, c;
-	while ((c = cli_getopt(argc, argv, ":h", opts, "agent")) != -1) {
+	while ((c = cli_getopt(argc, argv, ":h", opts, "broker")) != -1) {
 		switch (c) {
 		case 'f':
 			foreground = true;
@@ -152,11 +152,11 @@ int cmd_agent(int argc, char **argv)
 		case 'E':
 			/* Internal: how a passphrase holder's latch starts one. */
 			if (strcmp(optarg, "3") != 0)
-				return cli_usage("agent", "--enrol-fd is for latch itself");
+				return cli_usage("broker", "--enrol-fd is for latch itself");
 			enrol_fd = 3;
 			break;
 		case 'h':
-			return cli_help(usage_agent);
+			return cli_help(usage_broker);
 		default:
 			return LATCH_USAGE;
 		}
@@ -164,20 +164,20 @@ int cmd_agent(int argc, char **argv)
 	if (optind == argc - 1 && !strcmp(argv[optind], "stop") && !foreground && fd < 0 && enrol_fd < 0)
 		return stop();
 	if (optind != argc)
-		return cli_usage("agent", "unexpected argument '%s'", argv[optind]);
+		return cli_usage("broker", "unexpected argument '%s'", argv[optind]);
 	if (enrol_fd == 3)
 		return serve(foreground);
 
 	/* By hand: the passphrase, then a broker started and enrolled. */
 	char dir[PATH_MAX];
 	struct vault *v = NULL;
-	struct agent_session s;
+	struct broker_session s;
 	if (vault_dir(dir, sizeof dir) != 0 || cli_open_unlocked(fd, &v) != 0)
 		return cli_fail();
-	int rc = agent_connect_verified(dir, cli_broker_key, v, &s);
+	int rc = broker_connect_verified(dir, cli_broker_key, v, &s);
 	if (rc == 0) {
 		printf("A broker is already running (pid %d).\n", (int)s.pid);
-		agent_session_close(&s);
+		broker_session_close(&s);
 		vault_close(v);
 		return cli_finish_output() == 0 ? 0 : cli_fail();
 	}

@@ -1,5 +1,5 @@
 /* Finding, starting, proving and calling the broker. */
-#include "agent.h"
+#include "broker.h"
 #include "auth.h"
 #include "wire.h"
 
@@ -18,7 +18,7 @@
 
 extern char **environ;
 
-int agent_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX])
+int broker_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX])
 {
 	/* `latch run` asks twice (release, exit): the checks and the
 	 * realpath walk are made once per process. */
@@ -48,8 +48,8 @@ int agent_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX])
 	crypto_generichash(h, sizeof h, (const unsigned char *)real, strlen(real), NULL, 0);
 	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
 	struct sockaddr_un addr;
-	if (snprintf(sock, PATH_MAX, "%s/agent-%s.sock", dir, hex) >= (int)sizeof addr.sun_path ||
-	    snprintf(lock, PATH_MAX, "%s/agent-%s.lock", dir, hex) >= PATH_MAX)
+	if (snprintf(sock, PATH_MAX, "%s/broker-%s.sock", dir, hex) >= (int)sizeof addr.sun_path ||
+	    snprintf(lock, PATH_MAX, "%s/broker-%s.lock", dir, hex) >= PATH_MAX)
 		return latch_error(LATCH_USAGE, "runtime directory '%s' is too long a path for a socket: set XDG_RUNTIME_DIR", dir);
 	if (strlen(vault_dir) < sizeof last_vault) {
 		memcpy(last_sock, sock, PATH_MAX);
@@ -98,10 +98,10 @@ static int exchange(int fd, json_t *req, json_t **resp)
 	return 0;
 }
 
-int agent_call(const char *vault_dir, json_t *req, json_t **resp)
+int broker_call(const char *vault_dir, json_t *req, json_t **resp)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
-	if (agent_paths(vault_dir, sock, lock) != 0)
+	if (broker_paths(vault_dir, sock, lock) != 0)
 		return -1;
 	int fd = connect_to(sock);
 	if (fd < 0)
@@ -113,10 +113,10 @@ int agent_call(const char *vault_dir, json_t *req, json_t **resp)
 	return rc;
 }
 
-int agent_flush(const char *vault_dir)
+int broker_flush(const char *vault_dir)
 {
 	json_t *req = json_pack("{s:s}", "op", "flush"), *resp = NULL;
-	int rc = req ? agent_call(vault_dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
+	int rc = req ? broker_call(vault_dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
 	json_decref(req);
 	if (rc == 1)
 		return 0; /* no daemon: nothing is pending */
@@ -134,19 +134,19 @@ static void sleep_ms(long ms)
 		;
 }
 
-int agent_stop(const char *vault_dir, int wait_ms, pid_t *pid_out)
+int broker_stop(const char *vault_dir, int wait_ms, pid_t *pid_out)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
 	*pid_out = 0;
 	json_t *req = json_pack("{s:s}", "op", "stop"), *resp = NULL;
-	int rc = req ? agent_call(vault_dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
+	int rc = req ? broker_call(vault_dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
 	json_decref(req);
 	if (rc != 0)
 		return rc == 1 ? 0 : -1;
 	pid_t pid = (pid_t)json_integer_value(json_object_get(resp, "pid"));
 	bool ok = json_is_true(json_object_get(resp, "ok"));
 	json_decref(resp);
-	if (!ok || pid <= 0 || agent_paths(vault_dir, sock, lock) != 0)
+	if (!ok || pid <= 0 || broker_paths(vault_dir, sock, lock) != 0)
 		return latch_error(LATCH_OPERR, "the process at the broker's socket did not agree to stop");
 	*pid_out = pid;
 	/* Gone when its pid is, or at least its socket no longer answers. */
@@ -163,7 +163,7 @@ int agent_stop(const char *vault_dir, int wait_ms, pid_t *pid_out)
 	return latch_error(LATCH_OPERR, "the broker (pid %d) did not stop: kill it and try again", (int)pid);
 }
 
-void agent_session_close(struct agent_session *s)
+void broker_session_close(struct broker_session *s)
 {
 	if (s->fd >= 0)
 		close(s->fd);
@@ -177,16 +177,16 @@ void agent_session_close(struct agent_session *s)
 static int refuse_impostor(const char *sock, pid_t pid)
 {
 	return latch_error(LATCH_OPERR,
-			   "the process answering at '%s' (pid %d) did not prove it is a broker this vault's passphrase started (or the vault was rekeyed since): stop it ('latch agent stop', or kill %d) and try again",
+			   "the process answering at '%s' (pid %d) did not prove it is a broker this vault's passphrase started (or the vault was rekeyed since): stop it ('latch broker stop', or kill %d) and try again",
 			   sock, (int)pid, (int)pid);
 }
 
-int agent_connect_verified(const char *vault_dir, agent_key_fn key_fn, void *ctx, struct agent_session *s)
+int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *ctx, struct broker_session *s)
 {
 	char lock[PATH_MAX];
 	memset(s, 0, sizeof *s);
 	s->fd = -1;
-	if (agent_paths(vault_dir, s->sock, lock) != 0)
+	if (broker_paths(vault_dir, s->sock, lock) != 0)
 		return -1;
 	int fd = connect_to(s->sock);
 	if (fd < 0)
@@ -198,7 +198,7 @@ int agent_connect_verified(const char *vault_dir, agent_key_fn key_fn, void *ctx
 	struct ucred peer;
 	socklen_t plen = sizeof peer;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0 || peer.uid != geteuid()) {
-		agent_session_close(s);
+		broker_session_close(s);
 		return latch_error(LATCH_OPERR, "the process at '%s' is not yours: refusing it", s->sock);
 	}
 	randombytes_buf(s->nc, sizeof s->nc);
@@ -209,7 +209,7 @@ int agent_connect_verified(const char *vault_dir, agent_key_fn key_fn, void *ctx
 	latch_error_quiet(false);
 	json_decref(req);
 	if (rc != 0) {
-		agent_session_close(s);
+		broker_session_close(s);
 		return refuse_impostor(s->sock, peer.pid);
 	}
 	const char *inst = json_string_value(json_object_get(resp, "instance"));
@@ -221,19 +221,19 @@ int agent_connect_verified(const char *vault_dir, agent_key_fn key_fn, void *ctx
 	    got != sizeof s->instance || auth_b64_32(json_object_get(resp, "nonce"), s->nb) != 0 ||
 	    auth_b64_32(json_object_get(resp, "proof"), proof) != 0 || key_fn(ctx, s->instance, &s->key) != 0) {
 		json_decref(resp);
-		agent_session_close(s);
+		broker_session_close(s);
 		return refuse_impostor(s->sock, peer.pid);
 	}
 	s->pid = (pid_t)json_integer_value(jpid);
 	json_decref(resp);
 	auth_proof(s->key, s->instance, s->pid, s->nc, s->nb, want);
 	if (sodium_memcmp(want, proof, sizeof want) != 0) {
-		agent_session_close(s);
+		broker_session_close(s);
 		return refuse_impostor(s->sock, peer.pid);
 	}
 	/* A true proof from another process: something relays the broker. */
 	if (s->pid != peer.pid) {
-		agent_session_close(s);
+		broker_session_close(s);
 		return latch_error(LATCH_OPERR,
 				   "the broker's socket '%s' is answered by pid %d, relaying for the broker (pid %d): something is in the way; kill %d and try again",
 				   s->sock, (int)peer.pid, (int)s->pid, (int)peer.pid);
@@ -247,7 +247,7 @@ int agent_connect_verified(const char *vault_dir, agent_key_fn key_fn, void *ctx
 static bool broker_env_keep(const char *e)
 {
 	static const char *const keep[] = {"HOME=",		     "LATCH_HOME=",		"XDG_DATA_HOME=",
-					   "XDG_RUNTIME_DIR=",	     "LATCH_AGENT_IDLE=",	"LATCH_LOCK_TIMEOUT_MS=",
+					   "XDG_RUNTIME_DIR=",	     "LATCH_BROKER_IDLE=",	"LATCH_LOCK_TIMEOUT_MS=",
 					   "ASAN_OPTIONS=",	     "UBSAN_OPTIONS=",		"LSAN_OPTIONS="};
 	for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
 		if (!strncmp(e, keep[i], strlen(keep[i])))
@@ -271,11 +271,11 @@ static json_t *read_object(int fd)
 	return o;
 }
 
-int agent_start(const char *vault_dir, const char *self_exe, bool foreground, agent_enrol_fn enrol, void *ctx,
+int broker_start(const char *vault_dir, const char *self_exe, bool foreground, broker_enrol_fn enrol, void *ctx,
 		pid_t *pid_out)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
-	if (agent_paths(vault_dir, sock, lock) != 0)
+	if (broker_paths(vault_dir, sock, lock) != 0)
 		return -1;
 	size_t n_env = 0;
 	for (char **e = environ; e && *e; e++)
@@ -290,7 +290,7 @@ int agent_start(const char *vault_dir, const char *self_exe, bool foreground, ag
 	for (char **e = environ; e && *e; e++)
 		if (broker_env_keep(*e))
 			env[k++] = *e;
-	char *argv[] = {"latch", "agent", "--enrol-fd", "3", foreground ? "--foreground" : NULL, NULL};
+	char *argv[] = {"latch", "broker", "--enrol-fd", "3", foreground ? "--foreground" : NULL, NULL};
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
@@ -320,11 +320,11 @@ int agent_start(const char *vault_dir, const char *self_exe, bool foreground, ag
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	json_t *ready = read_object(fd), *msg = NULL, *ok = NULL;
-	unsigned char instance[AGENT_INSTANCE_BYTES];
+	unsigned char instance[BROKER_INSTANCE_BYTES];
 	struct secbuf *key = NULL, *stream = NULL;
 	pid_t broker = ready ? (pid_t)json_integer_value(json_object_get(ready, "pid")) : 0;
 	if (!ready) {
-		latch_error(LATCH_OPERR, "the broker did not start (try 'latch agent --foreground' to see why)");
+		latch_error(LATCH_OPERR, "the broker did not start (try 'latch broker --foreground' to see why)");
 	} else if (!json_is_true(json_object_get(ready, "ok"))) {
 		const char *why = json_string_value(json_object_get(ready, "error"));
 		if (why && !strcmp(why, "busy"))
@@ -337,7 +337,7 @@ int agent_start(const char *vault_dir, const char *self_exe, bool foreground, ag
 	} else if (broker <= 0 || (foreground && broker != pid)) {
 		latch_error(LATCH_OPERR, "the broker's start-up message is not understood");
 	} else if (enrol(ctx, broker, instance, &key, &stream) == 0) {
-		char hex[2 * AGENT_INSTANCE_BYTES + 1];
+		char hex[2 * BROKER_INSTANCE_BYTES + 1];
 		sodium_bin2hex(hex, sizeof hex, instance, sizeof instance);
 		msg = json_pack("{s:s, s:o, s:o}", "instance", hex, "key", json_secret_b64(key), "stream",
 				json_secret_b64(stream));
@@ -363,7 +363,7 @@ int agent_start(const char *vault_dir, const char *self_exe, bool foreground, ag
 	return rc;
 }
 
-int agent_grant(struct agent_session *s, json_t *grant, int64_t *deadline)
+int broker_grant(struct broker_session *s, json_t *grant, int64_t *deadline)
 {
 	char *plain = json_dumps(grant, JSON_COMPACT);
 	if (!plain)

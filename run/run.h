@@ -1,0 +1,70 @@
+/* broker: what `latch run` does around the child (DESIGN.md section 2):
+ * find the references, resolve the command, build the child's
+ * environment, deliver values as variables or sealed memory files, exec,
+ * pass signals and the exit status through. Values never go into argv,
+ * and never onto a disk. */
+#ifndef LATCH_RUN_H
+#define LATCH_RUN_H
+
+#include "../common/common.h"
+
+#include <limits.h>
+
+#define RUN_MAX_REFS 64
+#define RUN_SCHEME "latch://"
+
+/* One reference: VAR gets the value of secret NAME, as the variable's
+ * value, or (as_file) as "/dev/fd/N", a sealed 0600 memory file the child
+ * inherits at descriptor N (3, 4, ... in the order of the references). */
+struct run_ref {
+	char *var;
+	char *name;
+	bool as_file;
+};
+
+struct run_plan {
+	struct run_ref refs[RUN_MAX_REFS];
+	size_t n_refs;
+	bool pristine;            /* start from an empty environment */
+	char *keep[RUN_MAX_REFS]; /* with pristine: variables to keep */
+	size_t n_keep;
+	char *const *argv;        /* the command and its arguments */
+	char path[PATH_MAX];      /* the resolved command */
+};
+
+/* True if a variable of this name (`len` bytes, no '=') makes a program
+ * load, run or print what its caller chose (LD_PRELOAD, BASH_ENV,
+ * PYTHONPATH, ...; run/env.c has the list and why). No reference may
+ * target one, and no child gets one, wherever it comes from. */
+bool run_env_unsafe(const char *name, size_t len);
+
+/* Add a reference "VAR=latch://NAME" (from --env or --file). */
+int run_add_ref(struct run_plan *p, const char *spec, bool as_file);
+/* Add the references of an env file: VAR=latch://NAME lines, '#'
+ * comments, blank lines, an optional "export ". Anything else is refused:
+ * the file is meant to be committed, so it must hold no values. */
+int run_add_env_file(struct run_plan *p, const char *path);
+/* Add references found in this process's environment (VAR=latch://NAME). */
+int run_add_environ(struct run_plan *p, char *const *envp);
+/* The distinct secret names the plan needs, in first-use order. */
+size_t run_names(const struct run_plan *p, const char **names, size_t max);
+
+/* Resolve a command as execvp would (a name with '/' as is, else along
+ * PATH), then to its real path, which is what grants name and what runs.
+ * Returns 0, or 127 (not found) / 126 (not executable) after reporting. */
+int run_resolve(const char *cmd, char out[PATH_MAX]);
+
+/* Run the plan's command with `values[i]` for names[i] (as from
+ * run_names). The child gets descriptors 0-2, the --file ones after
+ * them, and no other; an empty signal mask and default dispositions.
+ * Returns the status to exit with: the child's, 128+N if it died of
+ * signal N, 126/127 if it could not be run, 125 if latch failed before
+ * exec (reported). Signals whose default would end latch before the
+ * caller records the exit (SIGALRM, SIGPIPE, SIGXCPU, real-time, ...)
+ * are blocked from the start of the child on and stay blocked when this
+ * returns: the caller is about to exit. */
+int run_child(struct run_plan *p, const char *const *names, struct secbuf *const *values, size_t n);
+
+void run_plan_free(struct run_plan *p);
+
+#endif
