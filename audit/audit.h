@@ -1,4 +1,4 @@
-/* audit: the append-only, tamper-evident HMAC chains (DESIGN.md section 5).
+/* audit: the append-only, tamper-evident HMAC chains (docs/design.md section 5).
  *
  * The log lives in the vault database (tables audit_log, audit_secret and
  * audit_state, created by the vault's schema migrations). It is made of

@@ -1,4 +1,4 @@
-/* The main chain: the records only a passphrase holder makes (DESIGN.md
+/* The main chain: the records only a passphrase holder makes (docs/design.md
  * section 5), its sealed state, the secrets digest that release checks
  * read, and the opening and closing of broker streams (stream.c). */
 #include "internal.h"

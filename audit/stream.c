@@ -1,4 +1,4 @@
-/* A broker's stream (DESIGN.md P7): the broker appends its records
+/* A broker's stream (docs/design.md P7): the broker appends its records
  * (release, exit, revoke, lost, stop) to a chain of its own, under a key
  * that a passphrase holder made for it, sealed for the verifier in the
  * main-chain record that opened the stream (log.c, audit_stream_begin).

@@ -1,4 +1,4 @@
-/* broker: the broker daemon and its client (DESIGN.md sections 1 P5/P6/P7, 2).
+/* broker: the broker daemon and its client (docs/design.md sections 1 P5/P6/P7, 2).
  *
  * The daemon holds granted values in locked memory, enforces each grant's
  * deadline, use count and command list, writes the audit records of what

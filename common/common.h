@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-/* Exit statuses, DESIGN.md section 3. Modules record one of these with
+/* Exit statuses, docs/design.md section 3. Modules record one of these with
  * latch_error(); only cli/ turns it into an exit. */
 enum latch_status {
 	LATCH_OK = 0,
@@ -110,6 +110,21 @@ struct secbuf *secret_from_json_b64(const json_t *s, size_t max);
 /* The same into `out` (room for `room` bytes), for several values in one
  * buffer: 0 with *len set; -1 if not base64, empty, over `max` or `room`. */
 int secret_b64_decode(const json_t *s, unsigned char *out, size_t room, size_t max, size_t *len);
+
+/* --json output (common/jout.c), so that cli/ needs no JSON library:
+ * build an object or array, set members (`key` NULL appends to an
+ * array; a NULL string becomes null), then print it to stdout with a
+ * newline (pretty: indented by 2) and free it. A failed allocation is
+ * remembered and reported by jout_print (-1). jout_add takes `child`. */
+struct jout;
+struct jout *jout_object(void);
+struct jout *jout_array(void);
+void jout_str(struct jout *j, const char *key, const char *s);
+void jout_int(struct jout *j, const char *key, int64_t n);
+void jout_bool(struct jout *j, const char *key, bool b);
+void jout_add(struct jout *j, const char *key, struct jout *child);
+int jout_print(struct jout *j, bool pretty);
+void jout_free(struct jout *j);
 
 /* write(2) until done, across EINTR and short writes; -1 on error. */
 int write_all(int fd, const void *buf, size_t n);

@@ -1,4 +1,4 @@
-/* broker: what `latch run` does around the child (DESIGN.md section 2):
+/* run: what `latch run` does around the child (docs/design.md section 2):
  * find the references, resolve the command, build the child's
  * environment, deliver values as variables or sealed memory files, exec,
  * pass signals and the exit status through. Values never go into argv,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The audit log end to end (DESIGN.md P4, P7, section 5): every change and
+# The audit log end to end (docs/design.md P4, P7, section 5): every change and
 # every reveal leaves exactly one record, failures leave none; the query
 # filters; `audit verify` against flipped bytes, deleted, swapped and
 # truncated records, rollback, foreign checkpoints; exports; and no value in

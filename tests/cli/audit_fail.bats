@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The audit log when things go wrong (DESIGN.md P7: "if it cannot be
+# The audit log when things go wrong (docs/design.md P7: "if it cannot be
 # recorded, nothing is released"; a change and its record commit together):
 # kill -9 in the middle of appends, a write lock held by another process, a
 # read-only vault, a full disk. In each case nothing is recorded as done that

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The broker end to end (DESIGN.md P4, P5, P7; section 3 grant/grants/
+# The broker end to end (docs/design.md P4, P5, P7; section 3 grant/grants/
 # revoke/run): a human's grant lets `latch run` hand a value to one child;
 # the value shows in no latch output, file or argv; without a terminal or a
 # passphrase nothing widens access; expired, used-up and out-of-list

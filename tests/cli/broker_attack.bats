@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Attacks on the broker (DESIGN.md P3, P5, P6): hand-written requests on
+# Attacks on the broker (docs/design.md P3, P5, P6): hand-written requests on
 # its socket, the daemon's memory after a grant ends, the files on disk,
 # and another user or the same user going after the socket, /proc and
 # ptrace. The memory and uid tests need root (they skip otherwise); the uid

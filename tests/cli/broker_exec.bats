@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# `latch run` around the child (DESIGN.md section 3): exit statuses pass
+# `latch run` around the child (docs/design.md section 3): exit statuses pass
 # through exactly (128+N for signal N, 126/127 like env(1)); Ctrl-C reaches
 # the child once, under a terminal and without one; a forwarded SIGTERM
 # stops the child's whole process group; eight concurrent runs under one

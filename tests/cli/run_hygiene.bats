@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# What the child of `latch run` gets, and what it must not (DESIGN.md P4,
+# What the child of `latch run` gets, and what it must not (docs/design.md P4,
 # P5, N1): descriptors 0-2 and its --file ones only, so no --passphrase-fd
 # or other descriptor of latch's; no loader, shell or interpreter start-up
 # variable (LD_PRELOAD, LD_AUDIT, SHELLOPTS+PS4, BASH_ENV, BASH_FUNC_*,

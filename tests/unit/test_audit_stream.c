@@ -1,4 +1,4 @@
-/* Unit test: broker streams (DESIGN.md P5, P7). A broker appends to a
+/* Unit test: broker streams (docs/design.md P5, P7). A broker appends to a
  * chain of its own that a passphrase holder opened; the key it holds can
  * never make a record that only a passphrase holder may (a forged "set" is
  * tampering), nor add to its stream once it ended (a new broker, a rekey,
