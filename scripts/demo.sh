@@ -12,7 +12,7 @@ chmod 700 "$XDG_RUNTIME_DIR"
 # The broker daemon this demo starts is stopped, by pid, on every exit.
 stop_broker() {
 	for f in "$XDG_RUNTIME_DIR"/latch/broker-*.lock; do
-		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null
+		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
 	done
 	return 0
 }
