@@ -17,7 +17,7 @@ stop_broker() {
 	return 0
 }
 fake=""
-trap 'stop_broker; [ -z "$fake" ] || kill "$fake" 2>/dev/null; rm -rf "$work"' EXIT INT TERM
+trap 'stop_broker; [ -z "$fake" ] || kill "$fake" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
 # A human types the passphrase at a no-echo prompt on /dev/tty. The demo has
 # no human, so it hands the passphrase over on file descriptor 3 instead;
 # never argv, never an environment variable.
