@@ -38,8 +38,10 @@ struct jout *jout_array(void)
 /* Takes `v` (NULL: failed). */
 static void put(struct jout *j, const char *key, json_t *v)
 {
-	if (!j)
+	if (!j) {
+		json_decref(v);
 		return;
+	}
 	int rc = !v ? -1 : key ? json_object_set_new(j->v, key, v) : json_array_append_new(j->v, v);
 	if (rc != 0)
 		j->failed = true;
