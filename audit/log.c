@@ -414,7 +414,7 @@ static int stream_close(sqlite3 *db, const unsigned char *argv_key, struct state
 		return audit_db_fail(db, "read the audit log");
 	}
 	sqlite3_finalize(st);
-	struct audit_event ev = {.event = "close", .version = -1, .exit_status = -1, .redactions = -1, .uses = -1};
+	struct audit_event ev = {.event = "close", .self = true};
 	rc = extra ? link_append(db, &s->l, &ev, argv_key, extra, 0, &s->last_seq) : latch_error(LATCH_OPERR, "out of memory");
 	json_decref(extra);
 	s->stream_open = 0;
@@ -474,7 +474,7 @@ int audit_stream_begin(sqlite3 *db, const struct secbuf *writer_key, const struc
 	sodium_bin2hex(origin_hex, sizeof origin_hex, origin, sizeof origin);
 	json_t *extra = json_pack("{s:I, s:s, s:s, s:i}", "opens", (json_int_t)n, "stream_id", id_hex, "origin",
 				  origin_hex, "broker_pid", (int)broker_pid);
-	struct audit_event ev = {.event = "enrol", .version = -1, .exit_status = -1, .redactions = -1, .uses = -1};
+	struct audit_event ev = {.event = "enrol", .self = true};
 	int64_t seq = 0;
 	rc = extra ? link_append(db, &s.l, &ev, b + 8 + STREAM_ID_BYTES + AUDIT_KEY_BYTES, extra, 0, &seq)
 		   : latch_error(LATCH_OPERR, "out of memory");

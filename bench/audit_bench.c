@@ -46,7 +46,7 @@ static int hook(struct vault *v, const struct vault_change *c, void *ctx)
 {
 	(void)ctx;
 	struct secbuf *w = NULL, *ver = NULL;
-	struct audit_event ev = {.event = c->event, .version = -1, .exit_status = -1, .redactions = -1};
+	struct audit_event ev = {.event = c->event, .self = true};
 	int rc = -1;
 	if (vault_key(v, "audit-writer", true, &w) == 0 && vault_key(v, "audit-verifier", true, &ver) == 0)
 		rc = audit_append(vault_db(v), w, ver, &ev, NULL);
@@ -84,7 +84,7 @@ static int append_one(sqlite3 *db, const struct secbuf *w, const struct audit_ev
 
 int main(int argc, char **argv)
 {
-	if (argc < 3 || sodium_init() < 0) {
+	if (argc < 3 || sodium_init() < 0 || vault_add_tables(&audit_tables) != 0) {
 		fprintf(stderr, "usage: audit_bench DIR append N | stream-append N | fill N | verify\n");
 		return 2;
 	}
@@ -105,8 +105,7 @@ int main(int argc, char **argv)
 	struct audit_secret_ref ref = {NULL, 0};
 	char name[32], grant[32];
 	struct audit_event ev = {.event = "release", .decision = "allow", .secrets = &ref, .n_secrets = 1,
-				 .grant_id = grant, .version = -1, .exit_status = -1, .redactions = -1,
-				 .argv = args, .argc = 4};
+				 .grant_id = grant, .self = true, .argv = args, .argc = 4};
 	int rc = 0;
 	if (!strcmp(argv[2], "append") && argc == 4) {
 		int n = atoi(argv[3]);

@@ -24,7 +24,11 @@ enum vault_kdf {
 	VAULT_KDF_MODERATE,    /* the default: 3 passes, 256 MiB */
 	VAULT_KDF_SENSITIVE,   /* 4 passes, 1 GiB */
 };
+/* A level by its name ("interactive", "moderate", "sensitive"); anything
+ * else is a usage error, reported. */
 int vault_kdf_parse(const char *s, enum vault_kdf *out);
+/* The name of a level. */
+const char *vault_kdf_name(enum vault_kdf kdf);
 
 struct vault;
 
@@ -49,13 +53,31 @@ struct vault_change {
 	const int64_t *ids;       /* their ids */
 	const int64_t *versions;  /* their versions (after a set: the new one) */
 	size_t n;
-	int64_t version; /* set: the new version; otherwise -1 */
+	int64_t version; /* set: the new version; otherwise 0 */
 };
 typedef int (*vault_hook)(struct vault *v, const struct vault_change *c, void *ctx);
 void vault_on_change(struct vault *v, vault_hook fn, void *ctx);
 /* The sqlite handle, for modules that keep tables in the vault file (the
  * audit log); valid until vault_close. */
 sqlite3 *vault_db(struct vault *v);
+
+/* Tables another module keeps in the vault file (the audit log's). The
+ * file has one schema version: moving it to version i+1 runs the vault's
+ * own SQL, then each module's steps[i] (NULL: nothing), in the one
+ * transaction of the migration. `schema` is what the module's tables and
+ * indexes look like in sqlite_master once migrated, one entry per line as
+ * "type name tbl_name sql", sorted: a vault file must hold exactly the
+ * vault's and the modules' entries, or it is refused. */
+struct vault_tables {
+	const char *const *steps;
+	size_t n_steps;
+	const char *const *schema;
+	size_t n_schema;
+};
+/* Add a module's tables to every vault this process creates or opens;
+ * called before the first (the same `t` again is a no-op). A vault opened
+ * without them is refused: its schema is not this one. 0, or -1. */
+int vault_add_tables(const struct vault_tables *t);
 
 /* Create a new vault in `dir` (created 0700 if missing). Atomic: the file
  * appears complete or not at all. Fails if a vault is already there.

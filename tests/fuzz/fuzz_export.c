@@ -254,8 +254,6 @@ static int record_hook(struct vault *v, const struct vault_change *c, void *ctx)
 		.n_secrets = c->n,
 		/* set: the new version; rm: the version removed */
 		.version = !strcmp(c->event, "rm") && c->n == 1 ? c->versions[0] : c->version,
-		.exit_status = -1,
-		.redactions = -1,
 		.pid = 4242,
 		.uid = 1000,
 		.exe = "/usr/local/bin/latch",
@@ -415,11 +413,9 @@ static void broker(struct vault *v, struct audit_stream *s, const char *what)
 		.secrets = named ? &ref : NULL,
 		.n_secrets = named ? 1 : 0,
 		.grant_id = named ? "g-0000000000000001" : NULL,
-		.version = -1,
-		.exit_status = exit_ ? 0 : -1,
-		.redactions = -1,
+		.has_exit = exit_,
+		.exit_status = 0,
 		.lost_exits = !strcmp(what, "lost") ? 2 : 0,
-		.uses = -1,
 		.pid = broker_own ? BROKER_PID : 5151,
 		.uid = 1000,
 		.exe = broker_own ? "/usr/local/bin/latch" : "/usr/bin/psql",
@@ -1414,7 +1410,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool ready;
 	if (!ready) {
-		if (sodium_init() < 0)
+		if (sodium_init() < 0 || vault_add_tables(&audit_tables) != 0)
 			fail("cannot initialise libsodium");
 		latch_error_quiet(true);
 		self_check();

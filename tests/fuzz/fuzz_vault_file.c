@@ -12,6 +12,7 @@
  * costs at most one interactive derivation. */
 #include "fuzz.h"
 
+#include "../../audit/audit.h"
 #include "../../vault/vault.h"
 #include "secmem.h"
 
@@ -68,7 +69,8 @@ static void setup(void)
 {
 	if (dir[0])
 		return;
-	if (sodium_init() < 0)
+	/* The vault's schema includes the audit log's tables, as in latch. */
+	if (sodium_init() < 0 || vault_add_tables(&audit_tables) != 0)
 		fail("cannot initialise libsodium");
 	latch_error_quiet(true);
 	verbose = getenv("LATCH_FUZZ_VERBOSE") != NULL;

@@ -44,8 +44,7 @@ static int append(struct afx *f, struct audit_stream *s, const char *event, cons
 	bool loud = getenv("AFX_LOUD") != NULL;
 	struct audit_secret_ref ref = {"db", 0};
 	struct audit_event ev = {.event = event, .decision = decision, .secrets = &ref, .n_secrets = 1,
-				 .grant_id = "g-000000000001", .version = -1, .exit_status = -1, .redactions = -1,
-				 .uses = -1, .pid = 777, .uid = 1000, .exe = "/usr/bin/psql"};
+				 .grant_id = "g-000000000001", .pid = 777, .uid = 1000, .exe = "/usr/bin/psql"};
 	latch_error_quiet(!loud);
 	int rc = audit_stream_append_commit(f->db, s, &ev, 1);
 	latch_error_quiet(false);
@@ -428,7 +427,7 @@ static void rekey_rotates_the_writer_key(void **state)
 	assert_int_equal(vault_key(f->v, "audit-writer", false, &now), 0);
 	assert_memory_not_equal(now->data, old->data, 32);
 	/* The old key cannot append, nor open the state. */
-	struct audit_event ev = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1, .uses = -1};
+	struct audit_event ev = {.event = "release", .self = true};
 	afx_exec(f->db, "BEGIN IMMEDIATE");
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(f->db, old, NULL, &ev, NULL), -1);
