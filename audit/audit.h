@@ -1,4 +1,4 @@
-/* audit: the append-only, tamper-evident HMAC chains (docs/design.md section 5).
+/* audit: the append-only, tamper-evident HMAC chains (docs/audit.md).
  *
  * The log lives in the vault database (tables audit_log, audit_secret and
  * audit_state, which audit_tables adds to the vault's schema). It is made of

@@ -94,7 +94,7 @@ int main(int argc, char **argv)
 		return 3;
 	sqlite3 *db = vault_db(v);
 	/* For comparing sqlite journal modes: latch itself always uses the
-	 * one vault/store.c sets. */
+	 * one vault/db.c sets. */
 	const char *mode = getenv("BENCH_JOURNAL_MODE");
 	if (mode) {
 		char sql[64];

@@ -38,7 +38,7 @@ extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passw
 	usage_rekey[], usage_reveal[], usage_status[], usage_audit[], usage_grant[], usage_grants[],
 	usage_revoke[], usage_run[], usage_broker[];
 
-/* The exit status for the last reported error (docs/design.md section 3). */
+/* The exit status for the last reported error (docs/design.md). */
 int cli_fail(void);
 /* Report a usage error for `cmd` and return exit status 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-/* Exit statuses, docs/design.md section 3. Modules record one of these with
+/* Exit statuses (docs/design.md). Modules record one of these with
  * latch_error(); only cli/ turns it into an exit. */
 enum latch_status {
 	LATCH_OK = 0,

@@ -1,4 +1,4 @@
-/* Process hardening done before anything else (docs/design.md section 4). */
+/* Process hardening done before anything else (docs/design.md). */
 #include "common.h"
 
 #include <errno.h>

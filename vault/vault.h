@@ -1,4 +1,4 @@
-/* vault: the encrypted store of secrets (docs/design.md section 4).
+/* vault: the encrypted store of secrets (docs/design.md).
  *
  * One sqlite file, vault.db, in a private directory. A passphrase is
  * stretched with Argon2id into a key-encryption key that wraps a random

@@ -23,7 +23,7 @@
  *
  * Self-check, once per process (at the first input): a real vault is made
  * in a temporary directory with vault_create_recorded and a hook like
- * cli/record.c's, unlocked, given three vault_set calls, and exported with
+ * audit_record_change's, unlocked, given three vault_set calls, and exported with
  * audit_export and vault_export_key("audit-verifier"). That export must
  * verify AUDIT_OK with the real verifier key (vault_key), with and without
  * a checkpoint from audit_head, and be UNVERIFIABLE under FIXED_KEY. Then
@@ -234,7 +234,7 @@ static void make_vault_dir(void)
 		fail("cannot create a temporary directory");
 }
 
-/* As cli/record.c's cli_record, with a fixed process description so the
+/* As audit_record_change, with a fixed process description so the
  * records hold no path of the machine that made them. `ctx`, when not
  * NULL, is the verifier key to record with in place of the vault's own
  * (the stream vault's FIXED_KEY, see make_stream_log). */
@@ -338,7 +338,7 @@ static char *make_real_export(size_t *len, unsigned char key_out[AUDIT_KEY_BYTES
  * (reseal_header), but a stream's first key is sealed inside its enrol
  * record, which the main chain's MAC covers. So this vault records under
  * FIXED_KEY from the start: the hook hands it to audit_append, and the
- * enrolments get it too, where cli/record.c and cli/enrol.c pass
+ * enrolments get it too, where audit_record_change and cli/enrol.c pass
  * vault_key("audit-verifier"). Its exports verify under FIXED_KEY as
  * written. */
 

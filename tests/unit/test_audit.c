@@ -1,4 +1,4 @@
-/* Unit tests: the audit log's HMAC chain (docs/design.md P7 and section 5).
+/* Unit tests: the audit log's HMAC chain (docs/threat-model.md P7, docs/audit.md).
  *
  * A real vault records its changes through the same hook the CLI uses;
  * more records are appended with audit_append inside BEGIN IMMEDIATE. An

@@ -18,7 +18,7 @@
 #define DEADLINE_S 120
 
 /* The child: no cmocka here, only an exit status. Odd writers hold only
- * the writer key, as the broker will. */
+ * the writer key: once the log exists, an append needs no other. */
 static int child_append(const char *dir, int id)
 {
 	struct vault *v = NULL;

@@ -1,5 +1,5 @@
 /* Unit tests: audit checkpoints, --since parsing, exports and queries, and
- * that no secret value reaches the log (docs/design.md P4, P7, section 5).
+ * that no secret value reaches the log (docs/threat-model.md P4, P7; docs/audit.md).
  *
  * Checkpoints round-trip and malformed ones are refused. --since gives
  * exact UNIX times, checked against constants computed independently

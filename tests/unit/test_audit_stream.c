@@ -1,4 +1,4 @@
-/* Unit test: broker streams (docs/design.md P5, P7). A broker appends to a
+/* Unit test: broker streams (docs/threat-model.md P5, P7). A broker appends to a
  * chain of its own that a passphrase holder opened; the key it holds can
  * never make a record that only a passphrase holder may (a forged "set" is
  * tampering), nor add to its stream once it ended (a new broker, a rekey,
@@ -208,7 +208,7 @@ static void stream_key_useless_after_its_end(void **state)
 		 (long long)bad);
 	afx_expect_ok(f, NULL, bad - 1, "removed again");
 
-	/* A rekey closes the open stream too (cli/record.c calls this in the
+	/* A rekey closes the open stream too (audit_record_change calls this in the
 	 * rekey's transaction). */
 	struct audit_stream *s2 = open_stream(keys2);
 	assert_int_equal(append(f, s2, "release", "allow"), 0);
