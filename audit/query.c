@@ -78,23 +78,11 @@ static int num(const char *s, size_t n)
 int audit_parse_since(const char *s, int64_t now, int64_t *out)
 {
 	size_t n = strlen(s);
-	/* A duration: digits and one unit. */
-	if (n >= 2 && n <= 12 && digits(s, n - 1)) {
-		static const struct {
-			char unit;
-			int64_t seconds;
-		} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
-		for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-			if (s[n - 1] != units[i].unit)
-				continue;
-			char *end;
-			errno = 0;
-			long long v = strtoll(s, &end, 10);
-			if (errno || v < 0 || v > 100LL * 365 * 86400 / units[i].seconds)
-				break;
-			*out = now - v * units[i].seconds;
-			return 0;
-		}
+	/* A duration (as --ttl takes one), up to a hundred years ago. */
+	int64_t ago;
+	if (duration_seconds(s, &ago) && ago <= 100LL * 365 * 86400) {
+		*out = now - ago;
+		return 0;
 	}
 	/* YYYY-MM-DD, optionally followed by THH:MM:SSZ. */
 	if ((n == 10 || n == 20) && digits(s, 4) && s[4] == '-' && digits(s + 5, 2) && s[7] == '-' &&

@@ -272,7 +272,7 @@ int audit_check_event(const struct audit_event *ev)
 	if (ev->n_secrets > AUDIT_MAX_SECRETS)
 		return latch_error(LATCH_OPERR, "too many secrets in one audit event");
 	for (size_t i = 0; i < ev->n_secrets; i++)
-		if (!plain_token(ev->secrets[i].name, 128))
+		if (!plain_token(ev->secrets[i].name, LATCH_NAME_MAX))
 			return latch_error(LATCH_OPERR, "invalid secret name in audit event");
 	return 0;
 }

@@ -127,7 +127,7 @@ int main(int argc, char **argv)
 		goto out;
 	unsigned char raw[VALUE_BYTES];
 	for (long i = 0; i < n; i++) {
-		char name[VAULT_NAME_MAX + 1];
+		char name[LATCH_NAME_MAX + 1];
 		secret_name(i, name, sizeof name);
 		randombytes_buf(raw, sizeof raw);
 		sodium_bin2hex((char *)value->data, value->cap, raw, sizeof raw);

@@ -116,7 +116,7 @@ static int audit_list(int argc, char **argv)
 	while ((c = cli_getopt(argc, argv, ":h", opts, "audit")) != -1) {
 		switch (c) {
 		case 's':
-			if (!vault_name_valid(optarg))
+			if (!latch_name_valid(optarg))
 				return cli_usage("audit", "invalid secret name");
 			f.secret = optarg;
 			break;

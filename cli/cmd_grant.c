@@ -146,7 +146,7 @@ int cmd_grant(int argc, char **argv)
 		return cli_usage("grant", "at most %d secrets in one grant", BROKER_MAX_NAMES);
 	const char *const *names = (const char *const *)argv + optind;
 	for (size_t i = 0; i < n; i++) {
-		if (!vault_name_valid(names[i]))
+		if (!latch_name_valid(names[i]))
 			return cli_usage("grant", "invalid secret name");
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(names[i], names[j]))

@@ -86,7 +86,12 @@ bool tty_available(void);
 bool text_is_plain(const char *s);
 void text_escape(const char *s, char *out, size_t n);
 
-/* Secret names (and grant ids): [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
+/* The one rule for names of secrets (and of named keys, and grant ids):
+ * [A-Za-z0-9][A-Za-z0-9_./-]{0,127}, so that a name needs no quoting in a
+ * message, a terminal, JSON or an environment file. LATCH_NAME_RULE is how
+ * messages state it. */
+#define LATCH_NAME_MAX 128
+#define LATCH_NAME_RULE "1-128 of [A-Za-z0-9_./-], starting with a letter or digit"
 bool latch_name_valid(const char *name);
 
 /* Format a UNIX time as RFC 3339 UTC ("2026-11-23T15:42:09Z"). */
@@ -94,8 +99,11 @@ void format_time_utc(int64_t t, char buf[32]);
 /* Parse a decimal file descriptor number >= 0. */
 int parse_fd(const char *s, int *fd);
 
-/* A duration: digits and one unit s, m, h, d or w ("90s", "30m", "24h").
- * Fails (LATCH_USAGE, naming `what`) on anything else or above `max`. */
+/* A duration: 1 to 11 digits and one unit s, m, h, d or w ("90s", "30m",
+ * "24h", "2w"), in seconds; false (nothing reported) for anything else. */
+bool duration_seconds(const char *s, int64_t *seconds);
+/* The same for an option: fails (LATCH_USAGE, naming `what`) on anything
+ * else or above `max`. */
 int parse_duration(const char *s, int64_t max, const char *what, int64_t *seconds);
 
 /* Make jansson allocate through a wrapper that wipes every block when it

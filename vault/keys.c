@@ -46,7 +46,7 @@ int vault_key(struct vault *v, const char *purpose, bool create, struct secbuf *
 {
 	if (require_unlocked(v) != 0)
 		return -1;
-	if (!vault_name_valid(purpose))
+	if (!latch_name_valid(purpose))
 		return latch_error(LATCH_OPERR, "invalid key purpose");
 	bool own_tx = sqlite3_get_autocommit(v->db);
 	if (own_tx && tx_begin(v) != 0)
@@ -91,7 +91,7 @@ int vault_key_replace(struct vault *v, const char *purpose, const struct secbuf 
 		return -1;
 	if (sqlite3_get_autocommit(v->db))
 		return latch_error(LATCH_OPERR, "a key is replaced only inside the transaction that uses it");
-	if (!vault_name_valid(purpose) || key->len != DATA_KEY_BYTES)
+	if (!latch_name_valid(purpose) || key->len != DATA_KEY_BYTES)
 		return latch_error(LATCH_OPERR, "invalid key to store");
 	if (named_key_store(v, purpose, v->value_key, key, false) != 0)
 		return -1;
@@ -106,7 +106,7 @@ int rewrap_named_keys(struct vault *v, const struct secbuf *new_value_key)
 	if (db_prepare(v, "SELECT nonce, wrapped, purpose FROM keys WHERE purpose > ?1 ORDER BY purpose LIMIT 1",
 		       &st) != 0)
 		return -1;
-	char last[VAULT_NAME_MAX + 1] = "";
+	char last[LATCH_NAME_MAX + 1] = "";
 	int rc, ret = 0;
 	for (;;) {
 		sqlite3_reset(st);
@@ -115,7 +115,7 @@ int rewrap_named_keys(struct vault *v, const struct secbuf *new_value_key)
 			break;
 		const char *purpose = (const char *)sqlite3_column_text(st, 2);
 		struct secbuf *k = NULL;
-		if (!purpose || !vault_name_valid(purpose)) {
+		if (!purpose || !latch_name_valid(purpose)) {
 			ret = latch_error(LATCH_OPERR, "the vault's keys table is damaged");
 			break;
 		}

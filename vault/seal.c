@@ -179,7 +179,7 @@ int derive_value_key(const struct secbuf *data_key, struct secbuf **value_key_ou
 	return 0;
 }
 
-#define VALUE_BINDING_MAX (sizeof NAMED_KEY_AD_LABEL + VAULT_ID_BYTES + 8 + 8 + 4 + VAULT_NAME_MAX)
+#define VALUE_BINDING_MAX (sizeof NAMED_KEY_AD_LABEL + VAULT_ID_BYTES + 8 + 8 + 4 + LATCH_NAME_MAX)
 
 /* label || vault id || secret id || version || len(name) || name. Named
  * keys use their own label, so no blob authenticates as the other kind. */
@@ -188,8 +188,8 @@ static size_t value_ad(const struct value_binding *b, unsigned char *buf)
 	const char *label = b->named_key ? NAMED_KEY_AD_LABEL : VALUE_AD_LABEL;
 	size_t label_len = b->named_key ? sizeof NAMED_KEY_AD_LABEL : sizeof VALUE_AD_LABEL;
 	size_t nlen = strlen(b->name);
-	if (nlen > VAULT_NAME_MAX)
-		nlen = VAULT_NAME_MAX; /* names are validated long before this */
+	if (nlen > LATCH_NAME_MAX)
+		nlen = LATCH_NAME_MAX; /* names are validated long before this */
 	unsigned char *p = buf;
 	p = put_bytes(p, label, label_len);
 	p = put_bytes(p, b->vault_id, VAULT_ID_BYTES);

@@ -7,19 +7,12 @@
 #include <string.h>
 #include <time.h>
 
-bool vault_name_valid(const char *name)
-{
-	return latch_name_valid(name);
-}
-
 int check_name(const char *name)
 {
-	if (vault_name_valid(name))
+	if (latch_name_valid(name))
 		return 0;
 	/* The name is not echoed: it may hold terminal control bytes. */
-	return latch_error(LATCH_USAGE,
-			   "invalid secret name: use 1-%d of [A-Za-z0-9_./-], starting with a letter or digit",
-			   VAULT_NAME_MAX);
+	return latch_error(LATCH_USAGE, "invalid secret name: use " LATCH_NAME_RULE);
 }
 
 /* Looks a secret up by name: 1 found, 0 not found, -1 error. */
@@ -267,7 +260,7 @@ int vault_rekey(struct vault *v, int64_t *count_out)
 			break;
 		last = sqlite3_column_int64(st, 0);
 		const char *name = (const char *)sqlite3_column_text(st, 4);
-		if (!name || !vault_name_valid(name)) {
+		if (!name || !latch_name_valid(name)) {
 			latch_error(LATCH_OPERR, "secret id %lld has an invalid name: vault damaged",
 				    (long long)last);
 			goto fail;
@@ -323,7 +316,7 @@ int vault_list(struct vault *v, int (*fn)(const struct vault_entry *e, void *ctx
 					sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
 		/* A name edited into the file could carry terminal escapes:
 		 * refuse the vault rather than print it. */
-		if (!e.name || !vault_name_valid(e.name)) {
+		if (!e.name || !latch_name_valid(e.name)) {
 			ret = latch_error(LATCH_OPERR, "the vault holds an invalid secret name: it is damaged");
 			break;
 		}
@@ -345,7 +338,7 @@ int vault_rows(struct vault *v, int (*fn)(int64_t id, int64_t version, const cha
 	int rc, ret = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 2);
-		if (!name || !vault_name_valid(name)) {
+		if (!name || !latch_name_valid(name)) {
 			ret = latch_error(LATCH_OPERR, "the vault holds an invalid secret name: it is damaged");
 			break;
 		}

@@ -13,7 +13,6 @@
 #include <limits.h>
 #include <sqlite3.h>
 
-#define VAULT_NAME_MAX 128
 #define VAULT_VALUE_MAX (1024 * 1024)
 #define VAULT_PASSPHRASE_MIN 8
 #define VAULT_PASSPHRASE_MAX 1024
@@ -42,8 +41,6 @@ int vault_path(const char *dir, char *buf, size_t n);
  * LATCH_LOCK_TIMEOUT_MS (0 to 600000), default 5000. */
 int vault_lock_timeout_ms(void);
 
-/* Valid names: [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
-bool vault_name_valid(const char *name);
 
 /* A change about to be committed: the hook (the audit log) runs inside
  * the change's transaction; if it fails, the change is rolled back. */

@@ -152,7 +152,7 @@ static size_t check_values(struct vault *v, const struct names *l)
 	for (size_t i = 0; i < l->n; i++) {
 		struct secbuf *value = NULL;
 		int rc = vault_get(v, l->v[i], &value);
-		if (!vault_name_valid(l->v[i])) {
+		if (!latch_name_valid(l->v[i])) {
 			if (rc == 0 || latch_last_status() != LATCH_USAGE)
 				fail("vault_get accepted a stored name that is not valid");
 			continue;

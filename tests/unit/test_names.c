@@ -12,33 +12,33 @@
 static void names_valid(void **state)
 {
 	(void)state;
-	assert_true(vault_name_valid("a"));
-	assert_true(vault_name_valid("prod-db"));
-	assert_true(vault_name_valid("team/api.key_2"));
-	assert_true(vault_name_valid("9"));
-	char longest[VAULT_NAME_MAX + 1];
-	memset(longest, 'x', VAULT_NAME_MAX);
-	longest[VAULT_NAME_MAX] = '\0';
-	assert_true(vault_name_valid(longest));
+	assert_true(latch_name_valid("a"));
+	assert_true(latch_name_valid("prod-db"));
+	assert_true(latch_name_valid("team/api.key_2"));
+	assert_true(latch_name_valid("9"));
+	char longest[LATCH_NAME_MAX + 1];
+	memset(longest, 'x', LATCH_NAME_MAX);
+	longest[LATCH_NAME_MAX] = '\0';
+	assert_true(latch_name_valid(longest));
 }
 
 static void names_invalid(void **state)
 {
 	(void)state;
-	assert_false(vault_name_valid(""));
-	assert_false(vault_name_valid("-x"));
-	assert_false(vault_name_valid("/x"));
-	assert_false(vault_name_valid(".x"));
-	assert_false(vault_name_valid("_x"));
-	assert_false(vault_name_valid("a b"));
-	assert_false(vault_name_valid("a=b"));
-	assert_false(vault_name_valid("a\nb"));
-	assert_false(vault_name_valid("a\x1b[2J"));
-	assert_false(vault_name_valid("caf\xc3\xa9"));
-	char too_long[VAULT_NAME_MAX + 2];
-	memset(too_long, 'x', VAULT_NAME_MAX + 1);
-	too_long[VAULT_NAME_MAX + 1] = '\0';
-	assert_false(vault_name_valid(too_long));
+	assert_false(latch_name_valid(""));
+	assert_false(latch_name_valid("-x"));
+	assert_false(latch_name_valid("/x"));
+	assert_false(latch_name_valid(".x"));
+	assert_false(latch_name_valid("_x"));
+	assert_false(latch_name_valid("a b"));
+	assert_false(latch_name_valid("a=b"));
+	assert_false(latch_name_valid("a\nb"));
+	assert_false(latch_name_valid("a\x1b[2J"));
+	assert_false(latch_name_valid("caf\xc3\xa9"));
+	char too_long[LATCH_NAME_MAX + 2];
+	memset(too_long, 'x', LATCH_NAME_MAX + 1);
+	too_long[LATCH_NAME_MAX + 1] = '\0';
+	assert_false(latch_name_valid(too_long));
 }
 
 static void fd_numbers(void **state)

@@ -20,7 +20,7 @@
 
 struct listed {
 	int n;
-	char names[8][VAULT_NAME_MAX + 1];
+	char names[8][LATCH_NAME_MAX + 1];
 	int64_t versions[8];
 	int64_t updated[8];
 };
@@ -152,9 +152,9 @@ static void invalid_names_refused(void **state)
 	struct fx *f = *state;
 	fx_create(f);
 	struct vault *v = fx_unlocked(f, PASS);
-	char too_long[VAULT_NAME_MAX + 2];
-	memset(too_long, 'x', VAULT_NAME_MAX + 1);
-	too_long[VAULT_NAME_MAX + 1] = '\0';
+	char too_long[LATCH_NAME_MAX + 2];
+	memset(too_long, 'x', LATCH_NAME_MAX + 1);
+	too_long[LATCH_NAME_MAX + 1] = '\0';
 	const char *bad[] = {"", "-x", "/x", ".x", "_x", "a b", "a=b", "a\nb", "a\x1b[2J", "caf\xc3\xa9",
 			     too_long};
 	struct secbuf *val = sb_str("value");
@@ -169,7 +169,7 @@ static void invalid_names_refused(void **state)
 	snap_same(&s, f->path);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM secrets", NULL), 0);
 	/* The longest valid name works. */
-	too_long[VAULT_NAME_MAX] = '\0';
+	too_long[LATCH_NAME_MAX] = '\0';
 	assert_int_equal(vault_set(v, too_long, val, NULL), 0);
 	expect_str(v, too_long, "value");
 	secbuf_free(val);

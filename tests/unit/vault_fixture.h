@@ -283,7 +283,7 @@ static inline void expect_get_fails_naming(struct vault *v, const char *name)
 	assert_int_equal(rc, -1);
 	assert_null(out);
 	assert_int_equal(latch_last_status(), LATCH_OPERR);
-	char want[VAULT_NAME_MAX + 16];
+	char want[LATCH_NAME_MAX + 16];
 	snprintf(want, sizeof want, "secret '%s'", name);
 	if (!strstr(msg, want))
 		fail_msg("error message does not name %s: %s", want, msg);
