@@ -237,9 +237,26 @@ struct audit_filter {
 	const char *event;    /* NULL: any */
 	int64_t since;        /* UNIX time; 0: from the start */
 };
-/* Calls fn with each matching record (exact stored bytes), oldest first. */
-int audit_query(sqlite3 *db, const struct audit_filter *f,
-		int (*fn)(int64_t seq, const char *record, size_t len, void *ctx), void *ctx);
+/* A record as a query returns it: its exact stored bytes, and the fields
+ * `latch audit` shows, read from them (NULL or 0 when absent; the text
+ * as stored, which anyone can write: escape it before a terminal sees
+ * it). Valid during the callback only. */
+struct audit_row {
+	int64_t seq;
+	const char *record; /* not NUL-terminated */
+	size_t len;
+	int64_t time;
+	int64_t pid;
+	const char *event;
+	const char *decision;
+	const char *exe;
+	char secrets[256]; /* the names, joined by ','; cut before a name that does not fit */
+};
+/* Calls fn with each matching record, oldest first; a non-zero return
+ * stops the walk and is returned. A record that is not one JSON object of
+ * its own seq is an error (reported: damaged). */
+int audit_query(sqlite3 *db, const struct audit_filter *f, int (*fn)(const struct audit_row *r, void *ctx),
+		void *ctx);
 
 /* "30m", "24h", "7d", "90s", "2w" ago, or an RFC 3339 time
  * ("2026-11-23T15:00:00Z") or date ("2026-11-23", UTC): a UNIX time. */

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Named keys: random keys for other modules, wrapped under the value key
@@ -169,9 +170,19 @@ int vault_export_key(struct vault *v, const char *purpose, char **json_out)
 			      hex_json(sqlite3_column_blob(st, 0), KEY_NONCE_BYTES), "wrapped",
 			      hex_json(sqlite3_column_blob(st, 1), WRAPPED_KEY_BYTES));
 	sqlite3_finalize(st);
-	*json_out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	/* Into plain malloc'd memory, whatever allocator jansson was given:
+	 * the caller frees it with free(). */
+	size_t n = o ? json_dumpb(o, NULL, 0, JSON_COMPACT) : 0;
+	char *text = n ? malloc(n + 1) : NULL;
+	if (text && json_dumpb(o, text, n, JSON_COMPACT) == n)
+		text[n] = '\0';
+	else if (text) {
+		free(text);
+		text = NULL;
+	}
 	json_decref(o);
-	return *json_out ? 0 : latch_error(LATCH_OPERR, "out of memory");
+	*json_out = text;
+	return text ? 0 : latch_error(LATCH_OPERR, "out of memory");
 }
 
 int vault_derive_key(struct vault *v, const char context[8], const unsigned char *salt, size_t n,

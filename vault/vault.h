@@ -121,9 +121,9 @@ int vault_passwd(struct vault *v, const struct secbuf *new_passphrase,
 int vault_rekey(struct vault *v, int64_t *count_out);
 
 /* The wrapped key `purpose` with the header fields that open it, as JSON
- * text (free it with json_free_text): what a passphrase holder needs to recover that one key away
- * from the vault file (e.g. to verify an audit export). It reveals nothing
- * without the passphrase. Needs no unlock. */
+ * text (free it with free()): what a passphrase holder needs to recover
+ * that one key away from the vault file (e.g. to verify an audit export).
+ * It reveals nothing without the passphrase. Needs no unlock. */
 int vault_export_key(struct vault *v, const char *purpose, char **json_out);
 /* The reverse: recover the key from vault_export_key's JSON with the
  * passphrase. A wrong passphrase fails with LATCH_DENIED. */

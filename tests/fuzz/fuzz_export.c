@@ -434,7 +434,7 @@ static char *export_text(struct vault *v)
 	FILE *out = open_memstream(&text, &len);
 	if (!out || audit_export(vault_db(v), vjson, out) != 0 || fclose(out) != 0)
 		fail("audit_export failed");
-	json_free_text(vjson);
+	free(vjson);
 	return text;
 }
 

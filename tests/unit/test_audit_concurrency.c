@@ -83,8 +83,11 @@ struct order {
 	bool bad;
 };
 
-static int order_fn(int64_t seq, const char *record, size_t len, void *ctx)
+static int order_fn(const struct audit_row *r, void *ctx)
 {
+	int64_t seq = r->seq;
+	const char *record = r->record;
+	size_t len = r->len;
 	struct order *o = ctx;
 	char want[48];
 	snprintf(want, sizeof want, "\"version\":%lld,", (long long)o->next + 1);
