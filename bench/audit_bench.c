@@ -42,19 +42,6 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int hook(struct vault *v, const struct vault_change *c, void *ctx)
-{
-	(void)ctx;
-	struct secbuf *w = NULL, *ver = NULL;
-	struct audit_event ev = {.event = c->event, .self = true};
-	int rc = -1;
-	if (vault_key(v, "audit-writer", true, &w) == 0 && vault_key(v, "audit-verifier", true, &ver) == 0)
-		rc = audit_append(vault_db(v), w, ver, &ev, NULL);
-	secbuf_free(w);
-	secbuf_free(ver);
-	return rc;
-}
-
 static struct vault *open_vault(const char *dir, struct secbuf **w, struct secbuf **ver)
 {
 	struct secbuf *pass = secbuf_new(sizeof PASS);
@@ -65,7 +52,7 @@ static struct vault *open_vault(const char *dir, struct secbuf **w, struct secbu
 	char path[4096];
 	struct vault *v = NULL;
 	if (vault_path(dir, path, sizeof path) == 0 && check_private_file(path) == 1 &&
-	    vault_create_recorded(dir, pass, VAULT_KDF_INTERACTIVE, hook, NULL) != 0)
+	    vault_create_recorded(dir, pass, VAULT_KDF_INTERACTIVE, audit_record_change, NULL) != 0)
 		goto out;
 	if (vault_open(dir, &v) != 0 || vault_unlock(v, pass) != 0 ||
 	    vault_key(v, "audit-writer", false, w) != 0 || vault_key(v, "audit-verifier", false, ver) != 0) {
