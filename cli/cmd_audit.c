@@ -191,7 +191,7 @@ static int verify_vault(int fd, const struct audit_checkpoint *cp, struct audit_
 }
 
 /* Opens the verifier key of an export with the passphrase. */
-static int open_exported_verifier(const char *json, size_t len, void *ctx, struct secbuf **key)
+static int open_exported_verifier(const char *text, size_t len, void *ctx, struct secbuf **key)
 {
 	int *fd = ctx;
 	struct secbuf *pass = NULL;
@@ -200,7 +200,7 @@ static int open_exported_verifier(const char *json, size_t len, void *ctx, struc
 	*fd = -1;
 	if (rc != 0)
 		return -1;
-	rc = vault_import_key(json, len, pass, "audit-verifier", key);
+	rc = vault_import_key(text, len, pass, "audit-verifier", key);
 	secbuf_free(pass);
 	return rc;
 }

@@ -53,8 +53,6 @@ int main(int argc, char **argv)
 	if (harden_process() != 0 || sodium_init() < 0 || vault_add_tables(&audit_tables) != 0)
 		return LATCH_OPERR;
 	cli_record_argv(argc, argv);
-	/* JSON may carry values (broker messages): wipe it when freed. */
-	json_use_wiping_allocator();
 	if (argc < 2) {
 		usage(stderr);
 		return LATCH_USAGE;

@@ -50,7 +50,8 @@ size_t secbuf_cached(void);
 
 /* Hardening done first thing in main(): no core dumps, not dumpable or
  * traceable by the same user, umask 077, fds 0-2 guaranteed open (so that
- * a file we open can never become someone's stdout). Returns -1 on failure. */
+ * a file we open can never become someone's stdout), and jansson's blocks
+ * wiped when freed (json_use_wiping_allocator). Returns -1 on failure. */
 int harden_process(void);
 
 /* Filesystem checks. latch refuses a path that is a symlink, is owned by
