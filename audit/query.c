@@ -8,8 +8,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-int audit_query(sqlite3 *db, const struct audit_filter *f,
-		int (*fn)(int64_t seq, const char *record, size_t len, void *ctx), void *ctx)
+/* The fields `latch audit` shows, read from the record's text: anyone
+ * can edit the plaintext tables, so a record must be one JSON object of
+ * its own seq before anything of it is shown. */
+static int row_fill(json_t *o, struct audit_row *r)
+{
+	if (!json_is_object(o) || json_integer_value(json_object_get(o, "seq")) != r->seq)
+		return latch_error(LATCH_OPERR, "audit record %lld is damaged: run 'latch audit verify'", (long long)r->seq);
+	r->time = json_integer_value(json_object_get(o, "time"));
+	r->pid = json_integer_value(json_object_get(o, "pid"));
+	r->event = json_string_value(json_object_get(o, "event"));
+	r->decision = json_string_value(json_object_get(o, "decision"));
+	r->exe = json_string_value(json_object_get(o, "exe"));
+	json_t *secrets = json_object_get(o, "secrets"), *name;
+	size_t i, used = 0;
+	r->secrets[0] = '\0';
+	json_array_foreach(secrets, i, name)
+	{
+		const char *text = json_string_value(name);
+		int w = snprintf(r->secrets + used, sizeof r->secrets - used, "%s%s", i ? "," : "", text ? text : "(null)");
+		if (w < 0 || (size_t)w >= sizeof r->secrets - used) {
+			r->secrets[used] = '\0';
+			break;
+		}
+		used += (size_t)w;
+	}
+	return 0;
+}
+
+int audit_query(sqlite3 *db, const struct audit_filter *f, int (*fn)(const struct audit_row *r, void *ctx), void *ctx)
 {
 	/* Each filter adds a clause only when set, so sqlite can pick the
 	 * index that fits: by secret, by grant, by event, or by time. */
@@ -33,12 +60,23 @@ int audit_query(sqlite3 *db, const struct audit_filter *f,
 	if (f->event)
 		sqlite3_bind_text(st, 4, f->event, -1, SQLITE_STATIC);
 	int rc, ret = 0;
+	struct audit_row r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *rec = sqlite3_column_blob(st, 1);
 		int len = sqlite3_column_bytes(st, 1);
 		if (!rec)
 			continue;
-		if ((ret = fn(sqlite3_column_int64(st, 0), rec, (size_t)len, ctx)) != 0)
+		memset(&r, 0, sizeof r);
+		r.seq = sqlite3_column_int64(st, 0);
+		r.record = rec;
+		r.len = (size_t)len;
+		json_error_t err;
+		json_t *o = json_loadb(rec, (size_t)len, 0, &err);
+		ret = row_fill(o, &r);
+		if (ret == 0)
+			ret = fn(&r, ctx);
+		json_decref(o);
+		if (ret != 0)
 			break;
 	}
 	if (ret == 0 && rc != SQLITE_DONE)
@@ -78,23 +116,11 @@ static int num(const char *s, size_t n)
 int audit_parse_since(const char *s, int64_t now, int64_t *out)
 {
 	size_t n = strlen(s);
-	/* A duration: digits and one unit. */
-	if (n >= 2 && n <= 12 && digits(s, n - 1)) {
-		static const struct {
-			char unit;
-			int64_t seconds;
-		} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
-		for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-			if (s[n - 1] != units[i].unit)
-				continue;
-			char *end;
-			errno = 0;
-			long long v = strtoll(s, &end, 10);
-			if (errno || v < 0 || v > 100LL * 365 * 86400 / units[i].seconds)
-				break;
-			*out = now - v * units[i].seconds;
-			return 0;
-		}
+	/* A duration (as --ttl takes one), up to a hundred years ago. */
+	int64_t ago;
+	if (duration_seconds(s, &ago) && ago <= 100LL * 365 * 86400) {
+		*out = now - ago;
+		return 0;
 	}
 	/* YYYY-MM-DD, optionally followed by THH:MM:SSZ. */
 	if ((n == 10 || n == 20) && digits(s, 4) && s[4] == '-' && digits(s + 5, 2) && s[7] == '-' &&

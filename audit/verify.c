@@ -421,7 +421,7 @@ static int check_rows(struct walker *w, audit_rows_fn rows, struct vault *ctx)
 static int check_integrity(sqlite3 *db, struct audit_report *r)
 {
 	sqlite3_stmt *st;
-	/* cell_size_check (vault/store.c turns it on for every read) checks
+	/* cell_size_check (vault/db.c turns it on for every read) checks
 	 * again what integrity_check checks anyway, and made it take 5.6 s
 	 * instead of 2.2 s over a million records: off for this one pass. */
 	sqlite3_exec(db, "PRAGMA cell_size_check=OFF", NULL, NULL, NULL);

@@ -38,7 +38,7 @@ extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passw
 	usage_rekey[], usage_reveal[], usage_status[], usage_audit[], usage_grant[], usage_grants[],
 	usage_revoke[], usage_run[], usage_broker[];
 
-/* The exit status for the last reported error (docs/design.md section 3). */
+/* The exit status for the last reported error (docs/design.md). */
 int cli_fail(void);
 /* Report a usage error for `cmd` and return exit status 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -68,22 +68,13 @@ int cli_open_unlocked_more(int passphrase_fd, struct vault **v);
  * child), which could seek back and read the passphrase. */
 void cli_passphrase_done(int fd);
 
-/* The audit hook: records each vault change in its transaction. main()
- * hands over argv, which is recorded only as a keyed hash. */
+/* main() hands over argv, which each record of this command carries as
+ * a keyed hash (audit_record_change). */
 void cli_record_argv(int argc, char **argv);
-/* A grant's record carries its id and policy: pass this as the hook's ctx. */
-struct cli_grant_info {
-	const char *id;
-	int64_t ttl;
-	int64_t uses; /* -1: unlimited */
-	const char *const *cmds;
-	size_t n_cmds;
-};
-int cli_record(struct vault *v, const struct vault_change *c, void *ctx);
-
-/* Append one event outside a vault change (its own transaction). */
-struct audit_event;
-int cli_record_event(struct vault *v, const struct audit_event *ev);
+/* The recorder to pass as the ctx of audit_record_change: this command's
+ * argv and, for a grant's read, the grant (else NULL). */
+struct audit_grant;
+struct audit_recorder *cli_recorder(const struct audit_grant *grant);
 
 /* The broker, as only a passphrase holder can reach it (cli/enrol.c):
  * the key of an instance (broker_key_fn), starting and enrolling a broker,

@@ -50,7 +50,7 @@ const char usage_revoke[] =
 
 /* Hands the grant to this vault's broker, verified again: the values
  * travel only inside a box sealed for it. */
-static int hand_over(struct vault *v, const char *dir, const struct cli_grant_info *g, const char *const *names,
+static int hand_over(struct vault *v, const char *dir, const struct audit_grant *g, const char *const *names,
 		     struct secbuf *const *values, size_t n, int64_t *deadline)
 {
 	struct broker_session s;
@@ -74,16 +74,15 @@ static int hand_over(struct vault *v, const char *dir, const struct cli_grant_in
 
 /* The grant was recorded but the broker did not take it: the log says
  * so, so that it never shows a grant that did not happen as one that did. */
-static void record_failure(struct vault *v, const struct cli_grant_info *g, const char *const *names, size_t n)
+static void record_failure(struct vault *v, const struct audit_grant *g, const char *const *names, size_t n)
 {
 	struct audit_secret_ref refs[BROKER_MAX_NAMES];
 	for (size_t i = 0; i < n; i++)
 		refs[i] = (struct audit_secret_ref){names[i], 0};
 	struct audit_event ev = {.event = "grant-failed", .grant_id = g->id, .secrets = refs, .n_secrets = n,
-				 .reason = "the broker did not take the grant", .version = -1, .exit_status = -1,
-				 .redactions = -1, .uses = -1};
+				 .reason = "the broker did not take the grant", .self = true};
 	latch_error_quiet(true);
-	cli_record_event(v, &ev);
+	audit_record_event(v, &ev);
 	latch_error_quiet(false);
 }
 
@@ -95,7 +94,7 @@ int cmd_grant(int argc, char **argv)
 					     {"passphrase-fd", required_argument, NULL, 'p'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	struct cli_grant_info g = {NULL, BROKER_DEFAULT_TTL, -1, NULL, 0};
+	struct audit_grant g = {NULL, BROKER_DEFAULT_TTL, 0, NULL, 0};
 	static char cmd_paths[BROKER_MAX_CMDS][PATH_MAX];
 	const char *cmds[BROKER_MAX_CMDS];
 	int fd = -1, c;
@@ -147,7 +146,7 @@ int cmd_grant(int argc, char **argv)
 		return cli_usage("grant", "at most %d secrets in one grant", BROKER_MAX_NAMES);
 	const char *const *names = (const char *const *)argv + optind;
 	for (size_t i = 0; i < n; i++) {
-		if (!vault_name_valid(names[i]))
+		if (!latch_name_valid(names[i]))
 			return cli_usage("grant", "invalid secret name");
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(names[i], names[j]))
@@ -172,7 +171,7 @@ int cmd_grant(int argc, char **argv)
 		broker_session_close(&s);
 	/* Then the read and its record, in one transaction; then the values
 	 * go to the broker, proved again. */
-	vault_on_change(v, cli_record, &g);
+	vault_on_change(v, audit_record_change, cli_recorder(&g));
 	if (rc == 0)
 		rc = vault_read(v, names, n, "grant", values);
 	int64_t deadline = 0;

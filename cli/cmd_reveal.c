@@ -37,7 +37,7 @@ int cmd_reveal(int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage("reveal", "expected one NAME");
 	const char *name = argv[optind];
-	if (!vault_name_valid(name))
+	if (!latch_name_valid(name))
 		return cli_usage("reveal", "invalid secret name");
 	/* Open the terminal first: with none, refuse before any key exists. */
 	int tty = open("/dev/tty", O_WRONLY | O_NOCTTY | O_CLOEXEC);

@@ -31,7 +31,7 @@ int cmd_rm(int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage("rm", "expected one NAME");
 	const char *name = argv[optind];
-	if (!vault_name_valid(name))
+	if (!latch_name_valid(name))
 		return cli_usage("rm", "invalid secret name");
 	struct vault *v = NULL;
 	if (cli_open_unlocked(fd, &v) != 0)

@@ -222,9 +222,9 @@ static void report_exit(const char *dir, struct release *r, const struct run_pla
 		struct audit_secret_ref refs[RUN_MAX_REFS];
 		for (size_t i = 0; i < r->n; i++)
 			refs[i] = (struct audit_secret_ref){r->names[i], 0};
-		struct audit_event ev = {.event = "exit", .secrets = refs, .n_secrets = r->n, .version = -1,
-					 .exit_status = status, .redactions = -1, .uses = -1, .exe = p->path};
-		cli_record_event(r->v, &ev);
+		struct audit_event ev = {.event = "exit", .secrets = refs, .n_secrets = r->n,
+					 .has_exit = status >= 0, .exit_status = status, .self = true, .exe = p->path};
+		audit_record_event(r->v, &ev);
 		return;
 	}
 	if (!r->id[0])

@@ -64,26 +64,18 @@ void cli_passphrase_done(int fd)
 		close(fd);
 }
 
-/* A log from before the secrets digest is verified in full and given
- * its digest before this command changes anything: a set or rm on a row
- * rolled back earlier would otherwise bury the rollback. */
-static int upgrade_audit(struct vault *v)
+static struct audit_recorder recorder;
+
+void cli_record_argv(int argc, char **argv)
 {
-	if (audit_state_version(vault_db(v)) != 1)
-		return 0;
-	struct secbuf *writer = NULL, *verifier = NULL;
-	sqlite3 *db = vault_db(v);
-	int rc = vault_key(v, "audit-writer", false, &writer) == 0 && vault_key(v, "audit-verifier", false, &verifier) == 0 &&
-			 sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
-		 ? audit_check_secrets(db, writer, verifier, vault_rows, v)
-		 : -1;
-	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		rc = latch_error(LATCH_OPERR, "cannot upgrade the audit log: %s", sqlite3_errmsg(db));
-	if (rc != 0 && !sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	secbuf_free(writer);
-	secbuf_free(verifier);
-	return rc;
+	recorder.argc = argc;
+	recorder.argv = argv;
+}
+
+struct audit_recorder *cli_recorder(const struct audit_grant *grant)
+{
+	recorder.grant = grant;
+	return &recorder;
 }
 
 static int open_unlocked(int passphrase_fd, bool more, bool upgrade, struct vault **v)
@@ -98,14 +90,16 @@ static int open_unlocked(int passphrase_fd, bool more, bool upgrade, struct vaul
 	if (rc == 0)
 		rc = vault_unlock(*v, pass);
 	secbuf_free(pass);
+	/* A log from before the secrets digest gets it before this command
+	 * changes anything. */
 	if (rc == 0 && upgrade)
-		rc = upgrade_audit(*v);
+		rc = audit_upgrade(*v);
 	if (rc != 0) {
 		vault_close(*v);
 		*v = NULL;
 		return -1;
 	}
-	vault_on_change(*v, cli_record, NULL);
+	vault_on_change(*v, audit_record_change, cli_recorder(NULL));
 	return 0;
 }
 

@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-/* Exit statuses, docs/design.md section 3. Modules record one of these with
+/* Exit statuses (docs/design.md). Modules record one of these with
  * latch_error(); only cli/ turns it into an exit. */
 enum latch_status {
 	LATCH_OK = 0,
@@ -50,7 +50,8 @@ size_t secbuf_cached(void);
 
 /* Hardening done first thing in main(): no core dumps, not dumpable or
  * traceable by the same user, umask 077, fds 0-2 guaranteed open (so that
- * a file we open can never become someone's stdout). Returns -1 on failure. */
+ * a file we open can never become someone's stdout), and jansson's blocks
+ * wiped when freed (json_use_wiping_allocator). Returns -1 on failure. */
 int harden_process(void);
 
 /* Filesystem checks. latch refuses a path that is a symlink, is owned by
@@ -86,7 +87,12 @@ bool tty_available(void);
 bool text_is_plain(const char *s);
 void text_escape(const char *s, char *out, size_t n);
 
-/* Secret names (and grant ids): [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
+/* The one rule for names of secrets (and of named keys, and grant ids):
+ * [A-Za-z0-9][A-Za-z0-9_./-]{0,127}, so that a name needs no quoting in a
+ * message, a terminal, JSON or an environment file. LATCH_NAME_RULE is how
+ * messages state it. */
+#define LATCH_NAME_MAX 128
+#define LATCH_NAME_RULE "1-128 of [A-Za-z0-9_./-], starting with a letter or digit"
 bool latch_name_valid(const char *name);
 
 /* Format a UNIX time as RFC 3339 UTC ("2026-11-23T15:42:09Z"). */
@@ -94,8 +100,11 @@ void format_time_utc(int64_t t, char buf[32]);
 /* Parse a decimal file descriptor number >= 0. */
 int parse_fd(const char *s, int *fd);
 
-/* A duration: digits and one unit s, m, h, d or w ("90s", "30m", "24h").
- * Fails (LATCH_USAGE, naming `what`) on anything else or above `max`. */
+/* A duration: 1 to 11 digits and one unit s, m, h, d or w ("90s", "30m",
+ * "24h", "2w"), in seconds; false (nothing reported) for anything else. */
+bool duration_seconds(const char *s, int64_t *seconds);
+/* The same for an option: fails (LATCH_USAGE, naming `what`) on anything
+ * else or above `max`. */
 int parse_duration(const char *s, int64_t max, const char *what, int64_t *seconds);
 
 /* Make jansson allocate through a wrapper that wipes every block when it

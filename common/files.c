@@ -1,5 +1,5 @@
 /* Permission checks: latch refuses a path that another user could read or
- * replace (docs/design.md section 3, "Files"). Each refusal says how to fix it. */
+ * replace (docs/design.md). Each refusal says how to fix it. */
 #include "common.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* Process hardening done before anything else (docs/design.md section 4). */
+/* Process hardening done before anything else (docs/design.md). */
 #include "common.h"
 
 #include <errno.h>
@@ -32,5 +32,8 @@ int harden_process(void)
 		return latch_error(LATCH_OPERR, "cannot make the process undumpable: %s",
 				   strerror(errno));
 	umask(077);
+	/* JSON may carry values (broker messages): every block jansson
+	 * frees is wiped, from the first one on. */
+	json_use_wiping_allocator();
 	return 0;
 }

@@ -63,29 +63,37 @@ int parse_fd(const char *s, int *fd)
 	return 0;
 }
 
-int parse_duration(const char *s, int64_t max, const char *what, int64_t *seconds)
+bool duration_seconds(const char *s, int64_t *seconds)
 {
 	static const struct {
 		char unit;
 		int64_t seconds;
 	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
 	size_t n = strlen(s);
-	if (n >= 2 && n <= 12 && s[0] >= '0' && s[0] <= '9') {
-		char *end;
-		errno = 0;
-		long long v = strtoll(s, &end, 10);
-		for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-			if (errno || end != s + n - 1 || *end != units[i].unit || v < 0 ||
-			    v > INT64_MAX / units[i].seconds)
-				continue;
-			*seconds = v * units[i].seconds;
-			if (*seconds > max)
-				return latch_error(LATCH_USAGE, "%s '%s' is longer than the maximum (%lld s)", what, s,
-						   (long long)max);
-			return 0;
-		}
+	if (n < 2 || n > 12)
+		return false;
+	/* At most 11 digits: no product below overflows. */
+	int64_t v = 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
 	}
-	return latch_error(LATCH_USAGE, "invalid %s '%s': use digits and a unit, e.g. 90s, 30m, 24h, 7d", what, s);
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (s[n - 1] == units[i].unit) {
+			*seconds = v * units[i].seconds;
+			return true;
+		}
+	return false;
+}
+
+int parse_duration(const char *s, int64_t max, const char *what, int64_t *seconds)
+{
+	if (!duration_seconds(s, seconds))
+		return latch_error(LATCH_USAGE, "invalid %s '%s': use digits and a unit, e.g. 90s, 30m, 24h, 7d", what, s);
+	if (*seconds > max)
+		return latch_error(LATCH_USAGE, "%s '%s' is longer than the maximum (%lld s)", what, s, (long long)max);
+	return 0;
 }
 
 /* Each block carries its size in front, so free can wipe it. */
@@ -112,10 +120,12 @@ void json_use_wiping_allocator(void)
 	json_set_alloc_funcs(wiping_malloc, wiping_free);
 }
 
+_Static_assert(LATCH_NAME_MAX == 128, "LATCH_NAME_RULE states the maximum as 128");
+
 bool latch_name_valid(const char *name)
 {
 	size_t n = strlen(name);
-	if (n == 0 || n > 128)
+	if (n == 0 || n > LATCH_NAME_MAX)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)name[i];

@@ -1,4 +1,4 @@
-/* vault: the encrypted store of secrets (docs/design.md section 4).
+/* vault: the encrypted store of secrets (docs/design.md).
  *
  * One sqlite file, vault.db, in a private directory. A passphrase is
  * stretched with Argon2id into a key-encryption key that wraps a random
@@ -13,7 +13,6 @@
 #include <limits.h>
 #include <sqlite3.h>
 
-#define VAULT_NAME_MAX 128
 #define VAULT_VALUE_MAX (1024 * 1024)
 #define VAULT_PASSPHRASE_MIN 8
 #define VAULT_PASSPHRASE_MAX 1024
@@ -24,7 +23,11 @@ enum vault_kdf {
 	VAULT_KDF_MODERATE,    /* the default: 3 passes, 256 MiB */
 	VAULT_KDF_SENSITIVE,   /* 4 passes, 1 GiB */
 };
+/* A level by its name ("interactive", "moderate", "sensitive"); anything
+ * else is a usage error, reported. */
 int vault_kdf_parse(const char *s, enum vault_kdf *out);
+/* The name of a level. */
+const char *vault_kdf_name(enum vault_kdf kdf);
 
 struct vault;
 
@@ -38,8 +41,6 @@ int vault_path(const char *dir, char *buf, size_t n);
  * LATCH_LOCK_TIMEOUT_MS (0 to 600000), default 5000. */
 int vault_lock_timeout_ms(void);
 
-/* Valid names: [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
-bool vault_name_valid(const char *name);
 
 /* A change about to be committed: the hook (the audit log) runs inside
  * the change's transaction; if it fails, the change is rolled back. */
@@ -49,13 +50,31 @@ struct vault_change {
 	const int64_t *ids;       /* their ids */
 	const int64_t *versions;  /* their versions (after a set: the new one) */
 	size_t n;
-	int64_t version; /* set: the new version; otherwise -1 */
+	int64_t version; /* set: the new version; otherwise 0 */
 };
 typedef int (*vault_hook)(struct vault *v, const struct vault_change *c, void *ctx);
 void vault_on_change(struct vault *v, vault_hook fn, void *ctx);
 /* The sqlite handle, for modules that keep tables in the vault file (the
  * audit log); valid until vault_close. */
 sqlite3 *vault_db(struct vault *v);
+
+/* Tables another module keeps in the vault file (the audit log's). The
+ * file has one schema version: moving it to version i+1 runs the vault's
+ * own SQL, then each module's steps[i] (NULL: nothing), in the one
+ * transaction of the migration. `schema` is what the module's tables and
+ * indexes look like in sqlite_master once migrated, one entry per line as
+ * "type name tbl_name sql", sorted: a vault file must hold exactly the
+ * vault's and the modules' entries, or it is refused. */
+struct vault_tables {
+	const char *const *steps;
+	size_t n_steps;
+	const char *const *schema;
+	size_t n_schema;
+};
+/* Add a module's tables to every vault this process creates or opens;
+ * called before the first (the same `t` again is a no-op). A vault opened
+ * without them is refused: its schema is not this one. 0, or -1. */
+int vault_add_tables(const struct vault_tables *t);
 
 /* Create a new vault in `dir` (created 0700 if missing). Atomic: the file
  * appears complete or not at all. Fails if a vault is already there.
@@ -102,9 +121,9 @@ int vault_passwd(struct vault *v, const struct secbuf *new_passphrase,
 int vault_rekey(struct vault *v, int64_t *count_out);
 
 /* The wrapped key `purpose` with the header fields that open it, as JSON
- * text (free it with json_free_text): what a passphrase holder needs to recover that one key away
- * from the vault file (e.g. to verify an audit export). It reveals nothing
- * without the passphrase. Needs no unlock. */
+ * text (free it with free()): what a passphrase holder needs to recover
+ * that one key away from the vault file (e.g. to verify an audit export).
+ * It reveals nothing without the passphrase. Needs no unlock. */
 int vault_export_key(struct vault *v, const char *purpose, char **json_out);
 /* The reverse: recover the key from vault_export_key's JSON with the
  * passphrase. A wrong passphrase fails with LATCH_DENIED. */

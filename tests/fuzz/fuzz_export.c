@@ -23,7 +23,7 @@
  *
  * Self-check, once per process (at the first input): a real vault is made
  * in a temporary directory with vault_create_recorded and a hook like
- * cli/record.c's, unlocked, given three vault_set calls, and exported with
+ * audit_record_change's, unlocked, given three vault_set calls, and exported with
  * audit_export and vault_export_key("audit-verifier"). That export must
  * verify AUDIT_OK with the real verifier key (vault_key), with and without
  * a checkpoint from audit_head, and be UNVERIFIABLE under FIXED_KEY. Then
@@ -234,7 +234,7 @@ static void make_vault_dir(void)
 		fail("cannot create a temporary directory");
 }
 
-/* As cli/record.c's cli_record, with a fixed process description so the
+/* As audit_record_change, with a fixed process description so the
  * records hold no path of the machine that made them. `ctx`, when not
  * NULL, is the verifier key to record with in place of the vault's own
  * (the stream vault's FIXED_KEY, see make_stream_log). */
@@ -254,8 +254,6 @@ static int record_hook(struct vault *v, const struct vault_change *c, void *ctx)
 		.n_secrets = c->n,
 		/* set: the new version; rm: the version removed */
 		.version = !strcmp(c->event, "rm") && c->n == 1 ? c->versions[0] : c->version,
-		.exit_status = -1,
-		.redactions = -1,
 		.pid = 4242,
 		.uid = 1000,
 		.exe = "/usr/local/bin/latch",
@@ -340,7 +338,7 @@ static char *make_real_export(size_t *len, unsigned char key_out[AUDIT_KEY_BYTES
  * (reseal_header), but a stream's first key is sealed inside its enrol
  * record, which the main chain's MAC covers. So this vault records under
  * FIXED_KEY from the start: the hook hands it to audit_append, and the
- * enrolments get it too, where cli/record.c and cli/enrol.c pass
+ * enrolments get it too, where audit_record_change and cli/enrol.c pass
  * vault_key("audit-verifier"). Its exports verify under FIXED_KEY as
  * written. */
 
@@ -415,11 +413,9 @@ static void broker(struct vault *v, struct audit_stream *s, const char *what)
 		.secrets = named ? &ref : NULL,
 		.n_secrets = named ? 1 : 0,
 		.grant_id = named ? "g-0000000000000001" : NULL,
-		.version = -1,
-		.exit_status = exit_ ? 0 : -1,
-		.redactions = -1,
+		.has_exit = exit_,
+		.exit_status = 0,
 		.lost_exits = !strcmp(what, "lost") ? 2 : 0,
-		.uses = -1,
 		.pid = broker_own ? BROKER_PID : 5151,
 		.uid = 1000,
 		.exe = broker_own ? "/usr/local/bin/latch" : "/usr/bin/psql",
@@ -438,7 +434,7 @@ static char *export_text(struct vault *v)
 	FILE *out = open_memstream(&text, &len);
 	if (!out || audit_export(vault_db(v), vjson, out) != 0 || fclose(out) != 0)
 		fail("audit_export failed");
-	json_free_text(vjson);
+	free(vjson);
 	return text;
 }
 
@@ -1414,7 +1410,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool ready;
 	if (!ready) {
-		if (sodium_init() < 0)
+		if (sodium_init() < 0 || vault_add_tables(&audit_tables) != 0)
 			fail("cannot initialise libsodium");
 		latch_error_quiet(true);
 		self_check();

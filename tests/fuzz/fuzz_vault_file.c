@@ -12,6 +12,7 @@
  * costs at most one interactive derivation. */
 #include "fuzz.h"
 
+#include "../../audit/audit.h"
 #include "../../vault/vault.h"
 #include "secmem.h"
 
@@ -68,7 +69,8 @@ static void setup(void)
 {
 	if (dir[0])
 		return;
-	if (sodium_init() < 0)
+	/* The vault's schema includes the audit log's tables, as in latch. */
+	if (sodium_init() < 0 || vault_add_tables(&audit_tables) != 0)
 		fail("cannot initialise libsodium");
 	latch_error_quiet(true);
 	verbose = getenv("LATCH_FUZZ_VERBOSE") != NULL;
@@ -150,7 +152,7 @@ static size_t check_values(struct vault *v, const struct names *l)
 	for (size_t i = 0; i < l->n; i++) {
 		struct secbuf *value = NULL;
 		int rc = vault_get(v, l->v[i], &value);
-		if (!vault_name_valid(l->v[i])) {
+		if (!latch_name_valid(l->v[i])) {
 			if (rc == 0 || latch_last_status() != LATCH_USAGE)
 				fail("vault_get accepted a stored name that is not valid");
 			continue;

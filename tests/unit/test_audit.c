@@ -1,4 +1,4 @@
-/* Unit tests: the audit log's HMAC chain (docs/design.md P7 and section 5).
+/* Unit tests: the audit log's HMAC chain (docs/threat-model.md P7, docs/audit.md).
  *
  * A real vault records its changes through the same hook the CLI uses;
  * more records are appended with audit_append inside BEGIN IMMEDIATE. An
@@ -470,11 +470,9 @@ static void index_columns_altered(void **state)
 /* audit_secret.time is a copied index column too: `latch audit --secret X
  * --since T` filters on it (audit/query.c). Moving it must not go
  * unnoticed, or a record can be hidden from that query and still verify. */
-static int count_fn(int64_t seq, const char *record, size_t len, void *ctx)
+static int count_fn(const struct audit_row *r, void *ctx)
 {
-	(void)seq;
-	(void)record;
-	(void)len;
+	(void)r;
 	(*(int *)ctx)++;
 	return 0;
 }
@@ -698,7 +696,7 @@ static void wrong_keys(void **state)
 	latch_error_quiet(false);
 	/* ...nor append. */
 	afx_exec(f->db, "BEGIN IMMEDIATE");
-	struct audit_event ev = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1};
+	struct audit_event ev = {.event = "release", .self = true};
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(f->db, wrong, f->verifier, &ev, NULL), -1);
 	latch_error_quiet(false);
@@ -773,7 +771,7 @@ static void append_read_only_connection(void **state)
 	assert_int_equal(orc, SQLITE_OK);
 	struct audit_secret_ref ref = {"prod-token", 1};
 	struct audit_event ev = {.event = "release", .decision = "allow", .secrets = &ref, .n_secrets = 1,
-				 .version = -1, .exit_status = -1, .redactions = -1};
+				 .self = true};
 	int64_t seq = -7;
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(ro, f->writer, f->verifier, &ev, &seq), -1);
@@ -814,7 +812,7 @@ static void append_after_state_deleted(void **state)
 	afx_exec(raw, "DELETE FROM audit_state");
 	afx_release(f, raw);
 	/* Directly: refuses to start a second chain over the records. */
-	struct audit_event ev = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1};
+	struct audit_event ev = {.event = "release", .self = true};
 	afx_exec(f->db, "BEGIN IMMEDIATE");
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(f->db, f->writer, f->verifier, &ev, NULL), -1);
@@ -851,7 +849,7 @@ static void append_without_verifier_cannot_start_log(void **state)
 	sqlite3 *raw = afx_raw(f);
 	afx_exec(raw, "DELETE FROM audit_log; DELETE FROM audit_secret; DELETE FROM audit_state");
 	afx_release(f, raw);
-	struct audit_event ev = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1};
+	struct audit_event ev = {.event = "release", .self = true};
 	afx_exec(f->db, "BEGIN IMMEDIATE");
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(f->db, f->writer, NULL, &ev, NULL), -1);
@@ -920,7 +918,7 @@ static void invalid_events_refused(void **state)
 	char long_grant[70];
 	memset(long_grant, 'g', 65);
 	long_grant[65] = '\0';
-	struct audit_event base = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1};
+	struct audit_event base = {.event = "release", .self = true};
 	struct audit_event cases[12];
 	for (size_t i = 0; i < 12; i++)
 		cases[i] = base;

@@ -1,5 +1,5 @@
 /* Unit tests: audit checkpoints, --since parsing, exports and queries, and
- * that no secret value reaches the log (docs/design.md P4, P7, section 5).
+ * that no secret value reaches the log (docs/threat-model.md P4, P7; docs/audit.md).
  *
  * Checkpoints round-trip and malformed ones are refused. --since gives
  * exact UNIX times, checked against constants computed independently
@@ -635,14 +635,14 @@ struct hits {
 	int stop_after;
 };
 
-static int hits_fn(int64_t seq, const char *record, size_t len, void *ctx)
+static int hits_fn(const struct audit_row *r, void *ctx)
 {
 	struct hits *h = ctx;
 	char want[32];
-	snprintf(want, sizeof want, "{\"seq\":%lld,", (long long)seq);
-	assert_true(len > strlen(want) && memcmp(record, want, strlen(want)) == 0);
+	snprintf(want, sizeof want, "{\"seq\":%lld,", (long long)r->seq);
+	assert_true(r->len > strlen(want) && memcmp(r->record, want, strlen(want)) == 0);
 	if (h->n < 64)
-		h->seqs[h->n++] = seq;
+		h->seqs[h->n++] = r->seq;
 	return h->stop_after && (int)h->n == h->stop_after ? 7 : 0;
 }
 
@@ -757,9 +757,10 @@ struct rec_scan {
 	int hashed; /* records with an argv hash */
 };
 
-static int scan_fn(int64_t seq, const char *record, size_t len, void *ctx)
+static int scan_fn(const struct audit_row *r, void *ctx)
 {
-	(void)seq;
+	const char *record = r->record;
+	size_t len = r->len;
 	struct rec_scan *s = ctx;
 	s->records++;
 	expect_absent(s->nd, record, len, "a record");

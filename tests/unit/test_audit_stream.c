@@ -1,4 +1,4 @@
-/* Unit test: broker streams (docs/design.md P5, P7). A broker appends to a
+/* Unit test: broker streams (docs/threat-model.md P5, P7). A broker appends to a
  * chain of its own that a passphrase holder opened; the key it holds can
  * never make a record that only a passphrase holder may (a forged "set" is
  * tampering), nor add to its stream once it ended (a new broker, a rekey,
@@ -44,8 +44,7 @@ static int append(struct afx *f, struct audit_stream *s, const char *event, cons
 	bool loud = getenv("AFX_LOUD") != NULL;
 	struct audit_secret_ref ref = {"db", 0};
 	struct audit_event ev = {.event = event, .decision = decision, .secrets = &ref, .n_secrets = 1,
-				 .grant_id = "g-000000000001", .version = -1, .exit_status = -1, .redactions = -1,
-				 .uses = -1, .pid = 777, .uid = 1000, .exe = "/usr/bin/psql"};
+				 .grant_id = "g-000000000001", .pid = 777, .uid = 1000, .exe = "/usr/bin/psql"};
 	latch_error_quiet(!loud);
 	int rc = audit_stream_append_commit(f->db, s, &ev, 1);
 	latch_error_quiet(false);
@@ -209,7 +208,7 @@ static void stream_key_useless_after_its_end(void **state)
 		 (long long)bad);
 	afx_expect_ok(f, NULL, bad - 1, "removed again");
 
-	/* A rekey closes the open stream too (cli/record.c calls this in the
+	/* A rekey closes the open stream too (audit_record_change calls this in the
 	 * rekey's transaction). */
 	struct audit_stream *s2 = open_stream(keys2);
 	assert_int_equal(append(f, s2, "release", "allow"), 0);
@@ -428,7 +427,7 @@ static void rekey_rotates_the_writer_key(void **state)
 	assert_int_equal(vault_key(f->v, "audit-writer", false, &now), 0);
 	assert_memory_not_equal(now->data, old->data, 32);
 	/* The old key cannot append, nor open the state. */
-	struct audit_event ev = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1, .uses = -1};
+	struct audit_event ev = {.event = "release", .self = true};
 	afx_exec(f->db, "BEGIN IMMEDIATE");
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(f->db, old, NULL, &ev, NULL), -1);

@@ -1,4 +1,4 @@
-/* Unit tests: tampering with a real vault file fails closed (docs/design.md P2).
+/* Unit tests: tampering with a real vault file fails closed (docs/threat-model.md P2).
  *
  * The attacker edits the sqlite file directly: flipped bits in every byte
  * of a value's nonce and ciphertext, blobs of the wrong length or type,

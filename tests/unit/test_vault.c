@@ -20,7 +20,7 @@
 
 struct listed {
 	int n;
-	char names[8][VAULT_NAME_MAX + 1];
+	char names[8][LATCH_NAME_MAX + 1];
 	int64_t versions[8];
 	int64_t updated[8];
 };
@@ -152,9 +152,9 @@ static void invalid_names_refused(void **state)
 	struct fx *f = *state;
 	fx_create(f);
 	struct vault *v = fx_unlocked(f, PASS);
-	char too_long[VAULT_NAME_MAX + 2];
-	memset(too_long, 'x', VAULT_NAME_MAX + 1);
-	too_long[VAULT_NAME_MAX + 1] = '\0';
+	char too_long[LATCH_NAME_MAX + 2];
+	memset(too_long, 'x', LATCH_NAME_MAX + 1);
+	too_long[LATCH_NAME_MAX + 1] = '\0';
 	const char *bad[] = {"", "-x", "/x", ".x", "_x", "a b", "a=b", "a\nb", "a\x1b[2J", "caf\xc3\xa9",
 			     too_long};
 	struct secbuf *val = sb_str("value");
@@ -169,7 +169,7 @@ static void invalid_names_refused(void **state)
 	snap_same(&s, f->path);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM secrets", NULL), 0);
 	/* The longest valid name works. */
-	too_long[VAULT_NAME_MAX] = '\0';
+	too_long[LATCH_NAME_MAX] = '\0';
 	assert_int_equal(vault_set(v, too_long, val, NULL), 0);
 	expect_str(v, too_long, "value");
 	secbuf_free(val);
@@ -1077,6 +1077,38 @@ static void set_on_max_version_fails_closed(void **state)
 	assert_true(unchanged);
 }
 
+/* Another module's tables (vault_add_tables): its steps run at the
+ * file's schema versions, and its schema is part of the exact one. Last
+ * of all tests: the registration lasts as long as the process. */
+static void module_tables(void **state)
+{
+	struct fx *f = *state;
+	/* The same set again is a no-op; more steps than versions, refused. */
+	assert_int_equal(vault_add_tables(&audit_tables), 0);
+	static const char *const too_many[8] = {NULL};
+	static const struct vault_tables bad = {too_many, 8, NULL, 0};
+	latch_error_quiet(true);
+	assert_int_equal(vault_add_tables(&bad), -1);
+	latch_error_quiet(false);
+	/* A vault made before a module's tables were added lacks them: it is
+	 * refused, not quietly opened. One made after has them. */
+	fx_create(f);
+	static const char *const steps[] = {NULL, NULL, NULL, "CREATE TABLE zz_module (a INTEGER);"};
+	static const char *const schema[] = {"table zz_module zz_module CREATE TABLE zz_module (a INTEGER)"};
+	static const struct vault_tables extra = {steps, 4, schema, 1};
+	assert_int_equal(vault_add_tables(&extra), 0);
+	struct vault *v = NULL;
+	latch_error_quiet(true);
+	assert_int_equal(vault_open(f->dir, &v), -1);
+	latch_error_quiet(false);
+	assert_null(v);
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(rmdir(f->dir), 0);
+	fx_create_new(f, PASS);
+	v = fx_unlocked(f, PASS);
+	vault_close(v);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -1118,6 +1150,7 @@ int main(void)
 		T(create_makes_private_files),
 		T(create_ignores_umask),
 		T(set_on_max_version_fails_closed),
+		T(module_tables), /* last: it adds tables for the rest of the process */
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	free(fx_template);

@@ -8,14 +8,15 @@
  * it would.
  *
  * main() must call sodium_init(), umask(077) (as latch's harden_process
- * does) and fx_template_init() before running the tests. The helpers are
- * `static inline` so that a test file using only some of them still
- * compiles clean with -Wunused-function. Include this after cmocka.h.
- * (The Makefile does not track this header: after editing it, touch the
- * test_*.c files that include it.) */
+ * does) and fx_template_init() (which also adds the audit log's tables to
+ * the schema, as latch's main() does) before running the tests. The
+ * helpers are `static inline` so that a test file using only some of them
+ * still compiles clean with -Wunused-function. Include this after
+ * cmocka.h. */
 #ifndef LATCH_TEST_VAULT_FIXTURE_H
 #define LATCH_TEST_VAULT_FIXTURE_H
 
+#include "../../audit/audit.h"
 #include "../../vault/internal.h"
 
 #include <dirent.h>
@@ -143,6 +144,8 @@ static size_t fx_template_len;
 
 static inline int fx_template_init(void)
 {
+	if (vault_add_tables(&audit_tables) != 0)
+		return -1;
 	char root[] = "/tmp/latch-unit-XXXXXX", dir[64], path[80];
 	if (!mkdtemp(root))
 		return -1;
@@ -280,7 +283,7 @@ static inline void expect_get_fails_naming(struct vault *v, const char *name)
 	assert_int_equal(rc, -1);
 	assert_null(out);
 	assert_int_equal(latch_last_status(), LATCH_OPERR);
-	char want[VAULT_NAME_MAX + 16];
+	char want[LATCH_NAME_MAX + 16];
 	snprintf(want, sizeof want, "secret '%s'", name);
 	if (!strstr(msg, want))
 		fail_msg("error message does not name %s: %s", want, msg);
