@@ -28,7 +28,10 @@ const char usage_grant[] =
 	"  --cmd PROGRAM      only for this program (resolved along PATH to its real\n"
 	"                     path); repeat for several; default: any command\n"
 	"  --passphrase-fd N  read the passphrase from fd N instead of /dev/tty\n"
-	"  -h, --help         show this help\n";
+	"  -h, --help         show this help\n"
+	"\n"
+	"Limits: at most 64 secrets and 16 --cmd in one grant; a secret name is at\n"
+	"most 128 bytes, a value at most 1 MiB; --ttl at most 24h.\n";
 
 const char usage_grants[] =
 	"usage: latch grants [--json]\n"

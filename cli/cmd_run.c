@@ -6,7 +6,7 @@
 #include "../audit/audit.h"
 #include "../run/run.h"
 
-#include <sodium.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,11 +47,31 @@ const char usage_run[] =
 	"                           closed once read)\n"
 	"  -h, --help               show this help\n"
 	"\n"
-	"Exit status: CMD's own; 128+N if it died of signal N; 125 if latch failed\n"
-	"before running it, 126 if it could not be run, 127 if it was not found;\n"
-	"4 if no grant allows the release.\n"
+	"Limits: 64 variables with references (64 distinct secrets), 128 --env\n"
+	"and --file, 16 --env-file, 64 --keep; a secret name is at most 128 bytes,\n"
+	"a value at most 1 MiB.\n"
+	"\n"
+	"Exit status: CMD's own; 128+N if it died of signal N; 4 if no grant allows\n"
+	"the release; 125 if latch failed before running it (usage errors too),\n"
+	"126 if it could not be run, 127 if it was not found.\n"
 	"Redaction of CMD's output is not built yet: CMD writes straight to the\n"
 	"terminal, so a command that prints a value shows it.\n";
+
+/* Every failure of latch run's own before exec exits 125, usage errors
+ * included: any other number could be CMD's own status. */
+#define RUN_FAILED 125
+
+static int run_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run_usage(const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	cli_usage("run", "%s", msg);
+	return RUN_FAILED;
+}
 
 struct release {
 	const char *names[RUN_MAX_REFS]; /* the plan's secrets' names */
@@ -146,13 +166,16 @@ static void deny_with_hint(const struct release *r, const struct run_plan *p)
 	free(hint);
 }
 
-/* No grant, but a human is here: the passphrase releases for this run. */
+/* No grant, but a human is here: the passphrase releases for this run.
+ * 0, or the status to exit with: 4 if the passphrase did not come or
+ * was wrong (still no grant), else 125. Decided where it failed, before
+ * anything else can report. */
 static int one_shot(int fd, struct release *r, struct run_plan *p)
 {
 	fprintf(stderr, "latch: %s; the passphrase releases %s for this run only\n", r->reason,
 		r->n == 1 ? r->names[0] : "these secrets");
 	if (cli_open_unlocked(fd, &r->v) != 0)
-		return -1;
+		return latch_last_status() == LATCH_DENIED ? LATCH_DENIED : RUN_FAILED;
 	struct secbuf *values[RUN_MAX_REFS] = {0};
 	int rc = vault_read(r->v, r->names, r->n, "release", values);
 	for (size_t i = 0; i < r->n; i++) {
@@ -160,7 +183,7 @@ static int one_shot(int fd, struct release *r, struct run_plan *p)
 		if (values[i])
 			p->secrets[i].value = *values[i];
 	}
-	return rc;
+	return rc == 0 ? 0 : RUN_FAILED;
 }
 
 static void report_exit(const char *dir, struct release *r, const struct run_plan *p, int status)
@@ -201,13 +224,13 @@ int cmd_run(int argc, char **argv)
 		case 'e':
 		case 'f':
 			if (n_specs == 2 * RUN_MAX_REFS)
-				return cli_usage("run", "too many references");
+				return run_usage("more than %d --env and --file", 2 * RUN_MAX_REFS);
 			spec_file[n_specs] = c == 'f';
 			specs[n_specs++] = optarg;
 			break;
 		case 'E':
 			if (n_env_files == sizeof env_files / sizeof env_files[0])
-				return cli_usage("run", "too many --env-file");
+				return run_usage("more than %zu --env-file", sizeof env_files / sizeof env_files[0]);
 			env_files[n_env_files++] = optarg;
 			break;
 		case 'P':
@@ -215,44 +238,44 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'k':
 			if (p->n_keep == RUN_MAX_REFS)
-				return cli_usage("run", "too many --keep");
+				return run_usage("more than %d --keep", RUN_MAX_REFS);
 			if (run_env_unsafe(optarg, strlen(optarg))) {
 				latch_error(LATCH_USAGE,
 					    "'%s' cannot be kept: loader, shell and interpreter start-up variables never reach the child",
 					    optarg);
-				return 125;
+				return RUN_FAILED;
 			}
 			p->keep[p->n_keep++] = optarg;
 			break;
 		case 'p':
 			if (parse_fd(optarg, &fd) != 0)
-				return 125;
+				return RUN_FAILED;
 			/* The child gets 0-2: a passphrase there would reach it. */
 			if (fd <= 2) {
 				latch_error(LATCH_USAGE, "--passphrase-fd %d: descriptors 0-2 go to the child; use 3 or above",
 					    fd);
-				return 125;
+				return RUN_FAILED;
 			}
 			break;
 		case 'h':
-			return cli_help(usage_run);
+			return cli_help(usage_run) == 0 ? 0 : RUN_FAILED;
 		default:
-			return LATCH_USAGE;
+			return RUN_FAILED; /* cli_getopt reported it */
 		}
 	}
 	if (optind == argc)
-		return cli_usage("run", "name a command to run");
+		return run_usage("name a command to run");
 	p->argv = argv + optind;
 	/* Later sources override earlier ones: the environment, env files,
 	 * then --env / --file in command-line order. */
 	if (!p->pristine && run_add_environ(p, environ) != 0)
-		return 125;
+		return RUN_FAILED;
 	for (size_t i = 0; i < n_env_files; i++)
 		if (run_add_env_file(p, env_files[i]) != 0)
-			return 125;
+			return RUN_FAILED;
 	for (size_t i = 0; i < n_specs; i++)
 		if (run_add_ref(p, specs[i], spec_file[i]) != 0)
-			return 125;
+			return RUN_FAILED;
 	int rc = run_resolve(p->argv[0], p->path);
 	if (rc != 0)
 		return rc;
@@ -264,7 +287,7 @@ int cmd_run(int argc, char **argv)
 		r.names[i] = p->secrets[i].name;
 	if (r.n > 0) {
 		if (vault_dir(dir, sizeof dir) != 0)
-			return 125;
+			return RUN_FAILED;
 		rc = ask_broker(dir, p, &r);
 		if (rc == 1 && (fd >= 0 || tty_available())) {
 			rc = one_shot(fd, &r, p); /* reads fd, and closes it */
@@ -272,11 +295,13 @@ int cmd_run(int argc, char **argv)
 		} else if (rc == 1) {
 			deny_with_hint(&r, p);
 			return LATCH_DENIED;
+		} else if (rc != 0) {
+			rc = RUN_FAILED;
 		}
 		if (rc != 0) {
 			run_values_free(p);
 			vault_close(r.v);
-			return latch_last_status() == LATCH_DENIED ? LATCH_DENIED : 125;
+			return rc;
 		}
 	}
 	cli_passphrase_done(fd); /* unread: a grant covered the run */

@@ -171,13 +171,17 @@ assert new and all(x["event"] == "release" and x["decision"] == "deny" and x["re
 	local t=$BATS_TEST_TMPDIR n_before
 	lx audit --json </dev/null
 	n_before=$("$BR_PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")
-	# argv travels as base64 of each argument's bytes ("sh", "env").
+	# argv travels as base64 of each argument's bytes ("sh", "env"). One
+	# request per hand-off: an answer with a value does not end in a
+	# newline, so the helper reads it until the broker closes the
+	# connection (its deadline), and a second connection opened with it
+	# would be past its own deadline by then.
 	br_handoff "$(br_sock)" "$t/replies" \
-		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real sh)\",\"argv\":[\"c2g=\"],\"cwd\":\"/\"}" \
+		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real sh)\",\"argv\":[\"c2g=\"],\"cwd\":\"/\"}"
+	br_handoff "$(br_sock)" "$t/replies2" \
 		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real env)\",\"argv\":[\"ZW52\"],\"cwd\":\"/\"}"
 	# A release's answer is a header line and then the value as a binary
-	# frame (a 4-byte length and the bytes); br_handoff puts a newline
-	# after each answer.
+	# frame (a 4-byte length and the bytes); br_handoff adds a newline.
 	"$BR_PY" -c '
 import json, sys
 data = open(sys.argv[1], "rb").read()
@@ -185,12 +189,12 @@ nl = data.index(b"\n")
 allowed = json.loads(data[:nl])
 assert allowed.get("ok") is True and allowed.get("frames") == 1, "the allowed command was refused"
 n = int.from_bytes(data[nl + 1:nl + 5], "big")
-assert n > 0 and data[nl + 5 + n:nl + 6 + n] == b"\n", "the value is not one frame"
-rest = [l for l in data[nl + 6 + n:].split(b"\n") if l]
-assert len(rest) == 1, rest
-other = json.loads(rest[0])
+assert n > 0 and data[nl + 5 + n:] == b"\n", "the value is not one frame"
+lines = [l for l in open(sys.argv[2], "rb").read().split(b"\n") if l]
+assert len(lines) == 1, lines
+other = json.loads(lines[0])
 assert other.get("ok") is not True and "frames" not in other, "a command outside --cmd was released"
-' "$t/replies"
+' "$t/replies" "$t/replies2"
 	# Both decisions are in the log: the release that happened and the one refused.
 	br_audit '
 new = r[int(sys.argv[2]):]
