@@ -1,9 +1,11 @@
 /* broker/ private: how a broker proves itself and how a grant reaches it
  * (broker.h explains why). Shared by the daemon and its client. */
-#ifndef LATCH_AGENT_AUTH_H
-#define LATCH_AGENT_AUTH_H
+#ifndef LATCH_BROKER_AUTH_H
+#define LATCH_BROKER_AUTH_H
 
 #include "broker.h"
+
+#include <jansson.h>
 
 #define AUTH_NONCE_BYTES 32
 #define AUTH_MAC_BYTES 32

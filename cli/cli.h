@@ -84,6 +84,9 @@ int cli_broker_start(struct vault *v, const char *dir, bool foreground, pid_t *p
 int cli_broker_session(struct vault *v, const char *dir, struct broker_session *s);
 int cli_self_exe(char out[PATH_MAX]);
 
+/* The broker's live grants as --json prints them (grants, status). */
+struct jout *cli_grants_json(const struct broker_list *l);
+
 /* Flush stdout; a write error (a full disk, a closed pipe) is an error. */
 int cli_finish_output(void);
 

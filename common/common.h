@@ -111,15 +111,6 @@ int parse_duration(const char *s, int64_t max, const char *what, int64_t *second
  * is freed: JSON that carried a value (base64 in a broker message) leaves
  * no copy behind in the heap. Call once, before any JSON is built. */
 void json_use_wiping_allocator(void);
-/* A secret as a base64 JSON string (for a broker message; the string is
- * wiped when freed under the wiping allocator), and back into secure
- * memory (NULL if not base64, empty, or over `max` bytes). */
-json_t *json_secret_b64(const struct secbuf *v);
-struct secbuf *secret_from_json_b64(const json_t *s, size_t max);
-/* The same into `out` (room for `room` bytes), for several values in one
- * buffer: 0 with *len set; -1 if not base64, empty, over `max` or `room`. */
-int secret_b64_decode(const json_t *s, unsigned char *out, size_t room, size_t max, size_t *len);
-
 /* --json output (common/jout.c), so that cli/ needs no JSON library:
  * build an object or array, set members (`key` NULL appends to an
  * array; a NULL string becomes null), then print it to stdout with a

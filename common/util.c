@@ -145,46 +145,6 @@ void json_free_text(char *text)
 		f(text);
 }
 
-json_t *json_secret_b64(const struct secbuf *v)
-{
-	/* The JSON string lands on the wiping heap anyway, so the text is
-	 * built there too: a secure buffer per value cost ten system calls. */
-	size_t n = sodium_base64_encoded_len(v->len, sodium_base64_VARIANT_ORIGINAL);
-	char *text = malloc(n);
-	if (!text)
-		return NULL;
-	sodium_bin2base64(text, n, v->data, v->len, sodium_base64_VARIANT_ORIGINAL);
-	json_t *s = json_stringn_nocheck(text, n - 1);
-	sodium_memzero(text, n);
-	free(text);
-	return s;
-}
-
-int secret_b64_decode(const json_t *s, unsigned char *out, size_t room, size_t max, size_t *len)
-{
-	const char *b64 = json_string_value(s);
-	size_t got = 0;
-	if (!b64 ||
-	    sodium_base642bin(out, room, b64, strlen(b64), NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    got == 0 || got > max)
-		return -1;
-	*len = got;
-	return 0;
-}
-
-struct secbuf *secret_from_json_b64(const json_t *s, size_t max)
-{
-	const char *b64 = json_string_value(s);
-	if (!b64)
-		return NULL;
-	struct secbuf *b = secbuf_new(strlen(b64));
-	if (b && secret_b64_decode(s, b->data, b->cap, max, &b->len) != 0) {
-		secbuf_free(b);
-		return NULL;
-	}
-	return b;
-}
-
 int write_all(int fd, const void *buf, size_t n)
 {
 	const unsigned char *p = buf;

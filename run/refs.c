@@ -57,7 +57,7 @@ static int add(struct run_plan *p, char *var, char *name, bool as_file)
 		if (!strcmp(p->refs[i].var, var)) {
 			free(p->refs[i].var);
 			free(p->refs[i].name);
-			p->refs[i] = (struct run_ref){var, name, as_file};
+			p->refs[i] = (struct run_ref){var, name, as_file, 0};
 			return 0;
 		}
 	if (p->n_refs == RUN_MAX_REFS) {
@@ -65,7 +65,7 @@ static int add(struct run_plan *p, char *var, char *name, bool as_file)
 		free(name);
 		return latch_error(LATCH_USAGE, "more than %d references", RUN_MAX_REFS);
 	}
-	p->refs[p->n_refs++] = (struct run_ref){var, name, as_file};
+	p->refs[p->n_refs++] = (struct run_ref){var, name, as_file, 0};
 	return 0;
 }
 
@@ -125,17 +125,29 @@ int run_add_env_file(struct run_plan *p, const char *path)
 	return rc;
 }
 
-size_t run_names(const struct run_plan *p, const char **names, size_t max)
+size_t run_secrets(struct run_plan *p)
 {
-	size_t n = 0;
+	p->n_secrets = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
-		bool seen = false;
-		for (size_t j = 0; j < n && !seen; j++)
-			seen = !strcmp(names[j], p->refs[i].name);
-		if (!seen && n < max)
-			names[n++] = p->refs[i].name;
+		size_t j = 0;
+		while (j < p->n_secrets && strcmp(p->secrets[j].name, p->refs[i].name) != 0)
+			j++;
+		if (j == p->n_secrets)
+			p->secrets[p->n_secrets++] = (struct run_secret){.name = p->refs[i].name};
+		p->refs[i].secret = j;
 	}
-	return n;
+	return p->n_secrets;
+}
+
+void run_values_free(struct run_plan *p)
+{
+	secbuf_free(p->store);
+	p->store = NULL;
+	for (size_t i = 0; i < p->n_secrets; i++) {
+		secbuf_free(p->secrets[i].own);
+		p->secrets[i].own = NULL;
+		p->secrets[i].value = (struct secbuf){NULL, 0, 0};
+	}
 }
 
 static int resolved(const char *path, char out[PATH_MAX])
@@ -185,6 +197,8 @@ int run_resolve(const char *cmd, char out[PATH_MAX])
 
 void run_plan_free(struct run_plan *p)
 {
+	run_values_free(p);
+	p->n_secrets = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
 		free(p->refs[i].var);
 		free(p->refs[i].name);

@@ -51,7 +51,7 @@ def req(**kw):
     return call(json.dumps(kw).encode())
 
 def refused(resp, what):
-    assert resp is None or (resp.get("ok") is False and "values" not in resp), (what, resp)
+    assert resp is None or (resp.get("ok") is False and "values" not in resp and "frames" not in resp), (what, resp)
 
 b64 = lambda b: base64.b64encode(b).decode()
 fake_key = b64(os.urandom(32))
@@ -65,7 +65,7 @@ assert [g["grant"] for g in r["grants"]] == [grant], r
 # Releases: a name no grant covers, a command outside the grant, one name
 # too many. (A request the policy allows is released even to a script:
 # see the N1 test below.)
-release = lambda names, cmd: req(op="release", names=names, cmd=cmd, argv=["x"], cwd="/")
+release = lambda names, cmd: req(op="release", names=names, cmd=cmd, argv=[b64(b"x")], cwd="/")
 refused(release(["other"], sh_real), "uncovered name")
 refused(release(["canary"], env_real), "command outside --cmd")
 refused(release(["canary", "other"], sh_real), "one name too many")
@@ -145,7 +145,7 @@ lines = open(sys.argv[1]).read().split("\n")[:-1]
 assert len(lines) == 6, lines
 for line in lines:
     r = json.loads(line) if line else {}
-    assert r.get("ok") is not True and "values" not in r, r
+    assert r.get("ok") is not True and "values" not in r and "frames" not in r, r
 ' "$t/posed"
 	assert_absent "$CANARY" "$t/posed"
 	assert_absent "$other" "$t/posed"
@@ -171,17 +171,30 @@ assert new and all(x["event"] == "release" and x["decision"] == "deny" and x["re
 	local t=$BATS_TEST_TMPDIR n_before
 	lx audit --json </dev/null
 	n_before=$("$BR_PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")
+	# argv travels as base64 of each argument's bytes ("sh", "env"). One
+	# request per hand-off: an answer with a value does not end in a
+	# newline, so the helper reads it until the broker closes the
+	# connection (its deadline), and a second connection opened with it
+	# would be past its own deadline by then.
 	br_handoff "$(br_sock)" "$t/replies" \
-		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real sh)\",\"argv\":[\"sh\"],\"cwd\":\"/\"}" \
-		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real env)\",\"argv\":[\"env\"],\"cwd\":\"/\"}"
+		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real sh)\",\"argv\":[\"c2g=\"],\"cwd\":\"/\"}"
+	br_handoff "$(br_sock)" "$t/replies2" \
+		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real env)\",\"argv\":[\"ZW52\"],\"cwd\":\"/\"}"
+	# A release's answer is a header line and then the value as a binary
+	# frame (a 4-byte length and the bytes); br_handoff adds a newline.
 	"$BR_PY" -c '
 import json, sys
-lines = [l for l in open(sys.argv[1]).read().split("\n") if l]
-assert len(lines) == 2, lines
-allowed, other = (json.loads(l) for l in lines)
-assert allowed.get("ok") is True and len(allowed.get("values", [])) == 1, "the allowed command was refused"
-assert other.get("ok") is not True and "values" not in other, "a command outside --cmd was released"
-' "$t/replies"
+data = open(sys.argv[1], "rb").read()
+nl = data.index(b"\n")
+allowed = json.loads(data[:nl])
+assert allowed.get("ok") is True and allowed.get("frames") == 1, "the allowed command was refused"
+n = int.from_bytes(data[nl + 1:nl + 5], "big")
+assert n > 0 and data[nl + 5 + n:] == b"\n", "the value is not one frame"
+lines = [l for l in open(sys.argv[2], "rb").read().split(b"\n") if l]
+assert len(lines) == 1, lines
+other = json.loads(lines[0])
+assert other.get("ok") is not True and "frames" not in other, "a command outside --cmd was released"
+' "$t/replies" "$t/replies2"
 	# Both decisions are in the log: the release that happened and the one refused.
 	br_audit '
 new = r[int(sys.argv[2]):]

@@ -219,9 +219,10 @@ b.close()
 f = a.makefile("rwb")
 ready = json.loads(f.readline())
 assert ready["ok"], ready
-b64 = lambda x: base64.b64encode(x).decode()
 stream = struct.pack("<Q", 1) + os.urandom(16 + 32 + 32)
-f.write(json.dumps({"instance": os.urandom(16).hex(), "key": b64(os.urandom(32)), "stream": b64(stream)}).encode() + b"\n")
+# The enrolment: its header, then the key and the stream keys as frames.
+frame = lambda x: struct.pack(">I", len(x)) + x
+f.write(json.dumps({"instance": os.urandom(16).hex(), "frames": 2}).encode() + b"\n" + frame(os.urandom(32)) + frame(stream))
 f.flush()
 ok = json.loads(f.readline())
 assert ok["ok"], ok
