@@ -29,7 +29,7 @@ static void pending_drop_all(struct broker *b)
 
 int exits_record(struct broker *b, const struct broker_event *ev)
 {
-	static struct broker_event evs[BROKER_RECORD_BATCH];
+	struct broker_event *evs = b->batch;
 	size_t n = 0;
 	if (b->lost > 0)
 		evs[n++] = (struct broker_event){.event = "lost", .lost_exits = b->lost, .pid = b->pid,

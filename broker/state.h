@@ -72,6 +72,9 @@ struct broker {
 	unsigned char instance[BROKER_INSTANCE_BYTES];
 	pid_t pid;       /* the daemon's, for its answers and records */
 	bool stop_asked; /* a "stop" request came */
+	/* Scratch for one commit: a "lost" record, the pending exits, the
+	 * event itself. */
+	struct broker_event batch[BROKER_RECORD_BATCH];
 };
 
 /* One connection's side of the protocol: who the kernel says the peer is,

@@ -76,7 +76,8 @@ int run_resolve(const char *cmd, char out[PATH_MAX]);
  * an empty signal mask and default dispositions. One plaintext copy of
  * each value at spawn: the values are wiped (run_values_free) once the
  * child's environment and memory files are built, and the environment
- * right after the spawn, so that while the child runs latch holds none.
+ * right after the spawn, so that while the child runs latch holds none
+ * (and on every other path the values are wiped before it returns).
  * Returns the status to exit with: the child's, 128+N if it died of
  * signal N, 126/127 if it could not be run, 125 if latch failed before
  * exec (reported). Signals whose default would end latch before the
