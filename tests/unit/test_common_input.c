@@ -49,12 +49,19 @@ static void duration_units(void **state)
 	static const struct {
 		const char *s;
 		int64_t want;
-	} ok[] = {
-		{"0s", 0},         {"1s", 1},           {"90s", 90},         {"30m", 1800},
-		{"24h", 86400},    {"7d", 604800},      {"2w", 1209600},     {"0090s", 90},
-		{"1m", 60},        {"1h", 3600},        {"1d", 86400},       {"1w", 604800},
-		{"99999999999w", 99999999999LL * 604800},
-	};
+	} ok[] = {{"0s", 0},
+		  {"1s", 1},
+		  {"90s", 90},
+		  {"30m", 1800},
+		  {"24h", 86400},
+		  {"7d", 604800},
+		  {"2w", 1209600},
+		  {"0090s", 90},
+		  {"1m", 60},
+		  {"1h", 3600},
+		  {"1d", 86400},
+		  {"1w", 604800},
+		  {"99999999999w", 99999999999LL * 604800}};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		int64_t got = -1;
 		assert_int_equal(parse_duration(ok[i].s, INT64_MAX, "ttl", &got), 0);
@@ -65,13 +72,33 @@ static void duration_units(void **state)
 static void duration_garbage(void **state)
 {
 	(void)state;
-	const char *bad[] = {
-		"",   "s",    "5",     "10",   "5x",   "5S",   "5 s",   " 5s",  "5s ",    "-5s",     "+5s",
-		"5ss", "s5",  "1.5h",  "5sm",  "h",    "0x10s", "5\n",  "5s\n", "m30",    "1e3s",    "5y",
-		"5ms", "\xc2\xb5s",
-		/* 13 characters or more: refused before any arithmetic. */
-		"999999999999s", "0000000000001s",
-	};
+	/* The last two: 13 characters or more, refused before any arithmetic. */
+	const char *bad[] = {"",
+			     "s",
+			     "5",
+			     "10",
+			     "5x",
+			     "5S",
+			     "5 s",
+			     " 5s",
+			     "5s ",
+			     "-5s",
+			     "+5s",
+			     "5ss",
+			     "s5",
+			     "1.5h",
+			     "5sm",
+			     "h",
+			     "0x10s",
+			     "5\n",
+			     "5s\n",
+			     "m30",
+			     "1e3s",
+			     "5y",
+			     "5ms",
+			     "\xc2\xb5s",
+			     "999999999999s",
+			     "0000000000001s"};
 	latch_error_quiet(true);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int64_t got = -7;
@@ -309,9 +336,9 @@ static void writes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(fd_numbers),      cmocka_unit_test(duration_units), cmocka_unit_test(duration_garbage),
-		cmocka_unit_test(duration_max),    cmocka_unit_test(secret_whole),   cmocka_unit_test(secret_limit),
-		cmocka_unit_test(lines),           cmocka_unit_test(line_limit),     cmocka_unit_test(writes),
+		cmocka_unit_test(fd_numbers),   cmocka_unit_test(duration_units), cmocka_unit_test(duration_garbage),
+		cmocka_unit_test(duration_max), cmocka_unit_test(secret_whole),   cmocka_unit_test(secret_limit),
+		cmocka_unit_test(lines),        cmocka_unit_test(line_limit),     cmocka_unit_test(writes),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -47,9 +47,10 @@ static void scalars(void **state)
 	jout_bool(o, "yes", true);
 	jout_bool(o, "no", false);
 	assert_int_equal(print_captured(o, false), 0);
-	assert_string_equal(printed, "{\"name\":\"db/prod\",\"none\":null,\"quote\":\"a\\\"b\\\\c\\n\\u001B\","
-				     "\"utf8\":\"caf\xc3\xa9\",\"zero\":0,\"min\":-9223372036854775808,"
-				     "\"max\":9223372036854775807,\"yes\":true,\"no\":false}\n");
+	assert_string_equal(printed,
+			    "{\"name\":\"db/prod\",\"none\":null,\"quote\":\"a\\\"b\\\\c\\n\\u001B\","
+			    "\"utf8\":\"caf\xc3\xa9\",\"zero\":0,\"min\":-9223372036854775808,"
+			    "\"max\":9223372036854775807,\"yes\":true,\"no\":false}\n");
 }
 
 static void nested(void **state)
@@ -70,8 +71,9 @@ static void nested(void **state)
 	}
 	jout_add(top, NULL, jout_array());
 	assert_int_equal(print_captured(top, false), 0);
-	assert_string_equal(printed, "[{\"seq\":1,\"secrets\":[\"a\"],\"meta\":{}},"
-				     "{\"seq\":2,\"secrets\":[\"a\",null],\"meta\":{}},[]]\n");
+	assert_string_equal(printed,
+			    "[{\"seq\":1,\"secrets\":[\"a\"],\"meta\":{}},"
+			    "{\"seq\":2,\"secrets\":[\"a\",null],\"meta\":{}},[]]\n");
 }
 
 static void pretty(void **state)

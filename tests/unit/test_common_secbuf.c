@@ -41,8 +41,17 @@ static void sizes(void **state)
 {
 	(void)state;
 	long page = sysconf(_SC_PAGESIZE);
-	size_t sizes[] = {0, 1, 15, 16, 100, (size_t)page / 2, (size_t)page - 200, (size_t)page - 16,
-			  (size_t)page, (size_t)page + 1, 1u << 20};
+	size_t sizes[] = {0,
+			  1,
+			  15,
+			  16,
+			  100,
+			  (size_t)page / 2,
+			  (size_t)page - 200,
+			  (size_t)page - 16,
+			  (size_t)page,
+			  (size_t)page + 1,
+			  1u << 20};
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
 		struct secbuf *b = secbuf_new(sizes[i]);
 		assert_non_null(b);

@@ -33,8 +33,8 @@ static void names(void **state)
 	const char *ok[] = {"a", "Z", "0", "a_b", "a.b", "a/b", "a-b", "a-", "a/", "a..", "g-0123abcd", "A9_./-"};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
 		assert_true(latch_name_valid(ok[i]));
-	const char *bad[] = {"",    "_a",   ".a",     "/a",    "-a",  "a b",    "a=b", "a\nb", "a\tb",
-			     "a\x7f", "a\x1b", "caf\xc3\xa9", "a\xc2\x9b", "a:b", "a\\b", "a*",  "a'b", "\xff"};
+	const char *bad[] = {"",      "_a",    ".a",          "/a",        "-a",  "a b",  "a=b", "a\nb", "a\tb",
+			     "a\x7f", "a\x1b", "caf\xc3\xa9", "a\xc2\x9b", "a:b", "a\\b", "a*",  "a'b",  "\xff"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		assert_false(latch_name_valid(bad[i]));
 }
@@ -45,39 +45,42 @@ static void plain_text(void **state)
 	const char *plain[] = {
 		"",
 		"hello, world",
-		"caf\xc3\xa9",                /* 2 bytes */
-		"\xe2\x82\xac 5",             /* 3 bytes: euro sign */
-		"\xf0\x9f\x98\x80",           /* 4 bytes: emoji */
-		"\xc2\xa0",                   /* U+00A0: past the C1 range */
+		"caf\xc3\xa9",      /* 2 bytes */
+		"\xe2\x82\xac 5",   /* 3 bytes: euro sign */
+		"\xf0\x9f\x98\x80", /* 4 bytes: emoji */
+		"\xc2\xa0",         /* U+00A0: past the C1 range */
 		"back\\slash and ~",
-		"\xf4\x8f\xbf\xbf",           /* U+10FFFF */
+		"\xf4\x8f\xbf\xbf", /* U+10FFFF */
 	};
 	for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
 		assert_true(text_is_plain(plain[i]));
 
 	const char *not_plain[] = {
-		"\x1b[2J",            /* ESC */
-		"a\tb",               /* TAB is a control too */
-		"line\n",             /* newline */
-		"\r",                 /* carriage return */
-		"\x01",               /* SOH */
-		"\x1f",               /* US: the last C0 */
-		"del\x7f",            /* DEL */
-		"\xc2\x80",           /* U+0080: the first C1 */
-		"\xc2\x9b" "31m",     /* U+009B: CSI */
-		"\xc2\x9f",           /* U+009F: the last C1 */
-		"\x9b" "31m",         /* a bare 0x9b: CSI in 8-bit terminals */
-		"\x80",               /* a stray continuation byte */
-		"\xc0\xaf",           /* overlong lead bytes */
+		"\x1b[2J",  /* ESC */
+		"a\tb",     /* TAB is a control too */
+		"line\n",   /* newline */
+		"\r",       /* carriage return */
+		"\x01",     /* SOH */
+		"\x1f",     /* US: the last C0 */
+		"del\x7f",  /* DEL */
+		"\xc2\x80", /* U+0080: the first C1 */
+		"\xc2\x9b"
+		"31m",      /* U+009B: CSI */
+		"\xc2\x9f", /* U+009F: the last C1 */
+		"\x9b"
+		"31m",      /* a bare 0x9b: CSI in 8-bit terminals */
+		"\x80",     /* a stray continuation byte */
+		"\xc0\xaf", /* overlong lead bytes */
 		"\xc1\xbf",
-		"\xc3",               /* a lead byte at the end */
-		"\xc3(",              /* a lead byte without its continuation */
-		"\xe2\x82",           /* three-byte sequence cut short */
-		"\xf0\x9f\x98",       /* four-byte sequence cut short */
-		"\xf5\x80\x80\x80",   /* above U+10FFFF */
+		"\xc3",             /* a lead byte at the end */
+		"\xc3(",            /* a lead byte without its continuation */
+		"\xe2\x82",         /* three-byte sequence cut short */
+		"\xf0\x9f\x98",     /* four-byte sequence cut short */
+		"\xf5\x80\x80\x80", /* above U+10FFFF */
 		"\xff",
 		"\xfe",
-		"ok\xe9" "t\xe9",     /* Latin-1, not UTF-8 */
+		"ok\xe9"
+		"t\xe9", /* Latin-1, not UTF-8 */
 	};
 	for (size_t i = 0; i < sizeof not_plain / sizeof not_plain[0]; i++) {
 		if (text_is_plain(not_plain[i]))
@@ -97,13 +100,15 @@ static void escaping(void **state)
 		{"a\x1b[2Jb", "a\\x1b[2Jb"},
 		{"\t\n\r", "\\x09\\x0a\\x0d"},
 		{"del\x7f", "del\\x7f"},
-		{"\xc2\x9b" "31m", "\\u009b31m"},
+		{"\xc2\x9b"
+		 "31m",
+		 "\\u009b31m"},
 		{"\xc2\x80\xc2\x9f", "\\u0080\\u009f"},
-		{"caf\xc3\xa9", "caf\xc3\xa9"},       /* UTF-8 stays */
-		{"\xc2\xa0", "\xc2\xa0"},             /* not a C1 */
-		{"back\\x1b", "back\\x1b"},           /* a backslash stays as it is */
-		{"\xff\x80", "\xff\x80"},             /* not a control: as it is */
-		{"\xc2", "\xc2"},                     /* a lead byte at the end */
+		{"caf\xc3\xa9", "caf\xc3\xa9"}, /* UTF-8 stays */
+		{"\xc2\xa0", "\xc2\xa0"},       /* not a C1 */
+		{"back\\x1b", "back\\x1b"},     /* a backslash stays as it is */
+		{"\xff\x80", "\xff\x80"},       /* not a control: as it is */
+		{"\xc2", "\xc2"},               /* a lead byte at the end */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		text_escape(cases[i].in, out, sizeof out);
@@ -249,8 +254,8 @@ static void error_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(names),        cmocka_unit_test(plain_text),    cmocka_unit_test(escaping),
-		cmocka_unit_test(escaping_cut), cmocka_unit_test(times),         cmocka_unit_test(base64_values),
+		cmocka_unit_test(names),        cmocka_unit_test(plain_text), cmocka_unit_test(escaping),
+		cmocka_unit_test(escaping_cut), cmocka_unit_test(times),      cmocka_unit_test(base64_values),
 		cmocka_unit_test(error_line),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
