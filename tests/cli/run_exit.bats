@@ -6,7 +6,6 @@
 # found. Each case also shows that the child did not run.
 
 load helpers
-load broker_helpers
 
 setup() {
 	br_setup
@@ -14,7 +13,7 @@ setup() {
 }
 
 teardown() {
-	br_teardown
+	bg_cleanup
 }
 
 # rx_child: a command that leaves $RX_RAN behind if it runs.
@@ -25,8 +24,8 @@ rx_child() {
 # rx_want STATUS: the last br_run exited STATUS with one error line, and
 # the child did not run.
 rx_want() {
-	br_want_status "$1"
-	br_want_one_err_line
+	want_status "$1"
+	want_err_line
 	[ ! -e "$RX_RAN" ] || { echo "the child ran" >&2; return 1; }
 }
 
@@ -35,15 +34,15 @@ rx_want() {
 	mapfile -t child < <(rx_child)
 	br_run --bogus -- "${child[@]}"
 	rx_want 125
-	br_want_one_err_line "unknown option '--bogus'"
+	want_err_line "unknown option '--bogus'"
 	br_run -x -- "${child[@]}"
 	rx_want 125
 	br_run --env
 	rx_want 125
-	br_want_one_err_line "needs a value"
+	want_err_line "needs a value"
 	br_run
 	rx_want 125
-	br_want_one_err_line "name a command to run"
+	want_err_line "name a command to run"
 	br_run --env X=latch://canary
 	rx_want 125
 	br_run --passphrase-fd nope -- "${child[@]}"
@@ -52,7 +51,7 @@ rx_want() {
 	rx_want 125
 	# Control: --help is no failure.
 	br_run --help
-	br_want_status 0
+	want_status 0
 	[[ "$out" == *"Exit status"*"125"* ]]
 }
 
@@ -62,23 +61,23 @@ rx_want() {
 	for i in $(seq 1 129); do args+=(--env "V=latch://canary"); done
 	br_run "${args[@]}" -- "${child[@]}"
 	rx_want 125
-	br_want_one_err_line "more than 128 --env and --file"
+	want_err_line "more than 128 --env and --file"
 	args=()
 	for i in $(seq 1 65); do args+=(--env "V$i=latch://canary"); done
 	br_run "${args[@]}" -- "${child[@]}"
 	rx_want 125
-	br_want_one_err_line "more than 64 references"
+	want_err_line "more than 64 references"
 	args=()
 	: >"$BATS_TEST_TMPDIR/empty.env"
 	for i in $(seq 1 17); do args+=(--env-file "$BATS_TEST_TMPDIR/empty.env"); done
 	br_run "${args[@]}" -- "${child[@]}"
 	rx_want 125
-	br_want_one_err_line "more than 16 --env-file"
+	want_err_line "more than 16 --env-file"
 	args=()
 	for i in $(seq 1 65); do args+=(--pristine --keep "K$i"); done
 	br_run "${args[@]}" -- "${child[@]}"
 	rx_want 125
-	br_want_one_err_line "more than 64 --keep"
+	want_err_line "more than 64 --keep"
 	# Control: at the limits it runs (128 --env for one variable, 64
 	# references, 16 env files, 64 --keep).
 	br_grant canary --ttl 5m
@@ -88,7 +87,7 @@ rx_want() {
 	for i in $(seq 1 16); do args+=(--env-file "$BATS_TEST_TMPDIR/empty.env"); done
 	for i in $(seq 1 64); do args+=(--keep "K$i"); done
 	br_run "${args[@]}" -- "${child[@]}"
-	br_want_status 0
+	want_status 0
 	[ -e "$RX_RAN" ]
 }
 
@@ -111,7 +110,7 @@ rx_want() {
 	cp "$(br_real sh)" "$odd/sh"
 	br_run --env X=latch://canary -- "$odd/sh" -c 'touch "$0"' "$RX_RAN"
 	rx_want 125
-	br_want_one_err_line "not UTF-8"
+	want_err_line "not UTF-8"
 	br_audit '
 assert not [x for x in r if x["event"] == "release"], "something was released"
 '
@@ -122,13 +121,13 @@ assert not [x for x in r if x["event"] == "release"], "something was released"
 	mapfile -t child < <(rx_child)
 	br_run --env X=latch://canary -- "${child[@]}"
 	rx_want 4
-	br_want_one_err_line "latch grant"
+	want_err_line "latch grant"
 	br_run --env X=latch://canary -- "$BATS_TEST_TMPDIR/no-such-program"
-	br_want_status 127
+	want_status 127
 	printf '#!/bin/sh\ntouch "%s"\n' "$RX_RAN" >"$BATS_TEST_TMPDIR/noexec"
 	chmod 0644 "$BATS_TEST_TMPDIR/noexec"
 	br_run -- "$BATS_TEST_TMPDIR/noexec"
-	br_want_status 126
+	want_status 126
 	[ ! -e "$RX_RAN" ]
 }
 
@@ -136,10 +135,10 @@ assert not [x for x in r if x["event"] == "release"], "something was released"
 	local child
 	mapfile -t child < <(rx_child)
 	br_run --passphrase-fd 3 --env X=latch://canary -- "${child[@]}" 3<<<"not the passphrase"
-	br_want_status 4
+	want_status 4
 	[ ! -e "$RX_RAN" ]
 	# A secret that does not exist: the one-shot read fails (125).
 	br_run --passphrase-fd 3 --env X=latch://nosuch -- "${child[@]}" 3<<<"$PASS"
-	br_want_status 125
+	want_status 125
 	[ ! -e "$RX_RAN" ]
 }

@@ -13,14 +13,13 @@
 # with 0xa5, so it adds no copy of its own.
 
 load helpers
-load broker_helpers
 
 setup() {
 	br_setup
 }
 
 teardown() {
-	br_teardown
+	bg_cleanup
 }
 
 # rm_shim: build the counting library; RM_SHIM is its path.
@@ -124,7 +123,7 @@ CEOF
 
 # rm_needle VALUE: VALUE XORed with 0xa5, in hex.
 rm_needle() {
-	"$BR_PY" -c 'import sys; print(bytes(b ^ 0xa5 for b in sys.argv[1].encode()).hex())' "$1"
+	"$PY" -c 'import sys; print(bytes(b ^ 0xa5 for b in sys.argv[1].encode()).hex())' "$1"
 }
 
 # rm_counted ARGS...: latch ARGS with the counting library; RM_REPORT
@@ -150,16 +149,16 @@ rm_want_report() {
 	RM_NEEDLE=$(rm_needle "$CANARY")
 	br_grant canary --ttl 5m --cmd sh
 	rm_counted run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 	rm_want_report $'spawn 1\nwait 0'
 	# Again with the value also delivered as a file: a memory file is not
 	# in latch's memory, so still one copy (the variable's).
 	rm_counted run --env X=latch://canary --file F=latch://canary -- sh -c "$(br_check_canary)"' && [ "$(cat "$F")" = "$X" ]'
-	br_want_status 0
+	want_status 0
 	rm_want_report $'spawn 1\nwait 0'
 	# Only as a file: no copy at all in latch at spawn.
 	rm_counted run --file F=latch://canary -- sh -c 'X=$(cat "$F"); '"$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 	rm_want_report $'spawn 0\nwait 0'
 }
 
@@ -175,7 +174,7 @@ rm_want_report() {
 	for i in 1 7 20; do
 		RM_NEEDLE=$(rm_needle "value-$i-$CANARY-end")
 		rm_counted run "${refs[@]}" -- /bin/true
-		br_want_status 0
+		want_status 0
 		rm_want_report $'spawn 1\nwait 0'
 	done
 }
@@ -184,7 +183,7 @@ rm_want_report() {
 	rm_shim
 	RM_NEEDLE=$(rm_needle "$CANARY")
 	rm_counted run --passphrase-fd 3 --env X=latch://canary -- sh -c "$(br_check_canary)" 3<<<"$PASS"
-	br_want_status 0
+	want_status 0
 	rm_want_report $'spawn 1\nwait 0'
 }
 
@@ -198,26 +197,26 @@ rm_want_report() {
 		while [ ! -e "$0/go" ]; do sleep 0.05; done' "$d" \
 		</dev/null >"$BATS_TEST_TMPDIR/hold.out" 2>"$BATS_TEST_TMPDIR/hold.err" &
 	local bg=$!
-	br_track "$bg"
+	bg_track "$bg"
 	for ((i = 0; i < 100; i++)); do
 		[ -e "$d/pids" ] && break
-		br_gone "$bg" && break
+		proc_gone "$bg" && break
 		sleep 0.1
 	done
 	[ -e "$d/pids" ] || { echo "the child never started: $(cat "$BATS_TEST_TMPDIR/hold.err")" >&2; false; }
 	read -r child latchpid <"$d/pids"
-	br_track "$child"
-	br_track "$latchpid"
+	bg_track "$child"
+	bg_track "$latchpid"
 	forms=$(br_forms_file "$CANARY")
 	# Positive control: the scan finds the value where it is, in the
 	# child's memory.
 	br_memscan "$child" "$forms" >"$BATS_TEST_TMPDIR/scan.child"
-	"$BR_PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["found"] and r["scanned"] > 0, r' \
+	"$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["found"] and r["scanned"] > 0, r' \
 		"$BATS_TEST_TMPDIR/scan.child"
 	br_memscan "$latchpid" "$forms" >"$BATS_TEST_TMPDIR/scan.latch"
 	touch "$d/go"
 	wait "$bg" || { echo "latch run failed: $(cat "$BATS_TEST_TMPDIR/hold.err")" >&2; false; }
-	"$BR_PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["regions"] > 0 and not r["found"], r' \
+	"$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["regions"] > 0 and not r["found"], r' \
 		"$BATS_TEST_TMPDIR/scan.latch"
 }
 
@@ -226,7 +225,7 @@ rm_want_report() {
 	local a b
 	for a in $'x\xff' $'x\xfe' $'x\xfe'; do
 		br_run --env X=latch://canary -- true "$a"
-		br_want_status 0
+		want_status 0
 	done
 	br_audit '
 rel = [x for x in r if x["event"] == "release"][-3:]
