@@ -129,7 +129,7 @@ rm_needle() {
 # rm_counted ARGS...: latch ARGS with the counting library; RM_REPORT
 # holds its lines ("spawn N", "wait N").
 rm_counted() {
-	RM_REPORT=$BATS_TEST_TMPDIR/report.$((${BR_N:-0} + 1))
+	RM_REPORT=$BATS_TEST_TMPDIR/report.$((${LX_N:-0} + 1))
 	local BR_ENV=("LD_PRELOAD=$RM_SHIM" "RM_NEEDLE=$RM_NEEDLE" "RM_REPORT=$RM_REPORT"
 		"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
 	br_nt "$@"
