@@ -54,6 +54,8 @@ run_tap() {
 run_tap "lint bats_bang" sh tests/lint/bats_bang.sh
 # The daemon is the broker: the word agent means the coding agent, nowhere else.
 run_tap "lint daemon_name" sh tests/lint/daemon_name.sh
+# cli/ parses, calls and prints: no JSON library, no protocol, no SQL.
+run_tap "lint cli_layers" sh tests/lint/cli_layers.sh
 
 export CMOCKA_MESSAGE_OUTPUT=TAP
 # Sanitizer reports go to files as well as failing the process, so a

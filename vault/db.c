@@ -184,6 +184,22 @@ int vault_lock_timeout_ms(void)
 	return (int)ms;
 }
 
+static int busy_tick(void *ctx, int count)
+{
+	struct vault *v = ctx;
+	if (!v->busy_tick() || (int64_t)count * 2 >= vault_lock_timeout_ms())
+		return 0;
+	struct timespec ts = {0, 2 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+void vault_on_busy(struct vault *v, bool (*tick)(void))
+{
+	v->busy_tick = tick;
+	sqlite3_busy_handler(v->db, busy_tick, v);
+}
+
 static int db_configure(struct vault *v)
 {
 	sqlite3_busy_timeout(v->db, vault_lock_timeout_ms());

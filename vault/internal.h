@@ -41,6 +41,7 @@ struct vault {
 	struct secbuf *value_key; /* set by vault_unlock */
 	vault_hook hook;          /* records each change inside its transaction */
 	void *hook_ctx;
+	bool (*busy_tick)(void); /* vault_on_busy */
 };
 
 /* db.c: sqlite errors reported with the vault's path (busy, damaged or
