@@ -102,7 +102,8 @@ int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const stru
  * (reported). It is vault_rows: the audit log does not read the vault's
  * tables itself, and only passes the vault back. */
 struct vault;
-typedef int (*audit_rows_fn)(struct vault *vault, int (*each)(int64_t id, int64_t version, const char *name, void *each_ctx),
+typedef int (*audit_rows_fn)(struct vault *vault,
+			     int (*each)(int64_t id, int64_t version, const char *name, void *each_ctx),
 			     void *each_ctx);
 
 /* Before any value is released (inside the release's write transaction):
@@ -198,9 +199,9 @@ enum audit_verdict {
 };
 struct audit_report {
 	enum audit_verdict verdict;
-	int64_t records;  /* records checked */
-	int64_t first_bad; /* first bad seq when TAMPERED, else 0 */
-	char reason[256];  /* one line, no values */
+	int64_t records;              /* records checked */
+	int64_t first_bad;            /* first bad seq when TAMPERED, else 0 */
+	char reason[256];             /* one line, no values */
 	struct audit_checkpoint head; /* the last record, when OK */
 };
 /* Recompute every MAC of every chain from its first key (needs both
@@ -213,15 +214,16 @@ struct audit_report {
  * finding about no one record has first_bad 0), -1 on an operational
  * error. */
 int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-		 const struct audit_checkpoint *cp, audit_rows_fn rows, struct vault *rows_ctx, struct audit_report *report);
+		 const struct audit_checkpoint *cp, audit_rows_fn rows, struct vault *rows_ctx,
+		 struct audit_report *report);
 
 /* Verify an export (see audit_export) on its own. `open_verifier` gets the
  * header's "verifier" object (JSON text) and must return the verifier key,
  * e.g. by asking for the passphrase. Without a checkpoint, an export cut
  * short at its end cannot be told from a shorter log. */
 typedef int (*audit_key_opener)(const char *json, size_t len, void *ctx, struct secbuf **key_out);
-int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx,
-			const struct audit_checkpoint *cp, struct audit_report *report);
+int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx, const struct audit_checkpoint *cp,
+			struct audit_report *report);
 
 /* The head of the log (log id, last seq, last MAC), from the plaintext
  * tables; keep it somewhere the agent cannot write. */
@@ -255,8 +257,7 @@ struct audit_row {
 /* Calls fn with each matching record, oldest first; a non-zero return
  * stops the walk and is returned. A record that is not one JSON object of
  * its own seq is an error (reported: damaged). */
-int audit_query(sqlite3 *db, const struct audit_filter *f, int (*fn)(const struct audit_row *r, void *ctx),
-		void *ctx);
+int audit_query(sqlite3 *db, const struct audit_filter *f, int (*fn)(const struct audit_row *r, void *ctx), void *ctx);
 
 /* "30m", "24h", "7d", "90s", "2w" ago, or an RFC 3339 time
  * ("2026-11-23T15:00:00Z") or date ("2026-11-23", UTC): a UNIX time. */

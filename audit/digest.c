@@ -89,8 +89,9 @@ static int digest_check(const struct secbuf *writer_key, audit_rows_fn rows, str
 	if (audit_digest_rows(writer_key, rows, ctx, digest) != 0)
 		return -1;
 	if (s->version == 2 && sodium_memcmp(digest, s->digest, AUDIT_MAC_BYTES) != 0)
-		return latch_error(LATCH_OPERR,
-				   "the vault's secrets are not what their recorded changes left (rolled back or edited): run 'latch audit verify'");
+		return latch_error(
+			LATCH_OPERR,
+			"the vault's secrets are not what their recorded changes left (rolled back or edited): run 'latch audit verify'");
 	return 0;
 }
 

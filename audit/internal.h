@@ -87,20 +87,20 @@ struct link {
  * its MAC and its index rows. `l` moves on in memory only; the caller
  * makes that durable (the sealed state, or the broker's memory after
  * COMMIT). argv is hashed under `argv_key`. */
-int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key,
-		json_t *extra, int64_t stream, int64_t *seq_out);
+int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key, json_t *extra,
+		int64_t stream, int64_t *seq_out);
 /* The argv hash key of a writer key: equal argv hash equally in every
  * chain of a vault (the broker gets this key, not the writer key). */
 void audit_argv_key(const struct secbuf *writer_key, unsigned char out[AUDIT_KEY_BYTES]);
 
 /* state.c: the sealed state of the main chain, also read by verify.c. */
 struct state {
-	int version;   /* 1: before broker streams and the digest; 2 */
-	struct link l; /* l.id is the log id */
+	int version;                           /* 1: before broker streams and the digest; 2 */
+	struct link l;                         /* l.id is the log id */
 	unsigned char digest[AUDIT_MAC_BYTES]; /* version 2: see digest.c */
-	int64_t streams;     /* the number of the newest broker stream, 0 if none */
-	int64_t stream_open; /* while it is open, the seq of its enrol record; else 0 */
-	int64_t last_seq;    /* the seq of the main chain's last record (version 1: l.cseq) */
+	int64_t streams;                       /* the number of the newest broker stream, 0 if none */
+	int64_t stream_open;                   /* while it is open, the seq of its enrol record; else 0 */
+	int64_t last_seq;                      /* the seq of the main chain's last record (version 1: l.cseq) */
 };
 #define STATE_BLOB_MAX (NONCE_BYTES + 8 + 2 * AUDIT_MAC_BYTES + AUDIT_KEY_BYTES + 24 + TAG_BYTES)
 /* 1 loaded (the sealed blob, and the origin if asked), 0 no state row,
@@ -119,8 +119,8 @@ int state_open(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf
 /* Seals `s` under `writer_key` into the state row: an update, or for a
  * new log (`insert`) the row with its first key sealed under
  * `verifier_key`. 0, or -1 reported. */
-int state_store(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-		const struct state *s, bool insert);
+int state_store(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key, const struct state *s,
+		bool insert);
 
 /* digest.c: the secrets digest of rows, keyed by the writer key. */
 int audit_digest_rows(const struct secbuf *writer_key, audit_rows_fn rows, struct vault *ctx,

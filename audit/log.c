@@ -13,9 +13,9 @@ int audit_append(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 	unsigned char argv_key[AUDIT_KEY_BYTES];
 	audit_argv_key(writer_key, argv_key);
 	int rc = audit_check_event(ev) == 0 && state_open(db, writer_key, verifier_key, &created, &s) == 0 &&
-			 digest_update(writer_key, ev, &s) == 0
-		 ? 0
-		 : -1;
+				 digest_update(writer_key, ev, &s) == 0
+			 ? 0
+			 : -1;
 	if (rc == 0 && created)
 		rc = state_store(db, writer_key, verifier_key, &s, true);
 	if (rc == 0)
@@ -63,8 +63,9 @@ int audit_head(sqlite3 *db, struct audit_checkpoint *out)
 		memcpy(out->mac, sqlite3_column_blob(st, 1), AUDIT_MAC_BYTES);
 		rc = 0;
 	} else {
-		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? latch_error(LATCH_OPERR, "the audit log is empty or damaged")
-							   : audit_db_fail(db, "read the audit log");
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+			     ? latch_error(LATCH_OPERR, "the audit log is empty or damaged")
+			     : audit_db_fail(db, "read the audit log");
 	}
 	sqlite3_finalize(st);
 	return rc;

@@ -14,7 +14,8 @@
 static int row_fill(json_t *o, struct audit_row *r)
 {
 	if (!json_is_object(o) || json_integer_value(json_object_get(o, "seq")) != r->seq)
-		return latch_error(LATCH_OPERR, "audit record %lld is damaged: run 'latch audit verify'", (long long)r->seq);
+		return latch_error(LATCH_OPERR, "audit record %lld is damaged: run 'latch audit verify'",
+				   (long long)r->seq);
 	r->time = json_integer_value(json_object_get(o, "time"));
 	r->pid = json_integer_value(json_object_get(o, "pid"));
 	r->event = json_string_value(json_object_get(o, "event"));
@@ -26,7 +27,8 @@ static int row_fill(json_t *o, struct audit_row *r)
 	json_array_foreach(secrets, i, name)
 	{
 		const char *text = json_string_value(name);
-		int w = snprintf(r->secrets + used, sizeof r->secrets - used, "%s%s", i ? "," : "", text ? text : "(null)");
+		int w = snprintf(r->secrets + used, sizeof r->secrets - used, "%s%s", i ? "," : "",
+				 text ? text : "(null)");
 		if (w < 0 || (size_t)w >= sizeof r->secrets - used) {
 			r->secrets[used] = '\0';
 			break;
@@ -127,8 +129,8 @@ int audit_parse_since(const char *s, int64_t now, int64_t *out)
 	    digits(s + 8, 2)) {
 		int y = num(s, 4), mo = num(s + 5, 2), d = num(s + 8, 2), hh = 0, mm = 0, ss = 0;
 		if (n == 20) {
-			if (s[10] != 'T' || !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) ||
-			    s[16] != ':' || !digits(s + 17, 2) || s[19] != 'Z')
+			if (s[10] != 'T' || !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) || s[16] != ':' ||
+			    !digits(s + 17, 2) || s[19] != 'Z')
 				goto bad;
 			hh = num(s + 11, 2);
 			mm = num(s + 14, 2);
@@ -144,9 +146,10 @@ int audit_parse_since(const char *s, int64_t now, int64_t *out)
 		return 0;
 	}
 bad:
-	return latch_error(LATCH_USAGE,
-			   "invalid --since '%s': use a duration (90s, 30m, 24h, 7d, 2w) or a UTC time (2026-11-23 or 2026-11-23T15:00:00Z)",
-			   s);
+	return latch_error(
+		LATCH_USAGE,
+		"invalid --since '%s': use a duration (90s, 30m, 24h, 7d, 2w) or a UTC time (2026-11-23 or 2026-11-23T15:00:00Z)",
+		s);
 }
 
 int audit_checkpoint_format(const struct audit_checkpoint *cp, char *buf, size_t n)
@@ -155,9 +158,10 @@ int audit_checkpoint_format(const struct audit_checkpoint *cp, char *buf, size_t
 	sodium_bin2hex(vid, sizeof vid, cp->vault_id, sizeof cp->vault_id);
 	sodium_bin2hex(id, sizeof id, cp->log_id, AUDIT_LOG_ID_BYTES);
 	sodium_bin2hex(mac, sizeof mac, cp->mac, AUDIT_MAC_BYTES);
-	int len = snprintf(buf, n,
-			   "{\"latch_audit_checkpoint\":1,\"vault_id\":\"%s\",\"log_id\":\"%s\",\"seq\":%lld,\"mac\":\"%s\"}",
-			   vid, id, (long long)cp->seq, mac);
+	int len = snprintf(
+		buf, n,
+		"{\"latch_audit_checkpoint\":1,\"vault_id\":\"%s\",\"log_id\":\"%s\",\"seq\":%lld,\"mac\":\"%s\"}", vid,
+		id, (long long)cp->seq, mac);
 	return len > 0 && (size_t)len < n ? 0 : latch_error(LATCH_OPERR, "checkpoint buffer too small");
 }
 
@@ -165,8 +169,7 @@ static int hex_field(json_t *o, const char *key, unsigned char *dst, size_t n)
 {
 	const char *hex = json_string_value(json_object_get(o, key));
 	size_t got = 0;
-	if (!hex || strlen(hex) != 2 * n ||
-	    sodium_hex2bin(dst, n, hex, 2 * n, NULL, &got, NULL) != 0 || got != n)
+	if (!hex || strlen(hex) != 2 * n || sodium_hex2bin(dst, n, hex, 2 * n, NULL, &got, NULL) != 0 || got != n)
 		return -1;
 	return 0;
 }
@@ -181,8 +184,7 @@ int audit_checkpoint_parse(const char *text, size_t len, struct audit_checkpoint
 	json_t *version = json_object_get(o, "latch_audit_checkpoint");
 	json_t *seq = json_object_get(o, "seq");
 	if (!json_is_integer(version) || json_integer_value(version) != 1 || !json_is_integer(seq) ||
-	    json_integer_value(seq) < 1 ||
-	    hex_field(o, "vault_id", out->vault_id, sizeof out->vault_id) != 0 ||
+	    json_integer_value(seq) < 1 || hex_field(o, "vault_id", out->vault_id, sizeof out->vault_id) != 0 ||
 	    hex_field(o, "log_id", out->log_id, AUDIT_LOG_ID_BYTES) != 0 ||
 	    hex_field(o, "mac", out->mac, AUDIT_MAC_BYTES) != 0)
 		goto done;
@@ -196,8 +198,7 @@ done:
 int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "SELECT log_id, origin FROM audit_state WHERE id = 1", -1, &st, NULL) !=
-	    SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT log_id, origin FROM audit_state WHERE id = 1", -1, &st, NULL) != SQLITE_OK)
 		return latch_error(LATCH_OPERR, "cannot read the audit log: %s", sqlite3_errmsg(db));
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
@@ -209,8 +210,8 @@ int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 	if (id && origin) {
 		sodium_bin2hex(id, 2 * (size_t)idn + 1, sqlite3_column_blob(st, 0), (size_t)idn);
 		sodium_bin2hex(origin, 2 * (size_t)orn + 1, sqlite3_column_blob(st, 1), (size_t)orn);
-		fprintf(out, "{\"latch_audit_export\":1,\"log_id\":\"%s\",\"origin\":\"%s\",\"verifier\":%s}\n",
-			id, origin, verifier_json);
+		fprintf(out, "{\"latch_audit_export\":1,\"log_id\":\"%s\",\"origin\":\"%s\",\"verifier\":%s}\n", id,
+			origin, verifier_json);
 	}
 	free(id);
 	free(origin);
@@ -228,8 +229,8 @@ int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 			sodium_bin2hex(mac, sizeof mac, sqlite3_column_blob(st, 2), AUDIT_MAC_BYTES);
 		/* The record is embedded as a JSON string so its exact bytes,
 		 * which the MAC covers, survive the trip. */
-		json_t *line = json_pack("{s:I, s:s%, s:s}", "seq", (json_int_t)sqlite3_column_int64(st, 0),
-					 "record", rec ? rec : "", (size_t)(rec ? len : 0), "mac", mac);
+		json_t *line = json_pack("{s:I, s:s%, s:s}", "seq", (json_int_t)sqlite3_column_int64(st, 0), "record",
+					 rec ? rec : "", (size_t)(rec ? len : 0), "mac", mac);
 		/* A broker stream's record says which: its MAC is under that
 		 * stream's key. */
 		if (line && sqlite3_column_int64(st, 3) != 0)

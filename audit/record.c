@@ -110,8 +110,8 @@ bool head_matches(const struct head_buf *h, const void *record, size_t len)
 	size_t avail = len - h->len;
 	if (rest[0] == '}')
 		return avail == 1;
-	return rest[0] == ',' && !starts_with(rest, avail, ",\"grant\":") && !starts_with(rest, avail, ",\"secrets\":") &&
-	       !starts_with(rest, avail, ",\"stream\":");
+	return rest[0] == ',' && !starts_with(rest, avail, ",\"grant\":") &&
+	       !starts_with(rest, avail, ",\"secrets\":") && !starts_with(rest, avail, ",\"stream\":");
 }
 
 void audit_argv_key(const struct secbuf *writer_key, unsigned char out[AUDIT_KEY_BYTES])
@@ -289,8 +289,8 @@ static int64_t next_seq(sqlite3 *db)
 	return seq;
 }
 
-int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key,
-		json_t *extra, int64_t stream, int64_t *seq_out)
+int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key, json_t *extra,
+		int64_t stream, int64_t *seq_out)
 {
 	if (audit_check_event(ev) != 0)
 		return -1;

@@ -62,4 +62,5 @@ static const char *const schema[] = {
 	"table audit_state audit_state CREATE TABLE audit_state ( id INTEGER PRIMARY KEY CHECK (id = 1), log_id BLOB NOT NULL, origin BLOB NOT NULL, state BLOB NOT NULL)",
 };
 
-const struct vault_tables audit_tables = {steps, sizeof steps / sizeof steps[0], schema, sizeof schema / sizeof schema[0]};
+const struct vault_tables audit_tables = {steps, sizeof steps / sizeof steps[0], schema,
+					  sizeof schema / sizeof schema[0]};

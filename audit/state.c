@@ -85,27 +85,30 @@ int state_unseal(const struct secbuf *writer_key, const unsigned char *blob, siz
 static int state_fresh(sqlite3 *db, const struct state *s)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "SELECT seq, mac FROM audit_log NOT INDEXED WHERE stream = 0 ORDER BY seq DESC LIMIT 1",
+	if (sqlite3_prepare_v2(db,
+			       "SELECT seq, mac FROM audit_log NOT INDEXED WHERE stream = 0 ORDER BY seq DESC LIMIT 1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return audit_db_fail(db, "read the audit log");
 	int rc = sqlite3_step(st);
-	bool fresh = rc == SQLITE_ROW ? s->l.cseq > 0 && sqlite3_column_int64(st, 0) == s->last_seq &&
-						sqlite3_column_bytes(st, 1) == AUDIT_MAC_BYTES &&
-						sodium_memcmp(sqlite3_column_blob(st, 1), s->l.last_mac, AUDIT_MAC_BYTES) == 0
-				      : rc == SQLITE_DONE && s->l.cseq == 0;
+	bool fresh = rc == SQLITE_ROW
+			     ? s->l.cseq > 0 && sqlite3_column_int64(st, 0) == s->last_seq &&
+				       sqlite3_column_bytes(st, 1) == AUDIT_MAC_BYTES &&
+				       sodium_memcmp(sqlite3_column_blob(st, 1), s->l.last_mac, AUDIT_MAC_BYTES) == 0
+			     : rc == SQLITE_DONE && s->l.cseq == 0;
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return audit_db_fail(db, "read the audit log");
 	if (!fresh)
-		return latch_error(LATCH_OPERR,
-				   "the audit log's state is not the one its last record left (an old copy put back?): run 'latch audit verify'");
+		return latch_error(
+			LATCH_OPERR,
+			"the audit log's state is not the one its last record left (an old copy put back?): run 'latch audit verify'");
 	return 0;
 }
 
 /* Loads and opens the state into `s`: 0, or -1 reported. With no state
  * row and `verifier_key`, a new log is made (a new vault). */
 int state_open(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key, bool *created,
-		      struct state *s)
+	       struct state *s)
 {
 	unsigned char blob[STATE_BLOB_MAX];
 	size_t len = 0;
@@ -115,8 +118,9 @@ int state_open(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf
 		return -1;
 	if (rc == 1) {
 		if (state_unseal(writer_key, blob, len, s) != 0)
-			return latch_error(LATCH_OPERR,
-					   "the audit log state does not open with this vault's key: run 'latch audit verify'");
+			return latch_error(
+				LATCH_OPERR,
+				"the audit log state does not open with this vault's key: run 'latch audit verify'");
 		return state_fresh(db, s);
 	}
 	if (!verifier_key)
@@ -130,8 +134,9 @@ int state_open(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf
 	sqlite3_finalize(st);
 	if (n != 0)
 		return n < 0 ? audit_db_fail(db, "read the audit log")
-			     : latch_error(LATCH_OPERR,
-					   "the audit log has records but no state: it was tampered with; run 'latch audit verify'");
+			     : latch_error(
+				       LATCH_OPERR,
+				       "the audit log has records but no state: it was tampered with; run 'latch audit verify'");
 	/* A new log: random id and k_1, k_1 sealed under the verifier key
 	 * into the row that state_store inserts. */
 	randombytes_buf(s->l.id, AUDIT_LOG_ID_BYTES);
@@ -144,8 +149,8 @@ int state_open(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf
 	return 0;
 }
 
-int state_store(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-		       const struct state *s, bool insert)
+int state_store(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key, const struct state *s,
+		bool insert)
 {
 	struct secbuf *plain = secbuf_new(STATE_PLAIN_V2);
 	if (!plain)

@@ -76,7 +76,9 @@ int audit_stream_append_commit(sqlite3 *db, struct audit_stream *s, const struct
 		return -1;
 	memcpy(next.key->data, s->l.key->data, AUDIT_KEY_BYTES);
 	next.key->len = AUDIT_KEY_BYTES;
-	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : audit_db_fail(db, "lock the vault");
+	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
+			 ? 0
+			 : audit_db_fail(db, "lock the vault");
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = link_append(db, &next, &evs[i], s->argv_key->data, NULL, s->n, NULL);
 	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -105,8 +107,9 @@ static int stream_close(sqlite3 *db, const unsigned char *argv_key, struct state
 	sqlite3_stmt *st;
 	/* Scans back from the end of the table (no index), no further than
 	 * the stream's start. */
-	if (sqlite3_prepare_v2(db, "SELECT seq, mac FROM audit_log WHERE stream = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT 1",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    db, "SELECT seq, mac FROM audit_log WHERE stream = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT 1", -1,
+		    &st, NULL) != SQLITE_OK)
 		return audit_db_fail(db, "read the audit log");
 	sqlite3_bind_int64(st, 1, s->streams);
 	sqlite3_bind_int64(st, 2, s->stream_open);
@@ -129,7 +132,8 @@ static int stream_close(sqlite3 *db, const unsigned char *argv_key, struct state
 	}
 	sqlite3_finalize(st);
 	struct audit_event ev = {.event = "close", .self = true};
-	rc = extra ? link_append(db, &s->l, &ev, argv_key, extra, 0, &s->last_seq) : latch_error(LATCH_OPERR, "out of memory");
+	rc = extra ? link_append(db, &s->l, &ev, argv_key, extra, 0, &s->last_seq)
+		   : latch_error(LATCH_OPERR, "out of memory");
 	json_decref(extra);
 	s->stream_open = 0;
 	return rc;

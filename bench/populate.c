@@ -38,8 +38,7 @@ static double now_seconds(void)
 
 static int usage(void)
 {
-	fputs("usage: populate DIR N [--kdf interactive|moderate|sensitive] [--passphrase-fd FD]\n",
-	      stderr);
+	fputs("usage: populate DIR N [--kdf interactive|moderate|sensitive] [--passphrase-fd FD]\n", stderr);
 	return LATCH_USAGE;
 }
 
@@ -57,8 +56,8 @@ static int parse_count(const char *s, long *out)
  * "svc042/API_TOKEN_00042". */
 static void secret_name(long i, char *buf, size_t n)
 {
-	static const char *const kinds[] = {"API_TOKEN", "DB_PASSWORD", "WEBHOOK_SECRET",
-					    "PRIVATE_KEY", "CLIENT_SECRET"};
+	static const char *const kinds[] = {"API_TOKEN", "DB_PASSWORD", "WEBHOOK_SECRET", "PRIVATE_KEY",
+					    "CLIENT_SECRET"};
 	snprintf(buf, n, "svc%03ld/%s_%05ld", i % 1000, kinds[i % 5], i);
 }
 
@@ -137,8 +136,8 @@ int main(int argc, char **argv)
 	}
 	double t3 = now_seconds();
 	sodium_memzero(raw, sizeof raw);
-	printf("populate: %ld secrets; create %.3f s, open+unlock %.3f s, %ld recorded sets %.3f s (%.3f ms each)\n",
-	       n, t1 - t0, t2 - t1, n, t3 - t2, n ? (t3 - t2) * 1e3 / (double)n : 0.0);
+	printf("populate: %ld secrets; create %.3f s, open+unlock %.3f s, %ld recorded sets %.3f s (%.3f ms each)\n", n,
+	       t1 - t0, t2 - t1, n, t3 - t2, n ? (t3 - t2) * 1e3 / (double)n : 0.0);
 	status = fflush(stdout) == 0 ? LATCH_OK : LATCH_OPERR;
 out:
 	if (status != LATCH_OK)

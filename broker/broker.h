@@ -40,11 +40,11 @@
 #include <limits.h>
 
 #define BROKER_MAX_MESSAGE (8u << 20)
-#define BROKER_MAX_NAMES 64          /* secrets in one grant or one release */
-#define BROKER_MAX_CMDS 16           /* --cmd in one grant */
-#define BROKER_VALUE_MAX (1u << 20)  /* bytes in one value (VAULT_VALUE_MAX) */
-#define BROKER_ID_MAX 32             /* a grant or release id, with its NUL */
-#define BROKER_REASON_MAX 512        /* a refusal's reason, with its NUL */
+#define BROKER_MAX_NAMES 64         /* secrets in one grant or one release */
+#define BROKER_MAX_CMDS 16          /* --cmd in one grant */
+#define BROKER_VALUE_MAX (1u << 20) /* bytes in one value (VAULT_VALUE_MAX) */
+#define BROKER_ID_MAX 32            /* a grant or release id, with its NUL */
+#define BROKER_REASON_MAX 512       /* a refusal's reason, with its NUL */
 #define BROKER_DEFAULT_TTL (15 * 60)
 #define BROKER_MAX_TTL (24 * 3600)
 #define BROKER_EXIT_FLUSH_MS 50
@@ -121,7 +121,7 @@ typedef int (*broker_key_fn)(void *ctx, const unsigned char instance[BROKER_INST
  * and its audit stream's keys (opening the stream in the main chain
  * records the broker's pid, hence the callback). */
 typedef int (*broker_enrol_fn)(void *ctx, pid_t broker_pid, unsigned char instance[BROKER_INSTANCE_BYTES],
-			      struct secbuf **key, struct secbuf **stream_keys);
+			       struct secbuf **key, struct secbuf **stream_keys);
 
 /* A connection to a broker that proved itself. */
 struct broker_session {
@@ -143,7 +143,7 @@ void broker_session_close(struct broker_session *s);
  * not detach, and *pid_out is the child to wait for. 0, or -1 reported
  * (another process holding the broker lock is named with its pid). */
 int broker_start(const char *vault_dir, const char *self_exe, bool foreground, broker_enrol_fn enrol, void *ctx,
-		pid_t *pid_out);
+		 pid_t *pid_out);
 /* A grant or release id: `prefix` ('g' or 'r'), '-', 12 hex digits of
  * randomness. The one place ids are made. */
 void broker_new_id(char prefix, char out[BROKER_ID_MAX]);
@@ -159,7 +159,7 @@ struct broker_item {
 struct broker_grant_spec {
 	const char *id; /* broker_new_id('g', ...) */
 	const struct broker_item *items;
-	size_t n; /* 1..BROKER_MAX_NAMES */
+	size_t n;                /* 1..BROKER_MAX_NAMES */
 	const char *const *cmds; /* absolute paths; none: any command */
 	size_t n_cmds;
 	int64_t ttl;  /* seconds, 1..BROKER_MAX_TTL */

@@ -33,7 +33,8 @@ int broker_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX]
 	/* Without a runtime directory, not /tmp (another user could make
 	 * /tmp/latch-UID first and keep the broker out) but a directory in
 	 * the vault's own, private one. */
-	int n = rt && rt[0] == '/' ? snprintf(dir, sizeof dir, "%s/latch", rt) : snprintf(dir, sizeof dir, "%s/run", vault_dir);
+	int n = rt && rt[0] == '/' ? snprintf(dir, sizeof dir, "%s/latch", rt)
+				   : snprintf(dir, sizeof dir, "%s/run", vault_dir);
 	if (n < 0 || (size_t)n >= sizeof dir)
 		return latch_error(LATCH_USAGE, "runtime directory path is too long");
 	if (!(rt && rt[0] == '/') && check_private_dir(vault_dir) != 0)
@@ -50,7 +51,8 @@ int broker_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX]
 	struct sockaddr_un addr;
 	if (snprintf(sock, PATH_MAX, "%s/broker-%s.sock", dir, hex) >= (int)sizeof addr.sun_path ||
 	    snprintf(lock, PATH_MAX, "%s/broker-%s.lock", dir, hex) >= PATH_MAX)
-		return latch_error(LATCH_USAGE, "runtime directory '%s' is too long a path for a socket: set XDG_RUNTIME_DIR", dir);
+		return latch_error(LATCH_USAGE,
+				   "runtime directory '%s' is too long a path for a socket: set XDG_RUNTIME_DIR", dir);
 	if (strlen(vault_dir) < sizeof last_vault) {
 		memcpy(last_sock, sock, PATH_MAX);
 		memcpy(last_lock, lock, PATH_MAX);
@@ -197,9 +199,10 @@ void broker_session_close(struct broker_session *s)
 
 static int refuse_impostor(const char *sock, pid_t pid)
 {
-	return latch_error(LATCH_OPERR,
-			   "the process answering at '%s' (pid %d) did not prove it is a broker this vault's passphrase started (or the vault was rekeyed since): stop it ('latch broker stop', or kill %d) and try again",
-			   sock, (int)pid, (int)pid);
+	return latch_error(
+		LATCH_OPERR,
+		"the process answering at '%s' (pid %d) did not prove it is a broker this vault's passphrase started (or the vault was rekeyed since): stop it ('latch broker stop', or kill %d) and try again",
+		sock, (int)pid, (int)pid);
 }
 
 int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *ctx, struct broker_session *s)
@@ -213,7 +216,8 @@ int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *c
 	if (fd < 0)
 		return errno == ENOENT || errno == ECONNREFUSED
 			       ? 1
-			       : latch_error(LATCH_OPERR, "cannot reach the broker at '%s': %s", s->sock, strerror(errno));
+			       : latch_error(LATCH_OPERR, "cannot reach the broker at '%s': %s", s->sock,
+					     strerror(errno));
 	s->fd = fd;
 	/* Who the kernel says is on the other end: the process that listens. */
 	struct ucred peer;
@@ -259,9 +263,10 @@ int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *c
 	/* A true proof from another process: something relays the broker. */
 	if (s->pid != peer.pid) {
 		broker_session_close(s);
-		return latch_error(LATCH_OPERR,
-				   "the broker's socket '%s' is answered by pid %d, relaying for the broker (pid %d): something is in the way; kill %d and try again",
-				   s->sock, (int)peer.pid, (int)s->pid, (int)peer.pid);
+		return latch_error(
+			LATCH_OPERR,
+			"the broker's socket '%s' is answered by pid %d, relaying for the broker (pid %d): something is in the way; kill %d and try again",
+			s->sock, (int)peer.pid, (int)s->pid, (int)peer.pid);
 	}
 	return 0;
 }
@@ -271,9 +276,15 @@ int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *c
  * else the agent may have set. */
 static bool broker_env_keep(const char *e)
 {
-	static const char *const keep[] = {"HOME=",		     "LATCH_HOME=",		"XDG_DATA_HOME=",
-					   "XDG_RUNTIME_DIR=",	     "LATCH_BROKER_IDLE=",	"LATCH_LOCK_TIMEOUT_MS=",
-					   "ASAN_OPTIONS=",	     "UBSAN_OPTIONS=",		"LSAN_OPTIONS="};
+	static const char *const keep[] = {"HOME=",
+					   "LATCH_HOME=",
+					   "XDG_DATA_HOME=",
+					   "XDG_RUNTIME_DIR=",
+					   "LATCH_BROKER_IDLE=",
+					   "LATCH_LOCK_TIMEOUT_MS=",
+					   "ASAN_OPTIONS=",
+					   "UBSAN_OPTIONS=",
+					   "LSAN_OPTIONS="};
 	for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
 		if (!strncmp(e, keep[i], strlen(keep[i])))
 			return true;
@@ -281,7 +292,7 @@ static bool broker_env_keep(const char *e)
 }
 
 int broker_start(const char *vault_dir, const char *self_exe, bool foreground, broker_enrol_fn enrol, void *ctx,
-		pid_t *pid_out)
+		 pid_t *pid_out)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
 	if (broker_paths(vault_dir, sock, lock) != 0)
@@ -339,9 +350,10 @@ int broker_start(const char *vault_dir, const char *self_exe, bool foreground, b
 	} else if (!json_is_true(json_object_get(ready, "ok"))) {
 		const char *why = json_string_value(json_object_get(ready, "error"));
 		if (why && !strcmp(why, "busy"))
-			latch_error(LATCH_OPERR,
-				    "another process (pid %d) holds the broker lock '%s' but does not answer as a broker: stop it and try again",
-				    (int)broker, lock);
+			latch_error(
+				LATCH_OPERR,
+				"another process (pid %d) holds the broker lock '%s' but does not answer as a broker: stop it and try again",
+				(int)broker, lock);
 		else
 			latch_error(LATCH_OPERR, "the broker did not start: %s",
 				    json_string_value(json_object_get(ready, "message")) ?: "unknown reason");
@@ -393,8 +405,8 @@ static json_t *string_array(const char *const *s, size_t n)
 int broker_grant(struct broker_session *s, const struct broker_grant_spec *g, int64_t *deadline)
 {
 	if (g->n == 0 || g->n > BROKER_MAX_NAMES || g->n_cmds > BROKER_MAX_CMDS)
-		return latch_error(LATCH_USAGE, "a grant names 1 to %d secrets and at most %d commands", BROKER_MAX_NAMES,
-				   BROKER_MAX_CMDS);
+		return latch_error(LATCH_USAGE, "a grant names 1 to %d secrets and at most %d commands",
+				   BROKER_MAX_NAMES, BROKER_MAX_CMDS);
 	/* The plaintext to seal is itself a message: the grant's header, then
 	 * each value as a frame, in the order of the names. */
 	const char *names[BROKER_MAX_NAMES];
@@ -403,8 +415,8 @@ int broker_grant(struct broker_session *s, const struct broker_grant_spec *g, in
 		names[i] = g->items[i].name;
 		frames[i] = g->items[i].value;
 	}
-	json_t *head = json_pack("{s:s, s:o, s:o, s:I, s:o}", "grant", g->id, "names", string_array(names, g->n), "cmds",
-				 string_array(g->cmds, g->n_cmds), "ttl", (json_int_t)g->ttl, "uses",
+	json_t *head = json_pack("{s:s, s:o, s:o, s:I, s:o}", "grant", g->id, "names", string_array(names, g->n),
+				 "cmds", string_array(g->cmds, g->n_cmds), "ttl", (json_int_t)g->ttl, "uses",
 				 g->uses > 0 ? json_integer(g->uses) : json_null());
 	struct secbuf *plain = head ? wire_build(head, frames, g->n) : NULL;
 	json_decref(head);
@@ -472,8 +484,8 @@ int broker_release(const char *vault_dir, const struct broker_release_req *req, 
 	struct wire_msg m;
 	struct secbuf *buf;
 	int rc = call(vault_dir,
-		      json_pack("{s:s, s:o, s:o, s:o, s:o}", "op", "release", "names", string_array(names, n), "cmd", exe,
-				"argv", argv_b64(req->argv), "cwd", cwd ? cwd : json_string("")),
+		      json_pack("{s:s, s:o, s:o, s:o, s:o}", "op", "release", "names", string_array(names, n), "cmd",
+				exe, "argv", argv_b64(req->argv), "cwd", cwd ? cwd : json_string("")),
 		      &m, &buf);
 	if (rc == 1) {
 		snprintf(r->reason, sizeof r->reason, "no live grant (the broker is not running)");
@@ -485,7 +497,8 @@ int broker_release(const char *vault_dir, const struct broker_release_req *req, 
 	if (!json_is_true(json_object_get(m.head, "ok"))) {
 		const char *code = json_string_value(json_object_get(m.head, "error"));
 		snprintf(r->reason, sizeof r->reason, "%s", message_of(&m, "refused"));
-		rc = code && !strcmp(code, "denied") ? 1 : latch_error(LATCH_OPERR, "the broker refused: %s", r->reason);
+		rc = code && !strcmp(code, "denied") ? 1
+						     : latch_error(LATCH_OPERR, "the broker refused: %s", r->reason);
 	} else if (m.n != n || !id || strlen(id) >= sizeof r->id) {
 		rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
 	} else {

@@ -144,7 +144,9 @@ static void accept_all(struct daemon *d, int lfd)
 			close(fd);
 			continue;
 		}
-		d->conns[d->n_conns++] = (struct conn){.fd = fd, .peer = {.cred = peer}, .in = in,
+		d->conns[d->n_conns++] = (struct conn){.fd = fd,
+						       .peer = {.cred = peer},
+						       .in = in,
 						       .deadline_ms = broker_now_ms() + BROKER_CONN_DEADLINE_MS};
 	}
 }

@@ -32,12 +32,20 @@ int exits_record(struct broker *b, const struct broker_event *ev)
 	struct broker_event *evs = b->batch;
 	size_t n = 0;
 	if (b->lost > 0)
-		evs[n++] = (struct broker_event){.event = "lost", .lost_exits = b->lost, .pid = b->pid,
-						.uid = getuid(), .exit_status = -1};
+		evs[n++] = (struct broker_event){.event = "lost",
+						 .lost_exits = b->lost,
+						 .pid = b->pid,
+						 .uid = getuid(),
+						 .exit_status = -1};
 	for (const struct release *r = b->pending; r && n < EXITS_MAX_PENDING + 1; r = r->next)
-		evs[n++] = (struct broker_event){.event = "exit", .grant_id = r->grant_id,
-						.names = (const char *const *)r->names, .n = r->n, .pid = r->pid,
-						.uid = r->uid, .exit_status = r->status, .time = r->time};
+		evs[n++] = (struct broker_event){.event = "exit",
+						 .grant_id = r->grant_id,
+						 .names = (const char *const *)r->names,
+						 .n = r->n,
+						 .pid = r->pid,
+						 .uid = r->uid,
+						 .exit_status = r->status,
+						 .time = r->time};
 	size_t n_queued = n;
 	if (ev)
 		evs[n++] = *ev;

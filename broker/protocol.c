@@ -202,8 +202,9 @@ static int argv_of(json_t *arr, char **argv, size_t *argc)
 			break;
 		size_t slen = strlen(s), got = 0;
 		char *v = malloc(slen / 4 * 3 + 3);
-		if (!v || sodium_base642bin((unsigned char *)v, slen / 4 * 3 + 2, s, slen, NULL, &got, NULL,
-					    sodium_base64_VARIANT_ORIGINAL) != 0 ||
+		if (!v ||
+		    sodium_base642bin((unsigned char *)v, slen / 4 * 3 + 2, s, slen, NULL, &got, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 		    memchr(v, '\0', got)) {
 			free(v);
 			return -1;
@@ -238,8 +239,16 @@ static struct secbuf *op_release(struct broker *b, json_t *req, const struct ucr
 	 * policy is what it enforces, and every release is recorded (N1). */
 	const char *const *cnames = (const char *const *)names;
 	struct grant *g = policy_find(b->grants, cnames, n, cmd, now);
-	struct broker_event ev = {.event = "release", .names = cnames, .n = n, .pid = peer->pid, .uid = peer->uid,
-				  .exe = cmd, .cwd = cwd, .argv = argv, .argc = (int)argc, .exit_status = -1};
+	struct broker_event ev = {.event = "release",
+				  .names = cnames,
+				  .n = n,
+				  .pid = peer->pid,
+				  .uid = peer->uid,
+				  .exe = cmd,
+				  .cwd = cwd,
+				  .argv = argv,
+				  .argc = (int)argc,
+				  .exit_status = -1};
 	if (!g) {
 		char why[256];
 		policy_denial(b->grants, cnames, n, cmd, now, why, sizeof why);
@@ -333,8 +342,13 @@ static struct secbuf *op_revoke(struct broker *b, json_t *req, const struct ucre
 		const char *names[BROKER_MAX_NAMES];
 		for (size_t i = 0; i < g->n; i++)
 			names[i] = g->items[i].name;
-		struct broker_event ev = {.event = "revoke", .grant_id = g->id, .names = names, .n = g->n,
-					  .pid = peer->pid, .uid = peer->uid, .exit_status = -1};
+		struct broker_event ev = {.event = "revoke",
+					  .grant_id = g->id,
+					  .names = names,
+					  .n = g->n,
+					  .pid = peer->pid,
+					  .uid = peer->uid,
+					  .exit_status = -1};
 		exits_record(b, &ev);
 	}
 	if (!all && count == 0)
@@ -371,8 +385,7 @@ static struct secbuf *dispatch(struct broker *b, json_t *req, struct broker_peer
 	return reply_error("bad-request", "unknown op");
 }
 
-struct secbuf *proto_answer(struct broker *b, struct broker_peer *c, const unsigned char *p, size_t len,
-			    size_t *used)
+struct secbuf *proto_answer(struct broker *b, struct broker_peer *c, const unsigned char *p, size_t len, size_t *used)
 {
 	struct wire_msg m;
 	size_t end = 0;

@@ -142,8 +142,7 @@ void exits_free(struct broker *b);
  * message in secure memory) and sets *used to the bytes consumed; NULL
  * with *used 0: the request is not complete yet; NULL with *used set: no
  * answer could be made (out of memory): close the connection. */
-struct secbuf *proto_answer(struct broker *b, struct broker_peer *c, const unsigned char *p, size_t len,
-			    size_t *used);
+struct secbuf *proto_answer(struct broker *b, struct broker_peer *c, const unsigned char *p, size_t len, size_t *used);
 /* Take an enrolment (instance id, key, audit stream keys) from its
  * message and hand the stream keys to the recorder. 0 or -1 reported. */
 int proto_enrol(struct broker *b, const struct wire_msg *m);

@@ -141,7 +141,8 @@ int wire_send(int fd, const struct secbuf *msg)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return latch_error(LATCH_OPERR, "cannot talk to the broker: %s", w < 0 ? strerror(errno) : "closed");
+			return latch_error(LATCH_OPERR, "cannot talk to the broker: %s",
+					   w < 0 ? strerror(errno) : "closed");
 		off += (size_t)w;
 	}
 	return 0;

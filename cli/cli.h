@@ -34,9 +34,8 @@ int cmd_revoke(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 
-extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[],
-	usage_rekey[], usage_reveal[], usage_status[], usage_audit[], usage_grant[], usage_grants[],
-	usage_revoke[], usage_run[], usage_broker[];
+extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[], usage_rekey[], usage_reveal[],
+	usage_status[], usage_audit[], usage_grant[], usage_grants[], usage_revoke[], usage_run[], usage_broker[];
 
 /* The exit status for the last reported error (docs/design.md). */
 int cli_fail(void);
@@ -46,8 +45,7 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* getopt_long with latch's messages: returns the option, -1 at the end,
  * or '?' after reporting an unknown option or a missing argument.
  * `h` / `--help` is returned as 'h'. */
-int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
-	       const char *cmd);
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts, const char *cmd);
 /* Print the usage text of `cmd` to stdout; returns 0. */
 int cli_help(const char *usage);
 

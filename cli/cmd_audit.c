@@ -205,8 +205,7 @@ static int open_exported_verifier(const char *text, size_t len, void *ctx, struc
 	return rc;
 }
 
-static int verify_export(const char *path, int fd, const struct audit_checkpoint *cp,
-			 struct audit_report *r)
+static int verify_export(const char *path, int fd, const struct audit_checkpoint *cp, struct audit_report *r)
 {
 	FILE *in = strcmp(path, "-") ? fopen(path, "re") : stdin;
 	if (!in)
@@ -278,8 +277,8 @@ static int audit_verify_cmd(int argc, char **argv)
 	cli_finish_output();
 	if (r.verdict == AUDIT_TAMPERED) {
 		if (r.first_bad > 0)
-			latch_error(LATCH_FINDINGS, "audit log tampered: first bad record %lld: %s", (long long)r.first_bad,
-				    r.reason);
+			latch_error(LATCH_FINDINGS, "audit log tampered: first bad record %lld: %s",
+				    (long long)r.first_bad, r.reason);
 		else
 			latch_error(LATCH_FINDINGS, "audit log tampered: %s", r.reason);
 		return LATCH_FINDINGS;

@@ -62,8 +62,13 @@ static int hand_over(struct vault *v, const char *dir, const struct audit_grant 
 	struct broker_item items[BROKER_MAX_NAMES];
 	for (size_t i = 0; i < n; i++)
 		items[i] = (struct broker_item){names[i], *values[i]};
-	struct broker_grant_spec spec = {.id = g->id, .items = items, .n = n, .cmds = g->cmds, .n_cmds = g->n_cmds,
-					 .ttl = g->ttl, .uses = g->uses};
+	struct broker_grant_spec spec = {.id = g->id,
+					 .items = items,
+					 .n = n,
+					 .cmds = g->cmds,
+					 .n_cmds = g->n_cmds,
+					 .ttl = g->ttl,
+					 .uses = g->uses};
 	int rc = broker_grant(&s, &spec, deadline);
 	sodium_memzero(items, sizeof items);
 	broker_session_close(&s);
@@ -77,8 +82,12 @@ static void record_failure(struct vault *v, const struct audit_grant *g, const c
 	struct audit_secret_ref refs[BROKER_MAX_NAMES];
 	for (size_t i = 0; i < n; i++)
 		refs[i] = (struct audit_secret_ref){names[i], 0};
-	struct audit_event ev = {.event = "grant-failed", .grant_id = g->id, .secrets = refs, .n_secrets = n,
-				 .reason = "the broker did not take the grant", .self = true};
+	struct audit_event ev = {.event = "grant-failed",
+				 .grant_id = g->id,
+				 .secrets = refs,
+				 .n_secrets = n,
+				 .reason = "the broker did not take the grant",
+				 .self = true};
 	latch_error_quiet(true);
 	audit_record_event(v, &ev);
 	latch_error_quiet(false);
@@ -122,7 +131,8 @@ int cmd_grant(int argc, char **argv)
 			 * drop out of the grant, leaving "any command"): refused
 			 * before anything is read or recorded. */
 			if (!text_is_plain(cmd_paths[g.n_cmds]))
-				return cli_usage("grant", "the path of --cmd %zu has control characters or is not UTF-8",
+				return cli_usage("grant",
+						 "the path of --cmd %zu has control characters or is not UTF-8",
 						 g.n_cmds + 1);
 			cmds[g.n_cmds] = cmd_paths[g.n_cmds];
 			g.n_cmds++;

@@ -49,7 +49,6 @@ int cmd_rekey(int argc, char **argv)
 		return cli_fail();
 	if (broker)
 		printf("Stopped the broker (pid %d): every grant has ended.\n", (int)broker);
-	printf("Re-encrypted %lld secret%s under a new data key.\n", (long long)count,
-	       count == 1 ? "" : "s");
+	printf("Re-encrypted %lld secret%s under a new data key.\n", (long long)count, count == 1 ? "" : "s");
 	return cli_finish_output() == 0 ? 0 : cli_fail();
 }

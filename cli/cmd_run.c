@@ -76,8 +76,8 @@ static int run_usage(const char *fmt, ...)
 struct release {
 	const char *names[RUN_MAX_REFS]; /* the plan's secrets' names */
 	size_t n;
-	char id[BROKER_ID_MAX]; /* the broker's release id */
-	struct vault *v;        /* a one-shot release: the unlocked vault */
+	char id[BROKER_ID_MAX];         /* the broker's release id */
+	struct vault *v;                /* a one-shot release: the unlocked vault */
 	char reason[BROKER_REASON_MAX]; /* why the broker said no */
 };
 
@@ -192,8 +192,13 @@ static void report_exit(const char *dir, struct release *r, const struct run_pla
 		struct audit_secret_ref refs[RUN_MAX_REFS];
 		for (size_t i = 0; i < r->n; i++)
 			refs[i] = (struct audit_secret_ref){r->names[i], 0};
-		struct audit_event ev = {.event = "exit", .secrets = refs, .n_secrets = r->n,
-					 .has_exit = status >= 0, .exit_status = status, .self = true, .exe = p->path};
+		struct audit_event ev = {.event = "exit",
+					 .secrets = refs,
+					 .n_secrets = r->n,
+					 .has_exit = status >= 0,
+					 .exit_status = status,
+					 .self = true,
+					 .exe = p->path};
 		audit_record_event(r->v, &ev);
 		return;
 	}
@@ -240,9 +245,10 @@ int cmd_run(int argc, char **argv)
 			if (p->n_keep == RUN_MAX_REFS)
 				return run_usage("more than %d --keep", RUN_MAX_REFS);
 			if (run_env_unsafe(optarg, strlen(optarg))) {
-				latch_error(LATCH_USAGE,
-					    "'%s' cannot be kept: loader, shell and interpreter start-up variables never reach the child",
-					    optarg);
+				latch_error(
+					LATCH_USAGE,
+					"'%s' cannot be kept: loader, shell and interpreter start-up variables never reach the child",
+					optarg);
 				return RUN_FAILED;
 			}
 			p->keep[p->n_keep++] = optarg;
@@ -252,8 +258,8 @@ int cmd_run(int argc, char **argv)
 				return RUN_FAILED;
 			/* The child gets 0-2: a passphrase there would reach it. */
 			if (fd <= 2) {
-				latch_error(LATCH_USAGE, "--passphrase-fd %d: descriptors 0-2 go to the child; use 3 or above",
-					    fd);
+				latch_error(LATCH_USAGE,
+					    "--passphrase-fd %d: descriptors 0-2 go to the child; use 3 or above", fd);
 				return RUN_FAILED;
 			}
 			break;

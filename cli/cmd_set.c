@@ -44,8 +44,8 @@ static int read_value(const char *file, const char *name, struct secbuf **out)
 		rc = tty_read_hidden(prompt, VAULT_VALUE_MAX, out);
 	}
 	if (too_big)
-		return latch_error(LATCH_USAGE, "value for '%s' is larger than the 1 MiB limit (%d bytes)",
-				   name, VAULT_VALUE_MAX);
+		return latch_error(LATCH_USAGE, "value for '%s' is larger than the 1 MiB limit (%d bytes)", name,
+				   VAULT_VALUE_MAX);
 	return rc;
 }
 

@@ -91,9 +91,9 @@ int cmd_status(int argc, char **argv)
 		       "kdf:      Argon2id %s (%llu passes, %llu MiB)\n"
 		       "created:  %s\n"
 		       "schema:   %d, key generation %lld\n",
-		       info.path, (long long)info.secrets, info.kdf_name,
-		       (unsigned long long)info.kdf_opslimit, (unsigned long long)(info.kdf_memlimit >> 20),
-		       created, info.schema_version, (long long)info.key_generation);
+		       info.path, (long long)info.secrets, info.kdf_name, (unsigned long long)info.kdf_opslimit,
+		       (unsigned long long)(info.kdf_memlimit >> 20), created, info.schema_version,
+		       (long long)info.key_generation);
 	}
 	if (!json) {
 		if (arc != 0)

@@ -25,8 +25,7 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	return LATCH_USAGE;
 }
 
-int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
-	       const char *cmd)
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts, const char *cmd)
 {
 	opterr = 0;
 	int c = getopt_long(argc, argv, shortopts, longopts, NULL);

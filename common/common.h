@@ -26,8 +26,7 @@ enum latch_status {
  * reason for the failure and return -1, so that callers can write
  * `return latch_error(LATCH_OPERR, "cannot open '%s': %s", p, strerror(e));`.
  * Never pass a secret value in the arguments. */
-int latch_error(enum latch_status status, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int latch_error(enum latch_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The longest message latch_error prints whole (longer ones are cut). */
 #define LATCH_ERROR_MAX 1023
 /* The status of the most recent latch_error() (LATCH_OPERR if none). */

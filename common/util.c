@@ -90,7 +90,8 @@ bool duration_seconds(const char *s, int64_t *seconds)
 int parse_duration(const char *s, int64_t max, const char *what, int64_t *seconds)
 {
 	if (!duration_seconds(s, seconds))
-		return latch_error(LATCH_USAGE, "invalid %s '%s': use digits and a unit, e.g. 90s, 30m, 24h, 7d", what, s);
+		return latch_error(LATCH_USAGE, "invalid %s '%s': use digits and a unit, e.g. 90s, 30m, 24h, 7d", what,
+				   s);
 	if (*seconds > max)
 		return latch_error(LATCH_USAGE, "%s '%s' is longer than the maximum (%lld s)", what, s, (long long)max);
 	return 0;

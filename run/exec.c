@@ -175,8 +175,10 @@ int run_child(struct run_plan *p)
 			return 125;
 		}
 		if (!p->refs[i].as_file && memchr(v->data, '\0', v->len)) {
-			latch_error(LATCH_USAGE, "secret '%s' holds a NUL byte, which no variable can carry: use --file %s=latch://%s",
-				    p->refs[i].name, p->refs[i].var, p->refs[i].name);
+			latch_error(
+				LATCH_USAGE,
+				"secret '%s' holds a NUL byte, which no variable can carry: use --file %s=latch://%s",
+				p->refs[i].name, p->refs[i].var, p->refs[i].name);
 			run_values_free(p);
 			return 125;
 		}

@@ -37,9 +37,10 @@ static int parse_ref(const char *spec, size_t len, const char *where, char **var
 	/* The value would reach ld.so, a shell's start-up or an
 	 * interpreter's, which print it or hand it to the agent's code. */
 	if (run_env_unsafe(spec, vlen))
-		return latch_error(LATCH_USAGE,
-				   "%sa reference cannot target '%.*s': loader, shell and interpreter start-up variables never reach the child",
-				   where, (int)vlen, spec);
+		return latch_error(
+			LATCH_USAGE,
+			"%sa reference cannot target '%.*s': loader, shell and interpreter start-up variables never reach the child",
+			where, (int)vlen, spec);
 	*name = strndup(value + slen, rest - slen);
 	*var = strndup(spec, vlen);
 	if (!*name || !*var || !latch_name_valid(*name)) {
@@ -100,7 +101,8 @@ int run_add_env_file(struct run_plan *p, const char *path)
 	int lineno = 0, rc = 0;
 	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+		while (n > 0 &&
+		       (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
 			line[--n] = '\0';
 		char *s = line;
 		while (*s == ' ' || *s == '\t')
@@ -114,7 +116,8 @@ int run_add_env_file(struct run_plan *p, const char *path)
 		int r = parse_ref(s, strlen(s), where, &var, &name);
 		if (r == 0)
 			rc = latch_error(LATCH_USAGE,
-					 "%snot a reference (only VAR=latch://NAME lines belong in an env file)", where);
+					 "%snot a reference (only VAR=latch://NAME lines belong in an env file)",
+					 where);
 		else if (r < 0)
 			rc = -1; /* reported, with the line */
 		else

@@ -37,12 +37,12 @@ struct run_plan {
 	size_t n_refs;
 	struct run_secret secrets[RUN_MAX_REFS];
 	size_t n_secrets;
-	struct secbuf *store; /* the buffer values are views into, if one */
+	struct secbuf *store;     /* the buffer values are views into, if one */
 	bool pristine;            /* start from an empty environment */
 	char *keep[RUN_MAX_REFS]; /* with pristine: variables to keep */
 	size_t n_keep;
-	char *const *argv;        /* the command and its arguments */
-	char path[PATH_MAX];      /* the resolved command */
+	char *const *argv;   /* the command and its arguments */
+	char path[PATH_MAX]; /* the resolved command */
 };
 
 /* True if a variable of this name (`len` bytes, no '=') makes a program

@@ -89,13 +89,10 @@ int db_fail(struct vault *v, const char *what)
 {
 	int code = sqlite3_errcode(v->db);
 	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-		return latch_error(LATCH_OPERR, "cannot %s: vault '%s' is locked by another process",
-				   what, v->path);
+		return latch_error(LATCH_OPERR, "cannot %s: vault '%s' is locked by another process", what, v->path);
 	if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
-		return latch_error(LATCH_OPERR, "cannot %s: '%s' is damaged or not a latch vault", what,
-				   v->path);
-	return latch_error(LATCH_OPERR, "cannot %s in '%s': %s", what, v->path,
-			   sqlite3_errmsg(v->db));
+		return latch_error(LATCH_OPERR, "cannot %s: '%s' is damaged or not a latch vault", what, v->path);
+	return latch_error(LATCH_OPERR, "cannot %s in '%s': %s", what, v->path, sqlite3_errmsg(v->db));
 }
 
 int db_exec(struct vault *v, const char *sql, const char *what)
@@ -288,8 +285,7 @@ static int schema_check(struct vault *v)
 
 /* The next entry schema_exact expects: the least, in sorted order, of
  * the vault's next and each module's next. NULL when none is left. */
-static const char *schema_next(size_t pos[], const char **list_at[], const size_t n_list[], size_t lists,
-			       size_t *which)
+static const char *schema_next(size_t pos[], const char **list_at[], const size_t n_list[], size_t lists, size_t *which)
 {
 	const char *best = NULL;
 	for (size_t l = 0; l < lists; l++)
@@ -336,16 +332,17 @@ static int schema_exact(struct vault *v)
 	if (same ? rc != SQLITE_DONE : rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_fail(v, "read the vault schema");
 	if (!same)
-		return latch_error(LATCH_OPERR,
-				   "vault '%s' has tables or indexes that are not latch's (edited schema): refusing it; run 'latch audit verify'",
-				   v->path);
+		return latch_error(
+			LATCH_OPERR,
+			"vault '%s' has tables or indexes that are not latch's (edited schema): refusing it; run 'latch audit verify'",
+			v->path);
 	return 0;
 }
 
 /* Tells the hook (the audit log) about a change, inside the transaction
  * that makes it: if the hook fails, the change is rolled back. */
-int run_hook(struct vault *v, const char *event, const char *const *names, const int64_t *ids,
-		    const int64_t *versions, size_t n, int64_t version)
+int run_hook(struct vault *v, const char *event, const char *const *names, const int64_t *ids, const int64_t *versions,
+	     size_t n, int64_t version)
 {
 	if (!v->hook)
 		return 0;
@@ -420,8 +417,8 @@ int vault_create(const char *dir, const struct secbuf *passphrase, enum vault_kd
 	return vault_create_recorded(dir, passphrase, kdf, NULL, NULL);
 }
 
-int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf,
-			  vault_hook hook, void *hook_ctx)
+int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf, vault_hook hook,
+			  void *hook_ctx)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
 	if (vault_path(dir, path, sizeof path) != 0 || ensure_private_dir(dir) != 0)
@@ -475,8 +472,7 @@ int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum
 		goto out_unlink;
 	if (db_configure(v) != 0 || tx_begin(v) != 0)
 		goto out_unlink;
-	if (migrate(v, 0) != 0 || header_write(v, h, true) != 0 ||
-	    run_hook(v, "init", NULL, NULL, NULL, 0, 0) != 0) {
+	if (migrate(v, 0) != 0 || header_write(v, h, true) != 0 || run_hook(v, "init", NULL, NULL, NULL, 0, 0) != 0) {
 		tx_abort(v);
 		goto out_unlink;
 	}
@@ -540,8 +536,8 @@ int vault_open(const char *dir, struct vault **out)
 		goto fail;
 	if (version > SCHEMA_VERSION) {
 		latch_error(LATCH_OPERR,
-			    "vault '%s' has schema version %d, newer than this latch knows (%d): upgrade latch",
-			    path, version, SCHEMA_VERSION);
+			    "vault '%s' has schema version %d, newer than this latch knows (%d): upgrade latch", path,
+			    version, SCHEMA_VERSION);
 		goto fail;
 	}
 	if (version < 1) {

@@ -35,8 +35,7 @@ int header_read(struct vault *v, struct vault_header *h)
 	h->key_generation = sqlite3_column_int64(st, 6);
 	int bad = blob_into(st, 0, h->vault_id, VAULT_ID_BYTES) | blob_into(st, 5, h->kdf_salt, SALT_BYTES) |
 		  blob_into(st, 7, h->key_nonce, KEY_NONCE_BYTES) |
-		  blob_into(st, 8, h->wrapped_key, WRAPPED_KEY_BYTES) |
-		  blob_into(st, 9, h->check, HEADER_CHECK_BYTES);
+		  blob_into(st, 8, h->wrapped_key, WRAPPED_KEY_BYTES) | blob_into(st, 9, h->check, HEADER_CHECK_BYTES);
 	sqlite3_finalize(st);
 	unsigned char check[HEADER_CHECK_BYTES];
 	header_checksum(h, check);

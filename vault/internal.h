@@ -56,8 +56,8 @@ int tx_commit(struct vault *v);
 int tx_abort(struct vault *v);
 /* Tells the hook (the audit log) about a change, inside the transaction
  * that makes it: if the hook fails, the change is rolled back. */
-int run_hook(struct vault *v, const char *event, const char *const *names, const int64_t *ids,
-	     const int64_t *versions, size_t n, int64_t version);
+int run_hook(struct vault *v, const char *event, const char *const *names, const int64_t *ids, const int64_t *versions,
+	     size_t n, int64_t version);
 
 /* header.c: the header row, read with its checksum and KDF checked;
  * written (inserted for a new vault) with a new checksum; and, inside a
@@ -89,14 +89,12 @@ const char *kdf_name_of(uint64_t ops, uint64_t mem);
 void header_checksum(const struct vault_header *h, unsigned char out[HEADER_CHECK_BYTES]);
 
 /* Argon2id(passphrase, salt, ops, mem) into a new secbuf of 32 bytes. */
-int derive_kek(const struct secbuf *passphrase, const struct vault_header *h,
-	       struct secbuf **kek_out);
+int derive_kek(const struct secbuf *passphrase, const struct vault_header *h, struct secbuf **kek_out);
 /* Seal `data_key` under `kek` into h->key_nonce/h->wrapped_key; the
  * associated data binds the vault id, KDF parameters, salt and key
  * generation, so none of them can be swapped. */
 void wrap_data_key(struct vault_header *h, const struct secbuf *kek, const struct secbuf *data_key);
-int unwrap_data_key(const struct vault_header *h, const struct secbuf *kek,
-		    struct secbuf **data_key_out);
+int unwrap_data_key(const struct vault_header *h, const struct secbuf *kek, struct secbuf **data_key_out);
 /* The value-sealing subkey of a data key (crypto_kdf, id 1, "latchval"). */
 int derive_value_key(const struct secbuf *data_key, struct secbuf **value_key_out);
 
@@ -110,8 +108,7 @@ struct value_binding {
 	bool named_key; /* a row of the keys table, not a secret */
 };
 /* ct must hold len + AEAD_TAG_BYTES. */
-void value_seal(const struct secbuf *value_key, const struct value_binding *b,
-		const unsigned char *value, size_t len,
+void value_seal(const struct secbuf *value_key, const struct value_binding *b, const unsigned char *value, size_t len,
 		unsigned char nonce[KEY_NONCE_BYTES], unsigned char *ct);
 /* Returns -1 without reporting when authentication fails: the caller
  * names the secret. */

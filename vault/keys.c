@@ -10,8 +10,8 @@
 
 /* Named keys: random keys for other modules, wrapped under the value key
  * with their purpose as associated data. */
-static int named_key_open(struct vault *v, sqlite3_stmt *st, const char *purpose,
-			  const struct secbuf *value_key, struct secbuf **out)
+static int named_key_open(struct vault *v, sqlite3_stmt *st, const char *purpose, const struct secbuf *value_key,
+			  struct secbuf **out)
 {
 	struct value_binding b = {v->h.vault_id, 0, 0, purpose, true};
 	const void *nonce = sqlite3_column_blob(st, 0);
@@ -159,13 +159,13 @@ int vault_export_key(struct vault *v, const char *purpose, char **json_out)
 			       : db_fail(v, "read a key");
 	}
 	const struct vault_header *h = &v->h;
-	json_t *o = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "purpose",
-			      purpose, "vault_id", hex_json(h->vault_id, VAULT_ID_BYTES), "created",
-			      (json_int_t)h->created, "kdf_alg", (json_int_t)h->kdf_alg, "kdf_opslimit",
-			      (json_int_t)h->kdf_opslimit, "kdf_memlimit", (json_int_t)h->kdf_memlimit,
-			      "kdf_salt", hex_json(h->kdf_salt, SALT_BYTES), "key_generation",
-			      (json_int_t)h->key_generation, "key_nonce", hex_json(h->key_nonce, KEY_NONCE_BYTES),
-			      "wrapped_key", hex_json(h->wrapped_key, WRAPPED_KEY_BYTES), "header_check",
+	json_t *o = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "purpose", purpose,
+			      "vault_id", hex_json(h->vault_id, VAULT_ID_BYTES), "created", (json_int_t)h->created,
+			      "kdf_alg", (json_int_t)h->kdf_alg, "kdf_opslimit", (json_int_t)h->kdf_opslimit,
+			      "kdf_memlimit", (json_int_t)h->kdf_memlimit, "kdf_salt",
+			      hex_json(h->kdf_salt, SALT_BYTES), "key_generation", (json_int_t)h->key_generation,
+			      "key_nonce", hex_json(h->key_nonce, KEY_NONCE_BYTES), "wrapped_key",
+			      hex_json(h->wrapped_key, WRAPPED_KEY_BYTES), "header_check",
 			      hex_json(h->check, HEADER_CHECK_BYTES), "nonce",
 			      hex_json(sqlite3_column_blob(st, 0), KEY_NONCE_BYTES), "wrapped",
 			      hex_json(sqlite3_column_blob(st, 1), WRAPPED_KEY_BYTES));
@@ -185,8 +185,7 @@ int vault_export_key(struct vault *v, const char *purpose, char **json_out)
 	return text ? 0 : latch_error(LATCH_OPERR, "out of memory");
 }
 
-int vault_derive_key(struct vault *v, const char context[8], const unsigned char *salt, size_t n,
-		     struct secbuf **out)
+int vault_derive_key(struct vault *v, const char context[8], const unsigned char *salt, size_t n, struct secbuf **out)
 {
 	if (require_unlocked(v) != 0)
 		return -1;
@@ -212,8 +211,7 @@ static int hex_into(json_t *o, const char *key, unsigned char *dst, size_t n)
 {
 	const char *hex = json_string_value(json_object_get(o, key));
 	size_t got = 0;
-	if (!hex || strlen(hex) != 2 * n || sodium_hex2bin(dst, n, hex, 2 * n, NULL, &got, NULL) != 0 ||
-	    got != n)
+	if (!hex || strlen(hex) != 2 * n || sodium_hex2bin(dst, n, hex, 2 * n, NULL, &got, NULL) != 0 || got != n)
 		return -1;
 	return 0;
 }

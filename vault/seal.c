@@ -119,17 +119,15 @@ void header_checksum(const struct vault_header *h, unsigned char out[HEADER_CHEC
 	crypto_generichash_final(&st, out, HEADER_CHECK_BYTES);
 }
 
-int derive_kek(const struct secbuf *passphrase, const struct vault_header *h,
-	       struct secbuf **kek_out)
+int derive_kek(const struct secbuf *passphrase, const struct vault_header *h, struct secbuf **kek_out)
 {
 	if (kdf_params_check(h) != 0)
 		return -1;
 	struct secbuf *kek = secbuf_new(DATA_KEY_BYTES);
 	if (!kek)
 		return -1;
-	if (crypto_pwhash(kek->data, DATA_KEY_BYTES, (const char *)passphrase->data, passphrase->len,
-			  h->kdf_salt, h->kdf_opslimit, (size_t)h->kdf_memlimit,
-			  crypto_pwhash_ALG_ARGON2ID13) != 0) {
+	if (crypto_pwhash(kek->data, DATA_KEY_BYTES, (const char *)passphrase->data, passphrase->len, h->kdf_salt,
+			  h->kdf_opslimit, (size_t)h->kdf_memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0) {
 		secbuf_free(kek);
 		return latch_error(LATCH_OPERR, "cannot derive the key: Argon2id needs %llu MiB of memory",
 				   (unsigned long long)(h->kdf_memlimit >> 20));
@@ -144,21 +142,19 @@ void wrap_data_key(struct vault_header *h, const struct secbuf *kek, const struc
 	unsigned char ad[KEY_BINDING_MAX];
 	size_t adlen = key_binding(h, ad);
 	randombytes_buf(h->key_nonce, KEY_NONCE_BYTES);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(h->wrapped_key, NULL, data_key->data, DATA_KEY_BYTES,
-						   ad, adlen, NULL, h->key_nonce, kek->data);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(h->wrapped_key, NULL, data_key->data, DATA_KEY_BYTES, ad, adlen,
+						   NULL, h->key_nonce, kek->data);
 }
 
-int unwrap_data_key(const struct vault_header *h, const struct secbuf *kek,
-		    struct secbuf **data_key_out)
+int unwrap_data_key(const struct vault_header *h, const struct secbuf *kek, struct secbuf **data_key_out)
 {
 	unsigned char ad[KEY_BINDING_MAX];
 	size_t adlen = key_binding(h, ad);
 	struct secbuf *dk = secbuf_new(DATA_KEY_BYTES);
 	if (!dk)
 		return -1;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(dk->data, NULL, NULL, h->wrapped_key,
-						       WRAPPED_KEY_BYTES, ad, adlen, h->key_nonce,
-						       kek->data) != 0) {
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(dk->data, NULL, NULL, h->wrapped_key, WRAPPED_KEY_BYTES, ad,
+						       adlen, h->key_nonce, kek->data) != 0) {
 		secbuf_free(dk);
 		return latch_error(LATCH_DENIED, "wrong passphrase");
 	}
@@ -201,15 +197,13 @@ static size_t value_ad(const struct value_binding *b, unsigned char *buf)
 	return (size_t)(p - buf);
 }
 
-void value_seal(const struct secbuf *value_key, const struct value_binding *b,
-		const unsigned char *value, size_t len, unsigned char nonce[KEY_NONCE_BYTES],
-		unsigned char *ct)
+void value_seal(const struct secbuf *value_key, const struct value_binding *b, const unsigned char *value, size_t len,
+		unsigned char nonce[KEY_NONCE_BYTES], unsigned char *ct)
 {
 	unsigned char ad[VALUE_BINDING_MAX];
 	size_t adlen = value_ad(b, ad);
 	randombytes_buf(nonce, KEY_NONCE_BYTES);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(ct, NULL, value, len, ad, adlen, NULL, nonce,
-						   value_key->data);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(ct, NULL, value, len, ad, adlen, NULL, nonce, value_key->data);
 }
 
 int value_open(const struct secbuf *value_key, const struct value_binding *b,

@@ -37,8 +37,8 @@ static int secret_lookup(struct vault *v, const char *name, int64_t *id, int64_t
 
 /* Seals `value` into row `id`, stamping it `updated` (rekey keeps the
  * old time: re-encryption is not a new value). */
-static int secret_store(struct vault *v, int64_t id, const char *name, int64_t version,
-			const unsigned char *value, size_t len, int64_t updated)
+static int secret_store(struct vault *v, int64_t id, const char *name, int64_t version, const unsigned char *value,
+			size_t len, int64_t updated)
 {
 	struct value_binding b = {v->h.vault_id, id, version, name, false};
 	unsigned char nonce[KEY_NONCE_BYTES];
@@ -113,25 +113,22 @@ int vault_set(struct vault *v, const char *name, const struct secbuf *value, int
 }
 
 /* Reads and opens the value of the row `id`; errors name the secret. */
-static int secret_open_row(struct vault *v, sqlite3_stmt *st, const char *name,
-			   struct secbuf **out)
+static int secret_open_row(struct vault *v, sqlite3_stmt *st, const char *name, struct secbuf **out)
 {
-	struct value_binding b = {v->h.vault_id, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-				  name, false};
+	struct value_binding b = {v->h.vault_id, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), name, false};
 	const void *nonce = sqlite3_column_blob(st, 2);
 	int nonce_len = sqlite3_column_bytes(st, 2);
 	const void *ct = sqlite3_column_blob(st, 3);
 	int ct_len = sqlite3_column_bytes(st, 3);
 	if (nonce_len != (int)KEY_NONCE_BYTES || !ct || ct_len <= (int)AEAD_TAG_BYTES ||
 	    value_open(v->value_key, &b, nonce, ct, (size_t)ct_len, out) != 0)
-		return latch_error(LATCH_OPERR,
-				   "cannot decrypt secret '%s': its stored value was altered or damaged", name);
+		return latch_error(LATCH_OPERR, "cannot decrypt secret '%s': its stored value was altered or damaged",
+				   name);
 	return 0;
 }
 
 /* Reads and opens the secret `name`, with its id and version. */
-static int secret_read(struct vault *v, const char *name, int64_t *id, int64_t *version,
-		       struct secbuf **value_out)
+static int secret_read(struct vault *v, const char *name, int64_t *id, int64_t *version, struct secbuf **value_out)
 {
 	sqlite3_stmt *st;
 	if (db_prepare(v, "SELECT id, version, nonce, ciphertext FROM secrets WHERE name = ?1", &st) != 0)
@@ -186,8 +183,7 @@ int vault_remove(struct vault *v, const char *name)
 	return tx_commit(v);
 }
 
-int vault_read(struct vault *v, const char *const *names, size_t n, const char *event,
-	       struct secbuf **values)
+int vault_read(struct vault *v, const char *const *names, size_t n, const char *event, struct secbuf **values)
 {
 	if (require_unlocked(v) != 0)
 		return -1;
@@ -261,8 +257,7 @@ int vault_rekey(struct vault *v, int64_t *count_out)
 		last = sqlite3_column_int64(st, 0);
 		const char *name = (const char *)sqlite3_column_text(st, 4);
 		if (!name || !latch_name_valid(name)) {
-			latch_error(LATCH_OPERR, "secret id %lld has an invalid name: vault damaged",
-				    (long long)last);
+			latch_error(LATCH_OPERR, "secret id %lld has an invalid name: vault damaged", (long long)last);
 			goto fail;
 		}
 		if (secret_open_row(v, st, name, &value) != 0)

@@ -46,7 +46,6 @@ int vault_lock_timeout_ms(void);
  * when `tick` returns false. */
 void vault_on_busy(struct vault *v, bool (*tick)(void));
 
-
 /* A change about to be committed: the hook (the audit log) runs inside
  * the change's transaction; if it fails, the change is rolled back. */
 struct vault_change {
@@ -86,8 +85,8 @@ int vault_add_tables(const struct vault_tables *t);
  * The _recorded form runs `hook` to record the creation in the same commit
  * (and so starts the audit log). */
 int vault_create(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf);
-int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf,
-			  vault_hook hook, void *hook_ctx);
+int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf, vault_hook hook,
+			  void *hook_ctx);
 
 /* Open an existing vault: permission checks, schema migrations, header
  * checksum. No key is derived; names and metadata are readable. */
@@ -99,15 +98,13 @@ int vault_unlock(struct vault *v, const struct secbuf *passphrase);
 void vault_close(struct vault *v);
 
 /* Operations below that read or write values need vault_unlock() first. */
-int vault_set(struct vault *v, const char *name, const struct secbuf *value,
-	      int64_t *version_out);
+int vault_set(struct vault *v, const char *name, const struct secbuf *value, int64_t *version_out);
 /* Read one value without recording it: for tests and vault-internal use.
  * Commands release values only through vault_read. */
 int vault_get(struct vault *v, const char *name, struct secbuf **value_out);
 /* Read `n` values in one write transaction that also runs the hook with
  * `event` (e.g. "reveal"): nothing is returned unless the record commits. */
-int vault_read(struct vault *v, const char *const *names, size_t n, const char *event,
-	       struct secbuf **values);
+int vault_read(struct vault *v, const char *const *names, size_t n, const char *event, struct secbuf **values);
 /* A random 32-byte key for `purpose` (e.g. "audit-writer"), stored
  * wrapped under the data key (rekey re-wraps it); made on first use when
  * `create`, else a missing key is an error. */
@@ -119,8 +116,7 @@ int vault_key_replace(struct vault *v, const char *purpose, const struct secbuf 
 int vault_remove(struct vault *v, const char *name);
 /* New passphrase (and optionally new KDF cost): re-wraps the data key;
  * no value's ciphertext changes. `kdf` NULL keeps the current cost. */
-int vault_passwd(struct vault *v, const struct secbuf *new_passphrase,
-		 const enum vault_kdf *kdf);
+int vault_passwd(struct vault *v, const struct secbuf *new_passphrase, const enum vault_kdf *kdf);
 /* New data key: every value is decrypted and sealed again, in one
  * transaction. `count_out` gets the number of values re-encrypted. */
 int vault_rekey(struct vault *v, int64_t *count_out);
@@ -153,8 +149,7 @@ int vault_rows(struct vault *v, int (*fn)(int64_t id, int64_t version, const cha
 /* A 32-byte key derived from the data key for `context` (8 characters)
  * and `salt`: only a passphrase holder can make it, and a rekey changes
  * it (e.g. the key a broker is enrolled with). */
-int vault_derive_key(struct vault *v, const char context[8], const unsigned char *salt, size_t n,
-		     struct secbuf **out);
+int vault_derive_key(struct vault *v, const char context[8], const unsigned char *salt, size_t n, struct secbuf **out);
 
 struct vault_info {
 	char path[PATH_MAX];

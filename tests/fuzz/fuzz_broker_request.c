@@ -115,7 +115,8 @@ static void check_answer(const struct secbuf *a, size_t recorded_before)
 	if (m.n > 0) {
 		const char *rid = json_string_value(json_object_get(m.head, "release"));
 		const char *gid = json_string_value(json_object_get(m.head, "grant"));
-		if (!json_is_true(ok) || !rid || strncmp(rid, "r-", 2) != 0 || !gid || strcmp(gid, "g-f00000000001") != 0)
+		if (!json_is_true(ok) || !rid || strncmp(rid, "r-", 2) != 0 || !gid ||
+		    strcmp(gid, "g-f00000000001") != 0)
 			fail("frames in an answer that is not a release");
 		for (size_t i = 0; i < m.n; i++)
 			if (!is_value(&m.frame[i]))

@@ -61,7 +61,7 @@ static void check_kdf(const char *s)
 	for (int i = 0; i < 3; i++)
 		if (!strcmp(s, levels[i].name))
 			want = i;
-	enum vault_kdf out = (enum vault_kdf)-1;
+	enum vault_kdf out = (enum vault_kdf) - 1;
 	int rc = vault_kdf_parse(s, &out);
 	if (want >= 0 && (rc != 0 || out != levels[want].kdf)) {
 		fprintf(stderr, "fuzz_names: vault_kdf_parse() rejected or misread '%s'\n", s);

@@ -40,9 +40,9 @@
 
 /* What the recording hook does. */
 enum afx_hook_mode {
-	AFX_HOOK_RECORD,       /* append the record (audit_record_change) */
-	AFX_HOOK_FAIL,         /* return -1 without recording */
-	AFX_HOOK_RECORD_FAIL,  /* append the record, then return -1 */
+	AFX_HOOK_RECORD,      /* append the record (audit_record_change) */
+	AFX_HOOK_FAIL,        /* return -1 without recording */
+	AFX_HOOK_RECORD_FAIL, /* append the record, then return -1 */
 };
 
 struct afx_hook {
@@ -61,7 +61,7 @@ struct afx {
 	sqlite3 *db;     /* vault_db(v) */
 	struct secbuf *writer, *verifier;
 	struct afx_hook hook;
-	int64_t made; /* records made by afx_append, for variety */
+	int64_t made;      /* records made by afx_append, for variety */
 	struct afx *other; /* a second vault, freed by the teardown */
 	pid_t kids[AFX_MAX_KIDS];
 	int nkids;
@@ -483,8 +483,7 @@ static inline void afx_expect(struct afx *f, const struct audit_checkpoint *cp, 
 			 (long long)first_bad, r.reason);
 }
 
-static inline void afx_expect_ok(struct afx *f, const struct audit_checkpoint *cp, int64_t records,
-				 const char *what)
+static inline void afx_expect_ok(struct afx *f, const struct audit_checkpoint *cp, int64_t records, const char *what)
 {
 	struct audit_report r;
 	int rc = afx_verify(f, cp, &r);

@@ -210,10 +210,11 @@ static void row_deleted(void **state)
 	afx_expect(f, NULL, AUDIT_TAMPERED, 7, "three rows deleted");
 	/* Deleted, and the later rows renumbered to close the gap. */
 	afx_restore(raw, snap);
-	afx_exec(raw, "DELETE FROM audit_log WHERE seq = 10;"
-		      "UPDATE audit_log SET seq = seq - 1 WHERE seq > 10;"
-		      "DELETE FROM audit_secret WHERE seq = 10;"
-		      "UPDATE audit_secret SET seq = seq - 1 WHERE seq > 10");
+	afx_exec(raw,
+		 "DELETE FROM audit_log WHERE seq = 10;"
+		 "UPDATE audit_log SET seq = seq - 1 WHERE seq > 10;"
+		 "DELETE FROM audit_secret WHERE seq = 10;"
+		 "UPDATE audit_secret SET seq = seq - 1 WHERE seq > 10");
 	afx_expect(f, NULL, AUDIT_TAMPERED, 10, "row deleted and the rest renumbered");
 	afx_release(f, snap);
 	afx_release(f, raw);
@@ -251,9 +252,10 @@ static void rows_swapped(void **state)
 	afx_expect(f, NULL, AUDIT_TAMPERED, N - 1, "the last two rows swapped");
 	/* Whole rows swapped, index columns and all, by renumbering. */
 	afx_restore(raw, snap);
-	afx_exec(raw, "UPDATE audit_log SET seq = -1 WHERE seq = 6;"
-		      "UPDATE audit_log SET seq = 6 WHERE seq = 9;"
-		      "UPDATE audit_log SET seq = 9 WHERE seq = -1");
+	afx_exec(raw,
+		 "UPDATE audit_log SET seq = -1 WHERE seq = 6;"
+		 "UPDATE audit_log SET seq = 6 WHERE seq = 9;"
+		 "UPDATE audit_log SET seq = 9 WHERE seq = -1");
 	afx_expect(f, NULL, AUDIT_TAMPERED, 6, "rows 6 and 9 renumbered");
 	afx_restore(raw, snap);
 	afx_expect_ok(f, NULL, N, "restored");
@@ -318,9 +320,10 @@ static void forge_row(sqlite3 *raw, int64_t seq)
 	sqlite3_bind_blob(st, 3, mac, sizeof mac, SQLITE_TRANSIENT);
 	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
 	sqlite3_finalize(st);
-	afx_exec(raw,
-		 "INSERT INTO audit_secret (seq, pos, secret, time, event) VALUES (%lld, 0, 'prod-token', 1795392000, 'set')",
-		 (long long)seq);
+	afx_exec(
+		raw,
+		"INSERT INTO audit_secret (seq, pos, secret, time, event) VALUES (%lld, 0, 'prod-token', 1795392000, 'set')",
+		(long long)seq);
 }
 
 static void row_forged(void **state)
@@ -387,10 +390,11 @@ static void rows_from_another_vault(void **state)
 	/* Rows and state from another vault: its first key does not open
 	 * with this vault's verifier key; against this vault's checkpoint the
 	 * log id differs. */
-	afx_exec(raw, "ATTACH DATABASE '%s' AS b;"
-		      "DELETE FROM main.audit_state;"
-		      "INSERT INTO main.audit_state SELECT * FROM b.audit_state;"
-		      "DETACH DATABASE b",
+	afx_exec(raw,
+		 "ATTACH DATABASE '%s' AS b;"
+		 "DELETE FROM main.audit_state;"
+		 "INSERT INTO main.audit_state SELECT * FROM b.audit_state;"
+		 "DETACH DATABASE b",
 		 g->path);
 	afx_expect(f, NULL, AUDIT_UNVERIFIABLE, 0, "the other vault's whole log");
 	afx_expect(f, &cp, AUDIT_TAMPERED, 1, "the other vault's whole log, with a checkpoint");
@@ -770,7 +774,10 @@ static void append_read_only_connection(void **state)
 	afx_track(f, ro);
 	assert_int_equal(orc, SQLITE_OK);
 	struct audit_secret_ref ref = {"prod-token", 1};
-	struct audit_event ev = {.event = "release", .decision = "allow", .secrets = &ref, .n_secrets = 1,
+	struct audit_event ev = {.event = "release",
+				 .decision = "allow",
+				 .secrets = &ref,
+				 .n_secrets = 1,
 				 .self = true};
 	int64_t seq = -7;
 	latch_error_quiet(true);
@@ -907,8 +914,7 @@ static void invalid_events_refused(void **state)
 {
 	struct afx *f = *state;
 	afx_fill(f, N);
-	struct audit_secret_ref good = {"prod-token", 1}, bad_name = {"a b", 2}, quote = {"a\"b", 3},
-				empty = {"", 4};
+	struct audit_secret_ref good = {"prod-token", 1}, bad_name = {"a b", 2}, quote = {"a\"b", 3}, empty = {"", 4};
 	struct audit_secret_ref many[AUDIT_MAX_SECRETS + 1];
 	for (size_t i = 0; i < AUDIT_MAX_SECRETS + 1; i++)
 		many[i] = good;

@@ -177,7 +177,8 @@ static void eight_concurrent_writers(void **state)
 	for (int i = 0; i < WRITERS; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "writer-%d", i);
-		assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_secret WHERE secret = 'writer-%d'", i), EACH);
+		assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_secret WHERE secret = 'writer-%d'", i),
+				 EACH);
 		struct order o = {0, 0, false};
 		struct audit_filter q = {.secret = name};
 		assert_int_equal(audit_query(f->db, &q, order_fn, &o), 0);

@@ -72,13 +72,21 @@ static void zero_is_unset(void **state)
 static void flags_say_zero(void **state)
 {
 	struct afx *f = *state;
-	struct audit_event ev = {.event = "exit", .time = T0, .has_exit = true, .exit_status = 0,
-				 .has_redactions = true, .redactions = 0, .pid = 4242, .uid = 1000,
-				 .exe = "/usr/bin/psql", .cwd = "/home/dev"};
+	struct audit_event ev = {.event = "exit",
+				 .time = T0,
+				 .has_exit = true,
+				 .exit_status = 0,
+				 .has_redactions = true,
+				 .redactions = 0,
+				 .pid = 4242,
+				 .uid = 1000,
+				 .exe = "/usr/bin/psql",
+				 .cwd = "/home/dev"};
 	append_one(f, &ev);
 	char *tail = last_tail(f, "exit");
-	assert_string_equal(tail, ",\"exit\":0,\"redactions\":0,\"pid\":4242,\"uid\":1000,\"exe\":\"/usr/bin/psql\","
-				  "\"cwd\":\"/home/dev\"}");
+	assert_string_equal(tail,
+			    ",\"exit\":0,\"redactions\":0,\"pid\":4242,\"uid\":1000,\"exe\":\"/usr/bin/psql\","
+			    "\"cwd\":\"/home/dev\"}");
 	free(tail);
 	/* Without the flags the same values are left out. */
 	ev.has_exit = ev.has_redactions = false;
@@ -108,12 +116,21 @@ static void policy_fields(void **state)
 {
 	struct afx *f = *state;
 	static const char *const cmds[] = {"/usr/bin/env"};
-	struct audit_event ev = {.event = "grant", .time = T0, .grant_id = "g-0123456789ab", .ttl = 60, .uses = 3,
-				 .cmds = cmds, .n_cmds = 1, .version = 7, .pid = 1, .uid = 2};
+	struct audit_event ev = {.event = "grant",
+				 .time = T0,
+				 .grant_id = "g-0123456789ab",
+				 .ttl = 60,
+				 .uses = 3,
+				 .cmds = cmds,
+				 .n_cmds = 1,
+				 .version = 7,
+				 .pid = 1,
+				 .uid = 2};
 	append_one(f, &ev);
 	char *tail = last_tail(f, "grant");
-	assert_string_equal(tail, ",\"grant\":\"g-0123456789ab\",\"ttl\":60,\"uses\":3,\"cmds\":[\"/usr/bin/env\"],"
-				  "\"version\":7,\"pid\":1,\"uid\":2}");
+	assert_string_equal(tail,
+			    ",\"grant\":\"g-0123456789ab\",\"ttl\":60,\"uses\":3,\"cmds\":[\"/usr/bin/env\"],"
+			    "\"version\":7,\"pid\":1,\"uid\":2}");
 	free(tail);
 	ev.ttl = 0;
 	ev.version = 0;
@@ -139,7 +156,8 @@ static void changes_recorded(void **state)
 	assert_int_equal(vault_read(f->v, names, 1, "reveal", out), 0);
 	secbuf_free(out[0]);
 	text = last_record(f);
-	assert_non_null(strstr(text, "\"event\":\"reveal\",\"secrets\":[\"db\"],\"secret_ids\":[1],\"decision\":\"allow\","));
+	assert_non_null(
+		strstr(text, "\"event\":\"reveal\",\"secrets\":[\"db\"],\"secret_ids\":[1],\"decision\":\"allow\","));
 	char want[32];
 	snprintf(want, sizeof want, "\"pid\":%d,", (int)getpid());
 	assert_non_null(strstr(text, want));
@@ -166,8 +184,9 @@ static void grant_recorded_with_its_policy(void **state)
 	assert_int_equal(vault_read(f->v, names, 1, "grant", out), 0);
 	secbuf_free(out[0]);
 	char *text = last_record(f);
-	assert_non_null(strstr(text, "\"event\":\"grant\",\"grant\":\"g-00000000beef\",\"secrets\":[\"db\"],"
-				     "\"secret_ids\":[1],\"ttl\":600,\"cmds\":[\"/usr/bin/psql\"],\"decision\":\"allow\","));
+	assert_non_null(strstr(text,
+			       "\"event\":\"grant\",\"grant\":\"g-00000000beef\",\"secrets\":[\"db\"],"
+			       "\"secret_ids\":[1],\"ttl\":600,\"cmds\":[\"/usr/bin/psql\"],\"decision\":\"allow\","));
 	assert_null(strstr(text, "\"uses\""));
 	assert_non_null(strstr(text, "\"argv_hash\":\""));
 	free(text);
@@ -207,7 +226,9 @@ static void release_refused_after_rollback(void **state)
 static void event_and_upgrade(void **state)
 {
 	struct afx *f = *state;
-	struct audit_event ev = {.event = "grant-failed", .grant_id = "g-0000000000aa", .self = true,
+	struct audit_event ev = {.event = "grant-failed",
+				 .grant_id = "g-0000000000aa",
+				 .self = true,
 				 .reason = "the broker did not take the grant"};
 	assert_int_equal(audit_record_event(f->v, &ev), 0);
 	assert_int_equal(sqlite3_get_autocommit(f->db), 1);

@@ -182,7 +182,8 @@ static struct answer grant(const char *id, const char *const *names, const char 
 	struct secbuf frames[8];
 	for (size_t i = 0; i < n; i++) {
 		json_array_append_new(jn, json_string(names[i]));
-		frames[i] = (struct secbuf){(unsigned char *)(uintptr_t)values[i], strlen(values[i]), strlen(values[i])};
+		frames[i] =
+			(struct secbuf){(unsigned char *)(uintptr_t)values[i], strlen(values[i]), strlen(values[i])};
 	}
 	if (cmd)
 		json_array_append_new(jc, json_string(cmd));
@@ -224,8 +225,8 @@ static void grant_then_release(void **state)
 	assert_string_equal(field(&a, "grant"), "g-000000000001");
 	unsigned char ack[AUTH_MAC_BYTES], want[AUTH_MAC_BYTES];
 	assert_int_equal(auth_b64_32(json_object_get(a.m.head, "ack"), ack), 0);
-	auth_ack(b.key, peer.nc, peer.nb, "g-000000000001",
-		 json_integer_value(json_object_get(a.m.head, "deadline")), want);
+	auth_ack(b.key, peer.nc, peer.nb, "g-000000000001", json_integer_value(json_object_get(a.m.head, "deadline")),
+		 want);
 	assert_memory_equal(ack, want, sizeof ack);
 	answer_free(&a);
 

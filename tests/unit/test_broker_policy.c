@@ -101,9 +101,9 @@ static void find_needs_one_grant_for_all(void **state)
 	ab->next = c;
 	const char *n_ab[] = {"b", "a"}, *n_ac[] = {"a", "c"}, *n_c[] = {"c"};
 	assert_ptr_equal(policy_find(ab, n_ab, 2, "/usr/bin/psql", T0), ab);
-	assert_null(policy_find(ab, n_ab, 2, "/bin/sh", T0));          /* not its command */
-	assert_null(policy_find(ab, n_ac, 2, "/usr/bin/psql", T0));    /* no single grant */
-	assert_ptr_equal(policy_find(ab, n_c, 1, "/bin/sh", T0), c);   /* any command */
+	assert_null(policy_find(ab, n_ab, 2, "/bin/sh", T0));            /* not its command */
+	assert_null(policy_find(ab, n_ac, 2, "/usr/bin/psql", T0));      /* no single grant */
+	assert_ptr_equal(policy_find(ab, n_c, 1, "/bin/sh", T0), c);     /* any command */
 	assert_null(policy_find(ab, n_ab, 2, "/usr/bin/psql", T0 + 60)); /* expired */
 	const struct grant_item *it = policy_item(ab, "b");
 	assert_non_null(it);

@@ -80,16 +80,23 @@ static void durations(void **state)
 	static const struct {
 		const char *s;
 		int64_t seconds;
-	} good[] = {{"0s", 0},	     {"90s", 90},	 {"30m", 1800},		{"24h", 86400},
-		    {"7d", 604800},   {"2w", 1209600},	 {"007m", 420},		{"99999999999s", 99999999999LL},
+	} good[] = {{"0s", 0},
+		    {"90s", 90},
+		    {"30m", 1800},
+		    {"24h", 86400},
+		    {"7d", 604800},
+		    {"2w", 1209600},
+		    {"007m", 420},
+		    {"99999999999s", 99999999999LL},
 		    {"99999999999w", 99999999999LL * 604800}};
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
 		int64_t got = -1;
 		assert_true(duration_seconds(good[i].s, &got));
 		assert_int_equal(got, good[i].seconds);
 	}
-	static const char *const bad[] = {"", "s", "5", "5x", "5S", "-5s", "+5s", " 5s", "5 s", "5ss", "1.5h",
-					  "999999999999s", "5s\n", "0x5s", "5m5s"};
+	static const char *const bad[] = {"",     "s",    "5",   "5x",  "5S",   "-5s",
+					  "+5s",  " 5s",  "5 s", "5ss", "1.5h", "999999999999s",
+					  "5s\n", "0x5s", "5m5s"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int64_t got = -1;
 		assert_false(duration_seconds(bad[i], &got));
@@ -126,12 +133,9 @@ static void kdf_levels(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(durations),
-		cmocka_unit_test(kdf_levels),
-		cmocka_unit_test(names_valid),
-		cmocka_unit_test(names_invalid),
-		cmocka_unit_test(fd_numbers),
-		cmocka_unit_test(time_format_matches_gmtime),
+		cmocka_unit_test(durations),   cmocka_unit_test(kdf_levels),
+		cmocka_unit_test(names_valid), cmocka_unit_test(names_invalid),
+		cmocka_unit_test(fd_numbers),  cmocka_unit_test(time_format_matches_gmtime),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

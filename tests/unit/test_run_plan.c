@@ -80,8 +80,10 @@ static void child_gets_values_plan_keeps_none(void **state)
 	run_secrets(p);
 	const char *values[] = {"db-value", "api value"};
 	attach(p, values);
-	char *argv[] = {"sh", "-c", "[ \"$A\" = db-value ] && [ \"$B\" = 'api value' ] && [ \"$(cat \"$F\")\" = db-value ] || exit 7",
-			NULL};
+	char *argv[] =
+		{"sh", "-c",
+		 "[ \"$A\" = db-value ] && [ \"$B\" = 'api value' ] && [ \"$(cat \"$F\")\" = db-value ] || exit 7",
+		 NULL};
 	p->argv = argv;
 	assert_int_equal(run_resolve("sh", p->path), 0);
 	assert_int_equal(run_child(p), 0);

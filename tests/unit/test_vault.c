@@ -155,8 +155,7 @@ static void invalid_names_refused(void **state)
 	char too_long[LATCH_NAME_MAX + 2];
 	memset(too_long, 'x', LATCH_NAME_MAX + 1);
 	too_long[LATCH_NAME_MAX + 1] = '\0';
-	const char *bad[] = {"", "-x", "/x", ".x", "_x", "a b", "a=b", "a\nb", "a\x1b[2J", "caf\xc3\xa9",
-			     too_long};
+	const char *bad[] = {"", "-x", "/x", ".x", "_x", "a b", "a=b", "a\nb", "a\x1b[2J", "caf\xc3\xa9", too_long};
 	struct secbuf *val = sb_str("value");
 	struct snap s = snap_take(f->path);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -330,8 +329,7 @@ static void passwd_changes_kdf(void **state)
 
 	assert_int_equal(sql_int(f->path, "SELECT kdf_opslimit FROM vault", NULL), (int64_t)ops);
 	assert_int_equal(sql_int(f->path, "SELECT kdf_memlimit FROM vault", NULL), (int64_t)mem);
-	assert_int_equal(sql_int(f->path, "SELECT kdf_alg FROM vault", NULL),
-			 crypto_pwhash_ALG_ARGON2ID13);
+	assert_int_equal(sql_int(f->path, "SELECT kdf_alg FROM vault", NULL), crypto_pwhash_ALG_ARGON2ID13);
 	for (int i = 0; i < 3; i++) {
 		row_load(f->path, three_names[i], &after[i]);
 		rows_identical(&before[i], &after[i]);
@@ -714,14 +712,17 @@ static void schema3_vault_migrates(void **state)
 		skip();
 	/* Back to schema 3: no stream column, the set/rm index. */
 	sqlite3 *db = db_raw(f->path);
-	db_exec_ok(db, "ALTER TABLE audit_log DROP COLUMN stream;"
-		       "CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq) WHERE event IN ('set', 'rm');"
-		       "PRAGMA user_version = 3");
+	db_exec_ok(db,
+		   "ALTER TABLE audit_log DROP COLUMN stream;"
+		   "CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq) WHERE event IN ('set', 'rm');"
+		   "PRAGMA user_version = 3");
 	sqlite3_close(db);
 
 	v = fx_unlocked(f, PASS);
 	assert_int_equal(sql_int(f->path, "PRAGMA user_version", NULL), info.schema_version);
-	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_secret_change'", NULL), 0);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_secret_change'",
+				 NULL),
+			 0);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM audit_log WHERE stream = 0", NULL),
 			 sql_int(f->path, "SELECT count(*) FROM audit_log", NULL));
 	const char *names[] = {"a"};
@@ -1067,8 +1068,7 @@ static void set_on_max_version_fails_closed(void **state)
 	assert_int_equal(waitpid(pid, &ws, 0), pid);
 	bool unchanged = snap_equal(&s, f->path);
 	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-		fail_msg("vault_set on a row at version INT64_MAX crashed (wait status 0x%x)",
-			 (unsigned)ws);
+		fail_msg("vault_set on a row at version INT64_MAX crashed (wait status 0x%x)", (unsigned)ws);
 	assert_int_equal(n, (ssize_t)sizeof res);
 	assert_int_not_equal(res[0], 99);
 	if (res[0] != -1)
