@@ -107,8 +107,10 @@ bool duration_seconds(const char *s, int64_t *seconds);
 int parse_duration(const char *s, int64_t max, const char *what, int64_t *seconds);
 
 /* Make jansson allocate through a wrapper that wipes every block when it
- * is freed: JSON that carried a value (base64 in a broker message) leaves
- * no copy behind in the heap. Call once, before any JSON is built. */
+ * is freed. No value is JSON any more (values travel as binary frames in
+ * secure memory); this is a backstop for what JSON still carries, such as
+ * a broker's nonces and the grant's sealed box. Call once, before any
+ * JSON is built. */
 void json_use_wiping_allocator(void);
 /* --json output (common/jout.c), so that cli/ needs no JSON library:
  * build an object or array, set members (`key` NULL appends to an

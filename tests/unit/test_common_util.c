@@ -164,49 +164,6 @@ static void times(void **state)
 	assert_string_equal(buf, "?");
 }
 
-static void base64_values(void **state)
-{
-	(void)state;
-	struct secbuf *v = secbuf_new(5);
-	assert_non_null(v);
-	memcpy(v->data, "\0\xffz\n!", 5);
-	v->len = 5;
-	json_t *s = json_secret_b64(v);
-	assert_non_null(s);
-	assert_string_equal(json_string_value(s), "AP96CiE=");
-	struct secbuf *back = secret_from_json_b64(s, 5);
-	assert_non_null(back);
-	assert_int_equal(back->len, 5);
-	assert_memory_equal(back->data, v->data, 5);
-	secbuf_free(back);
-	/* Over the maximum. */
-	assert_null(secret_from_json_b64(s, 4));
-	/* Into a caller's buffer: room too small, then enough. */
-	unsigned char out[8];
-	size_t len = 0;
-	assert_int_equal(secret_b64_decode(s, out, 4, 100, &len), -1);
-	assert_int_equal(secret_b64_decode(s, out, sizeof out, 100, &len), 0);
-	assert_int_equal(len, 5);
-	assert_memory_equal(out, v->data, 5);
-	json_decref(s);
-	secbuf_free(v);
-
-	/* Not base64, URL-safe alphabet, empty, not a string. */
-	const char *bad[] = {"", "***", "AP96CiE", "AP-6CiE=", "AP96CiE=\n", "=AP96CiE"};
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		json_t *b = json_string(bad[i]);
-		assert_non_null(b);
-		if (secret_from_json_b64(b, 100) != NULL)
-			fail_msg("accepted '%s'", bad[i]);
-		json_decref(b);
-	}
-	json_t *num = json_integer(5);
-	assert_null(secret_from_json_b64(num, 100));
-	assert_int_equal(secret_b64_decode(num, out, sizeof out, 100, &len), -1);
-	json_decref(num);
-	assert_null(secret_from_json_b64(NULL, 100));
-}
-
 /* latch_error: one line "latch: ...\n", controls escaped, long messages
  * cut, the status kept even when quiet. */
 static void error_line(void **state)
@@ -255,8 +212,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(names),        cmocka_unit_test(plain_text), cmocka_unit_test(escaping),
-		cmocka_unit_test(escaping_cut), cmocka_unit_test(times),      cmocka_unit_test(base64_values),
-		cmocka_unit_test(error_line),
+		cmocka_unit_test(escaping_cut), cmocka_unit_test(times),      cmocka_unit_test(error_line),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
