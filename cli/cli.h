@@ -48,6 +48,12 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts, const char *cmd);
 /* Print the usage text of `cmd` to stdout; returns 0. */
 int cli_help(const char *usage);
+/* The whole command line of a command whose only option is
+ * --passphrase-fd: sets *fd, and with `one_name` checks that exactly one
+ * operand follows and is a valid secret name (argv[optind]); without, that
+ * none does. Returns -1 to go on, else the status to exit with (after
+ * printing the help or reporting the usage error). */
+int cli_passphrase_args(int argc, char **argv, const char *cmd, const char *usage, bool one_name, int *fd);
 
 /* Open the vault in the usual place. */
 int cli_open_vault(struct vault **v);

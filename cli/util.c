@@ -123,3 +123,31 @@ int cli_finish_output(void)
 		return latch_error(LATCH_OPERR, "cannot write to standard output: %s", strerror(errno));
 	return 0;
 }
+
+int cli_passphrase_args(int argc, char **argv, const char *cmd, const char *usage, bool one_name, int *fd)
+{
+	static const struct option opts[] = {{"passphrase-fd", required_argument, NULL, 'p'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	int c;
+	*fd = -1;
+	while ((c = cli_getopt(argc, argv, ":h", opts, cmd)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_fd(optarg, fd) != 0)
+				return cli_fail();
+			break;
+		case 'h':
+			return cli_help(usage);
+		default:
+			return LATCH_USAGE;
+		}
+	}
+	if (!one_name)
+		return optind == argc ? -1 : cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+	if (argc - optind != 1)
+		return cli_usage(cmd, "expected one NAME");
+	if (!latch_name_valid(argv[optind]))
+		return cli_usage(cmd, "invalid secret name");
+	return -1;
+}
