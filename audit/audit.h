@@ -1,7 +1,7 @@
-/* audit: the append-only, tamper-evident HMAC chains (docs/design.md section 5).
+/* audit: the append-only, tamper-evident HMAC chains (docs/audit.md).
  *
  * The log lives in the vault database (tables audit_log, audit_secret and
- * audit_state, created by the vault's schema migrations). It is made of
+ * audit_state, which audit_tables adds to the vault's schema). It is made of
  * chains whose records share one sequence (seq 1, 2, ... over the whole
  * log). The main chain holds what only a passphrase holder may record
  * (init, set, rm, passwd, rekey, grant, reveal, a one-shot release, and the
@@ -30,12 +30,19 @@
 #define AUDIT_KEY_BYTES 32
 #define AUDIT_MAX_SECRETS 64
 
+/* The log's tables, their migrations and schema: pass this to
+ * vault_add_tables before a vault is created or opened. */
+struct vault_tables;
+extern const struct vault_tables audit_tables;
+
 struct audit_secret_ref {
 	const char *name;
 	int64_t id; /* the vault's secret id; 0 if unknown */
 };
 
-/* One event. Unset (NULL / negative) fields are left out of the record. */
+/* One event. Zero (NULL, 0, false) leaves a field out of the record;
+ * a field for which zero is also a real value (an exit status, a count of
+ * redactions) says so with its has_ flag. */
 struct audit_event {
 	const char *event;    /* "init", "set", "rm", "reveal", "grant", "release", ... */
 	int64_t time;         /* UNIX time of the event; 0: now */
@@ -44,18 +51,23 @@ struct audit_event {
 	const struct audit_secret_ref *secrets;
 	size_t n_secrets;
 	const char *grant_id;
-	int64_t version;  /* the secret's version after a set; <0 unset */
-	int exit_status;  /* a child's exit status; <0 unset */
-	/* A grant's policy: seconds to live (<=0 unset), uses (<0 unset:
-	 * unlimited), allowed commands. */
+	int64_t version; /* a set: the new version; an rm: the one removed; 0 unset */
+	bool has_exit;
+	int exit_status; /* a child's exit status, when has_exit */
+	/* A grant's policy: seconds to live (0 unset), uses (0: unlimited;
+	 * recorded only with a ttl), allowed commands. */
 	int64_t ttl;
 	int64_t uses;
 	const char *const *cmds;
 	size_t n_cmds;
-	int64_t redactions; /* redaction hits; <0 unset */
+	bool has_redactions;
+	int64_t redactions; /* redaction hits, when has_redactions */
 	int64_t lost_exits; /* a broker's "lost" record: exit records it dropped */
-	/* The process the event is about. pid 0: this process (latch itself):
-	 * pid, uid, exe, cwd and argv are filled in from /proc/self. */
+	/* The process the event is about. With `self`, this process (latch
+	 * itself): pid, uid, exe and cwd are read from /proc/self and the
+	 * four fields below are ignored. Otherwise they are as given; pid 0
+	 * is a process not known, recorded as -1 (as it always was). */
+	bool self;
 	pid_t pid;
 	uid_t uid;
 	const char *exe;
@@ -90,7 +102,8 @@ int audit_append_commit(sqlite3 *db, const struct secbuf *writer_key, const stru
  * (reported). It is vault_rows: the audit log does not read the vault's
  * tables itself, and only passes the vault back. */
 struct vault;
-typedef int (*audit_rows_fn)(struct vault *vault, int (*each)(int64_t id, int64_t version, const char *name, void *each_ctx),
+typedef int (*audit_rows_fn)(struct vault *vault,
+			     int (*each)(int64_t id, int64_t version, const char *name, void *each_ctx),
 			     void *each_ctx);
 
 /* Before any value is released (inside the release's write transaction):
@@ -116,6 +129,39 @@ int audit_rotate_writer(sqlite3 *db, const struct secbuf *old_writer, const stru
  * with audit_check_secrets before it changes anything), 0 (no log), or -1
  * (reported). Needs no key. */
 int audit_state_version(sqlite3 *db);
+
+/* Recording the vault's changes (recorder.c). What a change's record
+ * carries besides the change: the command line, hashed, and for a grant
+ * its id and policy. */
+struct audit_grant {
+	const char *id;
+	int64_t ttl;  /* seconds */
+	int64_t uses; /* 0: unlimited */
+	const char *const *cmds;
+	size_t n_cmds;
+};
+struct audit_recorder {
+	int argc;
+	char *const *argv;
+	const struct audit_grant *grant; /* a grant's read only, else NULL */
+};
+/* The vault's hook (a vault_hook: vault_on_change, vault_create_recorded,
+ * with a struct audit_recorder, or NULL, as its ctx): appends the change
+ * to the main chain inside its transaction, about this process. Before a
+ * release (reveal, grant, release) the secrets table is checked
+ * (audit_check_secrets); a rekey closes the open broker stream and
+ * replaces the writer key. 0, or -1 reported: the change rolls back. */
+struct vault_change;
+int audit_record_change(struct vault *v, const struct vault_change *c, void *recorder);
+/* Append one event outside a vault change, in its own transaction (a
+ * one-shot release's exit, a grant the broker did not take). */
+int audit_record_event(struct vault *v, const struct audit_event *ev);
+/* Before a passphrase holder's command changes anything: a log from
+ * before the secrets digest (audit_state_version 1) is verified in full
+ * and given its digest, in a transaction of its own; else nothing. A set
+ * or rm on a row rolled back earlier would otherwise bury the rollback.
+ * Needs the vault unlocked. 0, or -1 reported. */
+int audit_upgrade(struct vault *v);
 
 /* Broker streams. A passphrase holder opens one for each broker it
  * starts, in a transaction of its own: the secrets table is checked
@@ -153,9 +199,9 @@ enum audit_verdict {
 };
 struct audit_report {
 	enum audit_verdict verdict;
-	int64_t records;  /* records checked */
-	int64_t first_bad; /* first bad seq when TAMPERED, else 0 */
-	char reason[256];  /* one line, no values */
+	int64_t records;              /* records checked */
+	int64_t first_bad;            /* first bad seq when TAMPERED, else 0 */
+	char reason[256];             /* one line, no values */
 	struct audit_checkpoint head; /* the last record, when OK */
 };
 /* Recompute every MAC of every chain from its first key (needs both
@@ -168,15 +214,16 @@ struct audit_report {
  * finding about no one record has first_bad 0), -1 on an operational
  * error. */
 int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
-		 const struct audit_checkpoint *cp, audit_rows_fn rows, struct vault *rows_ctx, struct audit_report *report);
+		 const struct audit_checkpoint *cp, audit_rows_fn rows, struct vault *rows_ctx,
+		 struct audit_report *report);
 
 /* Verify an export (see audit_export) on its own. `open_verifier` gets the
  * header's "verifier" object (JSON text) and must return the verifier key,
  * e.g. by asking for the passphrase. Without a checkpoint, an export cut
  * short at its end cannot be told from a shorter log. */
 typedef int (*audit_key_opener)(const char *json, size_t len, void *ctx, struct secbuf **key_out);
-int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx,
-			const struct audit_checkpoint *cp, struct audit_report *report);
+int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx, const struct audit_checkpoint *cp,
+			struct audit_report *report);
 
 /* The head of the log (log id, last seq, last MAC), from the plaintext
  * tables; keep it somewhere the agent cannot write. */
@@ -192,9 +239,25 @@ struct audit_filter {
 	const char *event;    /* NULL: any */
 	int64_t since;        /* UNIX time; 0: from the start */
 };
-/* Calls fn with each matching record (exact stored bytes), oldest first. */
-int audit_query(sqlite3 *db, const struct audit_filter *f,
-		int (*fn)(int64_t seq, const char *record, size_t len, void *ctx), void *ctx);
+/* A record as a query returns it: its exact stored bytes, and the fields
+ * `latch audit` shows, read from them (NULL or 0 when absent; the text
+ * as stored, which anyone can write: escape it before a terminal sees
+ * it). Valid during the callback only. */
+struct audit_row {
+	int64_t seq;
+	const char *record; /* not NUL-terminated */
+	size_t len;
+	int64_t time;
+	int64_t pid;
+	const char *event;
+	const char *decision;
+	const char *exe;
+	char secrets[256]; /* the names, joined by ','; cut before a name that does not fit */
+};
+/* Calls fn with each matching record, oldest first; a non-zero return
+ * stops the walk and is returned. A record that is not one JSON object of
+ * its own seq is an error (reported: damaged). */
+int audit_query(sqlite3 *db, const struct audit_filter *f, int (*fn)(const struct audit_row *r, void *ctx), void *ctx);
 
 /* "30m", "24h", "7d", "90s", "2w" ago, or an RFC 3339 time
  * ("2026-11-23T15:00:00Z") or date ("2026-11-23", UTC): a UNIX time. */

@@ -1,6 +1,7 @@
-/* audit/ private: what the chain code (log.c), the broker streams
- * (stream.c), verification (verify.c) and the record text (record.c,
- * mac.c) share. Not a public header. */
+/* audit/ private: what the main chain (log.c), its sealed state
+ * (state.c) and secrets digest (digest.c), the broker streams (stream.c),
+ * verification (verify.c), the record text (record.c) and the MACs
+ * (mac.c) share. Not a public header. */
 #ifndef LATCH_AUDIT_INTERNAL_H
 #define LATCH_AUDIT_INTERNAL_H
 
@@ -86,20 +87,20 @@ struct link {
  * its MAC and its index rows. `l` moves on in memory only; the caller
  * makes that durable (the sealed state, or the broker's memory after
  * COMMIT). argv is hashed under `argv_key`. */
-int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key,
-		json_t *extra, int64_t stream, int64_t *seq_out);
+int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key, json_t *extra,
+		int64_t stream, int64_t *seq_out);
 /* The argv hash key of a writer key: equal argv hash equally in every
  * chain of a vault (the broker gets this key, not the writer key). */
 void audit_argv_key(const struct secbuf *writer_key, unsigned char out[AUDIT_KEY_BYTES]);
 
-/* log.c: the sealed state of the main chain, also read by verify.c. */
+/* state.c: the sealed state of the main chain, also read by verify.c. */
 struct state {
-	int version;   /* 1: before broker streams and the digest; 2 */
-	struct link l; /* l.id is the log id */
-	unsigned char digest[AUDIT_MAC_BYTES]; /* version 2: see audit_digest_rows */
-	int64_t streams;     /* the number of the newest broker stream, 0 if none */
-	int64_t stream_open; /* while it is open, the seq of its enrol record; else 0 */
-	int64_t last_seq;    /* the seq of the main chain's last record (version 1: l.cseq) */
+	int version;                           /* 1: before broker streams and the digest; 2 */
+	struct link l;                         /* l.id is the log id */
+	unsigned char digest[AUDIT_MAC_BYTES]; /* version 2: see digest.c */
+	int64_t streams;                       /* the number of the newest broker stream, 0 if none */
+	int64_t stream_open;                   /* while it is open, the seq of its enrol record; else 0 */
+	int64_t last_seq;                      /* the seq of the main chain's last record (version 1: l.cseq) */
 };
 #define STATE_BLOB_MAX (NONCE_BYTES + 8 + 2 * AUDIT_MAC_BYTES + AUDIT_KEY_BYTES + 24 + TAG_BYTES)
 /* 1 loaded (the sealed blob, and the origin if asked), 0 no state row,
@@ -109,8 +110,23 @@ int state_load(sqlite3 *db, unsigned char log_id[AUDIT_LOG_ID_BYTES], unsigned c
 /* Opens a state blob into `s` (s->l.id set by the caller; s->l.key
  * allocated here): -1 without a report when it does not authenticate. */
 int state_unseal(const struct secbuf *writer_key, const unsigned char *blob, size_t blob_len, struct state *s);
-/* The secrets digest of rows, keyed by the writer key: see log.c. */
+/* Loads and opens the state into `s` (the caller frees s->l.key), which
+ * must be the newest (its last record is the table's): 0, or -1
+ * reported. With no state row and `verifier_key`, a new log is made in
+ * memory (`*created`), which state_store then inserts. */
+int state_open(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key, bool *created,
+	       struct state *s);
+/* Seals `s` under `writer_key` into the state row: an update, or for a
+ * new log (`insert`) the row with its first key sealed under
+ * `verifier_key`. 0, or -1 reported. */
+int state_store(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key, const struct state *s,
+		bool insert);
+
+/* digest.c: the secrets digest of rows, keyed by the writer key. */
 int audit_digest_rows(const struct secbuf *writer_key, audit_rows_fn rows, struct vault *ctx,
 		      unsigned char out[AUDIT_MAC_BYTES]);
+/* A set or rm record changes one row: the digest in `s` follows it
+ * (version 2 only; other events change nothing). 0, or -1 reported. */
+int digest_update(const struct secbuf *writer_key, const struct audit_event *ev, struct state *s);
 
 #endif

@@ -124,6 +124,6 @@ int audit_unseal(const char *label, size_t label_len, const unsigned char id[16]
 	size_t adlen = label_ad(label, label_len, id, ad);
 	if (blob_len != NONCE_BYTES + n + TAG_BYTES)
 		return -1;
-	return crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, blob + NONCE_BYTES,
-							  blob_len - NONCE_BYTES, ad, adlen, blob, key);
+	return crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, blob + NONCE_BYTES, blob_len - NONCE_BYTES,
+							  ad, adlen, blob, key);
 }

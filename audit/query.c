@@ -8,8 +8,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-int audit_query(sqlite3 *db, const struct audit_filter *f,
-		int (*fn)(int64_t seq, const char *record, size_t len, void *ctx), void *ctx)
+/* The fields `latch audit` shows, read from the record's text: anyone
+ * can edit the plaintext tables, so a record must be one JSON object of
+ * its own seq before anything of it is shown. */
+static int row_fill(json_t *o, struct audit_row *r)
+{
+	if (!json_is_object(o) || json_integer_value(json_object_get(o, "seq")) != r->seq)
+		return latch_error(LATCH_OPERR, "audit record %lld is damaged: run 'latch audit verify'",
+				   (long long)r->seq);
+	r->time = json_integer_value(json_object_get(o, "time"));
+	r->pid = json_integer_value(json_object_get(o, "pid"));
+	r->event = json_string_value(json_object_get(o, "event"));
+	r->decision = json_string_value(json_object_get(o, "decision"));
+	r->exe = json_string_value(json_object_get(o, "exe"));
+	json_t *secrets = json_object_get(o, "secrets"), *name;
+	size_t i, used = 0;
+	r->secrets[0] = '\0';
+	json_array_foreach(secrets, i, name)
+	{
+		const char *text = json_string_value(name);
+		int w = snprintf(r->secrets + used, sizeof r->secrets - used, "%s%s", i ? "," : "",
+				 text ? text : "(null)");
+		if (w < 0 || (size_t)w >= sizeof r->secrets - used) {
+			r->secrets[used] = '\0';
+			break;
+		}
+		used += (size_t)w;
+	}
+	return 0;
+}
+
+int audit_query(sqlite3 *db, const struct audit_filter *f, int (*fn)(const struct audit_row *r, void *ctx), void *ctx)
 {
 	/* Each filter adds a clause only when set, so sqlite can pick the
 	 * index that fits: by secret, by grant, by event, or by time. */
@@ -33,12 +62,23 @@ int audit_query(sqlite3 *db, const struct audit_filter *f,
 	if (f->event)
 		sqlite3_bind_text(st, 4, f->event, -1, SQLITE_STATIC);
 	int rc, ret = 0;
+	struct audit_row r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *rec = sqlite3_column_blob(st, 1);
 		int len = sqlite3_column_bytes(st, 1);
 		if (!rec)
 			continue;
-		if ((ret = fn(sqlite3_column_int64(st, 0), rec, (size_t)len, ctx)) != 0)
+		memset(&r, 0, sizeof r);
+		r.seq = sqlite3_column_int64(st, 0);
+		r.record = rec;
+		r.len = (size_t)len;
+		json_error_t err;
+		json_t *o = json_loadb(rec, (size_t)len, 0, &err);
+		ret = row_fill(o, &r);
+		if (ret == 0)
+			ret = fn(&r, ctx);
+		json_decref(o);
+		if (ret != 0)
 			break;
 	}
 	if (ret == 0 && rc != SQLITE_DONE)
@@ -78,31 +118,19 @@ static int num(const char *s, size_t n)
 int audit_parse_since(const char *s, int64_t now, int64_t *out)
 {
 	size_t n = strlen(s);
-	/* A duration: digits and one unit. */
-	if (n >= 2 && n <= 12 && digits(s, n - 1)) {
-		static const struct {
-			char unit;
-			int64_t seconds;
-		} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
-		for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-			if (s[n - 1] != units[i].unit)
-				continue;
-			char *end;
-			errno = 0;
-			long long v = strtoll(s, &end, 10);
-			if (errno || v < 0 || v > 100LL * 365 * 86400 / units[i].seconds)
-				break;
-			*out = now - v * units[i].seconds;
-			return 0;
-		}
+	/* A duration (as --ttl takes one), up to a hundred years ago. */
+	int64_t ago;
+	if (duration_seconds(s, &ago) && ago <= 100LL * 365 * 86400) {
+		*out = now - ago;
+		return 0;
 	}
 	/* YYYY-MM-DD, optionally followed by THH:MM:SSZ. */
 	if ((n == 10 || n == 20) && digits(s, 4) && s[4] == '-' && digits(s + 5, 2) && s[7] == '-' &&
 	    digits(s + 8, 2)) {
 		int y = num(s, 4), mo = num(s + 5, 2), d = num(s + 8, 2), hh = 0, mm = 0, ss = 0;
 		if (n == 20) {
-			if (s[10] != 'T' || !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) ||
-			    s[16] != ':' || !digits(s + 17, 2) || s[19] != 'Z')
+			if (s[10] != 'T' || !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) || s[16] != ':' ||
+			    !digits(s + 17, 2) || s[19] != 'Z')
 				goto bad;
 			hh = num(s + 11, 2);
 			mm = num(s + 14, 2);
@@ -118,9 +146,10 @@ int audit_parse_since(const char *s, int64_t now, int64_t *out)
 		return 0;
 	}
 bad:
-	return latch_error(LATCH_USAGE,
-			   "invalid --since '%s': use a duration (90s, 30m, 24h, 7d, 2w) or a UTC time (2026-11-23 or 2026-11-23T15:00:00Z)",
-			   s);
+	return latch_error(
+		LATCH_USAGE,
+		"invalid --since '%s': use a duration (90s, 30m, 24h, 7d, 2w) or a UTC time (2026-11-23 or 2026-11-23T15:00:00Z)",
+		s);
 }
 
 int audit_checkpoint_format(const struct audit_checkpoint *cp, char *buf, size_t n)
@@ -129,9 +158,10 @@ int audit_checkpoint_format(const struct audit_checkpoint *cp, char *buf, size_t
 	sodium_bin2hex(vid, sizeof vid, cp->vault_id, sizeof cp->vault_id);
 	sodium_bin2hex(id, sizeof id, cp->log_id, AUDIT_LOG_ID_BYTES);
 	sodium_bin2hex(mac, sizeof mac, cp->mac, AUDIT_MAC_BYTES);
-	int len = snprintf(buf, n,
-			   "{\"latch_audit_checkpoint\":1,\"vault_id\":\"%s\",\"log_id\":\"%s\",\"seq\":%lld,\"mac\":\"%s\"}",
-			   vid, id, (long long)cp->seq, mac);
+	int len = snprintf(
+		buf, n,
+		"{\"latch_audit_checkpoint\":1,\"vault_id\":\"%s\",\"log_id\":\"%s\",\"seq\":%lld,\"mac\":\"%s\"}", vid,
+		id, (long long)cp->seq, mac);
 	return len > 0 && (size_t)len < n ? 0 : latch_error(LATCH_OPERR, "checkpoint buffer too small");
 }
 
@@ -139,8 +169,7 @@ static int hex_field(json_t *o, const char *key, unsigned char *dst, size_t n)
 {
 	const char *hex = json_string_value(json_object_get(o, key));
 	size_t got = 0;
-	if (!hex || strlen(hex) != 2 * n ||
-	    sodium_hex2bin(dst, n, hex, 2 * n, NULL, &got, NULL) != 0 || got != n)
+	if (!hex || strlen(hex) != 2 * n || sodium_hex2bin(dst, n, hex, 2 * n, NULL, &got, NULL) != 0 || got != n)
 		return -1;
 	return 0;
 }
@@ -155,8 +184,7 @@ int audit_checkpoint_parse(const char *text, size_t len, struct audit_checkpoint
 	json_t *version = json_object_get(o, "latch_audit_checkpoint");
 	json_t *seq = json_object_get(o, "seq");
 	if (!json_is_integer(version) || json_integer_value(version) != 1 || !json_is_integer(seq) ||
-	    json_integer_value(seq) < 1 ||
-	    hex_field(o, "vault_id", out->vault_id, sizeof out->vault_id) != 0 ||
+	    json_integer_value(seq) < 1 || hex_field(o, "vault_id", out->vault_id, sizeof out->vault_id) != 0 ||
 	    hex_field(o, "log_id", out->log_id, AUDIT_LOG_ID_BYTES) != 0 ||
 	    hex_field(o, "mac", out->mac, AUDIT_MAC_BYTES) != 0)
 		goto done;
@@ -170,8 +198,7 @@ done:
 int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "SELECT log_id, origin FROM audit_state WHERE id = 1", -1, &st, NULL) !=
-	    SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT log_id, origin FROM audit_state WHERE id = 1", -1, &st, NULL) != SQLITE_OK)
 		return latch_error(LATCH_OPERR, "cannot read the audit log: %s", sqlite3_errmsg(db));
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
@@ -183,8 +210,8 @@ int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 	if (id && origin) {
 		sodium_bin2hex(id, 2 * (size_t)idn + 1, sqlite3_column_blob(st, 0), (size_t)idn);
 		sodium_bin2hex(origin, 2 * (size_t)orn + 1, sqlite3_column_blob(st, 1), (size_t)orn);
-		fprintf(out, "{\"latch_audit_export\":1,\"log_id\":\"%s\",\"origin\":\"%s\",\"verifier\":%s}\n",
-			id, origin, verifier_json);
+		fprintf(out, "{\"latch_audit_export\":1,\"log_id\":\"%s\",\"origin\":\"%s\",\"verifier\":%s}\n", id,
+			origin, verifier_json);
 	}
 	free(id);
 	free(origin);
@@ -202,8 +229,8 @@ int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 			sodium_bin2hex(mac, sizeof mac, sqlite3_column_blob(st, 2), AUDIT_MAC_BYTES);
 		/* The record is embedded as a JSON string so its exact bytes,
 		 * which the MAC covers, survive the trip. */
-		json_t *line = json_pack("{s:I, s:s%, s:s}", "seq", (json_int_t)sqlite3_column_int64(st, 0),
-					 "record", rec ? rec : "", (size_t)(rec ? len : 0), "mac", mac);
+		json_t *line = json_pack("{s:I, s:s%, s:s}", "seq", (json_int_t)sqlite3_column_int64(st, 0), "record",
+					 rec ? rec : "", (size_t)(rec ? len : 0), "mac", mac);
 		/* A broker stream's record says which: its MAC is under that
 		 * stream's key. */
 		if (line && sqlite3_column_int64(st, 3) != 0)

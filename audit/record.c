@@ -110,8 +110,8 @@ bool head_matches(const struct head_buf *h, const void *record, size_t len)
 	size_t avail = len - h->len;
 	if (rest[0] == '}')
 		return avail == 1;
-	return rest[0] == ',' && !starts_with(rest, avail, ",\"grant\":") && !starts_with(rest, avail, ",\"secrets\":") &&
-	       !starts_with(rest, avail, ",\"stream\":");
+	return rest[0] == ',' && !starts_with(rest, avail, ",\"grant\":") &&
+	       !starts_with(rest, avail, ",\"secrets\":") && !starts_with(rest, avail, ",\"stream\":");
 }
 
 void audit_argv_key(const struct secbuf *writer_key, unsigned char out[AUDIT_KEY_BYTES])
@@ -160,10 +160,12 @@ static char *record_tail(const struct audit_event *ev, const unsigned char *argv
 	if (!o)
 		return NULL;
 	char exe[PATH_MAX], cwd[PATH_MAX], hash[65];
-	pid_t pid = ev->pid;
+	/* A process not known is written -1, as it always was: a record's
+	 * pid is never 0. */
+	pid_t pid = ev->pid ? ev->pid : -1;
 	uid_t uid = ev->uid;
 	const char *exe_p = ev->exe, *cwd_p = ev->cwd;
-	if (pid == 0) {
+	if (ev->self) {
 		pid = getpid();
 		uid = getuid();
 		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -182,7 +184,7 @@ static char *record_tail(const struct audit_event *ev, const unsigned char *argv
 	}
 	if (ev->ttl > 0)
 		json_object_set_new(o, "ttl", json_integer(ev->ttl));
-	if (ev->uses >= 0 && ev->ttl > 0)
+	if (ev->uses > 0 && ev->ttl > 0)
 		json_object_set_new(o, "uses", json_integer(ev->uses));
 	if (ev->n_cmds) {
 		json_t *cmds = json_array();
@@ -190,15 +192,15 @@ static char *record_tail(const struct audit_event *ev, const unsigned char *argv
 			json_array_append_new(cmds, json_string(ev->cmds[i]));
 		json_object_set_new(o, "cmds", cmds);
 	}
-	if (ev->version >= 0)
+	if (ev->version > 0)
 		json_object_set_new(o, "version", json_integer(ev->version));
 	if (ev->decision)
 		json_object_set_new(o, "decision", json_string(ev->decision));
 	if (ev->reason)
 		json_object_set_new(o, "reason", json_string(ev->reason));
-	if (ev->exit_status >= 0)
+	if (ev->has_exit)
 		json_object_set_new(o, "exit", json_integer(ev->exit_status));
-	if (ev->redactions >= 0)
+	if (ev->has_redactions)
 		json_object_set_new(o, "redactions", json_integer(ev->redactions));
 	if (ev->lost_exits > 0)
 		json_object_set_new(o, "lost_exits", json_integer(ev->lost_exits));
@@ -270,7 +272,7 @@ int audit_check_event(const struct audit_event *ev)
 	if (ev->n_secrets > AUDIT_MAX_SECRETS)
 		return latch_error(LATCH_OPERR, "too many secrets in one audit event");
 	for (size_t i = 0; i < ev->n_secrets; i++)
-		if (!plain_token(ev->secrets[i].name, 128))
+		if (!plain_token(ev->secrets[i].name, LATCH_NAME_MAX))
 			return latch_error(LATCH_OPERR, "invalid secret name in audit event");
 	return 0;
 }
@@ -287,8 +289,8 @@ static int64_t next_seq(sqlite3 *db)
 	return seq;
 }
 
-int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key,
-		json_t *extra, int64_t stream, int64_t *seq_out)
+int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key, json_t *extra,
+		int64_t stream, int64_t *seq_out)
 {
 	if (audit_check_event(ev) != 0)
 		return -1;

@@ -138,12 +138,13 @@ static int on_enrol(struct walker *w, int64_t seq, json_t *rec)
 	json_t *opens = json_object_get(rec, "opens");
 	int64_t last = w->n_streams ? w->streams[w->n_streams - 1].stream : 0;
 	unsigned char id[STREAM_ID_BYTES], origin[ORIGIN_BLOB];
-	if (!json_is_integer(opens) || json_integer_value(opens) != last + 1 || !hex_into(rec, "stream_id", id, sizeof id) ||
-	    !hex_into(rec, "origin", origin, sizeof origin))
+	if (!json_is_integer(opens) || json_integer_value(opens) != last + 1 ||
+	    !hex_into(rec, "stream_id", id, sizeof id) || !hex_into(rec, "origin", origin, sizeof origin))
 		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld (a broker's enrolment) is damaged", (long long)seq);
 	if (open_stream(w))
-		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld opens a broker stream while stream %lld is still open",
-			    (long long)seq, (long long)open_stream(w)->stream);
+		return stop(w->r, AUDIT_TAMPERED, seq,
+			    "record %lld opens a broker stream while stream %lld is still open", (long long)seq,
+			    (long long)open_stream(w)->stream);
 	if (w->n_streams == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 16;
 		struct chainw *p = realloc(w->streams, cap * sizeof *p);
@@ -162,8 +163,9 @@ static int on_enrol(struct walker *w, int64_t seq, json_t *rec)
 	w->n_streams++;
 	if (audit_unseal(STREAM_ORIGIN_LABEL, sizeof STREAM_ORIGIN_LABEL, id, w->verifier->data, origin, sizeof origin,
 			 c->k->data, AUDIT_KEY_BYTES) != 0)
-		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld opens broker stream %lld with a key the verifier did not seal",
-			    (long long)seq, (long long)c->stream);
+		return stop(w->r, AUDIT_TAMPERED, seq,
+			    "record %lld opens broker stream %lld with a key the verifier did not seal", (long long)seq,
+			    (long long)c->stream);
 	c->k->len = AUDIT_KEY_BYTES;
 	return 0;
 }
@@ -175,12 +177,15 @@ static int on_close(struct walker *w, int64_t seq, json_t *rec)
 	json_t *closes = json_object_get(rec, "closes"), *last = json_object_get(rec, "last_seq");
 	unsigned char mac[AUDIT_MAC_BYTES];
 	if (!c || !json_is_integer(closes) || json_integer_value(closes) != c->stream || !json_is_integer(last))
-		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld closes a broker stream that is not open", (long long)seq);
-	if (json_integer_value(last) != c->last_seq ||
-	    (c->last_seq && (!hex_into(rec, "last_mac", mac, sizeof mac) || sodium_memcmp(mac, c->prev, sizeof mac) != 0)))
-		return stop(w->r, AUDIT_TAMPERED, seq,
-			    "broker stream %lld ends at record %lld, but record %lld closed it at record %lld: records were removed",
-			    (long long)c->stream, (long long)c->last_seq, (long long)seq, (long long)json_integer_value(last));
+		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld closes a broker stream that is not open",
+			    (long long)seq);
+	if (json_integer_value(last) != c->last_seq || (c->last_seq && (!hex_into(rec, "last_mac", mac, sizeof mac) ||
+									sodium_memcmp(mac, c->prev, sizeof mac) != 0)))
+		return stop(
+			w->r, AUDIT_TAMPERED, seq,
+			"broker stream %lld ends at record %lld, but record %lld closed it at record %lld: records were removed",
+			(long long)c->stream, (long long)c->last_seq, (long long)seq,
+			(long long)json_integer_value(last));
 	c->closed = true;
 	return 0;
 }
@@ -201,14 +206,16 @@ static int on_change(struct walker *w, int64_t seq, json_t *rec, bool set)
 	bool live = json_is_array(prev);
 	json_int_t prev_id = live ? json_integer_value(json_array_get(prev, 0)) : 0;
 	json_int_t prev_version = live ? json_integer_value(json_array_get(prev, 1)) : 0;
-	bool follows = set ? (live ? json_integer_value(id) == prev_id && json_integer_value(version) == prev_version + 1
-				   : json_integer_value(version) == 1)
-			   : live && (!json_is_integer(id) || json_integer_value(id) == prev_id) &&
-				     (!json_is_integer(version) || json_integer_value(version) == prev_version);
+	bool follows =
+		set ? (live ? json_integer_value(id) == prev_id && json_integer_value(version) == prev_version + 1
+			    : json_integer_value(version) == 1)
+		    : live && (!json_is_integer(id) || json_integer_value(id) == prev_id) &&
+				(!json_is_integer(version) || json_integer_value(version) == prev_version);
 	if (!follows)
-		return stop(w->r, AUDIT_TAMPERED, seq,
-			    "record %lld (%s '%s') does not follow the secret's previous change: a row was rolled back or replaced before it",
-			    (long long)seq, set ? "set" : "rm", name);
+		return stop(
+			w->r, AUDIT_TAMPERED, seq,
+			"record %lld (%s '%s') does not follow the secret's previous change: a row was rolled back or replaced before it",
+			(long long)seq, set ? "set" : "rm", name);
 	json_t *v = set ? json_pack("[I, I]", json_integer_value(id), json_integer_value(version)) : json_null();
 	if (!v || json_object_set_new(w->changes, name, v) != 0)
 		return latch_error(LATCH_OPERR, "out of memory");
@@ -225,9 +232,9 @@ static int on_main(struct walker *w, int64_t seq, const char *event, const void 
 	json_error_t err;
 	json_t *o = json_loadb(rec, len, 0, &err);
 	int rc = !json_is_object(o) ? stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq)
-		 : enrol	     ? on_enrol(w, seq, o)
-		 : close	     ? on_close(w, seq, o)
-				     : on_change(w, seq, o, set);
+		 : enrol            ? on_enrol(w, seq, o)
+		 : close            ? on_close(w, seq, o)
+				    : on_change(w, seq, o, set);
 	json_decref(o);
 	return rc;
 }
@@ -257,7 +264,8 @@ static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void
 	char event[33];
 	if (seq != w->expect)
 		return stop(w->r, AUDIT_TAMPERED, w->expect,
-			    seq > w->expect ? "record %lld is missing" : "record %lld is out of order", (long long)w->expect);
+			    seq > w->expect ? "record %lld is missing" : "record %lld is out of order",
+			    (long long)w->expect);
 	if (!rec || !mac || mac_len != AUDIT_MAC_BYTES)
 		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq);
 	struct chainw *c = NULL;
@@ -267,7 +275,8 @@ static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void
 		if (w->streams[i].stream == stream)
 			c = &w->streams[i];
 	if (!c)
-		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld belongs to broker stream %lld, which no passphrase holder opened",
+		return stop(w->r, AUDIT_TAMPERED, seq,
+			    "record %lld belongs to broker stream %lld, which no passphrase holder opened",
 			    (long long)seq, (long long)stream);
 	if (c->closed || c->stopped)
 		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld was added to broker stream %lld after it ended",
@@ -279,11 +288,13 @@ static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void
 		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged or out of place", (long long)seq);
 	/* A broker's key can only ever have made a broker's kind of record. */
 	if (stream && !audit_stream_event(event))
-		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is a '%s' record in broker stream %lld, which a broker cannot make",
+		return stop(w->r, AUDIT_TAMPERED, seq,
+			    "record %lld is a '%s' record in broker stream %lld, which a broker cannot make",
 			    (long long)seq, event, (long long)stream);
 	if (w->cp && seq == w->cp->seq) {
 		if (sodium_memcmp(want, w->cp->mac, AUDIT_MAC_BYTES) != 0)
-			return stop(w->r, AUDIT_TAMPERED, seq, "record %lld differs from the checkpoint", (long long)seq);
+			return stop(w->r, AUDIT_TAMPERED, seq, "record %lld differs from the checkpoint",
+				    (long long)seq);
 		w->cp_seen = true;
 	}
 	memcpy(c->prev, want, AUDIT_MAC_BYTES);
@@ -306,9 +317,10 @@ static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void
 static int walk_end(struct walker *w)
 {
 	if (w->cp && !w->cp_seen)
-		return stop(w->r, AUDIT_TAMPERED, w->expect,
-			    "the log ends at record %lld, before the checkpoint's record %lld: truncated or rolled back",
-			    (long long)(w->expect - 1), (long long)w->cp->seq);
+		return stop(
+			w->r, AUDIT_TAMPERED, w->expect,
+			"the log ends at record %lld, before the checkpoint's record %lld: truncated or rolled back",
+			(long long)(w->expect - 1), (long long)w->cp->seq);
 	memcpy(w->r->head.log_id, w->main.id, AUDIT_LOG_ID_BYTES);
 	w->r->head.seq = w->expect - 1;
 	/* The checkpoint names the last record of the whole log, whatever
@@ -331,7 +343,8 @@ static int64_t main_after(sqlite3 *db, int64_t seq)
 {
 	sqlite3_stmt *st;
 	int64_t next = 0;
-	if (sqlite3_prepare_v2(db, "SELECT min(seq) FROM audit_log WHERE stream = 0 AND seq > ?1", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "SELECT min(seq) FROM audit_log WHERE stream = 0 AND seq > ?1", -1, &st, NULL) ==
+	    SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, seq);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			next = sqlite3_column_int64(st, 0);
@@ -355,24 +368,28 @@ static int check_state(struct walker *w, sqlite3 *db, const struct secbuf *write
 	secbuf_free(s.l.key);
 	if (!agree) {
 		if (s.l.cseq >= w->main.count)
-			return stop(w->r, AUDIT_TAMPERED, w->expect,
-				    "the log's main chain ends after %lld records but its sealed state says %lld: records were removed",
-				    (long long)w->main.count, (long long)s.l.cseq);
+			return stop(
+				w->r, AUDIT_TAMPERED, w->expect,
+				"the log's main chain ends after %lld records but its sealed state says %lld: records were removed",
+				(long long)w->main.count, (long long)s.l.cseq);
 		int64_t bad = main_after(db, s.last_seq);
 		return stop(w->r, AUDIT_TAMPERED, bad ? bad : w->expect,
-			    "the sealed state does not match record %lld: it is older than the log", (long long)(bad ? bad : w->expect));
+			    "the sealed state does not match record %lld: it is older than the log",
+			    (long long)(bad ? bad : w->expect));
 	}
 	const struct chainw *open = open_stream(w);
 	int64_t streams = w->n_streams ? w->streams[w->n_streams - 1].stream : 0;
 	if (s.version == 1 ? streams != 0 : s.streams != streams || s.stream_open != (open ? open->opened_at : 0))
-		return stop(w->r, AUDIT_TAMPERED, w->expect, "the sealed state does not match the log's broker streams");
+		return stop(w->r, AUDIT_TAMPERED, w->expect,
+			    "the sealed state does not match the log's broker streams");
 	unsigned char digest[AUDIT_MAC_BYTES];
 	if (s.version == 2 && rows) {
 		if (audit_digest_rows(writer_key, rows, ctx, digest) != 0)
 			return -1;
 		if (sodium_memcmp(digest, s.digest, sizeof digest) != 0)
-			return stop(w->r, AUDIT_TAMPERED, 0,
-				    "the secrets table is not what the recorded changes left (a row was rolled back, added or edited)");
+			return stop(
+				w->r, AUDIT_TAMPERED, 0,
+				"the secrets table is not what the recorded changes left (a row was rolled back, added or edited)");
 	}
 	return 0;
 }
@@ -391,8 +408,8 @@ static int row_each(int64_t id, int64_t version, const char *name, void *ctx)
 	if (!json_is_array(v) || json_integer_value(json_array_get(v, 0)) != id ||
 	    json_integer_value(json_array_get(v, 1)) != version) {
 		rc->verdict = stop(rc->w->r, AUDIT_TAMPERED, 0,
-				   "secret '%s' (id %lld, version %lld) is not what its newest recorded change left", name,
-				   (long long)id, (long long)version);
+				   "secret '%s' (id %lld, version %lld) is not what its newest recorded change left",
+				   name, (long long)id, (long long)version);
 		return 1;
 	}
 	json_object_set_new(rc->w->changes, name, json_true()); /* seen once */
@@ -409,8 +426,8 @@ static int check_rows(struct walker *w, audit_rows_fn rows, struct vault *ctx)
 	json_object_foreach(w->changes, name, v)
 	{
 		if (json_is_array(v))
-			return stop(w->r, AUDIT_TAMPERED, 0, "secret '%s' has a recorded set but no row: it was removed unrecorded",
-				    name);
+			return stop(w->r, AUDIT_TAMPERED, 0,
+				    "secret '%s' has a recorded set but no row: it was removed unrecorded", name);
 	}
 	return 0;
 }
@@ -421,7 +438,7 @@ static int check_rows(struct walker *w, audit_rows_fn rows, struct vault *ctx)
 static int check_integrity(sqlite3 *db, struct audit_report *r)
 {
 	sqlite3_stmt *st;
-	/* cell_size_check (vault/store.c turns it on for every read) checks
+	/* cell_size_check (vault/db.c turns it on for every read) checks
 	 * again what integrity_check checks anyway, and made it take 5.6 s
 	 * instead of 2.2 s over a million records: off for this one pass. */
 	sqlite3_exec(db, "PRAGMA cell_size_check=OFF", NULL, NULL, NULL);
@@ -479,8 +496,8 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 	}
 	/* A full scan reads the file once: map it rather than copy it. */
 	sqlite3_exec(db, "PRAGMA mmap_size=1073741824", NULL, NULL, NULL);
-	if (sqlite3_prepare_v2(db, "SELECT seq, time, event, grant_id, record, mac, stream FROM audit_log ORDER BY seq", -1,
-			       &st, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(db, "SELECT seq, time, event, grant_id, record, mac, stream FROM audit_log ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT seq, pos, secret, time, event FROM audit_secret ORDER BY seq, pos", -1, &sc,
 			       NULL) != SQLITE_OK) {
 		audit_db_fail(db, "read the audit log");
@@ -491,7 +508,8 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		int64_t seq = sqlite3_column_int64(st, 0), stream = sqlite3_column_int64(st, 6);
 		const void *rec = sqlite3_column_blob(st, 4);
 		size_t len = (size_t)sqlite3_column_bytes(st, 4);
-		int wr = walk_record(&w, seq, stream, rec, len, sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5));
+		int wr = walk_record(&w, seq, stream, rec, len, sqlite3_column_blob(st, 5),
+				     (size_t)sqlite3_column_bytes(st, 5));
 		if (wr != 0) {
 			ret = wr > 0 ? 0 : -1;
 			goto out;
@@ -510,8 +528,8 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 			/* The secret index carries the time and event too
 			 * (queries filter on them): they must be the record's. */
 			const char *sevent = (const char *)sqlite3_column_text(sc, 4);
-			if (sqlite3_column_int64(sc, 1) != (int64_t)n || !name || !sevent || !event || strcmp(sevent, event) != 0 ||
-			    sqlite3_column_int64(sc, 3) != sqlite3_column_int64(st, 1)) {
+			if (sqlite3_column_int64(sc, 1) != (int64_t)n || !name || !sevent || !event ||
+			    strcmp(sevent, event) != 0 || sqlite3_column_int64(sc, 3) != sqlite3_column_int64(st, 1)) {
 				n = SIZE_MAX;
 				break;
 			}
@@ -521,9 +539,10 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 			head_end(&h, n, stream);
 		if (n == SIZE_MAX || !head_matches(&h, rec, len)) {
 			r->records--; /* counted as verified a moment ago */
-			ret = verdict(r, AUDIT_TAMPERED, seq,
-				      "record %lld's index entries (time, event, grant, secrets or stream) were altered",
-				      (long long)seq);
+			ret = verdict(
+				r, AUDIT_TAMPERED, seq,
+				"record %lld's index entries (time, event, grant, secrets or stream) were altered",
+				(long long)seq);
 			goto out;
 		}
 	}
@@ -569,7 +588,8 @@ int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx, con
 	}
 	json_t *vk = json_object_get(line, "verifier");
 	char *vk_text = vk ? json_dumps(vk, JSON_COMPACT) : NULL;
-	if (!vk_text || !hex_into(line, "log_id", w.main.id, AUDIT_LOG_ID_BYTES) || !hex_into(line, "origin", origin, ORIGIN_BLOB)) {
+	if (!vk_text || !hex_into(line, "log_id", w.main.id, AUDIT_LOG_ID_BYTES) ||
+	    !hex_into(line, "origin", origin, ORIGIN_BLOB)) {
 		json_free_text(vk_text);
 		latch_error(LATCH_USAGE, "the export's header is damaged");
 		goto out;
@@ -592,12 +612,15 @@ int audit_verify_export(FILE *in, audit_key_opener open_verifier, void *ctx, con
 		size_t got = 0;
 		const char *mac_hex = json_string_value(json_object_get(line, "mac"));
 		if (!json_is_integer(seq) || !json_is_string(rec) || !mac_hex || (stream && !json_is_integer(stream)) ||
-		    sodium_hex2bin(mac, sizeof mac, mac_hex, strlen(mac_hex), NULL, &got, NULL) != 0 || got != AUDIT_MAC_BYTES) {
-			ret = verdict(r, AUDIT_TAMPERED, w.expect, "line for record %lld is damaged", (long long)w.expect);
+		    sodium_hex2bin(mac, sizeof mac, mac_hex, strlen(mac_hex), NULL, &got, NULL) != 0 ||
+		    got != AUDIT_MAC_BYTES) {
+			ret = verdict(r, AUDIT_TAMPERED, w.expect, "line for record %lld is damaged",
+				      (long long)w.expect);
 			goto out;
 		}
-		int wr = walk_record(&w, (int64_t)json_integer_value(seq), stream ? (int64_t)json_integer_value(stream) : 0,
-				     json_string_value(rec), json_string_length(rec), mac, AUDIT_MAC_BYTES);
+		int wr = walk_record(&w, (int64_t)json_integer_value(seq),
+				     stream ? (int64_t)json_integer_value(stream) : 0, json_string_value(rec),
+				     json_string_length(rec), mac, AUDIT_MAC_BYTES);
 		if (wr != 0) {
 			ret = wr > 0 ? 0 : -1;
 			goto out;

@@ -42,19 +42,6 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int hook(struct vault *v, const struct vault_change *c, void *ctx)
-{
-	(void)ctx;
-	struct secbuf *w = NULL, *ver = NULL;
-	struct audit_event ev = {.event = c->event, .version = -1, .exit_status = -1, .redactions = -1};
-	int rc = -1;
-	if (vault_key(v, "audit-writer", true, &w) == 0 && vault_key(v, "audit-verifier", true, &ver) == 0)
-		rc = audit_append(vault_db(v), w, ver, &ev, NULL);
-	secbuf_free(w);
-	secbuf_free(ver);
-	return rc;
-}
-
 static struct vault *open_vault(const char *dir, struct secbuf **w, struct secbuf **ver)
 {
 	struct secbuf *pass = secbuf_new(sizeof PASS);
@@ -65,10 +52,10 @@ static struct vault *open_vault(const char *dir, struct secbuf **w, struct secbu
 	char path[4096];
 	struct vault *v = NULL;
 	if (vault_path(dir, path, sizeof path) == 0 && check_private_file(path) == 1 &&
-	    vault_create_recorded(dir, pass, VAULT_KDF_INTERACTIVE, hook, NULL) != 0)
+	    vault_create_recorded(dir, pass, VAULT_KDF_INTERACTIVE, audit_record_change, NULL) != 0)
 		goto out;
-	if (vault_open(dir, &v) != 0 || vault_unlock(v, pass) != 0 ||
-	    vault_key(v, "audit-writer", false, w) != 0 || vault_key(v, "audit-verifier", false, ver) != 0) {
+	if (vault_open(dir, &v) != 0 || vault_unlock(v, pass) != 0 || vault_key(v, "audit-writer", false, w) != 0 ||
+	    vault_key(v, "audit-verifier", false, ver) != 0) {
 		vault_close(v);
 		v = NULL;
 	}
@@ -84,7 +71,7 @@ static int append_one(sqlite3 *db, const struct secbuf *w, const struct audit_ev
 
 int main(int argc, char **argv)
 {
-	if (argc < 3 || sodium_init() < 0) {
+	if (argc < 3 || sodium_init() < 0 || vault_add_tables(&audit_tables) != 0) {
 		fprintf(stderr, "usage: audit_bench DIR append N | stream-append N | fill N | verify\n");
 		return 2;
 	}
@@ -94,7 +81,7 @@ int main(int argc, char **argv)
 		return 3;
 	sqlite3 *db = vault_db(v);
 	/* For comparing sqlite journal modes: latch itself always uses the
-	 * one vault/store.c sets. */
+	 * one vault/db.c sets. */
 	const char *mode = getenv("BENCH_JOURNAL_MODE");
 	if (mode) {
 		char sql[64];
@@ -104,9 +91,14 @@ int main(int argc, char **argv)
 	char *args[] = {"latch", "run", "--", "psql"};
 	struct audit_secret_ref ref = {NULL, 0};
 	char name[32], grant[32];
-	struct audit_event ev = {.event = "release", .decision = "allow", .secrets = &ref, .n_secrets = 1,
-				 .grant_id = grant, .version = -1, .exit_status = -1, .redactions = -1,
-				 .argv = args, .argc = 4};
+	struct audit_event ev = {.event = "release",
+				 .decision = "allow",
+				 .secrets = &ref,
+				 .n_secrets = 1,
+				 .grant_id = grant,
+				 .self = true,
+				 .argv = args,
+				 .argc = 4};
 	int rc = 0;
 	if (!strcmp(argv[2], "append") && argc == 4) {
 		int n = atoi(argv[3]);
@@ -129,7 +121,8 @@ int main(int argc, char **argv)
 		double *t = calloc((size_t)n, sizeof *t);
 		struct secbuf *keys = NULL;
 		struct audit_stream *st = NULL;
-		rc = audit_stream_begin(db, w, ver, vault_rows, v, getpid(), &keys) != 0 || audit_stream_open(keys, &st) != 0;
+		rc = audit_stream_begin(db, w, ver, vault_rows, v, getpid(), &keys) != 0 ||
+		     audit_stream_open(keys, &st) != 0;
 		for (int i = 0; i < n && rc == 0; i++) {
 			snprintf(name, sizeof name, "secret-%d", i % 1000);
 			snprintf(grant, sizeof grant, "g-%d", i % 97);
@@ -171,8 +164,7 @@ int main(int argc, char **argv)
 		struct audit_report r;
 		double t0 = now_ms();
 		rc = audit_verify(db, w, ver, NULL, vault_rows, v, &r) != 0 || r.verdict != AUDIT_OK;
-		printf("verify: %lld records in %.3f s (%s)\n", (long long)r.records, (now_ms() - t0) / 1e3,
-		       r.reason);
+		printf("verify: %lld records in %.3f s (%s)\n", (long long)r.records, (now_ms() - t0) / 1e3, r.reason);
 	} else {
 		fprintf(stderr, "usage: audit_bench DIR append N | stream-append N | fill N | verify\n");
 		rc = 2;

@@ -24,11 +24,9 @@ struct level {
 };
 
 static const struct level levels[] = {
-	{"interactive", crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE,
-	 crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE},
+	{"interactive", crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE, crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE},
 	{"moderate", crypto_pwhash_argon2id_OPSLIMIT_MODERATE, crypto_pwhash_argon2id_MEMLIMIT_MODERATE},
-	{"sensitive", crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE,
-	 crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE},
+	{"sensitive", crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE, crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE},
 };
 #define N_LEVELS (sizeof levels / sizeof levels[0])
 

@@ -7,9 +7,9 @@
  * once (one Argon2id run), then vault_set is called N times, so a
  * 10,000-secret vault costs one KDF plus 10,000 small transactions, not
  * 10,000 KDF runs. Like `latch init` and `latch set`, every change is
- * recorded in the audit log in its own transaction (the same fields as
- * cli/record.c), so the vault is the one 10,000 `latch set` runs would
- * leave: later releases find each row explained by its last record.
+ * recorded in the audit log in its own transaction by the same hook
+ * (audit_record_change), so the vault is the one 10,000 `latch set` runs
+ * would leave: later releases find each row explained by its last record.
  * Without --passphrase-fd it uses a fixed bench passphrase: this is a bench
  * tool, never product code. Values are random and never printed; the only
  * output is a summary line (counts and seconds) on stdout. */
@@ -36,44 +36,9 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int record_argc;
-static char **record_argv;
-
-/* The audit hook, as cli_record() writes a change (set, init). */
-static int record(struct vault *v, const struct vault_change *c, void *ctx)
-{
-	(void)ctx;
-	struct audit_secret_ref refs[AUDIT_MAX_SECRETS];
-	if (c->n > AUDIT_MAX_SECRETS)
-		return latch_error(LATCH_USAGE, "at most %d secrets at once", AUDIT_MAX_SECRETS);
-	for (size_t i = 0; i < c->n; i++) {
-		refs[i].name = c->names[i];
-		refs[i].id = c->ids[i];
-	}
-	struct audit_event ev = {
-		.event = c->event,
-		.secrets = refs,
-		.n_secrets = c->n,
-		.version = c->version,
-		.exit_status = -1,
-		.redactions = -1,
-		.argv = record_argv,
-		.argc = record_argc,
-	};
-	struct secbuf *writer = NULL, *verifier = NULL;
-	int rc = -1;
-	if (vault_key(v, "audit-writer", true, &writer) == 0 &&
-	    vault_key(v, "audit-verifier", true, &verifier) == 0)
-		rc = audit_append(vault_db(v), writer, verifier, &ev, NULL);
-	secbuf_free(writer);
-	secbuf_free(verifier);
-	return rc;
-}
-
 static int usage(void)
 {
-	fputs("usage: populate DIR N [--kdf interactive|moderate|sensitive] [--passphrase-fd FD]\n",
-	      stderr);
+	fputs("usage: populate DIR N [--kdf interactive|moderate|sensitive] [--passphrase-fd FD]\n", stderr);
 	return LATCH_USAGE;
 }
 
@@ -91,8 +56,8 @@ static int parse_count(const char *s, long *out)
  * "svc042/API_TOKEN_00042". */
 static void secret_name(long i, char *buf, size_t n)
 {
-	static const char *const kinds[] = {"API_TOKEN", "DB_PASSWORD", "WEBHOOK_SECRET",
-					    "PRIVATE_KEY", "CLIENT_SECRET"};
+	static const char *const kinds[] = {"API_TOKEN", "DB_PASSWORD", "WEBHOOK_SECRET", "PRIVATE_KEY",
+					    "CLIENT_SECRET"};
 	snprintf(buf, n, "svc%03ld/%s_%05ld", i % 1000, kinds[i % 5], i);
 }
 
@@ -116,10 +81,9 @@ int main(int argc, char **argv)
 {
 	/* As latch's main(): umask 077 (the vault refuses group/world
 	 * access), no core dumps, fds 0-2 open. */
-	if (harden_process() != 0 || sodium_init() < 0)
+	if (harden_process() != 0 || sodium_init() < 0 || vault_add_tables(&audit_tables) != 0)
 		return LATCH_OPERR;
-	record_argc = argc;
-	record_argv = argv;
+	struct audit_recorder recorder = {argc, argv, NULL};
 	const char *dir = NULL, *count = NULL;
 	enum vault_kdf kdf = VAULT_KDF_MODERATE;
 	int fd = -1;
@@ -151,18 +115,18 @@ int main(int argc, char **argv)
 	struct vault *v = NULL;
 	struct secbuf *value = NULL;
 	double t0 = now_seconds();
-	if (vault_create_recorded(dir, pass, kdf, record, NULL) != 0)
+	if (vault_create_recorded(dir, pass, kdf, audit_record_change, &recorder) != 0)
 		goto out;
 	double t1 = now_seconds();
 	if (vault_open(dir, &v) != 0 || vault_unlock(v, pass) != 0)
 		goto out;
-	vault_on_change(v, record, NULL);
+	vault_on_change(v, audit_record_change, &recorder);
 	double t2 = now_seconds();
 	if (!(value = secbuf_new(VALUE_BYTES * 2 + 1)))
 		goto out;
 	unsigned char raw[VALUE_BYTES];
 	for (long i = 0; i < n; i++) {
-		char name[VAULT_NAME_MAX + 1];
+		char name[LATCH_NAME_MAX + 1];
 		secret_name(i, name, sizeof name);
 		randombytes_buf(raw, sizeof raw);
 		sodium_bin2hex((char *)value->data, value->cap, raw, sizeof raw);
@@ -172,8 +136,8 @@ int main(int argc, char **argv)
 	}
 	double t3 = now_seconds();
 	sodium_memzero(raw, sizeof raw);
-	printf("populate: %ld secrets; create %.3f s, open+unlock %.3f s, %ld recorded sets %.3f s (%.3f ms each)\n",
-	       n, t1 - t0, t2 - t1, n, t3 - t2, n ? (t3 - t2) * 1e3 / (double)n : 0.0);
+	printf("populate: %ld secrets; create %.3f s, open+unlock %.3f s, %ld recorded sets %.3f s (%.3f ms each)\n", n,
+	       t1 - t0, t2 - t1, n, t3 - t2, n ? (t3 - t2) * 1e3 / (double)n : 0.0);
 	status = fflush(stdout) == 0 ? LATCH_OK : LATCH_OPERR;
 out:
 	if (status != LATCH_OK)

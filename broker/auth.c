@@ -73,8 +73,8 @@ json_t *auth_b64_json(const unsigned char *p, size_t n)
 }
 
 json_t *auth_seal(const struct secbuf *key, const unsigned char instance[BROKER_INSTANCE_BYTES],
-		  const unsigned char nc[AUTH_NONCE_BYTES], const unsigned char nb[AUTH_NONCE_BYTES],
-		  const char *plain, size_t len)
+		  const unsigned char nc[AUTH_NONCE_BYTES], const unsigned char nb[AUTH_NONCE_BYTES], const char *plain,
+		  size_t len)
 {
 	unsigned char ad[AD_BYTES];
 	grant_ad(instance, nc, nb, ad);
@@ -84,7 +84,8 @@ json_t *auth_seal(const struct secbuf *key, const unsigned char instance[BROKER_
 		return NULL;
 	randombytes_buf(box, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(box + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, NULL,
-						   (const unsigned char *)plain, len, ad, sizeof ad, NULL, box, key->data);
+						   (const unsigned char *)plain, len, ad, sizeof ad, NULL, box,
+						   key->data);
 	json_t *s = auth_b64_json(box, n);
 	free(box);
 	return s;
@@ -108,9 +109,10 @@ struct secbuf *auth_open(const struct secbuf *key, const unsigned char instance[
 	    n > crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES &&
 	    (out = secbuf_new(n))) {
 		unsigned long long len = 0;
-		if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-			    out->data, &len, NULL, raw + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-			    n - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, ad, sizeof ad, raw, key->data) != 0) {
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(out->data, &len, NULL,
+							       raw + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+							       n - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, ad,
+							       sizeof ad, raw, key->data) != 0) {
 			secbuf_free(out);
 			out = NULL;
 		} else {

@@ -1,9 +1,11 @@
 /* broker/ private: how a broker proves itself and how a grant reaches it
  * (broker.h explains why). Shared by the daemon and its client. */
-#ifndef LATCH_AGENT_AUTH_H
-#define LATCH_AGENT_AUTH_H
+#ifndef LATCH_BROKER_AUTH_H
+#define LATCH_BROKER_AUTH_H
 
 #include "broker.h"
+
+#include <jansson.h>
 
 #define AUTH_NONCE_BYTES 32
 #define AUTH_MAC_BYTES 32
@@ -20,8 +22,8 @@ void auth_ack(const struct secbuf *key, const unsigned char nc[AUTH_NONCE_BYTES]
 /* The grant, XChaCha20-Poly1305 under the key with the instance id and
  * both nonces as associated data, as a base64 JSON string. */
 json_t *auth_seal(const struct secbuf *key, const unsigned char instance[BROKER_INSTANCE_BYTES],
-		  const unsigned char nc[AUTH_NONCE_BYTES], const unsigned char nb[AUTH_NONCE_BYTES],
-		  const char *plain, size_t len);
+		  const unsigned char nc[AUTH_NONCE_BYTES], const unsigned char nb[AUTH_NONCE_BYTES], const char *plain,
+		  size_t len);
 /* The reverse, into secure memory; NULL if it does not authenticate or
  * holds nothing (a grant is never empty). */
 struct secbuf *auth_open(const struct secbuf *key, const unsigned char instance[BROKER_INSTANCE_BYTES],

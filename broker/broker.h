@@ -25,22 +25,26 @@
  * when asked to flush (every `latch audit` command asks first), or when
  * it stops. A release record is always durable before its values leave.
  *
- * Protocol: a UNIX stream socket in a 0700 directory; JSON objects, one per
- * line, a request and its answer in turn; the peer must have the daemon's
- * uid (SO_PEERCRED); every connection has an absolute deadline, so a slow
- * client holds nothing up. Values travel base64-encoded inside JSON built
- * with the wiping allocator (common.h). */
+ * Protocol (owned here: callers use the typed functions below): a UNIX
+ * stream socket in a 0700 directory; a request and its answer in turn,
+ * each a JSON header on one line followed by binary frames (wire.h); the
+ * peer must have the daemon's uid (SO_PEERCRED); every connection has an
+ * absolute deadline, so a slow client holds nothing up. A value is never
+ * JSON: it travels as a length-prefixed frame (inside the sealed grant, or
+ * after a release's header) and is read straight into secure memory. */
 #ifndef LATCH_BROKER_H
 #define LATCH_BROKER_H
 
 #include "../common/common.h"
 
-#include <jansson.h>
 #include <limits.h>
 
 #define BROKER_MAX_MESSAGE (8u << 20)
-#define BROKER_MAX_NAMES 64
-#define BROKER_MAX_CMDS 16
+#define BROKER_MAX_NAMES 64         /* secrets in one grant or one release */
+#define BROKER_MAX_CMDS 16          /* --cmd in one grant */
+#define BROKER_VALUE_MAX (1u << 20) /* bytes in one value (VAULT_VALUE_MAX) */
+#define BROKER_ID_MAX 32            /* a grant or release id, with its NUL */
+#define BROKER_REASON_MAX 512       /* a refusal's reason, with its NUL */
 #define BROKER_DEFAULT_TTL (15 * 60)
 #define BROKER_MAX_TTL (24 * 3600)
 #define BROKER_EXIT_FLUSH_MS 50
@@ -117,7 +121,7 @@ typedef int (*broker_key_fn)(void *ctx, const unsigned char instance[BROKER_INST
  * and its audit stream's keys (opening the stream in the main chain
  * records the broker's pid, hence the callback). */
 typedef int (*broker_enrol_fn)(void *ctx, pid_t broker_pid, unsigned char instance[BROKER_INSTANCE_BYTES],
-			      struct secbuf **key, struct secbuf **stream_keys);
+			       struct secbuf **key, struct secbuf **stream_keys);
 
 /* A connection to a broker that proved itself. */
 struct broker_session {
@@ -139,16 +143,82 @@ void broker_session_close(struct broker_session *s);
  * not detach, and *pid_out is the child to wait for. 0, or -1 reported
  * (another process holding the broker lock is named with its pid). */
 int broker_start(const char *vault_dir, const char *self_exe, bool foreground, broker_enrol_fn enrol, void *ctx,
-		pid_t *pid_out);
-/* Hand a grant to a verified broker: `grant` (a JSON object: grant, names,
- * values, cmds, ttl, uses) goes encrypted under the session key, bound to
- * both nonces. 0 with *deadline set; -1 reported (LATCH_DENIED if the
- * broker refused it). */
-int broker_grant(struct broker_session *s, json_t *grant, int64_t *deadline);
+		 pid_t *pid_out);
+/* A grant or release id: `prefix` ('g' or 'r'), '-', 12 hex digits of
+ * randomness. The one place ids are made. */
+void broker_new_id(char prefix, char out[BROKER_ID_MAX]);
 
-/* Send one request and read the response. Returns 0 with *resp set, 1 if
- * no daemon is listening, -1 on error. */
-int broker_call(const char *vault_dir, json_t *req, json_t **resp);
+/* A secret with its value: for a grant, the value to hand over; after a
+ * release, a view into the release's store. */
+struct broker_item {
+	const char *name;
+	struct secbuf value;
+};
+
+/* What a human grants. */
+struct broker_grant_spec {
+	const char *id; /* broker_new_id('g', ...) */
+	const struct broker_item *items;
+	size_t n;                /* 1..BROKER_MAX_NAMES */
+	const char *const *cmds; /* absolute paths; none: any command */
+	size_t n_cmds;
+	int64_t ttl;  /* seconds, 1..BROKER_MAX_TTL */
+	int64_t uses; /* at most this many releases; 0 or less: no limit */
+};
+/* Hand a grant to a verified broker: it travels sealed under the session
+ * key, bound to both nonces, its values as binary frames. 0 with
+ * *deadline set; -1 reported (LATCH_DENIED if the broker refused it). */
+int broker_grant(struct broker_session *s, const struct broker_grant_spec *g, int64_t *deadline);
+
+/* What `latch run` asks for, besides the names. */
+struct broker_release_req {
+	const char *exe;   /* the resolved program: what grants name */
+	const char *cwd;   /* NULL: unknown */
+	char *const *argv; /* the child's argv (any bytes): recorded as a keyed hash */
+};
+/* A release: its id (for the exit report) and the secure buffer every
+ * released value is a view into (one allocation for them all). */
+struct broker_release {
+	char id[BROKER_ID_MAX];
+	struct secbuf *store;
+	char reason[BROKER_REASON_MAX]; /* why not, when refused */
+};
+/* Ask this vault's broker for the values of items[0..n) (distinct names).
+ * 0: released, items[i].value set (views into r->store; free it with
+ * broker_release_free); 1: refused for lack of a grant, or no broker runs
+ * (r->reason says which); -1 reported. */
+int broker_release(const char *vault_dir, const struct broker_release_req *req, struct broker_item *items, size_t n,
+		   struct broker_release *r);
+/* Wipe and free the released values (the views become empty). */
+void broker_release_free(struct broker_release *r, struct broker_item *items, size_t n);
+/* Tell the broker how the child of release `id` ended, for its exit
+ * record. 0, or -1 reported. */
+int broker_report_exit(const char *vault_dir, const char *id, int status);
+
+/* A live grant as the broker lists it (no values). */
+struct broker_grant_info {
+	char *id;
+	char **names;
+	size_t n_names;
+	char **cmds; /* none: any command */
+	size_t n_cmds;
+	int64_t deadline;
+	int64_t uses_left; /* -1: no limit */
+};
+struct broker_list {
+	pid_t pid;
+	struct broker_grant_info *grants;
+	size_t n;
+};
+/* The live grants. 0 with *l set (broker_list_free it), 1 if no broker
+ * runs (*l empty), -1 reported. */
+int broker_list(const char *vault_dir, struct broker_list *l);
+void broker_list_free(struct broker_list *l);
+/* End grant `id`, or every live grant if `id` is NULL (narrowing: no
+ * proof needed). 0 with *count set, 1 if no broker runs, -1 reported
+ * (the broker's reason, escaped, e.g. no live grant of that id). */
+int broker_revoke(const char *vault_dir, const char *id, int *count);
+
 /* Ask a running daemon to write the exit records it holds, so that what
  * the audit log shows is complete. 0 if written or no daemon runs. */
 int broker_flush(const char *vault_dir);

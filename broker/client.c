@@ -33,7 +33,8 @@ int broker_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX]
 	/* Without a runtime directory, not /tmp (another user could make
 	 * /tmp/latch-UID first and keep the broker out) but a directory in
 	 * the vault's own, private one. */
-	int n = rt && rt[0] == '/' ? snprintf(dir, sizeof dir, "%s/latch", rt) : snprintf(dir, sizeof dir, "%s/run", vault_dir);
+	int n = rt && rt[0] == '/' ? snprintf(dir, sizeof dir, "%s/latch", rt)
+				   : snprintf(dir, sizeof dir, "%s/run", vault_dir);
 	if (n < 0 || (size_t)n >= sizeof dir)
 		return latch_error(LATCH_USAGE, "runtime directory path is too long");
 	if (!(rt && rt[0] == '/') && check_private_dir(vault_dir) != 0)
@@ -50,7 +51,8 @@ int broker_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX]
 	struct sockaddr_un addr;
 	if (snprintf(sock, PATH_MAX, "%s/broker-%s.sock", dir, hex) >= (int)sizeof addr.sun_path ||
 	    snprintf(lock, PATH_MAX, "%s/broker-%s.lock", dir, hex) >= PATH_MAX)
-		return latch_error(LATCH_USAGE, "runtime directory '%s' is too long a path for a socket: set XDG_RUNTIME_DIR", dir);
+		return latch_error(LATCH_USAGE,
+				   "runtime directory '%s' is too long a path for a socket: set XDG_RUNTIME_DIR", dir);
 	if (strlen(vault_dir) < sizeof last_vault) {
 		memcpy(last_sock, sock, PATH_MAX);
 		memcpy(last_lock, lock, PATH_MAX);
@@ -78,52 +80,73 @@ static int connect_to(const char *sock)
 	return fd;
 }
 
-/* One request, one answer, on an open connection. */
-static int exchange(int fd, json_t *req, json_t **resp)
+/* One request, one answer, on an open connection: 0 with *m and *buf
+ * set (the answer's frames point into *buf), -1 reported. */
+static int exchange(int fd, json_t *req, struct wire_msg *m, struct secbuf **buf)
 {
-	*resp = NULL;
-	if (wire_write_json(fd, req) != 0)
-		return -1;
-	struct secbuf *line = wire_read_line(fd);
-	if (!line)
+	*buf = NULL;
+	m->head = NULL;
+	m->n = 0;
+	if (!req || wire_send_json(fd, req, NULL, 0) != 0)
+		return req ? -1 : latch_error(LATCH_OPERR, "out of memory");
+	if (!(*buf = wire_read(fd, m)))
 		return latch_error(LATCH_OPERR, "the broker did not answer");
-	json_error_t err;
-	*resp = json_loadb((const char *)line->data, line->len, JSON_DISABLE_EOF_CHECK, &err);
-	secbuf_free(line);
-	if (!*resp || !json_is_object(*resp)) {
-		json_decref(*resp);
-		*resp = NULL;
-		return latch_error(LATCH_OPERR, "the broker's answer is not understood");
-	}
 	return 0;
 }
 
-int broker_call(const char *vault_dir, json_t *req, json_t **resp)
+/* Send `req` (taken) to this vault's broker and read its answer. 0 with
+ * *m and *buf set, 1 if no daemon is listening, -1 reported. */
+static int call(const char *vault_dir, json_t *req, struct wire_msg *m, struct secbuf **buf)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
-	if (broker_paths(vault_dir, sock, lock) != 0)
-		return -1;
-	int fd = connect_to(sock);
-	if (fd < 0)
-		return errno == ENOENT || errno == ECONNREFUSED
-			       ? 1
-			       : latch_error(LATCH_OPERR, "cannot reach the broker at '%s': %s", sock, strerror(errno));
-	int rc = exchange(fd, req, resp);
-	close(fd);
+	int rc = broker_paths(vault_dir, sock, lock);
+	int fd = rc == 0 ? connect_to(sock) : -1;
+	*buf = NULL;
+	m->head = NULL;
+	m->n = 0;
+	if (rc == 0 && fd < 0)
+		rc = errno == ENOENT || errno == ECONNREFUSED
+			     ? 1
+			     : latch_error(LATCH_OPERR, "cannot reach the broker at '%s': %s", sock, strerror(errno));
+	if (fd >= 0) {
+		rc = exchange(fd, req, m, buf);
+		close(fd);
+	}
+	json_decref(req);
 	return rc;
+}
+
+/* The answer's "message", or `fallback`. */
+static const char *message_of(const struct wire_msg *m, const char *fallback)
+{
+	const char *s = json_string_value(json_object_get(m->head, "message"));
+	return s ? s : fallback;
+}
+
+static void answer_free(struct wire_msg *m, struct secbuf *buf)
+{
+	wire_msg_clear(m);
+	secbuf_free(buf);
+}
+
+void broker_new_id(char prefix, char out[BROKER_ID_MAX])
+{
+	unsigned char rnd[6];
+	randombytes_buf(rnd, sizeof rnd);
+	snprintf(out, BROKER_ID_MAX, "%c-%02x%02x%02x%02x%02x%02x", prefix, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
+		 rnd[5]);
 }
 
 int broker_flush(const char *vault_dir)
 {
-	json_t *req = json_pack("{s:s}", "op", "flush"), *resp = NULL;
-	int rc = req ? broker_call(vault_dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
-	json_decref(req);
+	struct wire_msg m;
+	struct secbuf *buf;
+	int rc = call(vault_dir, json_pack("{s:s}", "op", "flush"), &m, &buf);
 	if (rc == 1)
 		return 0; /* no daemon: nothing is pending */
-	if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
-		rc = latch_error(LATCH_OPERR, "the broker %s",
-				 json_string_value(json_object_get(resp, "message")) ?: "could not write its records");
-	json_decref(resp);
+	if (rc == 0 && !json_is_true(json_object_get(m.head, "ok")))
+		rc = latch_error(LATCH_OPERR, "the broker %s", message_of(&m, "could not write its records"));
+	answer_free(&m, buf);
 	return rc;
 }
 
@@ -138,14 +161,14 @@ int broker_stop(const char *vault_dir, int wait_ms, pid_t *pid_out)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
 	*pid_out = 0;
-	json_t *req = json_pack("{s:s}", "op", "stop"), *resp = NULL;
-	int rc = req ? broker_call(vault_dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
-	json_decref(req);
+	struct wire_msg m;
+	struct secbuf *buf;
+	int rc = call(vault_dir, json_pack("{s:s}", "op", "stop"), &m, &buf);
 	if (rc != 0)
 		return rc == 1 ? 0 : -1;
-	pid_t pid = (pid_t)json_integer_value(json_object_get(resp, "pid"));
-	bool ok = json_is_true(json_object_get(resp, "ok"));
-	json_decref(resp);
+	pid_t pid = (pid_t)json_integer_value(json_object_get(m.head, "pid"));
+	bool ok = json_is_true(json_object_get(m.head, "ok"));
+	answer_free(&m, buf);
 	if (!ok || pid <= 0 || broker_paths(vault_dir, sock, lock) != 0)
 		return latch_error(LATCH_OPERR, "the process at the broker's socket did not agree to stop");
 	*pid_out = pid;
@@ -176,9 +199,10 @@ void broker_session_close(struct broker_session *s)
 
 static int refuse_impostor(const char *sock, pid_t pid)
 {
-	return latch_error(LATCH_OPERR,
-			   "the process answering at '%s' (pid %d) did not prove it is a broker this vault's passphrase started (or the vault was rekeyed since): stop it ('latch broker stop', or kill %d) and try again",
-			   sock, (int)pid, (int)pid);
+	return latch_error(
+		LATCH_OPERR,
+		"the process answering at '%s' (pid %d) did not prove it is a broker this vault's passphrase started (or the vault was rekeyed since): stop it ('latch broker stop', or kill %d) and try again",
+		sock, (int)pid, (int)pid);
 }
 
 int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *ctx, struct broker_session *s)
@@ -192,7 +216,8 @@ int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *c
 	if (fd < 0)
 		return errno == ENOENT || errno == ECONNREFUSED
 			       ? 1
-			       : latch_error(LATCH_OPERR, "cannot reach the broker at '%s': %s", s->sock, strerror(errno));
+			       : latch_error(LATCH_OPERR, "cannot reach the broker at '%s': %s", s->sock,
+					     strerror(errno));
 	s->fd = fd;
 	/* Who the kernel says is on the other end: the process that listens. */
 	struct ucred peer;
@@ -202,13 +227,17 @@ int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *c
 		return latch_error(LATCH_OPERR, "the process at '%s' is not yours: refusing it", s->sock);
 	}
 	randombytes_buf(s->nc, sizeof s->nc);
-	json_t *req = json_pack("{s:s, s:o}", "op", "hello", "nonce", auth_b64_json(s->nc, sizeof s->nc)), *resp = NULL;
+	json_t *req = json_pack("{s:s, s:o}", "op", "hello", "nonce", auth_b64_json(s->nc, sizeof s->nc));
+	struct wire_msg m;
+	struct secbuf *buf;
 	/* Whatever goes wrong, the one line to say is refuse_impostor's. */
 	latch_error_quiet(true);
-	int rc = req ? exchange(fd, req, &resp) : -1;
+	int rc = exchange(fd, req, &m, &buf);
 	latch_error_quiet(false);
 	json_decref(req);
+	json_t *resp = m.head;
 	if (rc != 0) {
+		answer_free(&m, buf);
 		broker_session_close(s);
 		return refuse_impostor(s->sock, peer.pid);
 	}
@@ -220,12 +249,12 @@ int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *c
 	    sodium_hex2bin(s->instance, sizeof s->instance, inst, strlen(inst), NULL, &got, NULL) != 0 ||
 	    got != sizeof s->instance || auth_b64_32(json_object_get(resp, "nonce"), s->nb) != 0 ||
 	    auth_b64_32(json_object_get(resp, "proof"), proof) != 0 || key_fn(ctx, s->instance, &s->key) != 0) {
-		json_decref(resp);
+		answer_free(&m, buf);
 		broker_session_close(s);
 		return refuse_impostor(s->sock, peer.pid);
 	}
 	s->pid = (pid_t)json_integer_value(jpid);
-	json_decref(resp);
+	answer_free(&m, buf);
 	auth_proof(s->key, s->instance, s->pid, s->nc, s->nb, want);
 	if (sodium_memcmp(want, proof, sizeof want) != 0) {
 		broker_session_close(s);
@@ -234,9 +263,10 @@ int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *c
 	/* A true proof from another process: something relays the broker. */
 	if (s->pid != peer.pid) {
 		broker_session_close(s);
-		return latch_error(LATCH_OPERR,
-				   "the broker's socket '%s' is answered by pid %d, relaying for the broker (pid %d): something is in the way; kill %d and try again",
-				   s->sock, (int)peer.pid, (int)s->pid, (int)peer.pid);
+		return latch_error(
+			LATCH_OPERR,
+			"the broker's socket '%s' is answered by pid %d, relaying for the broker (pid %d): something is in the way; kill %d and try again",
+			s->sock, (int)peer.pid, (int)s->pid, (int)peer.pid);
 	}
 	return 0;
 }
@@ -246,33 +276,23 @@ int broker_connect_verified(const char *vault_dir, broker_key_fn key_fn, void *c
  * else the agent may have set. */
 static bool broker_env_keep(const char *e)
 {
-	static const char *const keep[] = {"HOME=",		     "LATCH_HOME=",		"XDG_DATA_HOME=",
-					   "XDG_RUNTIME_DIR=",	     "LATCH_BROKER_IDLE=",	"LATCH_LOCK_TIMEOUT_MS=",
-					   "ASAN_OPTIONS=",	     "UBSAN_OPTIONS=",		"LSAN_OPTIONS="};
+	static const char *const keep[] = {"HOME=",
+					   "LATCH_HOME=",
+					   "XDG_DATA_HOME=",
+					   "XDG_RUNTIME_DIR=",
+					   "LATCH_BROKER_IDLE=",
+					   "LATCH_LOCK_TIMEOUT_MS=",
+					   "ASAN_OPTIONS=",
+					   "UBSAN_OPTIONS=",
+					   "LSAN_OPTIONS="};
 	for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
 		if (!strncmp(e, keep[i], strlen(keep[i])))
 			return true;
 	return false;
 }
 
-/* Reads one JSON object from the enrolment socket. */
-static json_t *read_object(int fd)
-{
-	struct secbuf *line = wire_read_line(fd);
-	if (!line)
-		return NULL;
-	json_error_t err;
-	json_t *o = json_loadb((const char *)line->data, line->len, JSON_DISABLE_EOF_CHECK, &err);
-	secbuf_free(line);
-	if (o && !json_is_object(o)) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
-}
-
 int broker_start(const char *vault_dir, const char *self_exe, bool foreground, broker_enrol_fn enrol, void *ctx,
-		pid_t *pid_out)
+		 pid_t *pid_out)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
 	if (broker_paths(vault_dir, sock, lock) != 0)
@@ -319,7 +339,9 @@ int broker_start(const char *vault_dir, const char *self_exe, bool foreground, b
 	if (!foreground) /* the first of its two forks exits at once */
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
-	json_t *ready = read_object(fd), *msg = NULL, *ok = NULL;
+	struct wire_msg rm, om = {0};
+	struct secbuf *rbuf = wire_read(fd, &rm), *obuf = NULL;
+	json_t *ready = rbuf ? rm.head : NULL;
 	unsigned char instance[BROKER_INSTANCE_BYTES];
 	struct secbuf *key = NULL, *stream = NULL;
 	pid_t broker = ready ? (pid_t)json_integer_value(json_object_get(ready, "pid")) : 0;
@@ -328,9 +350,10 @@ int broker_start(const char *vault_dir, const char *self_exe, bool foreground, b
 	} else if (!json_is_true(json_object_get(ready, "ok"))) {
 		const char *why = json_string_value(json_object_get(ready, "error"));
 		if (why && !strcmp(why, "busy"))
-			latch_error(LATCH_OPERR,
-				    "another process (pid %d) holds the broker lock '%s' but does not answer as a broker: stop it and try again",
-				    (int)broker, lock);
+			latch_error(
+				LATCH_OPERR,
+				"another process (pid %d) holds the broker lock '%s' but does not answer as a broker: stop it and try again",
+				(int)broker, lock);
 		else
 			latch_error(LATCH_OPERR, "the broker did not start: %s",
 				    json_string_value(json_object_get(ready, "message")) ?: "unknown reason");
@@ -339,17 +362,19 @@ int broker_start(const char *vault_dir, const char *self_exe, bool foreground, b
 	} else if (enrol(ctx, broker, instance, &key, &stream) == 0) {
 		char hex[2 * BROKER_INSTANCE_BYTES + 1];
 		sodium_bin2hex(hex, sizeof hex, instance, sizeof instance);
-		msg = json_pack("{s:s, s:o, s:o}", "instance", hex, "key", json_secret_b64(key), "stream",
-				json_secret_b64(stream));
-		if (!msg || wire_write_json(fd, msg) != 0 || !(ok = read_object(fd)) ||
-		    !json_is_true(json_object_get(ok, "ok")))
+		/* The keys as frames: straight from secure memory to secure memory. */
+		json_t *msg = json_pack("{s:s}", "instance", hex);
+		struct secbuf frames[2] = {*key, *stream};
+		if (!msg || wire_send_json(fd, msg, frames, 2) != 0 || !(obuf = wire_read(fd, &om)) ||
+		    !json_is_true(json_object_get(om.head, "ok")))
 			latch_error(LATCH_OPERR, "the broker (pid %d) did not take its enrolment", (int)broker);
 		else
 			rc = 0;
+		json_decref(msg);
+		sodium_memzero(frames, sizeof frames);
 	}
-	json_decref(ready);
-	json_decref(msg);
-	json_decref(ok);
+	answer_free(&rm, rbuf);
+	answer_free(&om, obuf);
 	secbuf_free(key);
 	secbuf_free(stream);
 	close(fd); /* an unenrolled broker sees the end and exits */
@@ -363,32 +388,244 @@ int broker_start(const char *vault_dir, const char *self_exe, bool foreground, b
 	return rc;
 }
 
-int broker_grant(struct broker_session *s, json_t *grant, int64_t *deadline)
+/* A JSON array of strings; NULL if one is not UTF-8 (or no memory). */
+static json_t *string_array(const char *const *s, size_t n)
 {
-	char *plain = json_dumps(grant, JSON_COMPACT);
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++) {
+		json_t *v = json_string(s[i]);
+		if (!v || json_array_append_new(a, v) != 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+int broker_grant(struct broker_session *s, const struct broker_grant_spec *g, int64_t *deadline)
+{
+	if (g->n == 0 || g->n > BROKER_MAX_NAMES || g->n_cmds > BROKER_MAX_CMDS)
+		return latch_error(LATCH_USAGE, "a grant names 1 to %d secrets and at most %d commands",
+				   BROKER_MAX_NAMES, BROKER_MAX_CMDS);
+	/* The plaintext to seal is itself a message: the grant's header, then
+	 * each value as a frame, in the order of the names. */
+	const char *names[BROKER_MAX_NAMES];
+	struct secbuf frames[BROKER_MAX_NAMES];
+	for (size_t i = 0; i < g->n; i++) {
+		names[i] = g->items[i].name;
+		frames[i] = g->items[i].value;
+	}
+	json_t *head = json_pack("{s:s, s:o, s:o, s:I, s:o}", "grant", g->id, "names", string_array(names, g->n),
+				 "cmds", string_array(g->cmds, g->n_cmds), "ttl", (json_int_t)g->ttl, "uses",
+				 g->uses > 0 ? json_integer(g->uses) : json_null());
+	struct secbuf *plain = head ? wire_build(head, frames, g->n) : NULL;
+	json_decref(head);
+	sodium_memzero(frames, sizeof frames);
 	if (!plain)
-		return latch_error(LATCH_OPERR, "out of memory");
-	json_t *box = auth_seal(s->key, s->instance, s->nc, s->nb, plain, strlen(plain));
-	sodium_memzero(plain, strlen(plain));
-	json_free_text(plain);
-	json_t *req = box ? json_pack("{s:s, s:o}", "op", "grant", "box", box) : NULL, *resp = NULL;
-	int rc = req ? exchange(s->fd, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
+		return head ? -1 : latch_error(LATCH_OPERR, "out of memory");
+	json_t *box = auth_seal(s->key, s->instance, s->nc, s->nb, (const char *)plain->data, plain->len);
+	secbuf_free(plain);
+	struct wire_msg m;
+	struct secbuf *buf;
+	json_t *req = box ? json_pack("{s:s, s:o}", "op", "grant", "box", box) : NULL;
+	int rc = exchange(s->fd, req, &m, &buf);
 	json_decref(req);
 	if (rc != 0)
 		return -1;
-	const char *id = json_string_value(json_object_get(grant, "grant"));
-	json_t *d = json_object_get(resp, "deadline");
+	json_t *d = json_object_get(m.head, "deadline");
 	unsigned char ack[AUTH_MAC_BYTES], want[AUTH_MAC_BYTES];
-	if (!json_is_true(json_object_get(resp, "ok"))) {
-		rc = latch_error(LATCH_DENIED, "the broker refused the grant: %s",
-				 json_string_value(json_object_get(resp, "message")) ?: "no reason given");
-	} else if (!id || !json_is_integer(d) || auth_b64_32(json_object_get(resp, "ack"), ack) != 0 ||
-		   (auth_ack(s->key, s->nc, s->nb, id, json_integer_value(d), want),
+	if (!json_is_true(json_object_get(m.head, "ok"))) {
+		rc = latch_error(LATCH_DENIED, "the broker refused the grant: %s", message_of(&m, "no reason given"));
+	} else if (!json_is_integer(d) || auth_b64_32(json_object_get(m.head, "ack"), ack) != 0 ||
+		   (auth_ack(s->key, s->nc, s->nb, g->id, json_integer_value(d), want),
 		    sodium_memcmp(ack, want, sizeof ack) != 0)) {
 		rc = latch_error(LATCH_OPERR, "the broker's receipt for the grant does not verify");
 	} else {
 		*deadline = json_integer_value(d);
 	}
-	json_decref(resp);
+	answer_free(&m, buf);
+	return rc;
+}
+
+/* argv as base64 of each element's bytes: JSON carries only UTF-8, and an
+ * argument that is not must still be hashed as it is. */
+static json_t *argv_b64(char *const *argv)
+{
+	json_t *a = json_array();
+	for (char *const *p = argv; a && p && *p; p++) {
+		size_t len = strlen(*p), n = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+		char *text = malloc(n);
+		json_t *v = text ? json_string(sodium_bin2base64(text, n, (const unsigned char *)*p, len,
+								 sodium_base64_VARIANT_ORIGINAL))
+				 : NULL;
+		free(text);
+		if (!v || json_array_append_new(a, v) != 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+int broker_release(const char *vault_dir, const struct broker_release_req *req, struct broker_item *items, size_t n,
+		   struct broker_release *r)
+{
+	memset(r, 0, sizeof *r);
+	if (n == 0 || n > BROKER_MAX_NAMES)
+		return latch_error(LATCH_USAGE, "a release names 1 to %d secrets", BROKER_MAX_NAMES);
+	/* JSON carries only UTF-8: a path that is not was "out of memory". */
+	json_t *exe = json_string(req->exe);
+	if (!exe)
+		return latch_error(LATCH_USAGE, "the program's path is not UTF-8, so no grant can name it");
+	const char *names[BROKER_MAX_NAMES];
+	for (size_t i = 0; i < n; i++)
+		names[i] = items[i].name;
+	json_t *cwd = req->cwd ? json_string(req->cwd) : NULL;
+	struct wire_msg m;
+	struct secbuf *buf;
+	int rc = call(vault_dir,
+		      json_pack("{s:s, s:o, s:o, s:o, s:o}", "op", "release", "names", string_array(names, n), "cmd",
+				exe, "argv", argv_b64(req->argv), "cwd", cwd ? cwd : json_string("")),
+		      &m, &buf);
+	if (rc == 1) {
+		snprintf(r->reason, sizeof r->reason, "no live grant (the broker is not running)");
+		return 1;
+	}
+	if (rc != 0)
+		return -1;
+	const char *id = json_string_value(json_object_get(m.head, "release"));
+	if (!json_is_true(json_object_get(m.head, "ok"))) {
+		const char *code = json_string_value(json_object_get(m.head, "error"));
+		snprintf(r->reason, sizeof r->reason, "%s", message_of(&m, "refused"));
+		rc = code && !strcmp(code, "denied") ? 1
+						     : latch_error(LATCH_OPERR, "the broker refused: %s", r->reason);
+	} else if (m.n != n || !id || strlen(id) >= sizeof r->id) {
+		rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
+	} else {
+		for (size_t i = 0; i < n && rc == 0; i++)
+			if (m.frame[i].len == 0 || m.frame[i].len > BROKER_VALUE_MAX)
+				rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
+	}
+	if (rc == 0) {
+		/* The answer as it came is the store: its frames are the values,
+		 * each with its name, and no other copy is made. */
+		for (size_t i = 0; i < n; i++)
+			items[i].value = m.frame[i];
+		snprintf(r->id, sizeof r->id, "%s", id);
+		r->store = buf;
+		buf = NULL;
+	}
+	answer_free(&m, buf);
+	return rc;
+}
+
+void broker_release_free(struct broker_release *r, struct broker_item *items, size_t n)
+{
+	secbuf_free(r->store);
+	r->store = NULL;
+	for (size_t i = 0; i < n; i++)
+		items[i].value = (struct secbuf){NULL, 0, 0};
+}
+
+int broker_report_exit(const char *vault_dir, const char *id, int status)
+{
+	struct wire_msg m;
+	struct secbuf *buf;
+	int rc = call(vault_dir, json_pack("{s:s, s:s, s:i}", "op", "exit", "release", id, "status", status), &m, &buf);
+	if (rc == 0 && !json_is_true(json_object_get(m.head, "ok")))
+		rc = latch_error(LATCH_OPERR, "the exit was not recorded: %s", message_of(&m, "(null)"));
+	answer_free(&m, buf);
+	return rc == 0 ? 0 : -1;
+}
+
+/* Copies a JSON array of strings (NULL entries for what is not one). */
+static int strings_copy(json_t *arr, char ***out, size_t *n)
+{
+	*n = json_array_size(arr);
+	*out = calloc(*n ? *n : 1, sizeof **out);
+	if (!*out)
+		return -1;
+	for (size_t i = 0; i < *n; i++) {
+		const char *v = json_string_value(json_array_get(arr, i));
+		if (v && !((*out)[i] = strdup(v)))
+			return -1;
+	}
+	return 0;
+}
+
+int broker_list(const char *vault_dir, struct broker_list *l)
+{
+	memset(l, 0, sizeof *l);
+	struct wire_msg m;
+	struct secbuf *buf;
+	int rc = call(vault_dir, json_pack("{s:s}", "op", "list"), &m, &buf);
+	if (rc != 0)
+		return rc;
+	json_t *grants = json_object_get(m.head, "grants");
+	if (!json_is_array(grants)) {
+		answer_free(&m, buf);
+		return latch_error(LATCH_OPERR, "the broker's answer is not understood");
+	}
+	l->pid = (pid_t)json_integer_value(json_object_get(m.head, "pid"));
+	l->grants = calloc(json_array_size(grants) + 1, sizeof *l->grants);
+	size_t i;
+	json_t *g;
+	json_array_foreach(grants, i, g)
+	{
+		if (!l->grants)
+			break;
+		struct broker_grant_info *info = &l->grants[l->n++];
+		const char *id = json_string_value(json_object_get(g, "grant"));
+		json_t *uses = json_object_get(g, "uses_left");
+		info->deadline = json_integer_value(json_object_get(g, "deadline"));
+		info->uses_left = json_is_integer(uses) ? json_integer_value(uses) : -1;
+		if ((id && !(info->id = strdup(id))) ||
+		    strings_copy(json_object_get(g, "names"), &info->names, &info->n_names) != 0 ||
+		    strings_copy(json_object_get(g, "cmds"), &info->cmds, &info->n_cmds) != 0)
+			rc = -1;
+	}
+	answer_free(&m, buf);
+	if (rc != 0 || !l->grants) {
+		broker_list_free(l);
+		return latch_error(LATCH_OPERR, "out of memory");
+	}
+	return 0;
+}
+
+void broker_list_free(struct broker_list *l)
+{
+	for (size_t i = 0; l->grants && i < l->n; i++) {
+		struct broker_grant_info *g = &l->grants[i];
+		free(g->id);
+		for (size_t k = 0; g->names && k < g->n_names; k++)
+			free(g->names[k]);
+		for (size_t k = 0; g->cmds && k < g->n_cmds; k++)
+			free(g->cmds[k]);
+		free(g->names);
+		free(g->cmds);
+	}
+	free(l->grants);
+	memset(l, 0, sizeof *l);
+}
+
+int broker_revoke(const char *vault_dir, const char *id, int *count)
+{
+	struct wire_msg m;
+	struct secbuf *buf;
+	int rc = call(vault_dir,
+		      id ? json_pack("{s:s, s:s}", "op", "revoke", "grant", id)
+			 : json_pack("{s:s, s:b}", "op", "revoke", "all", 1),
+		      &m, &buf);
+	if (rc != 0)
+		return rc;
+	if (!json_is_true(json_object_get(m.head, "ok"))) {
+		/* What the broker says is shown, never obeyed: escaped. */
+		char msg[512];
+		text_escape(message_of(&m, "refused"), msg, sizeof msg);
+		rc = latch_error(LATCH_OPERR, "%s", msg);
+	} else {
+		*count = (int)json_integer_value(json_object_get(m.head, "revoked"));
+	}
+	answer_free(&m, buf);
 	return rc;
 }

@@ -59,7 +59,8 @@ static int check_maps(void)
 			continue; /* anonymous, [vdso], the program itself */
 		struct stat st;
 		if (strstr(path, " (deleted)") || stat(path, &st) != 0 || st.st_uid != 0 || (st.st_mode & 022))
-			rc = latch_error(LATCH_OPERR, "refusing to run the broker with '%s' loaded: not a library of root's", path);
+			rc = latch_error(LATCH_OPERR,
+					 "refusing to run the broker with '%s' loaded: not a library of root's", path);
 	}
 	fclose(f);
 	return rc;

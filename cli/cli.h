@@ -34,11 +34,10 @@ int cmd_revoke(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 
-extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[],
-	usage_rekey[], usage_reveal[], usage_status[], usage_audit[], usage_grant[], usage_grants[],
-	usage_revoke[], usage_run[], usage_broker[];
+extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[], usage_rekey[], usage_reveal[],
+	usage_status[], usage_audit[], usage_grant[], usage_grants[], usage_revoke[], usage_run[], usage_broker[];
 
-/* The exit status for the last reported error (docs/design.md section 3). */
+/* The exit status for the last reported error (docs/design.md). */
 int cli_fail(void);
 /* Report a usage error for `cmd` and return exit status 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -46,10 +45,15 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* getopt_long with latch's messages: returns the option, -1 at the end,
  * or '?' after reporting an unknown option or a missing argument.
  * `h` / `--help` is returned as 'h'. */
-int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
-	       const char *cmd);
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts, const char *cmd);
 /* Print the usage text of `cmd` to stdout; returns 0. */
 int cli_help(const char *usage);
+/* The whole command line of a command whose only option is
+ * --passphrase-fd: sets *fd, and with `one_name` checks that exactly one
+ * operand follows and is a valid secret name (argv[optind]); without, that
+ * none does. Returns -1 to go on, else the status to exit with (after
+ * printing the help or reporting the usage error). */
+int cli_passphrase_args(int argc, char **argv, const char *cmd, const char *usage, bool one_name, int *fd);
 
 /* Open the vault in the usual place. */
 int cli_open_vault(struct vault **v);
@@ -68,22 +72,13 @@ int cli_open_unlocked_more(int passphrase_fd, struct vault **v);
  * child), which could seek back and read the passphrase. */
 void cli_passphrase_done(int fd);
 
-/* The audit hook: records each vault change in its transaction. main()
- * hands over argv, which is recorded only as a keyed hash. */
+/* main() hands over argv, which each record of this command carries as
+ * a keyed hash (audit_record_change). */
 void cli_record_argv(int argc, char **argv);
-/* A grant's record carries its id and policy: pass this as the hook's ctx. */
-struct cli_grant_info {
-	const char *id;
-	int64_t ttl;
-	int64_t uses; /* -1: unlimited */
-	const char *const *cmds;
-	size_t n_cmds;
-};
-int cli_record(struct vault *v, const struct vault_change *c, void *ctx);
-
-/* Append one event outside a vault change (its own transaction). */
-struct audit_event;
-int cli_record_event(struct vault *v, const struct audit_event *ev);
+/* The recorder to pass as the ctx of audit_record_change: this command's
+ * argv and, for a grant's read, the grant (else NULL). */
+struct audit_grant;
+struct audit_recorder *cli_recorder(const struct audit_grant *grant);
 
 /* The broker, as only a passphrase holder can reach it (cli/enrol.c):
  * the key of an instance (broker_key_fn), starting and enrolling a broker,
@@ -92,6 +87,9 @@ int cli_broker_key(void *vault, const unsigned char instance[BROKER_INSTANCE_BYT
 int cli_broker_start(struct vault *v, const char *dir, bool foreground, pid_t *pid);
 int cli_broker_session(struct vault *v, const char *dir, struct broker_session *s);
 int cli_self_exe(char out[PATH_MAX]);
+
+/* The broker's live grants as --json prints them (grants, status). */
+struct jout *cli_grants_json(const struct broker_list *l);
 
 /* Flush stdout; a write error (a full disk, a closed pipe) is an error. */
 int cli_finish_output(void);

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
-#include <jansson.h>
 #include <sodium.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,49 +41,26 @@ const char usage_audit[] =
 	"             verify later to expose truncation and rollback\n"
 	"export       print the log as JSON Lines: a header, then one line per record\n";
 
-static int print_record(int64_t seq, const char *record, size_t len, void *ctx)
+static int print_record(const struct audit_row *r, void *ctx)
 {
 	bool *first = ctx;
-	/* Anyone can edit the plaintext tables: a stored record must be one
-	 * JSON object of its own seq before it is shown, in either format. */
-	json_error_t err;
-	json_t *r = json_loadb(record, len, 0, &err);
-	if (!json_is_object(r) || json_integer_value(json_object_get(r, "seq")) != seq) {
-		json_decref(r);
-		return latch_error(LATCH_OPERR, "audit record %lld is damaged: run 'latch audit verify'",
-				   (long long)seq);
-	}
 	if (first) { /* --json: the record, byte for byte as stored */
-		json_decref(r);
 		fputs(*first ? "[\n  " : ",\n  ", stdout);
-		fwrite(record, 1, len, stdout);
+		fwrite(r->record, 1, r->len, stdout);
 		*first = false;
 		return 0;
 	}
-	char when[32], names[256] = "";
-	format_time_utc(json_integer_value(json_object_get(r, "time")), when);
-	json_t *secrets = json_object_get(r, "secrets"), *s;
-	size_t i, used = 0;
-	json_array_foreach(secrets, i, s)
-	{
-		int w = snprintf(names + used, sizeof names - used, "%s%s", i ? "," : "", json_string_value(s));
-		if (w < 0 || (size_t)w >= sizeof names - used)
-			break;
-		used += (size_t)w;
-	}
-	const char *decision = json_string_value(json_object_get(r, "decision"));
-	const char *exe = json_string_value(json_object_get(r, "exe"));
+	char when[32];
+	format_time_utc(r->time, when);
 	/* Anyone can write these tables: what a record says is shown with
 	 * its control characters escaped, never sent to the terminal. */
 	char event[64], shown_names[1024], shown_decision[64], shown_exe[4 * PATH_MAX];
-	text_escape(json_string_value(json_object_get(r, "event")) ?: "?", event, sizeof event);
-	text_escape(names[0] ? names : "-", shown_names, sizeof shown_names);
-	text_escape(decision ? decision : "-", shown_decision, sizeof shown_decision);
-	text_escape(exe ? exe : "-", shown_exe, sizeof shown_exe);
-	printf("%7lld  %s  %-8s %-24s %-6s %7lld  %s\n", (long long)json_integer_value(json_object_get(r, "seq")),
-	       when, event, shown_names, shown_decision, (long long)json_integer_value(json_object_get(r, "pid")),
-	       shown_exe);
-	json_decref(r);
+	text_escape(r->event ? r->event : "?", event, sizeof event);
+	text_escape(r->secrets[0] ? r->secrets : "-", shown_names, sizeof shown_names);
+	text_escape(r->decision ? r->decision : "-", shown_decision, sizeof shown_decision);
+	text_escape(r->exe ? r->exe : "-", shown_exe, sizeof shown_exe);
+	printf("%7lld  %s  %-8s %-24s %-6s %7lld  %s\n", (long long)r->seq, when, event, shown_names, shown_decision,
+	       (long long)r->pid, shown_exe);
 	return 0;
 }
 
@@ -116,7 +92,7 @@ static int audit_list(int argc, char **argv)
 	while ((c = cli_getopt(argc, argv, ":h", opts, "audit")) != -1) {
 		switch (c) {
 		case 's':
-			if (!vault_name_valid(optarg))
+			if (!latch_name_valid(optarg))
 				return cli_usage("audit", "invalid secret name");
 			f.secret = optarg;
 			break;
@@ -215,7 +191,7 @@ static int verify_vault(int fd, const struct audit_checkpoint *cp, struct audit_
 }
 
 /* Opens the verifier key of an export with the passphrase. */
-static int open_exported_verifier(const char *json, size_t len, void *ctx, struct secbuf **key)
+static int open_exported_verifier(const char *text, size_t len, void *ctx, struct secbuf **key)
 {
 	int *fd = ctx;
 	struct secbuf *pass = NULL;
@@ -224,13 +200,12 @@ static int open_exported_verifier(const char *json, size_t len, void *ctx, struc
 	*fd = -1;
 	if (rc != 0)
 		return -1;
-	rc = vault_import_key(json, len, pass, "audit-verifier", key);
+	rc = vault_import_key(text, len, pass, "audit-verifier", key);
 	secbuf_free(pass);
 	return rc;
 }
 
-static int verify_export(const char *path, int fd, const struct audit_checkpoint *cp,
-			 struct audit_report *r)
+static int verify_export(const char *path, int fd, const struct audit_checkpoint *cp, struct audit_report *r)
 {
 	FILE *in = strcmp(path, "-") ? fopen(path, "re") : stdin;
 	if (!in)
@@ -285,13 +260,14 @@ static int audit_verify_cmd(int argc, char **argv)
 		return cli_fail();
 	static const char *const names[] = {"verified", "tampered", "unverifiable"};
 	if (json) {
-		json_t *o = json_pack("{s:s, s:I, s:s}", "verdict", names[r.verdict], "records",
-				      (json_int_t)r.records, "reason", r.reason);
+		struct jout *o = jout_object();
+		jout_str(o, "verdict", names[r.verdict]);
+		jout_int(o, "records", r.records);
+		jout_str(o, "reason", r.reason);
 		if (r.verdict == AUDIT_TAMPERED)
-			json_object_set_new(o, "first_bad_seq", json_integer(r.first_bad));
-		if (o && json_dumpf(o, stdout, JSON_COMPACT) == 0)
-			putchar('\n');
-		json_decref(o);
+			jout_int(o, "first_bad_seq", r.first_bad);
+		/* The verdict's exit status follows whatever this printed. */
+		jout_print(o, false);
 	}
 	if (r.verdict == AUDIT_OK) {
 		if (!json)
@@ -301,8 +277,8 @@ static int audit_verify_cmd(int argc, char **argv)
 	cli_finish_output();
 	if (r.verdict == AUDIT_TAMPERED) {
 		if (r.first_bad > 0)
-			latch_error(LATCH_FINDINGS, "audit log tampered: first bad record %lld: %s", (long long)r.first_bad,
-				    r.reason);
+			latch_error(LATCH_FINDINGS, "audit log tampered: first bad record %lld: %s",
+				    (long long)r.first_bad, r.reason);
 		else
 			latch_error(LATCH_FINDINGS, "audit log tampered: %s", r.reason);
 		return LATCH_FINDINGS;
@@ -347,7 +323,7 @@ static int audit_export_cmd(int argc, char **argv)
 	int rc = vault_export_key(v, "audit-verifier", &verifier);
 	if (rc == 0)
 		rc = audit_export(vault_db(v), verifier, stdout);
-	json_free_text(verifier);
+	free(verifier);
 	vault_close(v);
 	if (rc != 0)
 		return cli_fail();

@@ -65,12 +65,10 @@ static int record(void *ctx, const struct broker_event *evs, size_t n)
 			.secrets = refs[k],
 			.n_secrets = n_refs,
 			.grant_id = e->grant_id,
-			.version = -1,
+			.has_exit = e->exit_status >= 0,
 			.exit_status = e->exit_status,
-			.redactions = -1,
 			.lost_exits = e->lost_exits,
-			.uses = -1,
-			.pid = e->pid ? e->pid : -1,
+			.pid = e->pid,
 			.uid = e->uid,
 			.exe = e->exe,
 			.cwd = e->cwd,
@@ -79,18 +77,6 @@ static int record(void *ctx, const struct broker_event *evs, size_t n)
 		};
 	}
 	return audit_stream_append_commit(vault_db(r->v), r->stream, out, n);
-}
-
-/* While a commit waits for the vault's lock, grants still expire on time
- * and a stop is not held up: sqlite's wait, in small steps. */
-static int busy_wait(void *ctx, int count)
-{
-	(void)ctx;
-	if (!broker_busy_tick() || (int64_t)count * 2 >= vault_lock_timeout_ms())
-		return 0;
-	struct timespec ts = {0, 2 * 1000 * 1000};
-	nanosleep(&ts, NULL);
-	return 1;
 }
 
 /* The daemon itself: exec'd by a passphrase holder with the enrolment
@@ -102,7 +88,9 @@ static int serve(bool foreground)
 	if (broker_check_pristine() != 0 || broker_detach(foreground, 3) != 0 || vault_dir(dir, sizeof dir) != 0 ||
 	    vault_open(dir, &r.v) != 0)
 		return cli_fail();
-	sqlite3_busy_handler(vault_db(r.v), busy_wait, NULL);
+	/* While a commit waits for the vault's lock, grants still expire on
+	 * time and a stop is not held up. */
+	vault_on_busy(r.v, broker_busy_tick);
 	struct broker_recorder rec = {enrol, record, &r};
 	int rc = broker_serve(dir, 3, &rec);
 	audit_stream_free(r.stream);

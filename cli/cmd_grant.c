@@ -28,7 +28,10 @@ const char usage_grant[] =
 	"  --cmd PROGRAM      only for this program (resolved along PATH to its real\n"
 	"                     path); repeat for several; default: any command\n"
 	"  --passphrase-fd N  read the passphrase from fd N instead of /dev/tty\n"
-	"  -h, --help         show this help\n";
+	"  -h, --help         show this help\n"
+	"\n"
+	"Limits: at most 64 secrets and 16 --cmd in one grant; a secret name is at\n"
+	"most 128 bytes, a value at most 1 MiB; --ttl at most 24h.\n";
 
 const char usage_grants[] =
 	"usage: latch grants [--json]\n"
@@ -50,40 +53,43 @@ const char usage_revoke[] =
 
 /* Hands the grant to this vault's broker, verified again: the values
  * travel only inside a box sealed for it. */
-static int hand_over(struct vault *v, const char *dir, const struct cli_grant_info *g, const char *const *names,
+static int hand_over(struct vault *v, const char *dir, const struct audit_grant *g, const char *const *names,
 		     struct secbuf *const *values, size_t n, int64_t *deadline)
 {
 	struct broker_session s;
 	if (cli_broker_session(v, dir, &s) != 0)
 		return -1;
-	json_t *jnames = json_array(), *jvalues = json_array(), *jcmds = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(jnames, json_string(names[i]));
-		json_array_append_new(jvalues, json_secret_b64(values[i]));
-	}
-	for (size_t i = 0; i < g->n_cmds; i++)
-		json_array_append_new(jcmds, json_string(g->cmds[i]));
-	json_t *grant = json_pack("{s:s, s:o, s:o, s:o, s:I, s:o}", "grant", g->id, "names", jnames, "values", jvalues,
-				  "cmds", jcmds, "ttl", (json_int_t)g->ttl, "uses",
-				  g->uses > 0 ? json_integer(g->uses) : json_null());
-	int rc = grant ? broker_grant(&s, grant, deadline) : latch_error(LATCH_OPERR, "out of memory");
-	json_decref(grant);
+	struct broker_item items[BROKER_MAX_NAMES];
+	for (size_t i = 0; i < n; i++)
+		items[i] = (struct broker_item){names[i], *values[i]};
+	struct broker_grant_spec spec = {.id = g->id,
+					 .items = items,
+					 .n = n,
+					 .cmds = g->cmds,
+					 .n_cmds = g->n_cmds,
+					 .ttl = g->ttl,
+					 .uses = g->uses};
+	int rc = broker_grant(&s, &spec, deadline);
+	sodium_memzero(items, sizeof items);
 	broker_session_close(&s);
 	return rc;
 }
 
 /* The grant was recorded but the broker did not take it: the log says
  * so, so that it never shows a grant that did not happen as one that did. */
-static void record_failure(struct vault *v, const struct cli_grant_info *g, const char *const *names, size_t n)
+static void record_failure(struct vault *v, const struct audit_grant *g, const char *const *names, size_t n)
 {
 	struct audit_secret_ref refs[BROKER_MAX_NAMES];
 	for (size_t i = 0; i < n; i++)
 		refs[i] = (struct audit_secret_ref){names[i], 0};
-	struct audit_event ev = {.event = "grant-failed", .grant_id = g->id, .secrets = refs, .n_secrets = n,
-				 .reason = "the broker did not take the grant", .version = -1, .exit_status = -1,
-				 .redactions = -1, .uses = -1};
+	struct audit_event ev = {.event = "grant-failed",
+				 .grant_id = g->id,
+				 .secrets = refs,
+				 .n_secrets = n,
+				 .reason = "the broker did not take the grant",
+				 .self = true};
 	latch_error_quiet(true);
-	cli_record_event(v, &ev);
+	audit_record_event(v, &ev);
 	latch_error_quiet(false);
 }
 
@@ -95,7 +101,7 @@ int cmd_grant(int argc, char **argv)
 					     {"passphrase-fd", required_argument, NULL, 'p'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	struct cli_grant_info g = {NULL, BROKER_DEFAULT_TTL, -1, NULL, 0};
+	struct audit_grant g = {NULL, BROKER_DEFAULT_TTL, 0, NULL, 0};
 	static char cmd_paths[BROKER_MAX_CMDS][PATH_MAX];
 	const char *cmds[BROKER_MAX_CMDS];
 	int fd = -1, c;
@@ -125,7 +131,8 @@ int cmd_grant(int argc, char **argv)
 			 * drop out of the grant, leaving "any command"): refused
 			 * before anything is read or recorded. */
 			if (!text_is_plain(cmd_paths[g.n_cmds]))
-				return cli_usage("grant", "the path of --cmd %zu has control characters or is not UTF-8",
+				return cli_usage("grant",
+						 "the path of --cmd %zu has control characters or is not UTF-8",
 						 g.n_cmds + 1);
 			cmds[g.n_cmds] = cmd_paths[g.n_cmds];
 			g.n_cmds++;
@@ -147,17 +154,15 @@ int cmd_grant(int argc, char **argv)
 		return cli_usage("grant", "at most %d secrets in one grant", BROKER_MAX_NAMES);
 	const char *const *names = (const char *const *)argv + optind;
 	for (size_t i = 0; i < n; i++) {
-		if (!vault_name_valid(names[i]))
+		if (!latch_name_valid(names[i]))
 			return cli_usage("grant", "invalid secret name");
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(names[i], names[j]))
 				return cli_usage("grant", "'%s' is named twice", names[i]);
 	}
 	g.cmds = cmds;
-	char id[32], dir[PATH_MAX];
-	unsigned char rnd[6];
-	randombytes_buf(rnd, sizeof rnd);
-	snprintf(id, sizeof id, "g-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	char id[BROKER_ID_MAX], dir[PATH_MAX];
+	broker_new_id('g', id);
 	g.id = id;
 
 	struct vault *v = NULL;
@@ -172,7 +177,7 @@ int cmd_grant(int argc, char **argv)
 		broker_session_close(&s);
 	/* Then the read and its record, in one transaction; then the values
 	 * go to the broker, proved again. */
-	vault_on_change(v, cli_record, &g);
+	vault_on_change(v, audit_record_change, cli_recorder(&g));
 	if (rc == 0)
 		rc = vault_read(v, names, n, "grant", values);
 	int64_t deadline = 0;
@@ -200,23 +205,27 @@ int cmd_grant(int argc, char **argv)
 	return cli_finish_output() == 0 ? 0 : cli_fail();
 }
 
-static int list_grants(json_t **out)
+struct jout *cli_grants_json(const struct broker_list *l)
 {
-	char dir[PATH_MAX];
-	if (vault_dir(dir, sizeof dir) != 0)
-		return -1;
-	json_t *req = json_pack("{s:s}", "op", "list"), *resp = NULL;
-	int rc = broker_call(dir, req, &resp);
-	json_decref(req);
-	if (rc == 1) {
-		*out = json_array();
-		return 0;
+	struct jout *list = jout_array();
+	for (size_t i = 0; i < l->n; i++) {
+		const struct broker_grant_info *g = &l->grants[i];
+		struct jout *o = jout_object(), *names = jout_array(), *cmds = jout_array();
+		for (size_t k = 0; k < g->n_names; k++)
+			jout_str(names, NULL, g->names[k]);
+		for (size_t k = 0; k < g->n_cmds; k++)
+			jout_str(cmds, NULL, g->cmds[k]);
+		jout_str(o, "grant", g->id);
+		jout_add(o, "names", names);
+		jout_int(o, "deadline", g->deadline);
+		if (g->uses_left < 0)
+			jout_str(o, "uses_left", NULL);
+		else
+			jout_int(o, "uses_left", g->uses_left);
+		jout_add(o, "cmds", cmds);
+		jout_add(list, NULL, o);
 	}
-	if (rc != 0)
-		return -1;
-	*out = json_incref(json_object_get(resp, "grants"));
-	json_decref(resp);
-	return *out ? 0 : latch_error(LATCH_OPERR, "the broker's answer is not understood");
+	return list;
 }
 
 int cmd_grants(int argc, char **argv)
@@ -236,46 +245,38 @@ int cmd_grants(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage("grants", "unexpected argument '%s'", argv[optind]);
-	json_t *list = NULL;
-	if (list_grants(&list) != 0)
+	char dir[PATH_MAX];
+	struct broker_list l;
+	if (vault_dir(dir, sizeof dir) != 0 || broker_list(dir, &l) < 0)
 		return cli_fail();
 	if (json) {
-		if (json_dumpf(list, stdout, JSON_INDENT(2)) == 0)
-			putchar('\n');
-	} else {
-		printf("%-16s %-20s  %-9s %s\n", "GRANT", "UNTIL", "USES LEFT", "SECRETS / COMMANDS");
-		size_t i;
-		json_t *g;
-		json_array_foreach(list, i, g)
-		{
-			char until[32];
-			format_time_utc(json_integer_value(json_object_get(g, "deadline")), until);
-			json_t *uses = json_object_get(g, "uses_left");
-			char ubuf[24] = "-";
-			if (json_is_integer(uses))
-				snprintf(ubuf, sizeof ubuf, "%lld", (long long)json_integer_value(uses));
-			/* What the broker says is shown, never obeyed: escaped. */
-			char text[4 * PATH_MAX];
-			text_escape(json_string_value(json_object_get(g, "grant")) ?: "?", text, sizeof text);
-			printf("%-16s %-20s  %-9s", text, until, ubuf);
-			size_t k;
-			json_t *s;
-			json_array_foreach(json_object_get(g, "names"), k, s)
-			{
-				text_escape(json_string_value(s) ?: "?", text, sizeof text);
-				printf("%s%s", k ? "," : " ", text);
-			}
-			json_t *cmds = json_object_get(g, "cmds");
-			printf(" / %s", json_array_size(cmds) ? "" : "any command");
-			json_array_foreach(cmds, k, s)
-			{
-				text_escape(json_string_value(s) ?: "?", text, sizeof text);
-				printf("%s%s", k ? "," : "", text);
-			}
-			putchar('\n');
-		}
+		int rc = jout_print(cli_grants_json(&l), true);
+		broker_list_free(&l);
+		return rc == 0 && cli_finish_output() == 0 ? 0 : cli_fail();
 	}
-	json_decref(list);
+	printf("%-16s %-20s  %-9s %s\n", "GRANT", "UNTIL", "USES LEFT", "SECRETS / COMMANDS");
+	for (size_t i = 0; i < l.n; i++) {
+		const struct broker_grant_info *g = &l.grants[i];
+		char until[32], ubuf[24] = "-";
+		format_time_utc(g->deadline, until);
+		if (g->uses_left >= 0)
+			snprintf(ubuf, sizeof ubuf, "%lld", (long long)g->uses_left);
+		/* What the broker says is shown, never obeyed: escaped. */
+		char text[4 * PATH_MAX];
+		text_escape(g->id ? g->id : "?", text, sizeof text);
+		printf("%-16s %-20s  %-9s", text, until, ubuf);
+		for (size_t k = 0; k < g->n_names; k++) {
+			text_escape(g->names[k] ? g->names[k] : "?", text, sizeof text);
+			printf("%s%s", k ? "," : " ", text);
+		}
+		printf(" / %s", g->n_cmds ? "" : "any command");
+		for (size_t k = 0; k < g->n_cmds; k++) {
+			text_escape(g->cmds[k] ? g->cmds[k] : "?", text, sizeof text);
+			printf("%s%s", k ? "," : "", text);
+		}
+		putchar('\n');
+	}
+	broker_list_free(&l);
 	return cli_finish_output() == 0 ? 0 : cli_fail();
 }
 
@@ -299,11 +300,8 @@ int cmd_revoke(int argc, char **argv)
 	char dir[PATH_MAX];
 	if (vault_dir(dir, sizeof dir) != 0)
 		return cli_fail();
-	json_t *req = all ? json_pack("{s:s, s:b}", "op", "revoke", "all", 1)
-			  : json_pack("{s:s, s:s}", "op", "revoke", "grant", argv[optind]);
-	json_t *resp = NULL;
-	int rc = broker_call(dir, req, &resp);
-	json_decref(req);
+	int count = 0;
+	int rc = broker_revoke(dir, all ? NULL : argv[optind], &count);
 	if (rc == 1) {
 		if (all) {
 			printf("No live grants.\n");
@@ -314,15 +312,6 @@ int cmd_revoke(int argc, char **argv)
 	}
 	if (rc != 0)
 		return cli_fail();
-	if (!json_is_true(json_object_get(resp, "ok"))) {
-		char msg[512];
-		text_escape(json_string_value(json_object_get(resp, "message")) ?: "refused", msg, sizeof msg);
-		latch_error(LATCH_OPERR, "%s", msg);
-		json_decref(resp);
-		return cli_fail();
-	}
-	printf("Revoked %lld grant%s.\n", (long long)json_integer_value(json_object_get(resp, "revoked")),
-	       json_integer_value(json_object_get(resp, "revoked")) == 1 ? "" : "s");
-	json_decref(resp);
+	printf("Revoked %d grant%s.\n", count, count == 1 ? "" : "s");
 	return cli_finish_output() == 0 ? 0 : cli_fail();
 }

@@ -1,6 +1,8 @@
 /* latch init: create the vault. */
 #include "cli.h"
 
+#include "../audit/audit.h"
+
 const char usage_init[] =
 	"usage: latch init [--kdf interactive|moderate|sensitive] [--passphrase-fd N]\n"
 	"\n"
@@ -49,11 +51,10 @@ int cmd_init(int argc, char **argv)
 	cli_passphrase_done(fd);
 	if (rc != 0)
 		return cli_fail();
-	rc = vault_create_recorded(dir, pass, kdf, cli_record, NULL);
+	rc = vault_create_recorded(dir, pass, kdf, audit_record_change, cli_recorder(NULL));
 	secbuf_free(pass);
 	if (rc != 0)
 		return cli_fail();
-	static const char *const names[] = {"interactive", "moderate", "sensitive"};
-	printf("Created vault '%s' (Argon2id, %s).\n", path, names[kdf]);
+	printf("Created vault '%s' (Argon2id, %s).\n", path, vault_kdf_name(kdf));
 	return cli_finish_output() == 0 ? 0 : cli_fail();
 }

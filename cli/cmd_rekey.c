@@ -15,24 +15,9 @@ const char usage_rekey[] =
 
 int cmd_rekey(int argc, char **argv)
 {
-	static const struct option opts[] = {{"passphrase-fd", required_argument, NULL, 'p'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	int fd = -1, c;
-	while ((c = cli_getopt(argc, argv, ":h", opts, "rekey")) != -1) {
-		switch (c) {
-		case 'p':
-			if (parse_fd(optarg, &fd) != 0)
-				return cli_fail();
-			break;
-		case 'h':
-			return cli_help(usage_rekey);
-		default:
-			return LATCH_USAGE;
-		}
-	}
-	if (optind != argc)
-		return cli_usage("rekey", "unexpected argument '%s'", argv[optind]);
+	int fd, rc = cli_passphrase_args(argc, argv, "rekey", usage_rekey, false, &fd);
+	if (rc >= 0)
+		return rc;
 	struct vault *v = NULL;
 	int64_t count = 0;
 	pid_t broker = 0;
@@ -41,7 +26,7 @@ int cmd_rekey(int argc, char **argv)
 		return cli_fail();
 	/* The broker goes first: its key and its stream end with the old
 	 * data key (the rekey record closes the stream). */
-	int rc = broker_stop(dir, 5000, &broker);
+	rc = broker_stop(dir, 5000, &broker);
 	if (rc == 0)
 		rc = vault_rekey(v, &count);
 	vault_close(v);
@@ -49,7 +34,6 @@ int cmd_rekey(int argc, char **argv)
 		return cli_fail();
 	if (broker)
 		printf("Stopped the broker (pid %d): every grant has ended.\n", (int)broker);
-	printf("Re-encrypted %lld secret%s under a new data key.\n", (long long)count,
-	       count == 1 ? "" : "s");
+	printf("Re-encrypted %lld secret%s under a new data key.\n", (long long)count, count == 1 ? "" : "s");
 	return cli_finish_output() == 0 ? 0 : cli_fail();
 }

@@ -18,27 +18,10 @@ const char usage_reveal[] =
 
 int cmd_reveal(int argc, char **argv)
 {
-	static const struct option opts[] = {{"passphrase-fd", required_argument, NULL, 'p'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	int fd = -1, c;
-	while ((c = cli_getopt(argc, argv, ":h", opts, "reveal")) != -1) {
-		switch (c) {
-		case 'p':
-			if (parse_fd(optarg, &fd) != 0)
-				return cli_fail();
-			break;
-		case 'h':
-			return cli_help(usage_reveal);
-		default:
-			return LATCH_USAGE;
-		}
-	}
-	if (argc - optind != 1)
-		return cli_usage("reveal", "expected one NAME");
+	int fd, rc = cli_passphrase_args(argc, argv, "reveal", usage_reveal, true, &fd);
+	if (rc >= 0)
+		return rc;
 	const char *name = argv[optind];
-	if (!vault_name_valid(name))
-		return cli_usage("reveal", "invalid secret name");
 	/* Open the terminal first: with none, refuse before any key exists. */
 	int tty = open("/dev/tty", O_WRONLY | O_NOCTTY | O_CLOEXEC);
 	if (tty < 0) {
@@ -48,7 +31,7 @@ int cmd_reveal(int argc, char **argv)
 	}
 	struct vault *v = NULL;
 	struct secbuf *value = NULL;
-	int rc = cli_open_unlocked(fd, &v);
+	rc = cli_open_unlocked(fd, &v);
 	if (rc == 0) /* recorded before anything is shown */
 		rc = vault_read(v, &name, 1, "reveal", &value);
 	vault_close(v);

@@ -12,31 +12,14 @@ const char usage_rm[] =
 
 int cmd_rm(int argc, char **argv)
 {
-	static const struct option opts[] = {{"passphrase-fd", required_argument, NULL, 'p'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	int fd = -1, c;
-	while ((c = cli_getopt(argc, argv, ":h", opts, "rm")) != -1) {
-		switch (c) {
-		case 'p':
-			if (parse_fd(optarg, &fd) != 0)
-				return cli_fail();
-			break;
-		case 'h':
-			return cli_help(usage_rm);
-		default:
-			return LATCH_USAGE;
-		}
-	}
-	if (argc - optind != 1)
-		return cli_usage("rm", "expected one NAME");
+	int fd, rc = cli_passphrase_args(argc, argv, "rm", usage_rm, true, &fd);
+	if (rc >= 0)
+		return rc;
 	const char *name = argv[optind];
-	if (!vault_name_valid(name))
-		return cli_usage("rm", "invalid secret name");
 	struct vault *v = NULL;
 	if (cli_open_unlocked(fd, &v) != 0)
 		return cli_fail();
-	int rc = vault_remove(v, name);
+	rc = vault_remove(v, name);
 	vault_close(v);
 	if (rc != 0)
 		return cli_fail();

@@ -6,7 +6,7 @@
 #include "../audit/audit.h"
 #include "../run/run.h"
 
-#include <sodium.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,100 +47,60 @@ const char usage_run[] =
 	"                           closed once read)\n"
 	"  -h, --help               show this help\n"
 	"\n"
-	"Exit status: CMD's own; 128+N if it died of signal N; 125 if latch failed\n"
-	"before running it, 126 if it could not be run, 127 if it was not found;\n"
-	"4 if no grant allows the release.\n"
+	"Limits: 64 variables with references (64 distinct secrets), 128 --env\n"
+	"and --file, 16 --env-file, 64 --keep; a secret name is at most 128 bytes,\n"
+	"a value at most 1 MiB.\n"
+	"\n"
+	"Exit status: CMD's own; 128+N if it died of signal N; 4 if no grant allows\n"
+	"the release; 125 if latch failed before running it (usage errors too),\n"
+	"126 if it could not be run, 127 if it was not found.\n"
 	"Redaction of CMD's output is not built yet: CMD writes straight to the\n"
 	"terminal, so a command that prints a value shows it.\n";
 
-struct release {
-	const char *names[RUN_MAX_REFS];
-	struct secbuf *values[RUN_MAX_REFS];
-	size_t n;
-	/* From the broker: every value in one secure buffer (one allocation,
-	 * not one per value), `values` pointing at views of it. */
-	struct secbuf *store;
-	struct secbuf views[RUN_MAX_REFS];
-	char id[32];       /* the broker's release id */
-	struct vault *v;   /* a one-shot release: the unlocked vault */
-	char reason[512];  /* why the broker said no */
-};
+/* Every failure of latch run's own before exec exits 125, usage errors
+ * included: any other number could be CMD's own status. */
+#define RUN_FAILED 125
 
-/* Ask the broker. 0 released, 1 refused or no broker (reason set), -1 error. */
-static int ask_broker(const char *dir, const struct run_plan *p, struct release *r)
+static int run_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run_usage(const char *fmt, ...)
 {
-	json_t *names = json_array(), *argv = json_array();
-	for (size_t i = 0; i < r->n; i++)
-		json_array_append_new(names, json_string(r->names[i]));
-	for (char *const *a = p->argv; *a; a++) {
-		json_t *arg = json_string(*a); /* NULL when not UTF-8 */
-		json_array_append_new(argv, arg ? arg : json_string("?"));
-	}
-	/* JSON carries only UTF-8: a path that is not was "out of memory". */
-	json_t *cmd = json_string(p->path);
-	if (!cmd) {
-		json_decref(names);
-		json_decref(argv);
-		return latch_error(LATCH_USAGE, "the program's path is not UTF-8, so no grant can name it");
-	}
-	char cwd[PATH_MAX];
-	json_t *cwd_s = getcwd(cwd, sizeof cwd) ? json_string(cwd) : NULL;
-	json_t *req = json_pack("{s:s, s:o, s:o, s:o, s:o}", "op", "release", "names", names, "cmd", cmd, "argv",
-				argv, "cwd", cwd_s ? cwd_s : json_string(""));
-	json_t *resp = NULL;
-	int rc = req ? broker_call(dir, req, &resp) : latch_error(LATCH_OPERR, "out of memory");
-	json_decref(req);
-	if (rc == 1) {
-		snprintf(r->reason, sizeof r->reason, "no live grant (the broker is not running)");
-		return 1;
-	}
-	if (rc != 0)
-		return -1;
-	if (!json_is_true(json_object_get(resp, "ok"))) {
-		const char *code = json_string_value(json_object_get(resp, "error"));
-		snprintf(r->reason, sizeof r->reason, "%s",
-			 json_string_value(json_object_get(resp, "message")) ?: "refused");
-		rc = code && !strcmp(code, "denied") ? 1 : latch_error(LATCH_OPERR, "the broker refused: %s", r->reason);
-		json_decref(resp);
-		return rc;
-	}
-	json_t *values = json_object_get(resp, "values");
-	const char *id = json_string_value(json_object_get(resp, "release"));
-	size_t total = 0;
-	for (size_t i = 0; i < json_array_size(values); i++)
-		total += json_string_length(json_array_get(values, i));
-	rc = 0;
-	if (json_array_size(values) != r->n || !id || strlen(id) >= sizeof r->id)
-		rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
-	else if (!(r->store = secbuf_new(total)))
-		rc = -1;
-	for (size_t i = 0; rc == 0 && i < r->n; i++) {
-		struct secbuf *v = &r->views[i];
-		v->data = r->store->data + r->store->len;
-		if (secret_b64_decode(json_array_get(values, i), v->data, r->store->cap - r->store->len,
-				      VAULT_VALUE_MAX, &v->len) != 0) {
-			rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
-			break;
-		}
-		v->cap = v->len;
-		r->store->len += v->len;
-		r->values[i] = v;
-	}
-	if (rc == 0)
-		snprintf(r->id, sizeof r->id, "%s", id);
-	json_decref(resp);
-	return rc;
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	cli_usage("run", "%s", msg);
+	return RUN_FAILED;
 }
 
-static void release_free(struct release *r)
+struct release {
+	const char *names[RUN_MAX_REFS]; /* the plan's secrets' names */
+	size_t n;
+	char id[BROKER_ID_MAX];         /* the broker's release id */
+	struct vault *v;                /* a one-shot release: the unlocked vault */
+	char reason[BROKER_REASON_MAX]; /* why the broker said no */
+};
+
+/* Ask the broker; the values land in the plan, each with its secret. 0
+ * released, 1 refused or no broker (reason set), -1 error. */
+static int ask_broker(const char *dir, struct run_plan *p, struct release *r)
 {
-	if (r->store)
-		secbuf_free(r->store); /* the values are views of it */
-	else
-		for (size_t i = 0; i < r->n; i++)
-			secbuf_free(r->values[i]);
-	r->store = NULL;
-	memset(r->values, 0, sizeof r->values);
+	char cwd[PATH_MAX];
+	struct broker_release_req req = {p->path, getcwd(cwd, sizeof cwd) ? cwd : NULL, p->argv};
+	struct broker_item items[RUN_MAX_REFS];
+	struct broker_release rel;
+	for (size_t i = 0; i < r->n; i++)
+		items[i] = (struct broker_item){.name = r->names[i]};
+	int rc = broker_release(dir, &req, items, r->n, &rel);
+	if (rc == 1)
+		snprintf(r->reason, sizeof r->reason, "%s", rel.reason);
+	if (rc != 0)
+		return rc;
+	snprintf(r->id, sizeof r->id, "%s", rel.id);
+	p->store = rel.store;
+	for (size_t i = 0; i < r->n; i++)
+		p->secrets[i].value = items[i].value;
+	return 0;
 }
 
 /* A word the human's shell reads back as exactly itself: bare when it
@@ -206,14 +166,24 @@ static void deny_with_hint(const struct release *r, const struct run_plan *p)
 	free(hint);
 }
 
-/* No grant, but a human is here: the passphrase releases for this run. */
-static int one_shot(int fd, struct release *r)
+/* No grant, but a human is here: the passphrase releases for this run.
+ * 0, or the status to exit with: 4 if the passphrase did not come or
+ * was wrong (still no grant), else 125. Decided where it failed, before
+ * anything else can report. */
+static int one_shot(int fd, struct release *r, struct run_plan *p)
 {
 	fprintf(stderr, "latch: %s; the passphrase releases %s for this run only\n", r->reason,
 		r->n == 1 ? r->names[0] : "these secrets");
 	if (cli_open_unlocked(fd, &r->v) != 0)
-		return -1;
-	return vault_read(r->v, r->names, r->n, "release", r->values);
+		return latch_last_status() == LATCH_DENIED ? LATCH_DENIED : RUN_FAILED;
+	struct secbuf *values[RUN_MAX_REFS] = {0};
+	int rc = vault_read(r->v, r->names, r->n, "release", values);
+	for (size_t i = 0; i < r->n; i++) {
+		p->secrets[i].own = values[i];
+		if (values[i])
+			p->secrets[i].value = *values[i];
+	}
+	return rc == 0 ? 0 : RUN_FAILED;
 }
 
 static void report_exit(const char *dir, struct release *r, const struct run_plan *p, int status)
@@ -222,19 +192,19 @@ static void report_exit(const char *dir, struct release *r, const struct run_pla
 		struct audit_secret_ref refs[RUN_MAX_REFS];
 		for (size_t i = 0; i < r->n; i++)
 			refs[i] = (struct audit_secret_ref){r->names[i], 0};
-		struct audit_event ev = {.event = "exit", .secrets = refs, .n_secrets = r->n, .version = -1,
-					 .exit_status = status, .redactions = -1, .uses = -1, .exe = p->path};
-		cli_record_event(r->v, &ev);
+		struct audit_event ev = {.event = "exit",
+					 .secrets = refs,
+					 .n_secrets = r->n,
+					 .has_exit = status >= 0,
+					 .exit_status = status,
+					 .self = true,
+					 .exe = p->path};
+		audit_record_event(r->v, &ev);
 		return;
 	}
 	if (!r->id[0])
 		return;
-	json_t *req = json_pack("{s:s, s:s, s:i}", "op", "exit", "release", r->id, "status", status), *resp = NULL;
-	if (broker_call(dir, req, &resp) == 0 && !json_is_true(json_object_get(resp, "ok")))
-		latch_error(LATCH_OPERR, "the exit was not recorded: %s",
-			    json_string_value(json_object_get(resp, "message")));
-	json_decref(req);
-	json_decref(resp);
+	broker_report_exit(dir, r->id, status);
 }
 
 int cmd_run(int argc, char **argv)
@@ -259,13 +229,13 @@ int cmd_run(int argc, char **argv)
 		case 'e':
 		case 'f':
 			if (n_specs == 2 * RUN_MAX_REFS)
-				return cli_usage("run", "too many references");
+				return run_usage("more than %d --env and --file", 2 * RUN_MAX_REFS);
 			spec_file[n_specs] = c == 'f';
 			specs[n_specs++] = optarg;
 			break;
 		case 'E':
 			if (n_env_files == sizeof env_files / sizeof env_files[0])
-				return cli_usage("run", "too many --env-file");
+				return run_usage("more than %zu --env-file", sizeof env_files / sizeof env_files[0]);
 			env_files[n_env_files++] = optarg;
 			break;
 		case 'P':
@@ -273,71 +243,75 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'k':
 			if (p->n_keep == RUN_MAX_REFS)
-				return cli_usage("run", "too many --keep");
+				return run_usage("more than %d --keep", RUN_MAX_REFS);
 			if (run_env_unsafe(optarg, strlen(optarg))) {
-				latch_error(LATCH_USAGE,
-					    "'%s' cannot be kept: loader, shell and interpreter start-up variables never reach the child",
-					    optarg);
-				return 125;
+				latch_error(
+					LATCH_USAGE,
+					"'%s' cannot be kept: loader, shell and interpreter start-up variables never reach the child",
+					optarg);
+				return RUN_FAILED;
 			}
 			p->keep[p->n_keep++] = optarg;
 			break;
 		case 'p':
 			if (parse_fd(optarg, &fd) != 0)
-				return 125;
+				return RUN_FAILED;
 			/* The child gets 0-2: a passphrase there would reach it. */
 			if (fd <= 2) {
-				latch_error(LATCH_USAGE, "--passphrase-fd %d: descriptors 0-2 go to the child; use 3 or above",
-					    fd);
-				return 125;
+				latch_error(LATCH_USAGE,
+					    "--passphrase-fd %d: descriptors 0-2 go to the child; use 3 or above", fd);
+				return RUN_FAILED;
 			}
 			break;
 		case 'h':
-			return cli_help(usage_run);
+			return cli_help(usage_run) == 0 ? 0 : RUN_FAILED;
 		default:
-			return LATCH_USAGE;
+			return RUN_FAILED; /* cli_getopt reported it */
 		}
 	}
 	if (optind == argc)
-		return cli_usage("run", "name a command to run");
+		return run_usage("name a command to run");
 	p->argv = argv + optind;
 	/* Later sources override earlier ones: the environment, env files,
 	 * then --env / --file in command-line order. */
 	if (!p->pristine && run_add_environ(p, environ) != 0)
-		return 125;
+		return RUN_FAILED;
 	for (size_t i = 0; i < n_env_files; i++)
 		if (run_add_env_file(p, env_files[i]) != 0)
-			return 125;
+			return RUN_FAILED;
 	for (size_t i = 0; i < n_specs; i++)
 		if (run_add_ref(p, specs[i], spec_file[i]) != 0)
-			return 125;
+			return RUN_FAILED;
 	int rc = run_resolve(p->argv[0], p->path);
 	if (rc != 0)
 		return rc;
 
 	struct release r = {0};
 	char dir[PATH_MAX];
-	r.n = run_names(p, r.names, RUN_MAX_REFS);
+	r.n = run_secrets(p);
+	for (size_t i = 0; i < r.n; i++)
+		r.names[i] = p->secrets[i].name;
 	if (r.n > 0) {
 		if (vault_dir(dir, sizeof dir) != 0)
-			return 125;
+			return RUN_FAILED;
 		rc = ask_broker(dir, p, &r);
 		if (rc == 1 && (fd >= 0 || tty_available())) {
-			rc = one_shot(fd, &r); /* reads fd, and closes it */
+			rc = one_shot(fd, &r, p); /* reads fd, and closes it */
 			fd = -1;
 		} else if (rc == 1) {
 			deny_with_hint(&r, p);
 			return LATCH_DENIED;
+		} else if (rc != 0) {
+			rc = RUN_FAILED;
 		}
 		if (rc != 0) {
-			release_free(&r);
+			run_values_free(p);
 			vault_close(r.v);
-			return latch_last_status() == LATCH_DENIED ? LATCH_DENIED : 125;
+			return rc;
 		}
 	}
 	cli_passphrase_done(fd); /* unread: a grant covered the run */
-	int status = run_child(p, r.names, r.values, r.n);
-	release_free(&r);
+	int status = run_child(p);
 	if (r.n > 0)
 		report_exit(dir, &r, p, status);
 	vault_close(r.v);

@@ -39,13 +39,13 @@ static int read_value(const char *file, const char *name, struct secbuf **out)
 		if (rc == 0 && (*out)->len && (*out)->data[(*out)->len - 1] == '\n')
 			(*out)->data[--(*out)->len] = 0;
 	} else {
-		char prompt[VAULT_NAME_MAX + 32];
+		char prompt[LATCH_NAME_MAX + 32];
 		snprintf(prompt, sizeof prompt, "Value for %s: ", name);
 		rc = tty_read_hidden(prompt, VAULT_VALUE_MAX, out);
 	}
 	if (too_big)
-		return latch_error(LATCH_USAGE, "value for '%s' is larger than the 1 MiB limit (%d bytes)",
-				   name, VAULT_VALUE_MAX);
+		return latch_error(LATCH_USAGE, "value for '%s' is larger than the 1 MiB limit (%d bytes)", name,
+				   VAULT_VALUE_MAX);
 	return rc;
 }
 
@@ -75,9 +75,8 @@ int cmd_set(int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage("set", "expected one NAME");
 	const char *name = argv[optind];
-	if (!vault_name_valid(name))
-		return cli_usage("set", "invalid secret name: use 1-%d of [A-Za-z0-9_./-], starting with a letter or digit",
-				 VAULT_NAME_MAX);
+	if (!latch_name_valid(name))
+		return cli_usage("set", "invalid secret name: use %s", LATCH_NAME_RULE);
 
 	struct vault *v = NULL;
 	struct secbuf *value = NULL;

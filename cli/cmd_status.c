@@ -4,8 +4,6 @@
 
 #include "../broker/broker.h"
 
-#include <jansson.h>
-
 const char usage_status[] =
 	"usage: latch status [--json]\n"
 	"\n"
@@ -52,31 +50,38 @@ int cmd_status(int argc, char **argv)
 	if (rc == 0)
 		format_time_utc(info.created, created);
 	/* The daemon: its pid and live grants, if it answers. */
-	json_t *req = json_pack("{s:s}", "op", "list"), *resp = NULL;
+	struct broker_list l;
 	latch_error_quiet(true);
-	int arc = broker_call(dir, req, &resp);
+	int arc = broker_list(dir, &l);
 	latch_error_quiet(false);
-	json_decref(req);
-	json_t *grants = arc == 0 ? json_object_get(resp, "grants") : NULL;
-	int broker_pid = arc == 0 ? (int)json_integer_value(json_object_get(resp, "pid")) : 0;
 	if (json) {
-		json_t *o = rc != 0 ? json_pack("{s:s, s:s}", "vault", path, "state", "unusable")
-				    : json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:I, s:{s:s, s:s, s:I, s:I}}",
-						"vault", info.path, "state", "ok", "id", info.vault_id,
-						"created", created, "secrets", (json_int_t)info.secrets,
-						"schema_version", info.schema_version, "key_generation",
-						(json_int_t)info.key_generation, "kdf", "algorithm",
-						"argon2id", "level", info.kdf_name, "opslimit",
-						(json_int_t)info.kdf_opslimit, "memlimit",
-						(json_int_t)info.kdf_memlimit);
-		if (o)
-			json_object_set_new(o, "broker",
-					    arc == 0 ? json_pack("{s:b, s:i, s:O}", "running", 1, "pid", broker_pid, "grants",
-								 grants ? grants : json_array())
-						     : json_pack("{s:b}", "running", 0));
-		if (o && json_dumpf(o, stdout, JSON_INDENT(2)) == 0)
-			putchar('\n');
-		json_decref(o);
+		struct jout *o = jout_object();
+		jout_str(o, "vault", rc != 0 ? path : info.path);
+		jout_str(o, "state", rc != 0 ? "unusable" : "ok");
+		if (rc == 0) {
+			struct jout *kdf = jout_object();
+			jout_str(o, "id", info.vault_id);
+			jout_str(o, "created", created);
+			jout_int(o, "secrets", info.secrets);
+			jout_int(o, "schema_version", info.schema_version);
+			jout_int(o, "key_generation", info.key_generation);
+			jout_str(kdf, "algorithm", "argon2id");
+			jout_str(kdf, "level", info.kdf_name);
+			jout_int(kdf, "opslimit", (int64_t)info.kdf_opslimit);
+			jout_int(kdf, "memlimit", (int64_t)info.kdf_memlimit);
+			jout_add(o, "kdf", kdf);
+		}
+		struct jout *broker = jout_object();
+		jout_bool(broker, "running", arc == 0);
+		if (arc == 0) {
+			jout_int(broker, "pid", l.pid);
+			jout_add(broker, "grants", cli_grants_json(&l));
+		}
+		jout_add(o, "broker", broker);
+		if (jout_print(o, true) != 0) {
+			broker_list_free(&l);
+			return cli_fail();
+		}
 	} else if (rc != 0) {
 		printf("vault:    %s (unusable)\n", path);
 	} else {
@@ -86,46 +91,37 @@ int cmd_status(int argc, char **argv)
 		       "kdf:      Argon2id %s (%llu passes, %llu MiB)\n"
 		       "created:  %s\n"
 		       "schema:   %d, key generation %lld\n",
-		       info.path, (long long)info.secrets, info.kdf_name,
-		       (unsigned long long)info.kdf_opslimit, (unsigned long long)(info.kdf_memlimit >> 20),
-		       created, info.schema_version, (long long)info.key_generation);
+		       info.path, (long long)info.secrets, info.kdf_name, (unsigned long long)info.kdf_opslimit,
+		       (unsigned long long)(info.kdf_memlimit >> 20), created, info.schema_version,
+		       (long long)info.key_generation);
 	}
 	if (!json) {
 		if (arc != 0)
 			printf("broker:   not running\n");
 		else
-			printf("broker:   running, pid %d, %zu live grant%s\n", broker_pid, json_array_size(grants),
-			       json_array_size(grants) == 1 ? "" : "s");
-		size_t i;
-		json_t *g;
-		json_array_foreach(grants, i, g)
-		{
+			printf("broker:   running, pid %d, %zu live grant%s\n", (int)l.pid, l.n, l.n == 1 ? "" : "s");
+		for (size_t i = 0; arc == 0 && i < l.n; i++) {
+			const struct broker_grant_info *g = &l.grants[i];
 			/* What the broker says is shown, never obeyed: escaped. */
 			char until[32], text[4 * PATH_MAX];
-			format_time_utc(json_integer_value(json_object_get(g, "deadline")), until);
-			text_escape(json_string_value(json_object_get(g, "grant")) ?: "?", text, sizeof text);
+			format_time_utc(g->deadline, until);
+			text_escape(g->id ? g->id : "?", text, sizeof text);
 			printf("  %s until %s:", text, until);
-			size_t k;
-			json_t *s;
-			json_array_foreach(json_object_get(g, "names"), k, s)
-			{
-				text_escape(json_string_value(s) ?: "?", text, sizeof text);
+			for (size_t k = 0; k < g->n_names; k++) {
+				text_escape(g->names[k] ? g->names[k] : "?", text, sizeof text);
 				printf("%s%s", k ? "," : " ", text);
 			}
-			json_t *uses = json_object_get(g, "uses_left");
-			if (json_is_integer(uses))
-				printf(", %lld uses left", (long long)json_integer_value(uses));
-			json_t *cmds = json_object_get(g, "cmds");
-			printf(", %s", json_array_size(cmds) ? "for" : "any command");
-			json_array_foreach(cmds, k, s)
-			{
-				text_escape(json_string_value(s) ?: "?", text, sizeof text);
+			if (g->uses_left >= 0)
+				printf(", %lld uses left", (long long)g->uses_left);
+			printf(", %s", g->n_cmds ? "for" : "any command");
+			for (size_t k = 0; k < g->n_cmds; k++) {
+				text_escape(g->cmds[k] ? g->cmds[k] : "?", text, sizeof text);
 				printf("%s %s", k ? "," : "", text);
 			}
 			putchar('\n');
 		}
 	}
-	json_decref(resp);
+	broker_list_free(&l);
 	if (cli_finish_output() != 0)
 		return cli_fail();
 	return rc == 0 ? 0 : cli_fail();

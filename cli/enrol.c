@@ -22,7 +22,8 @@ static int enrol(void *vault, pid_t broker_pid, unsigned char instance[BROKER_IN
 	struct secbuf *writer = NULL, *verifier = NULL;
 	randombytes_buf(instance, BROKER_INSTANCE_BYTES);
 	int rc = cli_broker_key(v, instance, key);
-	if (rc == 0 && (vault_key(v, "audit-writer", false, &writer) != 0 || vault_key(v, "audit-verifier", false, &verifier) != 0))
+	if (rc == 0 && (vault_key(v, "audit-writer", false, &writer) != 0 ||
+			vault_key(v, "audit-verifier", false, &verifier) != 0))
 		rc = -1;
 	if (rc == 0)
 		rc = audit_stream_begin(vault_db(v), writer, verifier, vault_rows, v, broker_pid, stream_keys);
@@ -65,7 +66,8 @@ int cli_broker_session(struct vault *v, const char *dir, struct broker_session *
 		return latch_error(LATCH_OPERR, "the broker (pid %d) stopped before it took the grant", (int)pid);
 	if (rc == 0 && s->pid != pid) {
 		broker_session_close(s);
-		return latch_error(LATCH_OPERR, "another broker (pid %d) answers in place of the one just started (pid %d)",
+		return latch_error(LATCH_OPERR,
+				   "another broker (pid %d) answers in place of the one just started (pid %d)",
 				   (int)s->pid, (int)pid);
 	}
 	return rc;

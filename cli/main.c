@@ -2,6 +2,8 @@
  * Entry point: harden the process, then dispatch to one cmd_<name>.c. */
 #include "cli.h"
 
+#include "../audit/audit.h"
+
 #include <sodium.h>
 #include <string.h>
 
@@ -47,11 +49,10 @@ static const struct cli_command *find(const char *name)
 
 int main(int argc, char **argv)
 {
-	if (harden_process() != 0 || sodium_init() < 0)
+	/* Every vault this process opens holds the audit log's tables. */
+	if (harden_process() != 0 || sodium_init() < 0 || vault_add_tables(&audit_tables) != 0)
 		return LATCH_OPERR;
 	cli_record_argv(argc, argv);
-	/* JSON may carry values (broker messages): wipe it when freed. */
-	json_use_wiping_allocator();
 	if (argc < 2) {
 		usage(stderr);
 		return LATCH_USAGE;

@@ -25,8 +25,7 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	return LATCH_USAGE;
 }
 
-int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
-	       const char *cmd)
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts, const char *cmd)
 {
 	opterr = 0;
 	int c = getopt_long(argc, argv, shortopts, longopts, NULL);
@@ -64,26 +63,18 @@ void cli_passphrase_done(int fd)
 		close(fd);
 }
 
-/* A log from before the secrets digest is verified in full and given
- * its digest before this command changes anything: a set or rm on a row
- * rolled back earlier would otherwise bury the rollback. */
-static int upgrade_audit(struct vault *v)
+static struct audit_recorder recorder;
+
+void cli_record_argv(int argc, char **argv)
 {
-	if (audit_state_version(vault_db(v)) != 1)
-		return 0;
-	struct secbuf *writer = NULL, *verifier = NULL;
-	sqlite3 *db = vault_db(v);
-	int rc = vault_key(v, "audit-writer", false, &writer) == 0 && vault_key(v, "audit-verifier", false, &verifier) == 0 &&
-			 sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
-		 ? audit_check_secrets(db, writer, verifier, vault_rows, v)
-		 : -1;
-	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		rc = latch_error(LATCH_OPERR, "cannot upgrade the audit log: %s", sqlite3_errmsg(db));
-	if (rc != 0 && !sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	secbuf_free(writer);
-	secbuf_free(verifier);
-	return rc;
+	recorder.argc = argc;
+	recorder.argv = argv;
+}
+
+struct audit_recorder *cli_recorder(const struct audit_grant *grant)
+{
+	recorder.grant = grant;
+	return &recorder;
 }
 
 static int open_unlocked(int passphrase_fd, bool more, bool upgrade, struct vault **v)
@@ -98,14 +89,16 @@ static int open_unlocked(int passphrase_fd, bool more, bool upgrade, struct vaul
 	if (rc == 0)
 		rc = vault_unlock(*v, pass);
 	secbuf_free(pass);
+	/* A log from before the secrets digest gets it before this command
+	 * changes anything. */
 	if (rc == 0 && upgrade)
-		rc = upgrade_audit(*v);
+		rc = audit_upgrade(*v);
 	if (rc != 0) {
 		vault_close(*v);
 		*v = NULL;
 		return -1;
 	}
-	vault_on_change(*v, cli_record, NULL);
+	vault_on_change(*v, audit_record_change, cli_recorder(NULL));
 	return 0;
 }
 
@@ -129,4 +122,32 @@ int cli_finish_output(void)
 	if (fflush(stdout) != 0 || ferror(stdout))
 		return latch_error(LATCH_OPERR, "cannot write to standard output: %s", strerror(errno));
 	return 0;
+}
+
+int cli_passphrase_args(int argc, char **argv, const char *cmd, const char *usage, bool one_name, int *fd)
+{
+	static const struct option opts[] = {{"passphrase-fd", required_argument, NULL, 'p'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	int c;
+	*fd = -1;
+	while ((c = cli_getopt(argc, argv, ":h", opts, cmd)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_fd(optarg, fd) != 0)
+				return cli_fail();
+			break;
+		case 'h':
+			return cli_help(usage);
+		default:
+			return LATCH_USAGE;
+		}
+	}
+	if (!one_name)
+		return optind == argc ? -1 : cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+	if (argc - optind != 1)
+		return cli_usage(cmd, "expected one NAME");
+	if (!latch_name_valid(argv[optind]))
+		return cli_usage(cmd, "invalid secret name");
+	return -1;
 }

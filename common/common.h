@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-/* Exit statuses, docs/design.md section 3. Modules record one of these with
+/* Exit statuses (docs/design.md). Modules record one of these with
  * latch_error(); only cli/ turns it into an exit. */
 enum latch_status {
 	LATCH_OK = 0,
@@ -26,8 +26,7 @@ enum latch_status {
  * reason for the failure and return -1, so that callers can write
  * `return latch_error(LATCH_OPERR, "cannot open '%s': %s", p, strerror(e));`.
  * Never pass a secret value in the arguments. */
-int latch_error(enum latch_status status, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int latch_error(enum latch_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The longest message latch_error prints whole (longer ones are cut). */
 #define LATCH_ERROR_MAX 1023
 /* The status of the most recent latch_error() (LATCH_OPERR if none). */
@@ -50,7 +49,8 @@ size_t secbuf_cached(void);
 
 /* Hardening done first thing in main(): no core dumps, not dumpable or
  * traceable by the same user, umask 077, fds 0-2 guaranteed open (so that
- * a file we open can never become someone's stdout). Returns -1 on failure. */
+ * a file we open can never become someone's stdout), and jansson's blocks
+ * wiped when freed (json_use_wiping_allocator). Returns -1 on failure. */
 int harden_process(void);
 
 /* Filesystem checks. latch refuses a path that is a symlink, is owned by
@@ -86,7 +86,12 @@ bool tty_available(void);
 bool text_is_plain(const char *s);
 void text_escape(const char *s, char *out, size_t n);
 
-/* Secret names (and grant ids): [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
+/* The one rule for names of secrets (and of named keys, and grant ids):
+ * [A-Za-z0-9][A-Za-z0-9_./-]{0,127}, so that a name needs no quoting in a
+ * message, a terminal, JSON or an environment file. LATCH_NAME_RULE is how
+ * messages state it. */
+#define LATCH_NAME_MAX 128
+#define LATCH_NAME_RULE "1-128 of [A-Za-z0-9_./-], starting with a letter or digit"
 bool latch_name_valid(const char *name);
 
 /* Format a UNIX time as RFC 3339 UTC ("2026-11-23T15:42:09Z"). */
@@ -94,23 +99,19 @@ void format_time_utc(int64_t t, char buf[32]);
 /* Parse a decimal file descriptor number >= 0. */
 int parse_fd(const char *s, int *fd);
 
-/* A duration: digits and one unit s, m, h, d or w ("90s", "30m", "24h").
- * Fails (LATCH_USAGE, naming `what`) on anything else or above `max`. */
+/* A duration: 1 to 11 digits and one unit s, m, h, d or w ("90s", "30m",
+ * "24h", "2w"), in seconds; false (nothing reported) for anything else. */
+bool duration_seconds(const char *s, int64_t *seconds);
+/* The same for an option: fails (LATCH_USAGE, naming `what`) on anything
+ * else or above `max`. */
 int parse_duration(const char *s, int64_t max, const char *what, int64_t *seconds);
 
 /* Make jansson allocate through a wrapper that wipes every block when it
- * is freed: JSON that carried a value (base64 in a broker message) leaves
- * no copy behind in the heap. Call once, before any JSON is built. */
+ * is freed. No value is JSON any more (values travel as binary frames in
+ * secure memory); this is a backstop for what JSON still carries, such as
+ * a broker's nonces and the grant's sealed box. Call once, before any
+ * JSON is built. */
 void json_use_wiping_allocator(void);
-/* A secret as a base64 JSON string (for a broker message; the string is
- * wiped when freed under the wiping allocator), and back into secure
- * memory (NULL if not base64, empty, or over `max` bytes). */
-json_t *json_secret_b64(const struct secbuf *v);
-struct secbuf *secret_from_json_b64(const json_t *s, size_t max);
-/* The same into `out` (room for `room` bytes), for several values in one
- * buffer: 0 with *len set; -1 if not base64, empty, over `max` or `room`. */
-int secret_b64_decode(const json_t *s, unsigned char *out, size_t room, size_t max, size_t *len);
-
 /* --json output (common/jout.c), so that cli/ needs no JSON library:
  * build an object or array, set members (`key` NULL appends to an
  * array; a NULL string becomes null), then print it to stdout with a

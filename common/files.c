@@ -1,5 +1,5 @@
 /* Permission checks: latch refuses a path that another user could read or
- * replace (docs/design.md section 3, "Files"). Each refusal says how to fix it. */
+ * replace (docs/design.md). Each refusal says how to fix it. */
 #include "common.h"
 
 #include <errno.h>
@@ -13,18 +13,18 @@ static int check_private(const char *path, const struct stat *st, bool dir)
 	const char *kind = dir ? "directory" : "file";
 	if (S_ISLNK(st->st_mode))
 		return latch_error(LATCH_OPERR,
-				   "refusing %s '%s': it is a symbolic link (point LATCH_HOME at the real path)",
-				   kind, path);
+				   "refusing %s '%s': it is a symbolic link (point LATCH_HOME at the real path)", kind,
+				   path);
 	if (dir ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode))
-		return latch_error(LATCH_OPERR, "refusing '%s': not a %s", path,
-				   dir ? "directory" : "regular file");
+		return latch_error(LATCH_OPERR, "refusing '%s': not a %s", path, dir ? "directory" : "regular file");
 	if (st->st_uid != geteuid())
-		return latch_error(LATCH_OPERR, "refusing %s '%s': owned by uid %u, not by you (uid %u)",
-				   kind, path, (unsigned)st->st_uid, (unsigned)geteuid());
+		return latch_error(LATCH_OPERR, "refusing %s '%s': owned by uid %u, not by you (uid %u)", kind, path,
+				   (unsigned)st->st_uid, (unsigned)geteuid());
 	if (st->st_mode & 077)
-		return latch_error(LATCH_OPERR,
-				   "refusing %s '%s': accessible by group or others (mode %04o); fix with: chmod %s '%s'",
-				   kind, path, (unsigned)(st->st_mode & 07777), dir ? "700" : "600", path);
+		return latch_error(
+			LATCH_OPERR,
+			"refusing %s '%s': accessible by group or others (mode %04o); fix with: chmod %s '%s'", kind,
+			path, (unsigned)(st->st_mode & 07777), dir ? "700" : "600", path);
 	return 0;
 }
 
@@ -61,8 +61,7 @@ int ensure_private_dir(const char *path)
 			continue;
 		*p = '\0';
 		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-			return latch_error(LATCH_OPERR, "cannot create directory '%s': %s", buf,
-					   strerror(errno));
+			return latch_error(LATCH_OPERR, "cannot create directory '%s': %s", buf, strerror(errno));
 		*p = '/';
 	}
 	if (mkdir(buf, 0700) != 0 && errno != EEXIST)

@@ -1,4 +1,4 @@
-/* Process hardening done before anything else (docs/design.md section 4). */
+/* Process hardening done before anything else (docs/design.md). */
 #include "common.h"
 
 #include <errno.h>
@@ -29,8 +29,10 @@ int harden_process(void)
 	/* Not dumpable: no core, and /proc/PID/mem, environ and ptrace are
 	 * closed to processes of the same user without CAP_SYS_PTRACE. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-		return latch_error(LATCH_OPERR, "cannot make the process undumpable: %s",
-				   strerror(errno));
+		return latch_error(LATCH_OPERR, "cannot make the process undumpable: %s", strerror(errno));
 	umask(077);
+	/* JSON may carry values (broker messages): every block jansson
+	 * frees is wiped, from the first one on. */
+	json_use_wiping_allocator();
 	return 0;
 }

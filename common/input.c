@@ -47,7 +47,7 @@ int read_fd_secret(int fd, size_t max, struct secbuf **out, bool *too_big)
 /* Job-control flags, set by the prompt's handlers (below). */
 static volatile sig_atomic_t prompt_stop; /* a stop signal caught: which */
 static volatile sig_atomic_t prompt_cont; /* SIGCONT caught */
-static sigset_t prompt_async;            /* the four job-control signals */
+static sigset_t prompt_async;             /* the four job-control signals */
 
 /* read_line: one line from fd, byte by byte. At the prompt (at_prompt) it
  * returns 1, dropping the part read, as soon as a stop or continue signal
@@ -262,9 +262,10 @@ int tty_read_hidden(const char *prompt, size_t max, struct secbuf **out)
 		size_t plen = strlen(prompt);
 		while (plen && (prompt[plen - 1] == ' ' || prompt[plen - 1] == ':'))
 			plen--;
-		rc = latch_error(LATCH_USAGE,
-				 "the answer to '%.*s' reached the terminal's %d-byte line limit and may be cut: use --file or stdin",
-				 (int)plen, prompt, TTY_LINE_MAX);
+		rc = latch_error(
+			LATCH_USAGE,
+			"the answer to '%.*s' reached the terminal's %d-byte line limit and may be cut: use --file or stdin",
+			(int)plen, prompt, TTY_LINE_MAX);
 	}
 restore:;
 	/* A stop that comes once the answer is in is not lost: it is sent

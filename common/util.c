@@ -63,29 +63,38 @@ int parse_fd(const char *s, int *fd)
 	return 0;
 }
 
-int parse_duration(const char *s, int64_t max, const char *what, int64_t *seconds)
+bool duration_seconds(const char *s, int64_t *seconds)
 {
 	static const struct {
 		char unit;
 		int64_t seconds;
 	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
 	size_t n = strlen(s);
-	if (n >= 2 && n <= 12 && s[0] >= '0' && s[0] <= '9') {
-		char *end;
-		errno = 0;
-		long long v = strtoll(s, &end, 10);
-		for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-			if (errno || end != s + n - 1 || *end != units[i].unit || v < 0 ||
-			    v > INT64_MAX / units[i].seconds)
-				continue;
-			*seconds = v * units[i].seconds;
-			if (*seconds > max)
-				return latch_error(LATCH_USAGE, "%s '%s' is longer than the maximum (%lld s)", what, s,
-						   (long long)max);
-			return 0;
-		}
+	if (n < 2 || n > 12)
+		return false;
+	/* At most 11 digits: no product below overflows. */
+	int64_t v = 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
 	}
-	return latch_error(LATCH_USAGE, "invalid %s '%s': use digits and a unit, e.g. 90s, 30m, 24h, 7d", what, s);
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (s[n - 1] == units[i].unit) {
+			*seconds = v * units[i].seconds;
+			return true;
+		}
+	return false;
+}
+
+int parse_duration(const char *s, int64_t max, const char *what, int64_t *seconds)
+{
+	if (!duration_seconds(s, seconds))
+		return latch_error(LATCH_USAGE, "invalid %s '%s': use digits and a unit, e.g. 90s, 30m, 24h, 7d", what,
+				   s);
+	if (*seconds > max)
+		return latch_error(LATCH_USAGE, "%s '%s' is longer than the maximum (%lld s)", what, s, (long long)max);
+	return 0;
 }
 
 /* Each block carries its size in front, so free can wipe it. */
@@ -112,10 +121,12 @@ void json_use_wiping_allocator(void)
 	json_set_alloc_funcs(wiping_malloc, wiping_free);
 }
 
+_Static_assert(LATCH_NAME_MAX == 128, "LATCH_NAME_RULE states the maximum as 128");
+
 bool latch_name_valid(const char *name)
 {
 	size_t n = strlen(name);
-	if (n == 0 || n > 128)
+	if (n == 0 || n > LATCH_NAME_MAX)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)name[i];
@@ -133,46 +144,6 @@ void json_free_text(char *text)
 	json_get_alloc_funcs(&m, &f);
 	if (text)
 		f(text);
-}
-
-json_t *json_secret_b64(const struct secbuf *v)
-{
-	/* The JSON string lands on the wiping heap anyway, so the text is
-	 * built there too: a secure buffer per value cost ten system calls. */
-	size_t n = sodium_base64_encoded_len(v->len, sodium_base64_VARIANT_ORIGINAL);
-	char *text = malloc(n);
-	if (!text)
-		return NULL;
-	sodium_bin2base64(text, n, v->data, v->len, sodium_base64_VARIANT_ORIGINAL);
-	json_t *s = json_stringn_nocheck(text, n - 1);
-	sodium_memzero(text, n);
-	free(text);
-	return s;
-}
-
-int secret_b64_decode(const json_t *s, unsigned char *out, size_t room, size_t max, size_t *len)
-{
-	const char *b64 = json_string_value(s);
-	size_t got = 0;
-	if (!b64 ||
-	    sodium_base642bin(out, room, b64, strlen(b64), NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    got == 0 || got > max)
-		return -1;
-	*len = got;
-	return 0;
-}
-
-struct secbuf *secret_from_json_b64(const json_t *s, size_t max)
-{
-	const char *b64 = json_string_value(s);
-	if (!b64)
-		return NULL;
-	struct secbuf *b = secbuf_new(strlen(b64));
-	if (b && secret_b64_decode(s, b->data, b->cap, max, &b->len) != 0) {
-		secbuf_free(b);
-		return NULL;
-	}
-	return b;
 }
 
 int write_all(int fd, const void *buf, size_t n)

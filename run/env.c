@@ -28,18 +28,45 @@ static const char *const unsafe_names[] = {
 	 * host aliases, resolver and time zone data, a malloc trace) or
 	 * retune its allocator. TMPDIR from that list is left alone: it only
 	 * names where temporary files go, and programs need it. */
-	"GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_TRACE",
-	"NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR",
+	"GCONV_PATH",
+	"GETCONF_DIR",
+	"GLIBC_TUNABLES",
+	"HOSTALIASES",
+	"LOCALDOMAIN",
+	"LOCPATH",
+	"MALLOC_TRACE",
+	"NIS_PATH",
+	"NLSPATH",
+	"RESOLV_HOST_CONF",
+	"RES_OPTIONS",
+	"TZDIR",
 	/* Shell start-up: BASH_ENV and ENV name a script every (bash, sh)
 	 * shell runs first; SHELLOPTS=xtrace with PS4='$X' prints a
 	 * variable's value on stderr; BASHOPTS and PROMPT_COMMAND run or
 	 * change code the same way. */
-	"BASH_ENV", "BASHOPTS", "ENV", "PROMPT_COMMAND", "PS4", "SHELLOPTS",
+	"BASH_ENV",
+	"BASHOPTS",
+	"ENV",
+	"PROMPT_COMMAND",
+	"PS4",
+	"SHELLOPTS",
 	/* Interpreter start-up: each runs, imports or preloads code of the
 	 * caller's choosing before the program's own (a granted python3,
 	 * perl, ruby, node or java script). */
-	"PYTHONHOME", "PYTHONINSPECT", "PYTHONPATH", "PYTHONSTARTUP", "PERL5DB", "PERL5LIB", "PERL5OPT", "PERLLIB",
-	"RUBYLIB", "RUBYOPT", "NODE_OPTIONS", "NODE_PATH", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS",
+	"PYTHONHOME",
+	"PYTHONINSPECT",
+	"PYTHONPATH",
+	"PYTHONSTARTUP",
+	"PERL5DB",
+	"PERL5LIB",
+	"PERL5OPT",
+	"PERLLIB",
+	"RUBYLIB",
+	"RUBYOPT",
+	"NODE_OPTIONS",
+	"NODE_PATH",
+	"JAVA_TOOL_OPTIONS",
+	"JDK_JAVA_OPTIONS",
 	"_JAVA_OPTIONS",
 };
 

@@ -51,13 +51,9 @@ static void held_signals(sigset_t *set)
 		sigaddset(set, sig);
 }
 
-static const struct secbuf *value_of(const char *name, const char *const *names, struct secbuf *const *values,
-				     size_t n)
+static const struct secbuf *value_of(const struct run_plan *p, size_t ref)
 {
-	for (size_t j = 0; j < n; j++)
-		if (!strcmp(names[j], name))
-			return values[j];
-	return NULL;
+	return &p->secrets[p->refs[ref].secret].value;
 }
 
 static bool named(const char *const *list, size_t n, const char *s, size_t len)
@@ -71,8 +67,7 @@ static bool named(const char *const *list, size_t n, const char *s, size_t len)
 /* The child's environment: ours (or only --keep with --pristine) less
  * every unsafe variable (run_env_unsafe), with every reference set to
  * its value, or for --file to "/dev/fd/N" (N = 3, 4, ... in order). */
-static char **build_env(const struct run_plan *p, const char *const *names, struct secbuf *const *values,
-			size_t n, struct secbuf **store)
+static char **build_env(const struct run_plan *p, struct secbuf **store)
 {
 	size_t count = 0;
 	for (char **e = environ; e && *e; e++)
@@ -96,8 +91,7 @@ static char **build_env(const struct run_plan *p, const char *const *names, stru
 	size_t need = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
 		need += strlen(p->refs[i].var) + 2;
-		need += p->refs[i].as_file ? sizeof "/dev/fd/" + 3 * sizeof(int)
-					   : value_of(p->refs[i].name, names, values, n)->len;
+		need += p->refs[i].as_file ? sizeof "/dev/fd/" + 3 * sizeof(int) : value_of(p, i)->len;
 	}
 	struct secbuf *b = secbuf_new(need + 1);
 	if (!b) {
@@ -113,7 +107,7 @@ static char **build_env(const struct run_plan *p, const char *const *names, stru
 		if (p->refs[i].as_file) {
 			len += (size_t)sprintf(s + len, "/dev/fd/%d", fd++);
 		} else {
-			const struct secbuf *v = value_of(p->refs[i].name, names, values, n);
+			const struct secbuf *v = value_of(p, i);
 			memcpy(s + len, v->data, v->len);
 			len += v->len;
 		}
@@ -134,14 +128,13 @@ static char **build_env(const struct run_plan *p, const char *const *names, stru
  * to numbers at or above 3 + n_files, so no move to 3.. in the child
  * overwrites one not yet moved, and none is a dup2 onto itself (which
  * would leave close-on-exec set). */
-static int make_files(const struct run_plan *p, const char *const *names, struct secbuf *const *values,
-		      size_t n, int *fds, size_t n_files)
+static int make_files(const struct run_plan *p, int *fds, size_t n_files)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
 		if (!p->refs[i].as_file)
 			continue;
-		const struct secbuf *v = value_of(p->refs[i].name, names, values, n);
+		const struct secbuf *v = value_of(p, i);
 		int m = memfd_create("latch-file", MFD_ALLOW_SEALING | MFD_CLOEXEC);
 		if (m < 0)
 			return latch_error(LATCH_OPERR, "cannot create a memory file for '%s': %s", p->refs[i].var,
@@ -171,18 +164,22 @@ static void close_files(int *fds, size_t n_files)
 		}
 }
 
-int run_child(struct run_plan *p, const char *const *names, struct secbuf *const *values, size_t n)
+int run_child(struct run_plan *p)
 {
 	size_t n_files = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
-		const struct secbuf *v = value_of(p->refs[i].name, names, values, n);
-		if (!v) {
+		const struct secbuf *v = value_of(p, i);
+		if (!v->data) {
 			latch_error(LATCH_OPERR, "no value for '%s'", p->refs[i].name);
+			run_values_free(p);
 			return 125;
 		}
 		if (!p->refs[i].as_file && memchr(v->data, '\0', v->len)) {
-			latch_error(LATCH_USAGE, "secret '%s' holds a NUL byte, which no variable can carry: use --file %s=latch://%s",
-				    p->refs[i].name, p->refs[i].var, p->refs[i].name);
+			latch_error(
+				LATCH_USAGE,
+				"secret '%s' holds a NUL byte, which no variable can carry: use --file %s=latch://%s",
+				p->refs[i].name, p->refs[i].var, p->refs[i].name);
+			run_values_free(p);
 			return 125;
 		}
 		n_files += p->refs[i].as_file;
@@ -193,12 +190,14 @@ int run_child(struct run_plan *p, const char *const *names, struct secbuf *const
 	struct secbuf *store = NULL;
 	char **env = NULL;
 	int status = 125;
-	if (make_files(p, names, values, n, fds, n_files) != 0)
+	if (make_files(p, fds, n_files) != 0)
 		goto out;
-	if (!(env = build_env(p, names, values, n, &store))) {
+	if (!(env = build_env(p, &store))) {
 		latch_error(LATCH_OPERR, "cannot build the child's environment");
 		goto out;
 	}
+	/* From here the environment is the one copy of the values in latch. */
+	run_values_free(p);
 	/* posix_spawn, not fork: glibc's clones without copying our page
 	 * tables (a fork costs more with every locked mapping), and it
 	 * reports an exec failure as its result. */
@@ -240,6 +239,9 @@ int run_child(struct run_plan *p, const char *const *names, struct secbuf *const
 	pid_t pid;
 	if (!err)
 		err = posix_spawn(&pid, p->path, &fa, &attr, p->argv, env);
+	/* The child has its copy (or none): wipe ours at once. */
+	secbuf_free(store);
+	store = NULL;
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (err != 0) {
@@ -259,10 +261,8 @@ int run_child(struct run_plan *p, const char *const *names, struct secbuf *const
 		sigaction(forwarded[i], &sa, NULL);
 	sigorset(&old, &old, &held);
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	/* The child's copy of the values is its own now: wipe ours. */
+	/* The memory files are the child's now. */
 	close_files(fds, n_files);
-	secbuf_free(store);
-	store = NULL;
 	int ws;
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
 		;
@@ -275,5 +275,6 @@ out:
 	close_files(fds, n_files);
 	secbuf_free(store);
 	free(env);
+	run_values_free(p);
 	return status;
 }

@@ -37,9 +37,10 @@ static int parse_ref(const char *spec, size_t len, const char *where, char **var
 	/* The value would reach ld.so, a shell's start-up or an
 	 * interpreter's, which print it or hand it to the agent's code. */
 	if (run_env_unsafe(spec, vlen))
-		return latch_error(LATCH_USAGE,
-				   "%sa reference cannot target '%.*s': loader, shell and interpreter start-up variables never reach the child",
-				   where, (int)vlen, spec);
+		return latch_error(
+			LATCH_USAGE,
+			"%sa reference cannot target '%.*s': loader, shell and interpreter start-up variables never reach the child",
+			where, (int)vlen, spec);
 	*name = strndup(value + slen, rest - slen);
 	*var = strndup(spec, vlen);
 	if (!*name || !*var || !latch_name_valid(*name)) {
@@ -57,7 +58,7 @@ static int add(struct run_plan *p, char *var, char *name, bool as_file)
 		if (!strcmp(p->refs[i].var, var)) {
 			free(p->refs[i].var);
 			free(p->refs[i].name);
-			p->refs[i] = (struct run_ref){var, name, as_file};
+			p->refs[i] = (struct run_ref){var, name, as_file, 0};
 			return 0;
 		}
 	if (p->n_refs == RUN_MAX_REFS) {
@@ -65,7 +66,7 @@ static int add(struct run_plan *p, char *var, char *name, bool as_file)
 		free(name);
 		return latch_error(LATCH_USAGE, "more than %d references", RUN_MAX_REFS);
 	}
-	p->refs[p->n_refs++] = (struct run_ref){var, name, as_file};
+	p->refs[p->n_refs++] = (struct run_ref){var, name, as_file, 0};
 	return 0;
 }
 
@@ -100,7 +101,8 @@ int run_add_env_file(struct run_plan *p, const char *path)
 	int lineno = 0, rc = 0;
 	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+		while (n > 0 &&
+		       (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
 			line[--n] = '\0';
 		char *s = line;
 		while (*s == ' ' || *s == '\t')
@@ -114,7 +116,8 @@ int run_add_env_file(struct run_plan *p, const char *path)
 		int r = parse_ref(s, strlen(s), where, &var, &name);
 		if (r == 0)
 			rc = latch_error(LATCH_USAGE,
-					 "%snot a reference (only VAR=latch://NAME lines belong in an env file)", where);
+					 "%snot a reference (only VAR=latch://NAME lines belong in an env file)",
+					 where);
 		else if (r < 0)
 			rc = -1; /* reported, with the line */
 		else
@@ -125,17 +128,29 @@ int run_add_env_file(struct run_plan *p, const char *path)
 	return rc;
 }
 
-size_t run_names(const struct run_plan *p, const char **names, size_t max)
+size_t run_secrets(struct run_plan *p)
 {
-	size_t n = 0;
+	p->n_secrets = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
-		bool seen = false;
-		for (size_t j = 0; j < n && !seen; j++)
-			seen = !strcmp(names[j], p->refs[i].name);
-		if (!seen && n < max)
-			names[n++] = p->refs[i].name;
+		size_t j = 0;
+		while (j < p->n_secrets && strcmp(p->secrets[j].name, p->refs[i].name) != 0)
+			j++;
+		if (j == p->n_secrets)
+			p->secrets[p->n_secrets++] = (struct run_secret){.name = p->refs[i].name};
+		p->refs[i].secret = j;
 	}
-	return n;
+	return p->n_secrets;
+}
+
+void run_values_free(struct run_plan *p)
+{
+	secbuf_free(p->store);
+	p->store = NULL;
+	for (size_t i = 0; i < p->n_secrets; i++) {
+		secbuf_free(p->secrets[i].own);
+		p->secrets[i].own = NULL;
+		p->secrets[i].value = (struct secbuf){NULL, 0, 0};
+	}
 }
 
 static int resolved(const char *path, char out[PATH_MAX])
@@ -185,6 +200,8 @@ int run_resolve(const char *cmd, char out[PATH_MAX])
 
 void run_plan_free(struct run_plan *p)
 {
+	run_values_free(p);
+	p->n_secrets = 0;
 	for (size_t i = 0; i < p->n_refs; i++) {
 		free(p->refs[i].var);
 		free(p->refs[i].name);

@@ -20,16 +20,29 @@ struct run_ref {
 	char *var;
 	char *name;
 	bool as_file;
+	size_t secret; /* its secret: p->secrets[secret] (run_secrets) */
+};
+
+/* A secret the plan needs, and its value once released: a view into the
+ * plan's store, or into `own` (a buffer of its own). Refs that name the
+ * same secret share it. */
+struct run_secret {
+	const char *name; /* the first ref's */
+	struct secbuf value;
+	struct secbuf *own;
 };
 
 struct run_plan {
 	struct run_ref refs[RUN_MAX_REFS];
 	size_t n_refs;
+	struct run_secret secrets[RUN_MAX_REFS];
+	size_t n_secrets;
+	struct secbuf *store;     /* the buffer values are views into, if one */
 	bool pristine;            /* start from an empty environment */
 	char *keep[RUN_MAX_REFS]; /* with pristine: variables to keep */
 	size_t n_keep;
-	char *const *argv;        /* the command and its arguments */
-	char path[PATH_MAX];      /* the resolved command */
+	char *const *argv;   /* the command and its arguments */
+	char path[PATH_MAX]; /* the resolved command */
 };
 
 /* True if a variable of this name (`len` bytes, no '=') makes a program
@@ -46,25 +59,34 @@ int run_add_ref(struct run_plan *p, const char *spec, bool as_file);
 int run_add_env_file(struct run_plan *p, const char *path);
 /* Add references found in this process's environment (VAR=latch://NAME). */
 int run_add_environ(struct run_plan *p, char *const *envp);
-/* The distinct secret names the plan needs, in first-use order. */
-size_t run_names(const struct run_plan *p, const char **names, size_t max);
+/* Collect the distinct secrets the plan needs, in first-use order, into
+ * p->secrets, and link each reference to its own. Returns how many. */
+size_t run_secrets(struct run_plan *p);
+/* Wipe and free every value the plan holds (its store, and each secret's
+ * own buffer); the views become empty. Idempotent. */
+void run_values_free(struct run_plan *p);
 
 /* Resolve a command as execvp would (a name with '/' as is, else along
  * PATH), then to its real path, which is what grants name and what runs.
  * Returns 0, or 127 (not found) / 126 (not executable) after reporting. */
 int run_resolve(const char *cmd, char out[PATH_MAX]);
 
-/* Run the plan's command with `values[i]` for names[i] (as from
- * run_names). The child gets descriptors 0-2, the --file ones after
- * them, and no other; an empty signal mask and default dispositions.
+/* Run the plan's command with the values of its secrets (each set). The
+ * child gets descriptors 0-2, the --file ones after them, and no other;
+ * an empty signal mask and default dispositions. One plaintext copy of
+ * each value at spawn: the values are wiped (run_values_free) once the
+ * child's environment and memory files are built, and the environment
+ * right after the spawn, so that while the child runs latch holds none
+ * (and on every other path the values are wiped before it returns).
  * Returns the status to exit with: the child's, 128+N if it died of
  * signal N, 126/127 if it could not be run, 125 if latch failed before
  * exec (reported). Signals whose default would end latch before the
  * caller records the exit (SIGALRM, SIGPIPE, SIGXCPU, real-time, ...)
  * are blocked from the start of the child on and stay blocked when this
  * returns: the caller is about to exit. */
-int run_child(struct run_plan *p, const char *const *names, struct secbuf *const *values, size_t n);
+int run_child(struct run_plan *p);
 
+/* Free the references and every value (run_values_free). */
 void run_plan_free(struct run_plan *p);
 
 #endif

@@ -1,5 +1,7 @@
-/* vault/ private: the cryptographic layout shared by store.c and seal.c.
- * Not a public header; nothing outside vault/ includes it. */
+/* vault/ private: the open vault, its header layout, and what the files
+ * share: the database and its transactions (db.c), the header (header.c),
+ * the secrets (secrets.c), named keys (keys.c) and the cryptography
+ * (seal.c). Not a public header; nothing outside vault/ includes it. */
 #ifndef LATCH_VAULT_INTERNAL_H
 #define LATCH_VAULT_INTERNAL_H
 
@@ -29,6 +31,51 @@ struct vault_header {
 	unsigned char check[HEADER_CHECK_BYTES];
 };
 
+/* An open vault. */
+struct vault {
+	sqlite3 *db;
+	char path[PATH_MAX];
+	struct vault_header h;
+	struct secbuf *kek;       /* set by vault_unlock */
+	struct secbuf *data_key;  /* set by vault_unlock */
+	struct secbuf *value_key; /* set by vault_unlock */
+	vault_hook hook;          /* records each change inside its transaction */
+	void *hook_ctx;
+	bool (*busy_tick)(void); /* vault_on_busy */
+};
+
+/* db.c: sqlite errors reported with the vault's path (busy, damaged or
+ * else), returning -1; one statement or script; write transactions
+ * (BEGIN IMMEDIATE). tx_abort rolls back if a transaction is open and
+ * returns -1, so failure paths can `return tx_abort(v);`. */
+int db_fail(struct vault *v, const char *what);
+int db_exec(struct vault *v, const char *sql, const char *what);
+int db_prepare(struct vault *v, const char *sql, sqlite3_stmt **st);
+int tx_begin(struct vault *v);
+int tx_commit(struct vault *v);
+int tx_abort(struct vault *v);
+/* Tells the hook (the audit log) about a change, inside the transaction
+ * that makes it: if the hook fails, the change is rolled back. */
+int run_hook(struct vault *v, const char *event, const char *const *names, const int64_t *ids, const int64_t *versions,
+	     size_t n, int64_t version);
+
+/* header.c: the header row, read with its checksum and KDF checked;
+ * written (inserted for a new vault) with a new checksum; and, inside a
+ * write transaction, still the one this process unlocked. */
+int header_read(struct vault *v, struct vault_header *h);
+int header_write(struct vault *v, struct vault_header *h, bool insert);
+int header_unchanged(struct vault *v);
+/* LATCH_DENIED unless vault_unlock succeeded. */
+int require_unlocked(const struct vault *v);
+
+/* secrets.c: 0 for a valid secret name, else -1 reported (without
+ * echoing the name). */
+int check_name(const char *name);
+
+/* keys.c: a rekey's named keys, sealed again under the new value key
+ * inside its transaction. */
+int rewrap_named_keys(struct vault *v, const struct secbuf *new_value_key);
+
 /* KDF parameters of a named level, and whether stored ones are acceptable
  * (Argon2id only, at or above the INTERACTIVE floor, below a ceiling that
  * keeps a tampered header from costing hours or all memory). */
@@ -42,14 +89,12 @@ const char *kdf_name_of(uint64_t ops, uint64_t mem);
 void header_checksum(const struct vault_header *h, unsigned char out[HEADER_CHECK_BYTES]);
 
 /* Argon2id(passphrase, salt, ops, mem) into a new secbuf of 32 bytes. */
-int derive_kek(const struct secbuf *passphrase, const struct vault_header *h,
-	       struct secbuf **kek_out);
+int derive_kek(const struct secbuf *passphrase, const struct vault_header *h, struct secbuf **kek_out);
 /* Seal `data_key` under `kek` into h->key_nonce/h->wrapped_key; the
  * associated data binds the vault id, KDF parameters, salt and key
  * generation, so none of them can be swapped. */
 void wrap_data_key(struct vault_header *h, const struct secbuf *kek, const struct secbuf *data_key);
-int unwrap_data_key(const struct vault_header *h, const struct secbuf *kek,
-		    struct secbuf **data_key_out);
+int unwrap_data_key(const struct vault_header *h, const struct secbuf *kek, struct secbuf **data_key_out);
 /* The value-sealing subkey of a data key (crypto_kdf, id 1, "latchval"). */
 int derive_value_key(const struct secbuf *data_key, struct secbuf **value_key_out);
 
@@ -63,8 +108,7 @@ struct value_binding {
 	bool named_key; /* a row of the keys table, not a secret */
 };
 /* ct must hold len + AEAD_TAG_BYTES. */
-void value_seal(const struct secbuf *value_key, const struct value_binding *b,
-		const unsigned char *value, size_t len,
+void value_seal(const struct secbuf *value_key, const struct value_binding *b, const unsigned char *value, size_t len,
 		unsigned char nonce[KEY_NONCE_BYTES], unsigned char *ct);
 /* Returns -1 without reporting when authentication fails: the caller
  * names the secret. */

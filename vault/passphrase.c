@@ -21,8 +21,9 @@ int vault_read_passphrase(int fd, const char *prompt, bool is_new, struct secbuf
 			return -1;
 	} else {
 		if (!tty_available())
-			return latch_error(LATCH_DENIED,
-					   "no terminal to ask for the passphrase (a human must run this, or use --passphrase-fd N)");
+			return latch_error(
+				LATCH_DENIED,
+				"no terminal to ask for the passphrase (a human must run this, or use --passphrase-fd N)");
 		if (tty_read_hidden(prompt, VAULT_PASSPHRASE_MAX, &p) != 0)
 			return -1;
 	}

@@ -26,39 +26,49 @@ static unsigned char *put_bytes(unsigned char *p, const void *src, size_t n)
 	return p + n;
 }
 
+/* The KDF levels: their names (--kdf, vault_info) and Argon2id costs. */
+static const struct {
+	const char *name;
+	uint64_t ops;
+	size_t mem;
+} kdf_levels[] = {
+	[VAULT_KDF_INTERACTIVE] = {"interactive", crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE,
+				   crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE},
+	[VAULT_KDF_MODERATE] = {"moderate", crypto_pwhash_argon2id_OPSLIMIT_MODERATE,
+				crypto_pwhash_argon2id_MEMLIMIT_MODERATE},
+	[VAULT_KDF_SENSITIVE] = {"sensitive", crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE,
+				 crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE},
+};
+#define N_KDF_LEVELS (sizeof kdf_levels / sizeof kdf_levels[0])
+
+int vault_kdf_parse(const char *s, enum vault_kdf *out)
+{
+	for (size_t i = 0; i < N_KDF_LEVELS; i++)
+		if (!strcmp(s, kdf_levels[i].name)) {
+			*out = (enum vault_kdf)i;
+			return 0;
+		}
+	return latch_error(LATCH_USAGE, "unknown KDF level '%s' (interactive, moderate, sensitive)", s);
+}
+
+const char *vault_kdf_name(enum vault_kdf kdf)
+{
+	return (size_t)kdf < N_KDF_LEVELS ? kdf_levels[kdf].name : "custom";
+}
+
 void kdf_params_of(enum vault_kdf kdf, uint64_t *ops, uint64_t *mem)
 {
-	switch (kdf) {
-	case VAULT_KDF_INTERACTIVE:
-		*ops = crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE;
-		*mem = crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE;
-		return;
-	case VAULT_KDF_SENSITIVE:
-		*ops = crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE;
-		*mem = crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE;
-		return;
-	case VAULT_KDF_MODERATE:
-	default:
-		*ops = crypto_pwhash_argon2id_OPSLIMIT_MODERATE;
-		*mem = crypto_pwhash_argon2id_MEMLIMIT_MODERATE;
-		return;
-	}
+	if ((size_t)kdf >= N_KDF_LEVELS)
+		kdf = VAULT_KDF_MODERATE;
+	*ops = kdf_levels[kdf].ops;
+	*mem = kdf_levels[kdf].mem;
 }
 
 const char *kdf_name_of(uint64_t ops, uint64_t mem)
 {
-	static const struct {
-		enum vault_kdf kdf;
-		const char *name;
-	} levels[] = {{VAULT_KDF_INTERACTIVE, "interactive"},
-		      {VAULT_KDF_MODERATE, "moderate"},
-		      {VAULT_KDF_SENSITIVE, "sensitive"}};
-	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
-		uint64_t o, m;
-		kdf_params_of(levels[i].kdf, &o, &m);
-		if (o == ops && m == mem)
-			return levels[i].name;
-	}
+	for (size_t i = 0; i < N_KDF_LEVELS; i++)
+		if (kdf_levels[i].ops == ops && kdf_levels[i].mem == mem)
+			return kdf_levels[i].name;
 	return "custom";
 }
 
@@ -109,17 +119,15 @@ void header_checksum(const struct vault_header *h, unsigned char out[HEADER_CHEC
 	crypto_generichash_final(&st, out, HEADER_CHECK_BYTES);
 }
 
-int derive_kek(const struct secbuf *passphrase, const struct vault_header *h,
-	       struct secbuf **kek_out)
+int derive_kek(const struct secbuf *passphrase, const struct vault_header *h, struct secbuf **kek_out)
 {
 	if (kdf_params_check(h) != 0)
 		return -1;
 	struct secbuf *kek = secbuf_new(DATA_KEY_BYTES);
 	if (!kek)
 		return -1;
-	if (crypto_pwhash(kek->data, DATA_KEY_BYTES, (const char *)passphrase->data, passphrase->len,
-			  h->kdf_salt, h->kdf_opslimit, (size_t)h->kdf_memlimit,
-			  crypto_pwhash_ALG_ARGON2ID13) != 0) {
+	if (crypto_pwhash(kek->data, DATA_KEY_BYTES, (const char *)passphrase->data, passphrase->len, h->kdf_salt,
+			  h->kdf_opslimit, (size_t)h->kdf_memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0) {
 		secbuf_free(kek);
 		return latch_error(LATCH_OPERR, "cannot derive the key: Argon2id needs %llu MiB of memory",
 				   (unsigned long long)(h->kdf_memlimit >> 20));
@@ -134,21 +142,19 @@ void wrap_data_key(struct vault_header *h, const struct secbuf *kek, const struc
 	unsigned char ad[KEY_BINDING_MAX];
 	size_t adlen = key_binding(h, ad);
 	randombytes_buf(h->key_nonce, KEY_NONCE_BYTES);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(h->wrapped_key, NULL, data_key->data, DATA_KEY_BYTES,
-						   ad, adlen, NULL, h->key_nonce, kek->data);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(h->wrapped_key, NULL, data_key->data, DATA_KEY_BYTES, ad, adlen,
+						   NULL, h->key_nonce, kek->data);
 }
 
-int unwrap_data_key(const struct vault_header *h, const struct secbuf *kek,
-		    struct secbuf **data_key_out)
+int unwrap_data_key(const struct vault_header *h, const struct secbuf *kek, struct secbuf **data_key_out)
 {
 	unsigned char ad[KEY_BINDING_MAX];
 	size_t adlen = key_binding(h, ad);
 	struct secbuf *dk = secbuf_new(DATA_KEY_BYTES);
 	if (!dk)
 		return -1;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(dk->data, NULL, NULL, h->wrapped_key,
-						       WRAPPED_KEY_BYTES, ad, adlen, h->key_nonce,
-						       kek->data) != 0) {
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(dk->data, NULL, NULL, h->wrapped_key, WRAPPED_KEY_BYTES, ad,
+						       adlen, h->key_nonce, kek->data) != 0) {
 		secbuf_free(dk);
 		return latch_error(LATCH_DENIED, "wrong passphrase");
 	}
@@ -169,7 +175,7 @@ int derive_value_key(const struct secbuf *data_key, struct secbuf **value_key_ou
 	return 0;
 }
 
-#define VALUE_BINDING_MAX (sizeof NAMED_KEY_AD_LABEL + VAULT_ID_BYTES + 8 + 8 + 4 + VAULT_NAME_MAX)
+#define VALUE_BINDING_MAX (sizeof NAMED_KEY_AD_LABEL + VAULT_ID_BYTES + 8 + 8 + 4 + LATCH_NAME_MAX)
 
 /* label || vault id || secret id || version || len(name) || name. Named
  * keys use their own label, so no blob authenticates as the other kind. */
@@ -178,8 +184,8 @@ static size_t value_ad(const struct value_binding *b, unsigned char *buf)
 	const char *label = b->named_key ? NAMED_KEY_AD_LABEL : VALUE_AD_LABEL;
 	size_t label_len = b->named_key ? sizeof NAMED_KEY_AD_LABEL : sizeof VALUE_AD_LABEL;
 	size_t nlen = strlen(b->name);
-	if (nlen > VAULT_NAME_MAX)
-		nlen = VAULT_NAME_MAX; /* names are validated long before this */
+	if (nlen > LATCH_NAME_MAX)
+		nlen = LATCH_NAME_MAX; /* names are validated long before this */
 	unsigned char *p = buf;
 	p = put_bytes(p, label, label_len);
 	p = put_bytes(p, b->vault_id, VAULT_ID_BYTES);
@@ -191,15 +197,13 @@ static size_t value_ad(const struct value_binding *b, unsigned char *buf)
 	return (size_t)(p - buf);
 }
 
-void value_seal(const struct secbuf *value_key, const struct value_binding *b,
-		const unsigned char *value, size_t len, unsigned char nonce[KEY_NONCE_BYTES],
-		unsigned char *ct)
+void value_seal(const struct secbuf *value_key, const struct value_binding *b, const unsigned char *value, size_t len,
+		unsigned char nonce[KEY_NONCE_BYTES], unsigned char *ct)
 {
 	unsigned char ad[VALUE_BINDING_MAX];
 	size_t adlen = value_ad(b, ad);
 	randombytes_buf(nonce, KEY_NONCE_BYTES);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(ct, NULL, value, len, ad, adlen, NULL, nonce,
-						   value_key->data);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(ct, NULL, value, len, ad, adlen, NULL, nonce, value_key->data);
 }
 
 int value_open(const struct secbuf *value_key, const struct value_binding *b,

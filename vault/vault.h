@@ -1,4 +1,4 @@
-/* vault: the encrypted store of secrets (docs/design.md section 4).
+/* vault: the encrypted store of secrets (docs/design.md).
  *
  * One sqlite file, vault.db, in a private directory. A passphrase is
  * stretched with Argon2id into a key-encryption key that wraps a random
@@ -13,7 +13,6 @@
 #include <limits.h>
 #include <sqlite3.h>
 
-#define VAULT_NAME_MAX 128
 #define VAULT_VALUE_MAX (1024 * 1024)
 #define VAULT_PASSPHRASE_MIN 8
 #define VAULT_PASSPHRASE_MAX 1024
@@ -24,7 +23,11 @@ enum vault_kdf {
 	VAULT_KDF_MODERATE,    /* the default: 3 passes, 256 MiB */
 	VAULT_KDF_SENSITIVE,   /* 4 passes, 1 GiB */
 };
+/* A level by its name ("interactive", "moderate", "sensitive"); anything
+ * else is a usage error, reported. */
 int vault_kdf_parse(const char *s, enum vault_kdf *out);
+/* The name of a level. */
+const char *vault_kdf_name(enum vault_kdf kdf);
 
 struct vault;
 
@@ -37,9 +40,11 @@ int vault_path(const char *dir, char *buf, size_t n);
 /* How long a write waits for another process's lock before it fails:
  * LATCH_LOCK_TIMEOUT_MS (0 to 600000), default 5000. */
 int vault_lock_timeout_ms(void);
-
-/* Valid names: [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. */
-bool vault_name_valid(const char *name);
+/* While a write waits for another process's lock, call `tick` every 2 ms
+ * instead of sleeping through sqlite's plain timeout (the broker sweeps
+ * expired grants in it); the wait ends at the same timeout, or at once
+ * when `tick` returns false. */
+void vault_on_busy(struct vault *v, bool (*tick)(void));
 
 /* A change about to be committed: the hook (the audit log) runs inside
  * the change's transaction; if it fails, the change is rolled back. */
@@ -49,7 +54,7 @@ struct vault_change {
 	const int64_t *ids;       /* their ids */
 	const int64_t *versions;  /* their versions (after a set: the new one) */
 	size_t n;
-	int64_t version; /* set: the new version; otherwise -1 */
+	int64_t version; /* set: the new version; otherwise 0 */
 };
 typedef int (*vault_hook)(struct vault *v, const struct vault_change *c, void *ctx);
 void vault_on_change(struct vault *v, vault_hook fn, void *ctx);
@@ -57,13 +62,31 @@ void vault_on_change(struct vault *v, vault_hook fn, void *ctx);
  * audit log); valid until vault_close. */
 sqlite3 *vault_db(struct vault *v);
 
+/* Tables another module keeps in the vault file (the audit log's). The
+ * file has one schema version: moving it to version i+1 runs the vault's
+ * own SQL, then each module's steps[i] (NULL: nothing), in the one
+ * transaction of the migration. `schema` is what the module's tables and
+ * indexes look like in sqlite_master once migrated, one entry per line as
+ * "type name tbl_name sql", sorted: a vault file must hold exactly the
+ * vault's and the modules' entries, or it is refused. */
+struct vault_tables {
+	const char *const *steps;
+	size_t n_steps;
+	const char *const *schema;
+	size_t n_schema;
+};
+/* Add a module's tables to every vault this process creates or opens;
+ * called before the first (the same `t` again is a no-op). A vault opened
+ * without them is refused: its schema is not this one. 0, or -1. */
+int vault_add_tables(const struct vault_tables *t);
+
 /* Create a new vault in `dir` (created 0700 if missing). Atomic: the file
  * appears complete or not at all. Fails if a vault is already there.
  * The _recorded form runs `hook` to record the creation in the same commit
  * (and so starts the audit log). */
 int vault_create(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf);
-int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf,
-			  vault_hook hook, void *hook_ctx);
+int vault_create_recorded(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf, vault_hook hook,
+			  void *hook_ctx);
 
 /* Open an existing vault: permission checks, schema migrations, header
  * checksum. No key is derived; names and metadata are readable. */
@@ -75,15 +98,13 @@ int vault_unlock(struct vault *v, const struct secbuf *passphrase);
 void vault_close(struct vault *v);
 
 /* Operations below that read or write values need vault_unlock() first. */
-int vault_set(struct vault *v, const char *name, const struct secbuf *value,
-	      int64_t *version_out);
+int vault_set(struct vault *v, const char *name, const struct secbuf *value, int64_t *version_out);
 /* Read one value without recording it: for tests and vault-internal use.
  * Commands release values only through vault_read. */
 int vault_get(struct vault *v, const char *name, struct secbuf **value_out);
 /* Read `n` values in one write transaction that also runs the hook with
  * `event` (e.g. "reveal"): nothing is returned unless the record commits. */
-int vault_read(struct vault *v, const char *const *names, size_t n, const char *event,
-	       struct secbuf **values);
+int vault_read(struct vault *v, const char *const *names, size_t n, const char *event, struct secbuf **values);
 /* A random 32-byte key for `purpose` (e.g. "audit-writer"), stored
  * wrapped under the data key (rekey re-wraps it); made on first use when
  * `create`, else a missing key is an error. */
@@ -95,16 +116,15 @@ int vault_key_replace(struct vault *v, const char *purpose, const struct secbuf 
 int vault_remove(struct vault *v, const char *name);
 /* New passphrase (and optionally new KDF cost): re-wraps the data key;
  * no value's ciphertext changes. `kdf` NULL keeps the current cost. */
-int vault_passwd(struct vault *v, const struct secbuf *new_passphrase,
-		 const enum vault_kdf *kdf);
+int vault_passwd(struct vault *v, const struct secbuf *new_passphrase, const enum vault_kdf *kdf);
 /* New data key: every value is decrypted and sealed again, in one
  * transaction. `count_out` gets the number of values re-encrypted. */
 int vault_rekey(struct vault *v, int64_t *count_out);
 
 /* The wrapped key `purpose` with the header fields that open it, as JSON
- * text (free it with json_free_text): what a passphrase holder needs to recover that one key away
- * from the vault file (e.g. to verify an audit export). It reveals nothing
- * without the passphrase. Needs no unlock. */
+ * text (free it with free()): what a passphrase holder needs to recover
+ * that one key away from the vault file (e.g. to verify an audit export).
+ * It reveals nothing without the passphrase. Needs no unlock. */
 int vault_export_key(struct vault *v, const char *purpose, char **json_out);
 /* The reverse: recover the key from vault_export_key's JSON with the
  * passphrase. A wrong passphrase fails with LATCH_DENIED. */
@@ -129,8 +149,7 @@ int vault_rows(struct vault *v, int (*fn)(int64_t id, int64_t version, const cha
 /* A 32-byte key derived from the data key for `context` (8 characters)
  * and `salt`: only a passphrase holder can make it, and a rekey changes
  * it (e.g. the key a broker is enrolled with). */
-int vault_derive_key(struct vault *v, const char context[8], const unsigned char *salt, size_t n,
-		     struct secbuf **out);
+int vault_derive_key(struct vault *v, const char context[8], const unsigned char *salt, size_t n, struct secbuf **out);
 
 struct vault_info {
 	char path[PATH_MAX];

@@ -7,55 +7,54 @@
 # Crashes, locks, read-only vaults and full disks: audit_fail.bats.
 
 load helpers
-load audit_helpers
 
 setup_file() {
 	au_build_template
 }
 
 teardown() {
-	au_teardown
+	bg_cleanup
 }
 
 # ---------------------------------------------------------------------------
 # One record per change, none per failure
 
 @test "init, set, rm, passwd and rekey each leave exactly one record with the right event and secret" {
-	au_lxp init --kdf interactive </dev/null
-	au_status 0
+	lxp init --kdf interactive </dev/null
+	want_status 0
 	au_want_new_record init - 0
 
-	au_lxp set alpha --file - < <(printf 'v1')
-	au_status 0
+	lxp set alpha --file - < <(printf 'v1')
+	want_status 0
 	au_want_new_record set alpha 1
 
-	au_lxp set beta --file - < <(printf 'v1')
-	au_status 0
+	lxp set beta --file - < <(printf 'v1')
+	want_status 0
 	au_want_new_record set beta 2
 
 	# Replacing a value is a set too, and the record carries the new version.
-	au_lxp set alpha --file - < <(printf 'v2')
-	au_status 0
+	lxp set alpha --file - < <(printf 'v2')
+	want_status 0
 	au_want_new_record set alpha 3
-	au_lx audit --json --secret alpha
-	"$AU_PY" -c '
+	lx audit --json --secret alpha
+	"$PY" -c '
 import json, sys
 r = json.loads(sys.argv[1])
 assert [x["version"] for x in r] == [1, 2], r
 assert all(x["secret_ids"] == [r[0]["secret_ids"][0]] for x in r), r
 ' "$out"
 
-	au_lxp rm beta </dev/null
-	au_status 0
+	lxp rm beta </dev/null
+	want_status 0
 	au_want_new_record rm beta 4
 
 	printf '%s\n%s\n' "$PASS" "a new passphrase for the audit test" >"$BATS_TEST_TMPDIR/pw"
-	au_lx passwd --passphrase-fd 3 3<"$BATS_TEST_TMPDIR/pw" </dev/null
-	au_status 0
+	lx passwd --passphrase-fd 3 3<"$BATS_TEST_TMPDIR/pw" </dev/null
+	want_status 0
 	au_want_new_record passwd - 5
 
-	AU_PASS="a new passphrase for the audit test" au_lxp rekey </dev/null
-	au_status 0
+	LX_PASS="a new passphrase for the audit test" lxp rekey </dev/null
+	want_status 0
 	au_want_new_record rekey - 6
 
 	# Reading the log changes nothing: no record for ls, audit, checkpoint,
@@ -64,23 +63,23 @@ assert all(x["secret_ids"] == [r[0]["secret_ids"][0]] for x in r), r
 	"$LATCH" audit >/dev/null
 	"$LATCH" audit checkpoint >/dev/null
 	"$LATCH" audit export >/dev/null
-	AU_PASS="a new passphrase for the audit test" au_want_verified
+	LX_PASS="a new passphrase for the audit test" au_want_verified
 	[[ "$out" == *"7 records verified"* ]] || { echo "verify said: $out"; false; }
 	[ "$(au_count)" -eq 7 ]
 }
 
 @test "reveal leaves exactly one record (event reveal, decision allow)" {
-	au_need_pty
+	need_pty
 	init_vault
 	set_secret prod-token "$CANARY"
 	local before
 	before=$(au_count)
-	au_pty reveal prod-token
-	au_status 0
-	[ "$(head -c -1 "$AU_TTY")" = "$CANARY" ] # the reveal really happened
+	lptyp reveal prod-token
+	want_status 0
+	[ "$(head -c -1 "$TTY_LOG")" = "$CANARY" ] # the reveal really happened
 	au_want_new_record reveal prod-token "$before"
-	au_lx audit --json --event reveal
-	"$AU_PY" -c '
+	lx audit --json --event reveal
+	"$PY" -c '
 import json, sys
 r = json.loads(sys.argv[1])
 assert len(r) == 1 and r[0]["decision"] == "allow" and r[0]["secrets"] == ["prod-token"], r
@@ -96,25 +95,25 @@ assert len(r) == 1 and r[0]["decision"] == "allow" and r[0]["secrets"] == ["prod
 	sha=$(sha256sum "$VAULT")
 
 	# Wrong passphrase: exit 4, for every command that changes the vault.
-	AU_PASS="wrong passphrase" au_lxp set wrong1 --file - < <(printf 'x')
-	au_status 4
-	AU_PASS="wrong passphrase" au_lxp rm keep </dev/null
-	au_status 4
+	LX_PASS="wrong passphrase" lxp set wrong1 --file - < <(printf 'x')
+	want_status 4
+	LX_PASS="wrong passphrase" lxp rm keep </dev/null
+	want_status 4
 	printf '%s\n%s\n' "wrong passphrase" "another new passphrase" >"$BATS_TEST_TMPDIR/pw"
-	au_lx passwd --passphrase-fd 3 3<"$BATS_TEST_TMPDIR/pw" </dev/null
-	au_status 4
-	AU_PASS="wrong passphrase" au_lxp rekey </dev/null
-	au_status 4
+	lx passwd --passphrase-fd 3 3<"$BATS_TEST_TMPDIR/pw" </dev/null
+	want_status 4
+	LX_PASS="wrong passphrase" lxp rekey </dev/null
+	want_status 4
 	# Empty value and invalid name: exit 2.
-	au_lxp set empty1 --file - < <(printf '')
-	au_status 2
-	au_lxp set empty2 </dev/null
-	au_status 2
-	au_lxp set '.bad' --file - < <(printf 'x')
-	au_status 2
+	lxp set empty1 --file - < <(printf '')
+	want_status 2
+	lxp set empty2 </dev/null
+	want_status 2
+	lxp set '.bad' --file - < <(printf 'x')
+	want_status 2
 	# rm of a secret that does not exist: refused, nothing recorded.
-	au_lxp rm nosuch </dev/null
-	au_status 3
+	lxp rm nosuch </dev/null
+	want_status 3
 	# reveal without a terminal: denied before anything is read.
 	status=0
 	setsid -w "$LATCH" reveal keep --passphrase-fd 3 3<<<"$PASS" </dev/null >"$BATS_TEST_TMPDIR/rv.out" \
@@ -132,16 +131,16 @@ assert len(r) == 1 and r[0]["decision"] == "allow" and r[0]["secrets"] == ["prod
 }
 
 @test "reveal with a wrong passphrase or of a missing secret leaves no record" {
-	au_need_pty
+	need_pty
 	init_vault
 	set_secret keep "$CANARY"
 	local n
 	n=$(au_count)
-	AU_PASS="wrong passphrase" au_pty reveal keep
-	au_status 4
-	au_pty reveal nosuch
+	LX_PASS="wrong passphrase" lptyp reveal keep
+	want_status 4
+	lptyp reveal nosuch
 	[ "$status" -ne 0 ]
-	! grep -qaF "$CANARY" "$AU_TTY" || false
+	! grep -qaF "$CANARY" "$TTY_LOG" || false
 	[ "$(au_count)" -eq "$n" ]
 	au_no_record_for nosuch
 	au_want_seqs "2" --secret keep
@@ -174,19 +173,19 @@ assert len(r) == 1 and r[0]["decision"] == "allow" and r[0]["secrets"] == ["prod
 	au_want_seqs "" --secret a --since "$(date -u -d '+2 days' +%F)"
 
 	# The JSON is valid for json.tool too, and the records carry the names.
-	"$LATCH" audit --json | "$AU_PY" -m json.tool >/dev/null
-	"$LATCH" audit --json --secret a --event set | "$AU_PY" -m json.tool >/dev/null
+	"$LATCH" audit --json | "$PY" -m json.tool >/dev/null
+	"$LATCH" audit --json --secret a --event set | "$PY" -m json.tool >/dev/null
 	au_records --secret a
 	[ "$AU_RECS" = $'2 set a\n5 set a' ]
 	au_records --event rm
 	[ "$AU_RECS" = "6 rm b" ]
 
 	# The text listing: a header and one line per matching record.
-	au_lx audit --secret a
-	au_status 0
+	lx audit --secret a
+	want_status 0
 	[ "$(printf '%s\n' "$out" | wc -l)" -eq 3 ]
 	[ "$(printf '%s\n' "$out" | awk 'NR > 1 {print $1, $3, $4}')" = $'2 set a\n5 set a' ]
-	au_lx audit
+	lx audit
 	[ "$(printf '%s\n' "$out" | wc -l)" -eq 9 ]
 }
 
@@ -195,24 +194,24 @@ assert len(r) == 1 and r[0]["decision"] == "allow" and r[0]["secrets"] == ["prod
 	# Record 5 rewritten (no passphrase needed) into two JSON objects: spliced
 	# raw into the array, it would add a forged reveal of 'c'.
 	sqlite3 "$VAULT" "UPDATE audit_log SET record = CAST('{\"seq\":5,\"event\":\"set\",\"secrets\":[\"a\"]},{\"seq\":9,\"event\":\"reveal\",\"secrets\":[\"c\"]}' AS BLOB) WHERE seq = 5"
-	au_lx audit </dev/null
-	au_status 3
-	au_lx audit --json </dev/null
+	lx audit </dev/null
+	want_status 3
+	lx audit --json </dev/null
 	if [ "$status" -eq 0 ]; then
-		"$AU_PY" -c '
+		"$PY" -c '
 import json, sys
 recs = json.load(open(sys.argv[1]))
 assert isinstance(recs, list) and len(recs) == 8 and all(isinstance(r, dict) for r in recs), \
     "exit 0 with %d entries for 8 stored records: %r" % (len(recs), recs[4:6])
-' "$AU_OUT" || { echo "latch audit --json exited 0 and listed a record the log does not hold" >&2; false; }
+' "$LX_OUT" || { echo "latch audit --json exited 0 and listed a record the log does not hold" >&2; false; }
 	fi
 	# Not JSON at all.
 	sqlite3 "$VAULT" "UPDATE audit_log SET record = CAST('not json' AS BLOB) WHERE seq = 5"
-	au_lx audit </dev/null
-	au_status 3
-	au_lx audit --json </dev/null
+	lx audit </dev/null
+	want_status 3
+	lx audit --json </dev/null
 	if [ "$status" -eq 0 ]; then
-		"$AU_PY" -m json.tool "$AU_OUT" >/dev/null ||
+		"$PY" -m json.tool "$LX_OUT" >/dev/null ||
 			{ echo "latch audit --json exited 0 with output that is not JSON" >&2; false; }
 	fi
 	au_want_tampered 5
@@ -248,8 +247,8 @@ assert isinstance(recs, list) and len(recs) == 8 and all(isinstance(r, dict) for
 	au_want_verified
 	[ "$out" = "audit log verified: 8 records verified" ]
 	au_verify --json
-	au_status 0
-	"$AU_PY" -c '
+	want_status 0
+	"$PY" -c '
 import json, sys
 d = json.loads(sys.argv[1])
 assert d["verdict"] == "verified" and d["records"] == 8, d
@@ -267,7 +266,7 @@ assert "first_bad_seq" not in d, d
 @test "audit verify: a flipped byte in a record is tampering, named by seq" {
 	au_build_log
 	au_checkpoint "$BATS_TEST_TMPDIR/cp"
-	au_flip audit_log record "seq = 4" 20
+	flip_blob audit_log record "seq = 4" 20
 	au_want_tampered_json 4
 	au_want_tampered 4 --checkpoint "$BATS_TEST_TMPDIR/cp"
 	[[ "$err" == *"record 4 does not match its MAC"* ]]
@@ -278,7 +277,7 @@ assert "first_bad_seq" not in d, d
 	for seq in 1 5 8; do
 		au_build_log
 		au_checkpoint "$BATS_TEST_TMPDIR/cp"
-		au_flip audit_log mac "seq = $seq" -1
+		flip_blob audit_log mac "seq = $seq" -1
 		au_want_tampered "$seq"
 		[ "$seq" -ne 8 ] || au_want_tampered "$seq" --checkpoint "$BATS_TEST_TMPDIR/cp"
 	done
@@ -286,7 +285,7 @@ assert "first_bad_seq" not in d, d
 
 @test "audit verify: a flipped byte at the end of the last record is named" {
 	au_build_log
-	au_flip audit_log record "seq = 8" -2
+	flip_blob audit_log record "seq = 8" -2
 	au_want_tampered 8
 }
 
@@ -360,7 +359,7 @@ assert "first_bad_seq" not in d, d
 	au_want_tampered 6 --checkpoint "$BATS_TEST_TMPDIR/cp"
 	# The sealed state names a last record the log no longer has: nothing
 	# more is written on top of the cut, and nothing is stored.
-	au_lxp set f --file - < <(printf 'value-f')
+	lxp set f --file - < <(printf 'value-f')
 	[ "$status" -eq 3 ]
 	[[ "$err" == *"state is not the one its last record left"* ]]
 	[ "$(sqlite3 "$VAULT" "SELECT group_concat(seq) FROM (SELECT seq FROM audit_log ORDER BY seq)")" = "1,2,3,4,5" ]
@@ -374,7 +373,7 @@ assert "first_bad_seq" not in d, d
 	sqlite3 "$VAULT" "DELETE FROM audit_state"
 	au_want_tampered 1
 	# And no command starts a second chain over the orphaned records.
-	au_lxp set f --file - < <(printf 'value-f')
+	lxp set f --file - < <(printf 'value-f')
 	[ "$status" -ne 0 ]
 	[ "$(au_count)" -eq 8 ]
 	! au_has_secret f || false
@@ -426,7 +425,7 @@ assert "first_bad_seq" not in d, d
 	[[ "$err" == *"another vault"* ]]
 
 	# Same vault, the MAC changed: the checkpointed record differs.
-	"$AU_PY" -c '
+	"$PY" -c '
 import json, sys
 cp = json.load(open(sys.argv[1]))
 cp["mac"] = ("0" if cp["mac"][0] != "0" else "1") + cp["mac"][1:]
@@ -442,21 +441,21 @@ print(json.dumps(cp, separators=(",", ":")))
 	# Not a checkpoint at all: usage error.
 	echo '{"hello":1}' >"$BATS_TEST_TMPDIR/junk"
 	au_verify --checkpoint "$BATS_TEST_TMPDIR/junk"
-	au_status 2
-	au_one_err_line
+	want_status 2
+	want_err_line
 	au_want_verified --checkpoint "$BATS_TEST_TMPDIR/mine"
 }
 
 @test "audit verify: a wrong passphrase is denied (4)" {
 	au_build_log
-	AU_PASS="wrong passphrase" au_verify
-	au_status 4
-	au_one_err_line
-	[ ! -s "$AU_OUT" ]
+	LX_PASS="wrong passphrase" au_verify
+	want_status 4
+	want_err_line
+	[ ! -s "$LX_OUT" ]
 	"$LATCH" audit export >"$BATS_TEST_TMPDIR/exp"
-	AU_PASS="wrong passphrase" au_verify --export "$BATS_TEST_TMPDIR/exp"
-	au_status 4
-	au_one_err_line
+	LX_PASS="wrong passphrase" au_verify --export "$BATS_TEST_TMPDIR/exp"
+	want_status 4
+	want_err_line
 	# Without a terminal and without --passphrase-fd: denied too.
 	status=0
 	setsid -w "$LATCH" audit verify </dev/null >/dev/null 2>&1 || status=$?
@@ -472,7 +471,7 @@ print(json.dumps(cp, separators=(",", ":")))
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/exp")" -eq 9 ]
 	# Every line is JSON; records 1..8 in order, byte for byte the stored ones.
 	"$LATCH" audit --json >"$BATS_TEST_TMPDIR/list.json"
-	"$AU_PY" - "$BATS_TEST_TMPDIR/exp" "$BATS_TEST_TMPDIR/list.json" <<'EOF'
+	"$PY" - "$BATS_TEST_TMPDIR/exp" "$BATS_TEST_TMPDIR/list.json" <<'EOF'
 import json, sys
 lines = open(sys.argv[1], "rb").read().split(b"\n")
 assert lines[-1] == b"", "export does not end in a newline"
@@ -487,8 +486,8 @@ for r in recs:
 EOF
 	au_want_verified --export "$BATS_TEST_TMPDIR/exp"
 	[ "$out" = "audit log verified: 8 records verified" ]
-	au_lxp audit verify --export - <"$BATS_TEST_TMPDIR/exp"
-	au_status 0
+	lxp audit verify --export - <"$BATS_TEST_TMPDIR/exp"
+	want_status 0
 	au_checkpoint "$BATS_TEST_TMPDIR/cp"
 	au_want_verified --export "$BATS_TEST_TMPDIR/exp" --checkpoint "$BATS_TEST_TMPDIR/cp"
 	# No vault needed: move it away.
@@ -500,7 +499,7 @@ EOF
 # edit_export FILE LINE PYEXPR: rewrite line LINE (1-based) of an export, with
 # `r` the parsed line; PYEXPR mutates it.
 edit_export() {
-	"$AU_PY" - "$1" "$2" "$3" <<'EOF'
+	"$PY" - "$1" "$2" "$3" <<'EOF'
 import json, sys
 path, n, expr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 lines = open(path, "rb").read().split(b"\n")
@@ -549,7 +548,7 @@ EOF
 	au_want_tampered 6 --export "$f" --checkpoint "$BATS_TEST_TMPDIR/cp"
 
 	# An export of a tampered vault carries the damage.
-	au_flip audit_log record "seq = 2" 30
+	flip_blob audit_log record "seq = 2" 30
 	"$LATCH" audit export >"$f"
 	au_want_tampered 2 --export "$f"
 }
@@ -558,25 +557,25 @@ EOF
 	init_vault
 	echo '{"hello":1}' >"$BATS_TEST_TMPDIR/junk"
 	au_verify --export "$BATS_TEST_TMPDIR/junk"
-	au_status 2
-	au_one_err_line
+	want_status 2
+	want_err_line
 	au_verify --export "$BATS_TEST_TMPDIR/nonexistent"
-	au_status 2
-	au_one_err_line "nonexistent"
+	want_status 2
+	want_err_line "nonexistent"
 }
 
 # ---------------------------------------------------------------------------
 # No value anywhere
 
 @test "no value (raw, hex, base64) in vault.db, an export, a checkpoint or any audit output" {
-	au_need_pty
+	need_pty
 	init_vault
 	local canary2="${CANARY}second-value"
 	set_secret prod-token "$CANARY"
 	set_secret other "$canary2"
 	set_secret prod-token "$canary2"
-	au_pty reveal prod-token
-	au_status 0
+	lptyp reveal prod-token
+	want_status 0
 	set_secret prod-token "$CANARY"
 	latch_p rekey >/dev/null
 	latch_p rm other >/dev/null
@@ -599,7 +598,7 @@ EOF
 	"$LATCH" audit --help >"$d/help" 2>&1
 	# Tampered: the error message must not quote the record either.
 	cp "$VAULT" "$BATS_TEST_TMPDIR/clean.db"
-	au_flip audit_log record "seq = 3" 10
+	flip_blob audit_log record "seq = 3" 10
 	latch_p audit verify >"$d/verify-bad" 2>&1 || true
 	cp "$BATS_TEST_TMPDIR/clean.db" "$VAULT"
 
@@ -611,14 +610,14 @@ EOF
 	grep -q "first bad record 3" "$d/verify-bad"
 	[ "$(au_parse <"$d/list.json" | grep -c .)" -eq 8 ]
 
-	local files=("$d"/* "$VAULT" "$AU_OUT" "$AU_ERR")
-	au_assert_absent "$CANARY" "${files[@]}"
-	au_assert_absent "$canary2" "${files[@]}"
+	local files=("$d"/* "$VAULT" "$LX_OUT" "$LX_ERR")
+	assert_absent "$CANARY" "${files[@]}"
+	assert_absent "$canary2" "${files[@]}"
 	# Nor the passphrase.
-	au_assert_absent "$PASS" "${files[@]}"
+	assert_absent "$PASS" "${files[@]}"
 	# The check itself works: the forms are found where the value is.
 	printf 'xx%sxx' "$CANARY" | base64 >"$BATS_TEST_TMPDIR/probe"
-	! au_assert_absent "$CANARY" "$BATS_TEST_TMPDIR/probe" 2>/dev/null || false
+	! assert_absent "$CANARY" "$BATS_TEST_TMPDIR/probe" 2>/dev/null || false
 }
 
 # ---------------------------------------------------------------------------
@@ -627,46 +626,46 @@ EOF
 @test "audit --help and audit verify --help exit 0; bad --since and a missing checkpoint exit 2" {
 	local h
 	for h in --help -h; do
-		au_lx audit "$h" </dev/null
-		au_status 0
+		lx audit "$h" </dev/null
+		want_status 0
 		[[ "$out" == "usage: latch audit"* ]]
-		[ ! -s "$AU_ERR" ]
-		au_lx audit verify "$h" </dev/null
-		au_status 0
+		[ ! -s "$LX_ERR" ]
+		lx audit verify "$h" </dev/null
+		want_status 0
 		[[ "$out" == "usage: latch audit"*"verify"*"--checkpoint"* ]]
-		[ ! -s "$AU_ERR" ]
+		[ ! -s "$LX_ERR" ]
 	done
-	au_lx audit checkpoint --help
-	au_status 0
-	au_lx audit export --help
-	au_status 0
+	lx audit checkpoint --help
+	want_status 0
+	lx audit export --help
+	want_status 0
 
 	init_vault
 	local bad
 	for bad in bogus 5x 1.5h -3h 2026-13-01 2026-02-30 2025-02-29 2026-11-23T25:00:00Z 1h2 ""; do
-		au_lx audit --since "$bad" </dev/null
-		au_status 2
-		au_one_err_line "--since"
-		[ ! -s "$AU_OUT" ]
+		lx audit --since "$bad" </dev/null
+		want_status 2
+		want_err_line "--since"
+		[ ! -s "$LX_OUT" ]
 	done
-	au_lx audit --since
-	au_status 2
-	au_one_err_line
+	lx audit --since
+	want_status 2
+	want_err_line
 
 	au_verify --checkpoint /nonexistent
-	au_status 2
-	au_one_err_line "/nonexistent"
-	[ ! -s "$AU_OUT" ]
+	want_status 2
+	want_err_line "/nonexistent"
+	[ ! -s "$LX_OUT" ]
 	au_verify --bogus
-	au_status 2
-	au_one_err_line
-	au_lx audit verify extra --passphrase-fd 3 3<<<"$PASS"
-	au_status 2
-	au_lx audit checkpoint extra
-	au_status 2
-	au_lx audit export extra
-	au_status 2
-	au_lx audit --secret '../bad name'
-	au_status 2
-	au_one_err_line
+	want_status 2
+	want_err_line
+	lx audit verify extra --passphrase-fd 3 3<<<"$PASS"
+	want_status 2
+	lx audit checkpoint extra
+	want_status 2
+	lx audit export extra
+	want_status 2
+	lx audit --secret '../bad name'
+	want_status 2
+	want_err_line
 }

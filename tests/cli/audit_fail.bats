@@ -6,10 +6,9 @@
 # did not happen, nothing done goes unrecorded, and the log still verifies.
 
 load helpers
-load audit_helpers
 
 teardown() {
-	au_teardown
+	bg_cleanup
 }
 
 # ---------------------------------------------------------------------------
@@ -20,7 +19,7 @@ teardown() {
 check_crash_log() {
 	"$LATCH" ls --json </dev/null >"$BATS_TEST_TMPDIR/ls.json"
 	"$LATCH" audit --json </dev/null >"$BATS_TEST_TMPDIR/audit.json"
-	"$AU_PY" - "$1" "$BATS_TEST_TMPDIR/ls.json" "$BATS_TEST_TMPDIR/audit.json" <<'EOF'
+	"$PY" - "$1" "$BATS_TEST_TMPDIR/ls.json" "$BATS_TEST_TMPDIR/audit.json" <<'EOF'
 import json, sys
 ops = [l.split() for l in open(sys.argv[1]) if l.strip()]
 ls = json.load(open(sys.argv[2]))
@@ -110,7 +109,7 @@ EOF
 				>/dev/null 2>"$BATS_TEST_TMPDIR/kill.$i.err" &
 		fi
 		pid=$!
-		au_track "$pid"
+		bg_track "$pid"
 		sleep "$((delay / 1000)).$(printf '%03d' $((delay % 1000)))"
 		kill -9 "$pid" 2>/dev/null || true
 		rc=0
@@ -146,7 +145,7 @@ EOF
 	echo "set after-crash" >>"$ops"
 	au_want_verified
 	check_crash_log "$ops"
-	au_assert_absent "$CANARY" "$VAULT" "$BATS_TEST_TMPDIR/audit.json"
+	assert_absent "$CANARY" "$VAULT" "$BATS_TEST_TMPDIR/audit.json"
 }
 
 # ---------------------------------------------------------------------------
@@ -161,23 +160,23 @@ EOF
 	au_lock_hold
 
 	# Reading is not blocked by a writer.
-	au_lx ls </dev/null
-	au_status 0
+	lx ls </dev/null
+	want_status 0
 	au_records
 	[ "$AU_SEQS" = "1 2" ]
 
-	LATCH_LOCK_TIMEOUT_MS=300 au_lxp set x --file - < <(printf 'new value')
-	au_status 3
-	au_one_err_line "locked"
-	LATCH_LOCK_TIMEOUT_MS=300 au_lxp set keep --file - < <(printf 'replacement')
-	au_status 3
-	LATCH_LOCK_TIMEOUT_MS=300 au_lxp rm keep </dev/null
-	au_status 3
+	LATCH_LOCK_TIMEOUT_MS=300 lxp set x --file - < <(printf 'new value')
+	want_status 3
+	want_err_line "locked"
+	LATCH_LOCK_TIMEOUT_MS=300 lxp set keep --file - < <(printf 'replacement')
+	want_status 3
+	LATCH_LOCK_TIMEOUT_MS=300 lxp rm keep </dev/null
+	want_status 3
 	printf '%s\n%s\n' "$PASS" "another passphrase for the lock test" >"$BATS_TEST_TMPDIR/pw"
-	LATCH_LOCK_TIMEOUT_MS=300 au_lx passwd --passphrase-fd 3 3<"$BATS_TEST_TMPDIR/pw" </dev/null
-	au_status 3
-	LATCH_LOCK_TIMEOUT_MS=300 au_lxp rekey </dev/null
-	au_status 3
+	LATCH_LOCK_TIMEOUT_MS=300 lx passwd --passphrase-fd 3 3<"$BATS_TEST_TMPDIR/pw" </dev/null
+	want_status 3
+	LATCH_LOCK_TIMEOUT_MS=300 lxp rekey </dev/null
+	want_status 3
 
 	au_lock_release
 	[ "$(au_count)" -eq "$n" ]
@@ -188,21 +187,21 @@ EOF
 	au_want_seqs "2" --secret keep
 	au_want_verified
 	# Without the lock the same command works: the lock was the reason.
-	LATCH_LOCK_TIMEOUT_MS=300 au_lxp set x --file - < <(printf 'new value')
-	au_status 0
+	LATCH_LOCK_TIMEOUT_MS=300 lxp set x --file - < <(printf 'new value')
+	want_status 0
 	au_want_new_record set x "$n"
 }
 
 @test "a write lock held past LATCH_LOCK_TIMEOUT_MS: reveal fails (3), releases nothing, records nothing" {
-	au_need_pty
+	need_pty
 	init_vault
 	set_secret keep "$CANARY"
 	local n
 	n=$(au_count)
 	au_lock_hold
-	LATCH_LOCK_TIMEOUT_MS=300 au_pty reveal keep
-	au_status 3
-	! grep -qaF "$CANARY" "$AU_TTY" "$AU_OUT" "$AU_ERR" || false
+	LATCH_LOCK_TIMEOUT_MS=300 lptyp reveal keep
+	want_status 3
+	! grep -qaF "$CANARY" "$TTY_LOG" "$LX_OUT" "$LX_ERR" || false
 	au_lock_release
 	[ "$(au_count)" -eq "$n" ]
 	au_want_seqs "" --event reveal
@@ -215,19 +214,19 @@ EOF
 @test "a damaged audit state: set, rm and reveal fail (3), nothing changes or is released" {
 	init_vault
 	set_secret keep "$CANARY"
-	au_flip audit_state state "id = 1" 40
+	flip_blob audit_state state "id = 1" 40
 	local n sha
 	n=$(au_count)
 	sha=$(sha256sum "$VAULT")
-	au_lxp set x --file - < <(printf 'new value')
-	au_status 3
-	au_one_err_line "audit"
-	au_lxp rm keep </dev/null
-	au_status 3
-	if [ -f "$AU_PTY" ]; then
-		au_pty reveal keep
-		au_status 3
-		! grep -qaF "$CANARY" "$AU_TTY" "$AU_OUT" "$AU_ERR" || false
+	lxp set x --file - < <(printf 'new value')
+	want_status 3
+	want_err_line "audit"
+	lxp rm keep </dev/null
+	want_status 3
+	if [ -f "$PTY_RUN" ]; then
+		lptyp reveal keep
+		want_status 3
+		! grep -qaF "$CANARY" "$TTY_LOG" "$LX_OUT" "$LX_ERR" || false
 	fi
 	[ "$(au_count)" -eq "$n" ]
 	[ "$(sha256sum "$VAULT")" = "$sha" ]
@@ -243,12 +242,12 @@ EOF
 	local n sha
 	n=$(au_count)
 	sha=$(sha256sum "$VAULT")
-	au_lxp set x --file - < <(printf 'new value')
-	au_status 3
-	if [ -f "$AU_PTY" ]; then
-		au_pty reveal keep
-		au_status 3
-		! grep -qaF "$CANARY" "$AU_TTY" "$AU_OUT" "$AU_ERR" || false
+	lxp set x --file - < <(printf 'new value')
+	want_status 3
+	if [ -f "$PTY_RUN" ]; then
+		lptyp reveal keep
+		want_status 3
+		! grep -qaF "$CANARY" "$TTY_LOG" "$LX_OUT" "$LX_ERR" || false
 	fi
 	[ "$(au_count)" -eq "$n" ]
 	[ "$(sha256sum "$VAULT")" = "$sha" ]
@@ -271,7 +270,7 @@ ro_vault() {
 	command -v setpriv >/dev/null || skip "setpriv is not installed"
 	local d
 	d=$(mktemp -d /tmp/latch-audit-ro.XXXXXX)
-	au_track_dir "$d"
+	track_dir "$d"
 	chmod 0711 "$d"
 	export LATCH_HOME=$d/vault
 	VAULT=$LATCH_HOME/vault.db
@@ -280,9 +279,9 @@ ro_vault() {
 	chown -R 65534:65534 "$LATCH_HOME"
 	chmod 0700 "$LATCH_HOME"
 	chmod 0400 "$VAULT"
-	# From here on au_lx (and the au_* checks built on it) run latch as the
+	# From here on lx (and the au_* checks built on it) run latch as the
 	# vault's owner; root's checks use sqlite3.
-	AU_WRAP=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	LX_WRAP=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 	# uid 65534 must be able to run latch and read the vault, or the test
 	# would pass for the wrong reason.
 	if ! as_nobody "$LATCH" ls </dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/ro.err"; then
@@ -324,12 +323,12 @@ ro_vault() {
 }
 
 @test "a read-only vault (uid 65534, 0400): reveal cannot record, so it releases nothing" {
-	au_need_pty
+	need_pty
 	ro_vault
 	local n
 	n=$(au_count)
 	local tty=$BATS_TEST_TMPDIR/ro.tty o=$BATS_TEST_TMPDIR/ro.out e=$BATS_TEST_TMPDIR/ro.err rc=0
-	"$AU_PY" "$AU_PTY" --raw --timeout 30 --log "$tty" --stdin /dev/null --stdout "$o" --stderr "$e" -- \
+	"$PY" "$PTY_RUN" --raw --timeout 30 --log "$tty" --stdin /dev/null --stdout "$o" --stderr "$e" -- \
 		setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$LATCH" reveal keep --passphrase-fd 3 3<<<"$PASS" || rc=$?
 	[ "$rc" -ne 0 ] && [ "$rc" -le 4 ] || { echo "reveal exited $rc: $(cat "$e")"; false; }
@@ -340,7 +339,7 @@ ro_vault() {
 	# works once the file is writable again.
 	chmod 0600 "$VAULT"
 	rc=0
-	"$AU_PY" "$AU_PTY" --raw --timeout 30 --log "$tty" --stdin /dev/null --stdout "$o" --stderr "$e" -- \
+	"$PY" "$PTY_RUN" --raw --timeout 30 --log "$tty" --stdin /dev/null --stdout "$o" --stderr "$e" -- \
 		setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$LATCH" reveal keep --passphrase-fd 3 3<<<"$PASS" || rc=$?
 	[ "$rc" -eq 0 ] || { echo "writable reveal exited $rc: $(cat "$e")"; false; }
@@ -359,7 +358,7 @@ full_disk_vault() {
 	mkdir -p "$MNT"
 	mount -t tmpfs -o size=1m,mode=0700 tmpfs "$MNT" 2>/dev/null ||
 		skip "mounting a tmpfs is not permitted here"
-	au_track_mount "$MNT"
+	track_mount "$MNT"
 	export LATCH_HOME=$MNT/latch
 	VAULT=$LATCH_HOME/vault.db
 	init_vault
@@ -384,11 +383,11 @@ fill_disk() {
 	n=$(au_count)
 	sha=$(sha256sum "$VAULT")
 	fill_disk
-	au_lxp set big --file "$big" </dev/null
-	au_status 3
-	au_one_err_line
-	au_lxp set keep --file "$big" </dev/null
-	au_status 3
+	lxp set big --file "$big" </dev/null
+	want_status 3
+	want_err_line
+	lxp set keep --file "$big" </dev/null
+	want_status 3
 	rm -f "$MNT/fill" "$MNT/fill2" "$MNT/probe"
 
 	[ "$(au_count)" -eq "$n" ]
@@ -398,21 +397,21 @@ fill_disk() {
 	au_want_seqs "2" --secret keep
 	au_want_verified
 	# With space, the same command works: the full disk was the reason.
-	au_lxp set big --file "$big" </dev/null
-	au_status 0
+	lxp set big --file "$big" </dev/null
+	want_status 0
 	au_want_new_record set big "$n"
 	au_want_verified
 }
 
 @test "a full disk: reveal cannot record, so it releases nothing" {
-	au_need_pty
+	need_pty
 	full_disk_vault
 	local n
 	n=$(au_count)
 	fill_disk
-	au_pty reveal keep
+	lptyp reveal keep
 	[ "$status" -ne 0 ]
-	! grep -qaF "$CANARY" "$AU_TTY" "$AU_OUT" "$AU_ERR" || false
+	! grep -qaF "$CANARY" "$TTY_LOG" "$LX_OUT" "$LX_ERR" || false
 	rm -f "$MNT/fill" "$MNT/fill2" "$MNT/probe"
 	[ "$(au_count)" -eq "$n" ]
 	au_want_seqs "" --event reveal

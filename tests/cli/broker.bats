@@ -9,21 +9,20 @@
 # Exit statuses, signals, --file, --env-file, concurrency: broker_exec.bats.
 
 load helpers
-load broker_helpers
 
 setup() {
 	br_setup
 }
 
 teardown() {
-	br_teardown
+	bg_cleanup
 }
 
 @test "with a grant, run gives the child the canary; it is in no latch output, no file, no argv, not in latch's own environment" {
 	br_grant canary --ttl 5m --cmd sh
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0
-	[ ! -s "$BR_OUT" ] && [ ! -s "$BR_ERR" ] || { echo "latch run printed: $out / $err" >&2; false; }
+	want_status 0
+	[ ! -s "$LX_OUT" ] && [ ! -s "$LX_ERR" ] || { echo "latch run printed: $out / $err" >&2; false; }
 
 	# Again, holding the child while /proc is read.
 	local d=$BATS_TEST_TMPDIR/hold i
@@ -32,19 +31,19 @@ teardown() {
 		[ "$X" = "$Y" ] || exit 8
 		echo $$ $PPID >"$0/pids.tmp" && mv "$0/pids.tmp" "$0/pids"
 		while [ ! -e "$0/go" ]; do sleep 0.05; done' "$d" \
-		</dev/null >"$BATS_TEST_TMPDIR/br.hold.out" 2>"$BATS_TEST_TMPDIR/br.hold.err" &
+		</dev/null >"$BATS_TEST_TMPDIR/lx.hold.out" 2>"$BATS_TEST_TMPDIR/lx.hold.err" &
 	local bg=$!
-	br_track "$bg"
+	bg_track "$bg"
 	for ((i = 0; i < 100; i++)); do
 		[ -e "$d/pids" ] && break
-		br_gone "$bg" && break
+		proc_gone "$bg" && break
 		sleep 0.1
 	done
-	[ -e "$d/pids" ] || { echo "the child never started: $(cat "$BATS_TEST_TMPDIR/br.hold.err")" >&2; false; }
+	[ -e "$d/pids" ] || { echo "the child never started: $(cat "$BATS_TEST_TMPDIR/lx.hold.err")" >&2; false; }
 	local child latchpid broker
 	read -r child latchpid <"$d/pids"
-	br_track "$child"
-	br_track "$latchpid"
+	bg_track "$child"
+	bg_track "$latchpid"
 	broker=$(br_broker_pid)
 	[[ "$(tr '\0' ' ' <"/proc/$latchpid/cmdline")" == "$LATCH run --env X=latch://canary -- sh -c "* ]] ||
 		{ echo "pid $latchpid is not the latch run: $(tr '\0' ' ' <"/proc/$latchpid/cmdline")" >&2; false; }
@@ -62,7 +61,7 @@ teardown() {
 	touch "$d/go"
 	local rc=0
 	wait "$bg" || rc=$?
-	[ "$rc" -eq 0 ] || { echo "latch run exited $rc: $(cat "$BATS_TEST_TMPDIR/br.hold.err")" >&2; false; }
+	[ "$rc" -eq 0 ] || { echo "latch run exited $rc: $(cat "$BATS_TEST_TMPDIR/lx.hold.err")" >&2; false; }
 
 	# Every listing and report latch has.
 	lx grants </dev/null
@@ -82,35 +81,35 @@ teardown() {
 	[ "$status" -le 4 ]
 	lx revoke "$BR_GRANT" </dev/null
 	want_status 0
-	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/lx.* "$BATS_TEST_TMPDIR"/br.*
+	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/lx.*
 	br_scan_files "$CANARY"
 }
 
 @test "no terminal, no passphrase: grant and reveal exit 4; run without a grant exits 4 naming the grant to ask for, runs nothing" {
 	br_nt grant canary --ttl 10m
-	br_want_status 4
-	br_want_one_err_line "passphrase"
+	want_status 4
+	want_err_line "passphrase"
 	# Nothing reached a daemon: none was even started.
 	[ -z "$(ls -A "$XDG_RUNTIME_DIR/latch" 2>/dev/null | grep '\.sock$')" ]
 	br_nt grants --json
-	br_want_status 0
+	want_status 0
 	[ "$(tr -d ' \n' <<<"$out")" = "[]" ]
 
 	br_nt reveal canary
-	br_want_status 4
-	br_want_one_err_line "canary"
+	want_status 4
+	want_err_line "canary"
 
 	br_run --env X=latch://canary -- sh -c 'touch "$0/ran"' "$BATS_TEST_TMPDIR"
-	br_want_status 4
-	br_want_one_err_line "latch grant canary --cmd $(br_real sh)"
+	want_status 4
+	want_err_line "latch grant canary --cmd $(br_real sh)"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 
 	# The daemon runs (a grant for another secret), still nothing for canary.
 	set_secret other "value of other"
 	br_grant other --ttl 10m
 	br_run --env X=latch://canary -- sh -c 'touch "$0/ran"' "$BATS_TEST_TMPDIR"
-	br_want_status 4
-	br_want_one_err_line "no grant covers 'canary'" "latch grant canary --cmd $(br_real sh)"
+	want_status 4
+	want_err_line "no grant covers 'canary'" "latch grant canary --cmd $(br_real sh)"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	br_audit '
 d = [x for x in r if x["secrets"] == ["canary"]]
@@ -121,7 +120,7 @@ assert len(d) == 1 and d[0]["decision"] == "deny" and "canary" in d[0]["reason"]
 	want_status 4
 	br_nt grants --json
 	[[ "$out" != *canary* ]] || { echo "a grant for canary exists: $out" >&2; false; }
-	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/lx.* "$BATS_TEST_TMPDIR"/br.*
+	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/lx.*
 }
 
 @test "an expired grant (--ttl 2s) releases nothing; the refusal is recorded with its reason" {
@@ -130,11 +129,11 @@ assert len(d) == 1 and d[0]["decision"] == "deny" and "canary" in d[0]["reason"]
 	local deadline
 	deadline=$(br_deadline "$BR_GRANT")
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 	br_wait_past "$deadline"
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary); touch \"\$0/ran\"" "$BATS_TEST_TMPDIR"
-	br_want_status 4
-	br_want_one_err_line "expired" "latch grant canary --cmd $(br_real sh)"
+	want_status 4
+	want_err_line "expired" "latch grant canary --cmd $(br_real sh)"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	br_audit '
 assert [x["decision"] for x in r] == ["allow", "deny"], r
@@ -149,16 +148,16 @@ assert d["exe"] == sys.argv[2], d
 @test "--uses 2: two releases, the third refused as used up and recorded" {
 	br_grant canary --ttl 10m --uses 2
 	lx grants --json </dev/null
-	"$BR_PY" -c 'import json,sys; g=json.loads(sys.argv[1]); assert g[0]["uses_left"] == 2, g' "$out"
+	"$PY" -c 'import json,sys; g=json.loads(sys.argv[1]); assert g[0]["uses_left"] == 2, g' "$out"
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 	lx grants --json </dev/null
-	"$BR_PY" -c 'import json,sys; g=json.loads(sys.argv[1]); assert g[0]["uses_left"] == 1, g' "$out"
+	"$PY" -c 'import json,sys; g=json.loads(sys.argv[1]); assert g[0]["uses_left"] == 1, g' "$out"
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary); touch \"\$0/ran\"" "$BATS_TEST_TMPDIR"
-	br_want_status 4
-	br_want_one_err_line "no uses left" "latch grant canary"
+	want_status 4
+	want_err_line "no uses left" "latch grant canary"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	br_audit '
 assert [x["decision"] for x in r] == ["allow", "allow", "deny"], r
@@ -175,32 +174,32 @@ assert r[0]["grant"] == r[1]["grant"] == sys.argv[2], r
 	env_real=$(br_real env)
 	br_grant canary --ttl 10m --cmd sh
 	lx grants --json </dev/null
-	"$BR_PY" -c 'import json,sys; g=json.loads(sys.argv[1]); assert g[0]["cmds"] == [sys.argv[2]], g' "$out" "$sh_real"
+	"$PY" -c 'import json,sys; g=json.loads(sys.argv[1]); assert g[0]["cmds"] == [sys.argv[2]], g' "$out" "$sh_real"
 
 	br_run --env X=latch://canary -- env
-	br_want_status 4
-	br_want_one_err_line "allows the command '$env_real'" "latch grant canary --cmd $env_real"
+	want_status 4
+	want_err_line "allows the command '$env_real'" "latch grant canary --cmd $env_real"
 	[[ "$out" != *"$CANARY"* ]]
 
 	# A symlink to the same program is the same program.
 	mkdir -p "$t/bin" "$t/decoy"
 	ln -s "$sh_real" "$t/bin/mysh"
 	br_run --env X=latch://canary -- "$t/bin/mysh" -c "$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 
 	# A copy is another program.
 	cp "$sh_real" "$t/bin/copysh"
 	br_run --env X=latch://canary -- "$t/bin/copysh" -c "$(br_check_canary); touch \"\$0/ran\"" "$t"
-	br_want_status 4
-	br_want_one_err_line "allows the command '$(readlink -f "$t/bin/copysh")'"
+	want_status 4
+	want_err_line "allows the command '$(readlink -f "$t/bin/copysh")'"
 	[ ! -e "$t/ran" ]
 
 	# A script called sh earlier on PATH is not /bin/sh.
 	printf '#!%s\ntouch "%s/decoy-ran"\n' "$sh_real" "$t" >"$t/decoy/sh"
 	chmod +x "$t/decoy/sh"
 	PATH="$t/decoy:$PATH" br_run --env X=latch://canary -- sh -c 'exit 0'
-	br_want_status 4
-	br_want_one_err_line "allows the command '$(readlink -f "$t/decoy/sh")'"
+	want_status 4
+	want_err_line "allows the command '$(readlink -f "$t/decoy/sh")'"
 	[ ! -e "$t/decoy-ran" ]
 
 	br_audit '
@@ -211,7 +210,7 @@ for x in r:
     if x["decision"] == "deny":
         assert "allows the command" in x["reason"], x
 ' --event release -- "$sh_real" "$(readlink -f "$t/bin/copysh")" "$(readlink -f "$t/decoy/sh")" "$env_real"
-	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/lx.* "$BATS_TEST_TMPDIR"/br.*
+	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/lx.*
 }
 
 @test "a release needs one live grant covering every name; revoke ends a grant at once and is recorded" {
@@ -219,23 +218,23 @@ for x in r:
 	br_grant canary --ttl 10m
 	local g1=$BR_GRANT g2 g3
 	br_run --env X=latch://canary --env Y=latch://other -- sh -c 'touch "$0/ran"' "$BATS_TEST_TMPDIR"
-	br_want_status 4
-	br_want_one_err_line "no grant covers 'other'"
+	want_status 4
+	want_err_line "no grant covers 'other'"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 
 	br_grant other --ttl 10m
 	g2=$BR_GRANT
 	br_run --env X=latch://canary --env Y=latch://other -- sh -c 'touch "$0/ran"' "$BATS_TEST_TMPDIR"
-	br_want_status 4
-	br_want_one_err_line "no single grant covers all"
+	want_status 4
+	want_err_line "no single grant covers all"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	br_run --env Y=latch://other -- sh -c '[ "$Y" = "value of other" ]'
-	br_want_status 0
+	want_status 0
 
 	br_grant canary other --ttl 10m
 	g3=$BR_GRANT
 	br_run --env X=latch://canary --env Y=latch://other -- sh -c "$(br_check_canary)"' && [ "$Y" = "value of other" ]'
-	br_want_status 0
+	want_status 0
 
 	lx revoke "$g1" </dev/null
 	want_status 0
@@ -243,14 +242,14 @@ for x in r:
 	lx revoke "$g1" </dev/null
 	[ "$status" -ne 0 ] # not live any more
 	br_nt grants --json
-	"$BR_PY" -c 'import json,sys; g=json.loads(sys.argv[1]); assert sorted(x["grant"] for x in g) == sorted(sys.argv[2:]), g' \
+	"$PY" -c 'import json,sys; g=json.loads(sys.argv[1]); assert sorted(x["grant"] for x in g) == sorted(sys.argv[2:]), g' \
 		"$out" "$g2" "$g3"
 	lx revoke --all </dev/null
 	want_status 0
 	[ "$out" = "Revoked 2 grants." ]
 	br_run --env X=latch://canary -- sh -c 'touch "$0/ran"' "$BATS_TEST_TMPDIR"
-	br_want_status 4
-	br_want_one_err_line "revoked" "latch grant canary"
+	want_status 4
+	want_err_line "revoked" "latch grant canary"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	br_nt grants --json
 	[ "$(tr -d ' \n' <<<"$out")" = "[]" ]
@@ -270,15 +269,15 @@ assert [x["decision"] for x in r] == ["deny", "deny", "allow", "allow", "deny"],
 	pid=$(br_broker_pid)
 	sock=$(br_sock)
 	# Bounded wait: the deadline (2 s) plus the idle time (1 s) plus slack.
-	br_wait_gone "$pid" 150 || { echo "the daemon $pid still runs 15 s after its grant ended" >&2; false; }
+	wait_gone "$pid" 150 || { echo "the daemon $pid still runs 15 s after its grant ended" >&2; false; }
 	[ ! -e "$sock" ]
 	br_nt grants --json
-	br_want_status 0
+	want_status 0
 	[ "$(tr -d ' \n' <<<"$out")" = "[]" ]
 	[ ! -e "$sock" ] # listing did not start a daemon
 	br_run --env X=latch://canary -- sh -c 'touch "$0/ran"' "$BATS_TEST_TMPDIR"
-	br_want_status 4
-	br_want_one_err_line "latch grant canary --cmd $(br_real sh)"
+	want_status 4
+	want_err_line "latch grant canary --cmd $(br_real sh)"
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 }
 
@@ -295,7 +294,7 @@ assert [x["decision"] for x in r] == ["deny", "deny", "allow", "allow", "deny"],
 		>"$BATS_TEST_TMPDIR/r.out" 2>"$BATS_TEST_TMPDIR/r.err" || rc=$?
 	[ "$rc" -eq 0 ] || { echo "latch run as uid 65534 exited $rc: $(cat "$BATS_TEST_TMPDIR/r.err")" >&2; false; }
 	br_as 65534 "$LATCH" audit --json --event release </dev/null >"$BATS_TEST_TMPDIR/a.out"
-	"$BR_PY" -c '
+	"$PY" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert [x["decision"] for x in r] == ["allow"] and r[0]["uid"] == 65534, r

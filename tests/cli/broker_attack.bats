@@ -6,14 +6,13 @@
 # test runs the whole scenario as uid 65534, because root reads anything.
 
 load helpers
-load broker_helpers
 
 setup() {
 	br_setup
 }
 
 teardown() {
-	br_teardown
+	bg_cleanup
 }
 
 @test "hand-written socket requests get nothing the policy does not allow, and change no grant" {
@@ -25,7 +24,7 @@ teardown() {
 	before=$out
 	lx audit --json </dev/null
 	local n_before
-	n_before=$("$BR_PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")
+	n_before=$("$PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")
 
 	cat >"$t/attack.py" <<'EOF'
 import base64, json, os, socket, sys
@@ -51,7 +50,7 @@ def req(**kw):
     return call(json.dumps(kw).encode())
 
 def refused(resp, what):
-    assert resp is None or (resp.get("ok") is False and "values" not in resp), (what, resp)
+    assert resp is None or (resp.get("ok") is False and "values" not in resp and "frames" not in resp), (what, resp)
 
 b64 = lambda b: base64.b64encode(b).decode()
 fake_key = b64(os.urandom(32))
@@ -65,7 +64,7 @@ assert [g["grant"] for g in r["grants"]] == [grant], r
 # Releases: a name no grant covers, a command outside the grant, one name
 # too many. (A request the policy allows is released even to a script:
 # see the N1 test below.)
-release = lambda names, cmd: req(op="release", names=names, cmd=cmd, argv=["x"], cwd="/")
+release = lambda names, cmd: req(op="release", names=names, cmd=cmd, argv=[b64(b"x")], cwd="/")
 refused(release(["other"], sh_real), "uncovered name")
 refused(release(["canary"], env_real), "command outside --cmd")
 refused(release(["canary", "other"], sh_real), "one name too many")
@@ -109,13 +108,13 @@ r = req(op="ping")
 assert r and r["ok"] is True, r
 print("done")
 EOF
-	run "$BR_PY" "$t/attack.py" "$sock" "$(br_real sh)" "$(br_real env)" "$BR_GRANT" "$t/replies"
+	run "$PY" "$t/attack.py" "$sock" "$(br_real sh)" "$(br_real env)" "$BR_GRANT" "$t/replies"
 	[ "$status" -eq 0 ] && [ "$output" = done ] || { echo "$output" >&2; false; }
 
 	# No grant appeared or widened; no use was spent.
 	lx grants --json </dev/null
 	[ "$out" = "$before" ] || { echo "grants changed: $before -> $out" >&2; false; }
-	"$BR_PY" -c 'import json,sys; g=json.loads(sys.argv[1]); assert g[0]["uses_left"] == 5, g' "$out"
+	"$PY" -c 'import json,sys; g=json.loads(sys.argv[1]); assert g[0]["uses_left"] == 5, g' "$out"
 	# The refused releases are recorded as denials; nothing else was.
 	br_audit '
 new = r[int(sys.argv[2]):]
@@ -139,13 +138,13 @@ assert all(x["event"] == "release" and x["decision"] == "deny" and x["reason"] f
 		"{\"op\":\"grant\",\"grant\":\"g-0123456789ab\",\"names\":[\"other\"],\"values\":[\"eA==\"],\"cmds\":[],\"ttl\":3600,\"uses\":null,\"writer_key\":\"$key\"}" \
 		"{\"op\":\"grant\",\"grant\":\"$BR_GRANT\",\"names\":[\"canary\"],\"values\":[],\"cmds\":[],\"ttl\":86400,\"uses\":null,\"writer_key\":\"$key\"}" \
 		"{\"op\":\"exit\",\"release\":\"r-000000000000\",\"status\":0}"
-	"$BR_PY" -c '
+	"$PY" -c '
 import json, sys
 lines = open(sys.argv[1]).read().split("\n")[:-1]
 assert len(lines) == 6, lines
 for line in lines:
     r = json.loads(line) if line else {}
-    assert r.get("ok") is not True and "values" not in r, r
+    assert r.get("ok") is not True and "values" not in r and "frames" not in r, r
 ' "$t/posed"
 	assert_absent "$CANARY" "$t/posed"
 	assert_absent "$other" "$t/posed"
@@ -159,7 +158,7 @@ assert new and all(x["event"] == "release" and x["decision"] == "deny" and x["re
 	# The real latch, for the allowed command, still gets it: the policy is
 	# intact and the refusals above were not for want of a working daemon.
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 }
 
 @test "N1: a script speaking the protocol gets what the policy allows, no more, and every release it gets is recorded" {
@@ -170,18 +169,31 @@ assert new and all(x["event"] == "release" and x["decision"] == "deny" and x["re
 	br_grant canary --ttl 10m --cmd sh
 	local t=$BATS_TEST_TMPDIR n_before
 	lx audit --json </dev/null
-	n_before=$("$BR_PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")
+	n_before=$("$PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")
+	# argv travels as base64 of each argument's bytes ("sh", "env"). One
+	# request per hand-off: an answer with a value does not end in a
+	# newline, so the helper reads it until the broker closes the
+	# connection (its deadline), and a second connection opened with it
+	# would be past its own deadline by then.
 	br_handoff "$(br_sock)" "$t/replies" \
-		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real sh)\",\"argv\":[\"sh\"],\"cwd\":\"/\"}" \
-		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real env)\",\"argv\":[\"env\"],\"cwd\":\"/\"}"
-	"$BR_PY" -c '
+		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real sh)\",\"argv\":[\"c2g=\"],\"cwd\":\"/\"}"
+	br_handoff "$(br_sock)" "$t/replies2" \
+		"{\"op\":\"release\",\"names\":[\"canary\"],\"cmd\":\"$(br_real env)\",\"argv\":[\"ZW52\"],\"cwd\":\"/\"}"
+	# A release's answer is a header line and then the value as a binary
+	# frame (a 4-byte length and the bytes); br_handoff adds a newline.
+	"$PY" -c '
 import json, sys
-lines = [l for l in open(sys.argv[1]).read().split("\n") if l]
-assert len(lines) == 2, lines
-allowed, other = (json.loads(l) for l in lines)
-assert allowed.get("ok") is True and len(allowed.get("values", [])) == 1, "the allowed command was refused"
-assert other.get("ok") is not True and "values" not in other, "a command outside --cmd was released"
-' "$t/replies"
+data = open(sys.argv[1], "rb").read()
+nl = data.index(b"\n")
+allowed = json.loads(data[:nl])
+assert allowed.get("ok") is True and allowed.get("frames") == 1, "the allowed command was refused"
+n = int.from_bytes(data[nl + 1:nl + 5], "big")
+assert n > 0 and data[nl + 5 + n:] == b"\n", "the value is not one frame"
+lines = [l for l in open(sys.argv[2], "rb").read().split(b"\n") if l]
+assert len(lines) == 1, lines
+other = json.loads(lines[0])
+assert other.get("ok") is not True and "frames" not in other, "a command outside --cmd was released"
+' "$t/replies" "$t/replies2"
 	# Both decisions are in the log: the release that happened and the one refused.
 	br_audit '
 new = r[int(sys.argv[2]):]
@@ -199,11 +211,11 @@ assert all(x.get("pid", 0) > 0 for x in new), new
 	pid=$(br_broker_pid)
 	# A release first, so the release path's copies are there to be missed.
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 	forms=$(br_forms_file "$CANARY")
 	# Positive control: before the deadline the scan finds the value.
 	br_memscan "$pid" "$forms" >"$BATS_TEST_TMPDIR/scan1"
-	"$BR_PY" -c '
+	"$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert sys.argv[2] in s["found"], "the scan did not find the live value: %s" % s
@@ -215,7 +227,7 @@ assert sys.argv[2] in s["found"], "the scan did not find the live value: %s" % s
 	want_status 0
 	br_is_broker "$pid" # the same daemon, still running
 	br_memscan "$pid" "$forms" >"$BATS_TEST_TMPDIR/scan2"
-	"$BR_PY" -c '
+	"$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["scanned"] > 1 << 20 and s["regions"] > 10, "the scan read too little: %s" % s
@@ -224,7 +236,7 @@ assert s["found"] == [], "the daemon still holds the value after the deadline: %
 	br_scan_files "$CANARY"
 	# And the value is not to be had from it any more.
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 4
+	want_status 4
 }
 
 @test "a grant used up or revoked is wiped from the daemon's memory at once" {
@@ -239,7 +251,7 @@ assert s["found"] == [], "the daemon still holds the value after the deadline: %
 	f2=$(br_forms_file "$other")
 	br_memscan "$pid" "$f1" >"$BATS_TEST_TMPDIR/s1"
 	br_memscan "$pid" "$f2" >"$BATS_TEST_TMPDIR/s2"
-	"$BR_PY" -c '
+	"$PY" -c '
 import json, sys
 for f, v in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
     s = json.load(open(f))
@@ -247,13 +259,13 @@ for f, v in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
 ' "$BATS_TEST_TMPDIR/s1" "$BATS_TEST_TMPDIR/s2" "$CANARY" "$other"
 
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 	lx revoke "$g_other" </dev/null
 	want_status 0
 	br_is_broker "$pid"
 	br_memscan "$pid" "$f1" >"$BATS_TEST_TMPDIR/s3"
 	br_memscan "$pid" "$f2" >"$BATS_TEST_TMPDIR/s4"
-	"$BR_PY" -c '
+	"$PY" -c '
 import json, sys
 for f, what in ((sys.argv[1], "used-up"), (sys.argv[2], "revoked")):
     s = json.load(open(f))
@@ -364,11 +376,11 @@ finally:
     os.kill(victim, signal.SIGKILL)
     os.waitpid(victim, 0)
 EOF
-	run br_as 65534 "$BR_PY" "$u/attack.py" "$LATCH" "$rt/broker-$hash.lock" "$u/victim.pid" 3<<<"$PASS"
-	[ ! -s "$u/victim.pid" ] || br_track "$(cat "$u/victim.pid")"
+	run br_as 65534 "$PY" "$u/attack.py" "$LATCH" "$rt/broker-$hash.lock" "$u/victim.pid" 3<<<"$PASS"
+	[ ! -s "$u/victim.pid" ] || bg_track "$(cat "$u/victim.pid")"
 	[ "$status" -eq 0 ] || { echo "attack script failed: $output" >&2; false; }
 	echo "$output" >"$BATS_TEST_TMPDIR/attack.json"
-	"$BR_PY" -c '
+	"$PY" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 v, d = r["victim"], r["daemon"]
@@ -387,13 +399,13 @@ assert d["alive"], r
 	[ -S "$sock" ]
 	[ "$(stat -c %u "$sock")" = 65534 ]
 	# The same uid talks to it (control).
-	run br_as 65534 "$BR_PY" -c '
+	run br_as 65534 "$PY" -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"{\"op\":\"ping\"}\n")
 print(s.recv(4096).decode().strip())' "$sock"
 	[ "$status" -eq 0 ] && [[ "$output" == *'"ok":true'* ]] || { echo "control ping: $output" >&2; false; }
 	# Another uid cannot even reach the socket.
-	run br_as 65533 "$BR_PY" -c '
+	run br_as 65533 "$PY" -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
 try:

@@ -10,14 +10,13 @@
 # gets are in run_hygiene.bats.)
 
 load helpers
-load broker_helpers
 
 setup() {
 	br_setup
 }
 
 teardown() {
-	br_teardown
+	bg_cleanup
 }
 
 # wait_file FILE PID: bounded wait (10 s) until FILE exists, or PID is gone.
@@ -25,7 +24,7 @@ wait_file() {
 	local i
 	for ((i = 0; i < 100; i++)); do
 		[ -e "$1" ] && return 0
-		br_gone "$2" && break
+		proc_gone "$2" && break
 		sleep 0.1
 	done
 	[ -e "$1" ] || { echo "$1 never appeared" >&2; return 1; }
@@ -36,18 +35,18 @@ wait_file() {
 	local code
 	for code in 0 1 42 255; do
 		br_run --env X=latch://canary -- sh -c "$(br_check_canary); exit $code"
-		br_want_status "$code"
-		[ ! -s "$BR_ERR" ] || { echo "latch run wrote to stderr: $err" >&2; false; }
+		want_status "$code"
+		[ ! -s "$LX_ERR" ] || { echo "latch run wrote to stderr: $err" >&2; false; }
 	done
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary); kill -TERM \$\$; exit 3"
-	br_want_status 143
+	want_status 143
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary); kill -KILL \$\$; exit 3"
-	br_want_status 137
+	want_status 137
 	# Without any reference latch does not ask the broker; the same rules.
 	br_run -- sh -c 'exit 42'
-	br_want_status 42
+	want_status 42
 	br_run -- sh -c 'kill -TERM $$'
-	br_want_status 143
+	want_status 143
 	br_audit '
 assert [x["exit"] for x in r] == [0, 1, 42, 255, 143, 137], r
 assert all(x["grant"] == sys.argv[2] for x in r), r
@@ -63,21 +62,21 @@ assert all(x["grant"] == sys.argv[2] for x in r), r
 	mkdir "$t/adir"
 
 	br_run --env X=latch://canary -- "$t/no-such-command"
-	br_want_status 127
-	br_want_one_err_line "no-such-command"
+	want_status 127
+	want_err_line "no-such-command"
 	br_run --env X=latch://canary -- latch-test-no-such-command
-	br_want_status 127
-	br_want_one_err_line "latch-test-no-such-command"
+	want_status 127
+	want_err_line "latch-test-no-such-command"
 	br_run --env X=latch://canary -- "$t/noexec"
-	br_want_status 126
-	br_want_one_err_line "noexec"
+	want_status 126
+	want_err_line "noexec"
 	br_run --env X=latch://canary -- "$t/adir"
-	br_want_status 126
-	br_want_one_err_line "adir"
+	want_status 126
+	want_err_line "adir"
 	br_run -- "$t/no-such-command"
-	br_want_status 127
+	want_status 127
 	br_run -- "$t/noexec"
-	br_want_status 126
+	want_status 126
 	br_audit 'assert r == [], r' --event release
 
 	# Found and executable, but exec fails: a missing interpreter is
@@ -86,9 +85,9 @@ assert all(x["grant"] == sys.argv[2] for x in r), r
 	printf '\177ELF garbage' >"$t/badformat"
 	chmod 0755 "$t/badinterp" "$t/badformat"
 	br_run --env X=latch://canary -- "$t/badinterp"
-	br_want_status 127
+	want_status 127
 	br_run --env X=latch://canary -- "$t/badformat"
-	br_want_status 126
+	want_status 126
 	br_audit 'assert [x["exit"] for x in r] == [127, 126], r' --event exit
 }
 
@@ -116,7 +115,7 @@ sys.exit(0 if n else 3)
 EOF
 	local rc=0
 	pty_run --timeout 30 --log "$t/tty.log" --answer READY $'\x03' \
-		-- "$LATCH" run --env X=latch://canary -- "$BR_PY" "$t/count.py" "$t/count" || rc=$?
+		-- "$LATCH" run --env X=latch://canary -- "$PY" "$t/count.py" "$t/count" || rc=$?
 	[ "$rc" -eq 0 ] || { echo "latch run under a pty exited $rc; terminal: $(cat -v "$t/tty.log")" >&2; false; }
 	[ "$(cat "$t/count")" = 1 ] || { echo "the child saw $(cat "$t/count") SIGINTs" >&2; false; }
 }
@@ -133,10 +132,10 @@ EOF
 		while [ ! -e "$0/stop" ]; do sleep 0.05; done
 		exit 7' "$d" </dev/null >"$d/out" 2>"$d/err" &
 	bg=$!
-	br_track "$bg"
+	bg_track "$bg"
 	wait_file "$d/pids" "$bg"
 	read -r child latchpid <"$d/pids"
-	br_track "$child"
+	bg_track "$child"
 	[[ "$(tr '\0' ' ' <"/proc/$latchpid/cmdline")" == "$LATCH run "* ]]
 	kill -INT "$latchpid"
 	wait_file "$d/ints" "$child"
@@ -155,19 +154,19 @@ EOF
 		echo $$ $PPID >"$0/pids.tmp" && mv "$0/pids.tmp" "$0/pids"
 		while :; do sleep 0.05; done' "$d" </dev/null >"$d/out" 2>"$d/err" &
 	bg=$!
-	br_track "$bg"
+	bg_track "$bg"
 	wait_file "$d/pids" "$bg"
 	local gc
 	read -r child latchpid <"$d/pids"
 	gc=$(cat "$d/gc")
-	br_track "$child"
-	br_track "$gc"
-	refute br_gone "$gc"
+	bg_track "$child"
+	bg_track "$gc"
+	refute proc_gone "$gc"
 	kill -TERM "$latchpid"
 	rc=0
 	wait "$bg" || rc=$?
 	[ "$rc" -eq 143 ] || { echo "latch run exited $rc: $(cat "$d/err")" >&2; false; }
-	br_wait_gone "$gc" 50 || { echo "the child's own child $gc survived the forwarded SIGTERM" >&2; false; }
+	wait_gone "$gc" 50 || { echo "the child's own child $gc survived the forwarded SIGTERM" >&2; false; }
 	br_audit 'assert [x["exit"] for x in r] == [7, 143], r' --event exit
 }
 
@@ -176,12 +175,12 @@ EOF
 	local d=$BATS_TEST_TMPDIR/c i bg=() rc before
 	mkdir "$d"
 	lx audit --json </dev/null
-	before=$("$BR_PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")
+	before=$("$PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")
 	for i in 1 2 3 4 5 6 7 8; do
 		setsid -w "$LATCH" run --env X=latch://canary -- sh -c "$(br_check_canary)"'
 			echo $PPID >"$0"' "$d/ppid.$i" </dev/null >"$d/out.$i" 2>"$d/err.$i" &
 		bg+=($!)
-		br_track "$!"
+		bg_track "$!"
 	done
 	for i in 0 1 2 3 4 5 6 7; do
 		rc=0
@@ -238,14 +237,14 @@ memfds_of() {
 		cmp -s "$G" "$0/nonl.want" || exit 18
 		echo $PPID >"$0/latchpid"
 		ls -l /proc/$PPID/fd >"$0/latch.fds" 2>&1' "$t" "$BR_CANARY_SHA"
-	br_want_status 0
+	want_status 0
 	# latch closed its copies once the child had them (root reads the
 	# fds of latch, which is not dumpable).
 	if [ "$(id -u)" -eq 0 ]; then
 		grep -q ' -> ' "$t/latch.fds" || { echo "latch's fds were not listed: $(cat "$t/latch.fds")" >&2; false; }
 		refute grep -q memfd "$t/latch.fds"
 	fi
-	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/br.* "$BATS_TEST_TMPDIR"/lx.* "$t/latch.fds"
+	assert_absent "$CANARY" "$BATS_TEST_TMPDIR"/lx.* "$t/latch.fds"
 	br_scan_files "$CANARY"
 }
 
@@ -253,19 +252,19 @@ memfds_of() {
 	br_grant canary --ttl 10m --uses 1000
 	local t=$BATS_TEST_TMPDIR
 	br_run --file F=latch://canary -- sh -c '[ "$F" = /dev/fd/3 ] || exit 11; kill -KILL $$'
-	br_want_status 137
+	want_status 137
 	br_run --file F=latch://canary -- sh -c '[ "$F" = /dev/fd/3 ] || exit 11; kill -SEGV $$'
-	br_want_status 139
+	want_status 139
 	br_scan_files "$CANARY"
 
 	setsid -w "$LATCH" run --file F=latch://canary -- sh -c '
 		echo $$ $PPID >"$0/p3.tmp" && mv "$0/p3.tmp" "$0/p3"
 		while :; do sleep 0.05; done' "$t" </dev/null >"$t/out3" 2>"$t/err3" &
 	local bg=$! child latchpid rc=0
-	br_track "$bg"
+	bg_track "$bg"
 	wait_file "$t/p3" "$bg"
 	read -r child latchpid <"$t/p3"
-	br_track "$child"
+	bg_track "$child"
 	# The child holds the memory file; latch does not (root only: latch is
 	# not dumpable).
 	[ -n "$(memfds_of "$child")" ] || { echo "the child holds no memory file" >&2; false; }
@@ -276,7 +275,7 @@ memfds_of() {
 	kill -TERM "$latchpid"
 	wait "$bg" || rc=$?
 	[ "$rc" -eq 143 ] || { echo "latch run exited $rc: $(cat "$t/err3")" >&2; false; }
-	br_wait_gone "$child" 50 || { echo "the child survived the forwarded SIGTERM" >&2; false; }
+	wait_gone "$child" 50 || { echo "the child survived the forwarded SIGTERM" >&2; false; }
 	br_scan_files "$CANARY"
 	br_audit 'assert [x["exit"] for x in r] == [137, 139, 143], r' --event exit
 }
@@ -293,23 +292,23 @@ X=latch://canary
 	# an indented comment
 EOF
 	br_run --env-file "$t/refs.env" -- sh -c "$(br_check_canary)"' && [ "$Y" = "value of other" ]'
-	br_want_status 0
+	want_status 0
 	# --env after the file wins for the same variable.
 	br_run --env-file "$t/refs.env" --env Y=latch://canary -- sh -c "$(br_check_canary)"' && [ "$X" = "$Y" ]'
-	br_want_status 0
+	want_status 0
 
 	br_audit 'assert len(r) == 2, r' --event release
 	printf '# a value does not belong here\nX=latch://canary\nPLAIN=some value\n' >"$t/plain.env"
 	br_run --env-file "$t/plain.env" -- sh -c 'touch "$0/ran"' "$t"
-	br_want_status 125
-	br_want_one_err_line "plain.env:3"
+	want_status 125
+	want_err_line "plain.env:3"
 	[ ! -e "$t/ran" ]
 	printf 'X=latch://\n' >"$t/empty.env"
 	br_run --env-file "$t/empty.env" -- sh -c 'touch "$0/ran"' "$t"
-	br_want_status 125
+	want_status 125
 	[ ! -e "$t/ran" ]
 	br_run --env-file "$t/no-such.env" -- sh -c 'touch "$0/ran"' "$t"
-	br_want_status 125
+	want_status 125
 	[ ! -e "$t/ran" ]
 	br_audit 'assert len(r) == 2, r' --event release
 }
@@ -321,15 +320,15 @@ EOF
 	KEEP1="kept one" KEEP2="kept two" DROPPED="dropped" FROMENV=latch://other \
 		br_run --pristine --keep KEEP1 --keep KEEP2 --keep NOT_SET --env X=latch://canary --env Y=latch://other \
 		-- env -0
-	br_want_status 0
-	"$BR_PY" -c '
+	want_status 0
+	"$PY" -c '
 import sys
 env = open(sys.argv[1], "rb").read().split(b"\0")[:-1]
 names = sorted(e.split(b"=", 1)[0] for e in env)
 assert names == [b"KEEP1", b"KEEP2", b"X", b"Y"], names
 assert b"KEEP1=kept one" in env and b"KEEP2=kept two" in env and b"Y=value of other" in env, env
 assert b"X=" + sys.argv[2].encode() in env, "X does not hold the canary"
-' "$BR_OUT" "$CANARY"
+' "$LX_OUT" "$CANARY"
 }
 
 @test "no grant, a human at the terminal: the passphrase releases for this one run and is recorded; a wrong one runs nothing" {

@@ -6,14 +6,13 @@
 # it, and check that no release record is ever the one that waits.
 
 load helpers
-load broker_helpers
 
 setup() {
 	br_setup
 }
 
 teardown() {
-	br_teardown
+	bg_cleanup
 }
 
 # exits_in_file: exit records in the vault file, read with sqlite3 so the
@@ -36,7 +35,7 @@ verify_ok() {
 @test "with no reader, a queued exit record reaches the file within seconds" {
 	br_grant canary --ttl 10m --uses 100
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary); exit 7"
-	br_want_status 7
+	want_status 7
 	# The release is durable before the child starts, whatever the exit.
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE event = 'release'")" = 1 ]
 	local i n=0
@@ -55,7 +54,7 @@ verify_ok() {
 	local i
 	for i in 1 2 3 4 5 6 7 8 9 10; do
 		br_run --env X=latch://canary -- sh -c "$(br_check_canary); exit $i"
-		br_want_status "$i"
+		want_status "$i"
 		# No sleep: without the flush most of these would miss the last exit.
 		br_audit 'import sys
 n = int(sys.argv[2])
@@ -65,7 +64,7 @@ assert r[-1]["exit"] == n, r[-1]' --event exit -- "$i"
 	# The checkpoint, too, is taken after the flush: its seq is the head.
 	lx audit checkpoint </dev/null
 	want_status 0
-	"$BR_PY" -c 'import json,sys; c=json.loads(sys.argv[1]); assert c["seq"] == int(sys.argv[2]), (c, sys.argv[2])' \
+	"$PY" -c 'import json,sys; c=json.loads(sys.argv[1]); assert c["seq"] == int(sys.argv[2]), (c, sys.argv[2])' \
 		"$out" "$(sql "SELECT max(seq) FROM audit_log")"
 	verify_ok
 }
@@ -73,9 +72,9 @@ assert r[-1]["exit"] == n, r[-1]' --event exit -- "$i"
 @test "a release commits the exits queued before it: release, exit, release, exit in order" {
 	br_grant canary --ttl 10m --uses 100
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary); exit 3"
-	br_want_status 3
+	want_status 3
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary); exit 4"
-	br_want_status 4
+	want_status 4
 	lx audit --json </dev/null # flushes the last exit
 	want_status 0
 	run seq_events
@@ -94,10 +93,10 @@ assert r[-1]["exit"] == n, r[-1]' --event exit -- "$i"
 	pid=$(br_broker_pid)
 	for i in 1 2 3 4 5; do
 		br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-		br_want_status 0
+		want_status 0
 	done
 	kill -TERM "$pid"
-	br_wait_gone "$pid" || { echo "the broker did not stop" >&2; false; }
+	wait_gone "$pid" || { echo "the broker did not stop" >&2; false; }
 	[ "$(exits_in_file)" = 5 ] || { echo "$(exits_in_file) of 5 exit records written at stop" >&2; false; }
 	verify_ok
 }
@@ -107,9 +106,9 @@ assert r[-1]["exit"] == n, r[-1]' --event exit -- "$i"
 	local pid
 	pid=$(br_broker_pid)
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 	kill -KILL "$pid"
-	br_wait_gone "$pid"
+	wait_gone "$pid"
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE event = 'release'")" = 1 ]
 	local n
 	n=$(exits_in_file)
@@ -117,7 +116,7 @@ assert r[-1]["exit"] == n, r[-1]' --event exit -- "$i"
 	verify_ok
 	br_grant canary --ttl 10m
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0
+	want_status 0
 	lx audit --json --event release </dev/null
 	want_status 0
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE event = 'release'")" = 2 ]
@@ -129,10 +128,10 @@ assert r[-1]["exit"] == n, r[-1]' --event exit -- "$i"
 	local sock reply
 	sock=$(br_sock)
 	reply=$(br_call "$sock" '{"op":"flush"}')
-	"$BR_PY" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["ok"] is True and r["written"] == 0, r' "$reply"
+	"$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["ok"] is True and r["written"] == 0, r' "$reply"
 	reply=$(br_call "$sock" '{"op":"exit","release":"r-000000000000","status":0}')
-	"$BR_PY" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["ok"] is False and r["error"] == "bad-request", r' "$reply"
+	"$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["ok"] is False and r["error"] == "bad-request", r' "$reply"
 	reply=$(br_call "$sock" '{"op":"exit","release":"r-000000000000"}')
-	"$BR_PY" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["ok"] is False, r' "$reply"
+	"$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["ok"] is False, r' "$reply"
 	[ "$(exits_in_file)" = 0 ]
 }

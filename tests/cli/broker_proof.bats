@@ -9,14 +9,13 @@
 # Each attack has a positive control where one makes sense.
 
 load helpers
-load broker_helpers
 
 setup() {
 	br_setup
 }
 
 teardown() {
-	br_teardown
+	bg_cleanup
 	# A /tmp/latch-UID that was there before a test took it over.
 	if [ -f "$BATS_TEST_TMPDIR/owner" ]; then
 		local path owner
@@ -27,14 +26,14 @@ teardown() {
 
 # pb_grants_of_kind EVENT: how many records of EVENT the log holds.
 pb_count() {
-	"$LATCH" audit --json --event "$1" </dev/null | "$BR_PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'
+	"$LATCH" audit --json --event "$1" </dev/null | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'
 }
 
 # pb_bg SCRIPT ARGS...: run a python script in the background, tracked.
 pb_bg() {
-	"$BR_PY" "$@" </dev/null >"$BATS_TEST_TMPDIR/bg.$$.out" 2>&1 &
+	"$PY" "$@" </dev/null >"$BATS_TEST_TMPDIR/bg.$$.out" 2>&1 &
 	PB_BG=$!
-	br_track "$PB_BG"
+	bg_track "$PB_BG"
 }
 
 # pb_wait_file FILE: bounded wait (10 s) for FILE to appear.
@@ -100,8 +99,8 @@ EOF
 	# No grant happened or was recorded.
 	[ "$(pb_count grant)" -eq "$n_grants" ]
 	lx grants --json </dev/null
-	[ "$("$BR_PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")" -eq 1 ]
-	br_stop "$proxy"
+	[ "$("$PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$out")" -eq 1 ]
+	stop_pid "$proxy"
 	mv "$sock.real" "$sock"
 	lx audit verify --passphrase-fd 3 3<<<"$PASS"
 	want_status 0
@@ -144,7 +143,7 @@ while True:
     c.close()
 EOF
 	for mode in yes mute; do
-		local sock=$XDG_RUNTIME_DIR/latch/broker-$("$BR_PY" -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").sock
+		local sock=$XDG_RUNTIME_DIR/latch/broker-$("$PY" -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").sock
 		rm -f "$sock" "$t/ready" "$t/seen"
 		pb_bg "$t/squat.py" "$sock" "$t/seen" "$t/ready" "$mode"
 		local squatter=$PB_BG
@@ -157,7 +156,7 @@ EOF
 		refute grep -qaE '"box"|"values"|writer_key' "$t/seen"
 		[ "$(pb_count grant)" -eq 0 ]
 		[ "$(pb_count enrol)" -eq 0 ]
-		br_stop "$squatter"
+		stop_pid "$squatter"
 	done
 }
 
@@ -165,7 +164,7 @@ EOF
 	local t=$BATS_TEST_TMPDIR lock
 	mkdir -p "$XDG_RUNTIME_DIR/latch"
 	chmod 0700 "$XDG_RUNTIME_DIR/latch"
-	lock=$XDG_RUNTIME_DIR/latch/broker-$("$BR_PY" -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").lock
+	lock=$XDG_RUNTIME_DIR/latch/broker-$("$PY" -c 'import hashlib, sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=8).hexdigest())' "$(readlink -f "$LATCH_HOME")").lock
 	cat >"$t/hold.py" <<'EOF'
 import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
@@ -191,7 +190,7 @@ EOF
 
 @test "latch broker by hand needs the passphrase: with no terminal it is refused (4) and no broker runs" {
 	br_nt broker
-	br_want_status 4
+	want_status 4
 	[ -z "$(ls "$XDG_RUNTIME_DIR/latch"/*.sock 2>/dev/null)" ]
 	# Control: with the passphrase it starts one, which a grant then uses.
 	lx broker --passphrase-fd 3 3<<<"$PASS" </dev/null
@@ -219,19 +218,20 @@ b.close()
 f = a.makefile("rwb")
 ready = json.loads(f.readline())
 assert ready["ok"], ready
-b64 = lambda x: base64.b64encode(x).decode()
 stream = struct.pack("<Q", 1) + os.urandom(16 + 32 + 32)
-f.write(json.dumps({"instance": os.urandom(16).hex(), "key": b64(os.urandom(32)), "stream": b64(stream)}).encode() + b"\n")
+# The enrolment: its header, then the key and the stream keys as frames.
+frame = lambda x: struct.pack(">I", len(x)) + x
+f.write(json.dumps({"instance": os.urandom(16).hex(), "frames": 2}).encode() + b"\n" + frame(os.urandom(32)) + frame(stream))
 f.flush()
 ok = json.loads(f.readline())
 assert ok["ok"], ok
 open(out, "w").write(str(ready["pid"]))
 os.waitpid(pid, 0)
 EOF
-	"$BR_PY" "$t/rogue.py" "$LATCH" "$t/pid" </dev/null
+	"$PY" "$t/rogue.py" "$LATCH" "$t/pid" </dev/null
 	local rogue
 	rogue=$(cat "$t/pid")
-	br_track "$rogue"
+	bg_track "$rogue"
 	br_is_broker "$rogue" # control: the agent's broker runs and listens
 	[ -S "$(br_sock)" ]
 	lx grant canary --ttl 24h --passphrase-fd 3 3<<<"$PASS" </dev/null
@@ -242,13 +242,13 @@ EOF
 	[ "$out" = "[]" ]
 	if [ "$(id -u)" -eq 0 ]; then # its memory holds no value
 		br_memscan "$rogue" "$(br_forms_file "$CANARY")" >"$t/scan"
-		"$BR_PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["found"] == [] and s["scanned"] > 1 << 20, s' "$t/scan"
+		"$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["found"] == [] and s["scanned"] > 1 << 20, s' "$t/scan"
 	fi
 	# Stopped, it writes its "stop" into a stream no passphrase holder
 	# opened: the log says so.
 	lx broker stop </dev/null
 	want_status 0
-	br_wait_gone "$rogue"
+	wait_gone "$rogue"
 	lx audit verify --passphrase-fd 3 3<<<"$PASS"
 	want_status 1
 	[[ "$err" == *"which no passphrase holder opened"* ]]
@@ -309,7 +309,7 @@ print(os.read(r, 4096).decode())
 EOF
 	# (LeakSanitizer cannot run under ptrace: off for this one process of
 	# an ASan build; it has no effect on a plain one.)
-	run br_as 65534 env ASAN_OPTIONS=detect_leaks=0 "$BR_PY" "$u/trace.py" "$LATCH" 3</dev/null
+	run br_as 65534 env ASAN_OPTIONS=detect_leaks=0 "$PY" "$u/trace.py" "$LATCH" 3</dev/null
 	[[ "$output" == "exit 3"*"it is traced (by pid "* ]] || { echo "$output" >&2; false; }
 }
 
@@ -367,12 +367,12 @@ ask(f, {"op": "hello", "nonce": b64(os.urandom(32))})
 refused(ask(f, {"op": "hello", "nonce": b64(os.urandom(32))}), "a second hello")
 print("done")
 EOF
-	run "$BR_PY" "$t/forge.py" "$sock" "$BR_GRANT"
+	run "$PY" "$t/forge.py" "$sock" "$BR_GRANT"
 	[ "$status" -eq 0 ] && [ "$output" = done ] || { echo "$output" >&2; false; }
 	lx grants --json </dev/null
 	[ "$out" = "$before" ]
 	br_run --env X=latch://canary -- sh -c "$(br_check_canary)"
-	br_want_status 0 # the genuine grant is intact
+	want_status 0 # the genuine grant is intact
 }
 
 @test "a slow client holds nothing up: a 3 s grant is wiped on time, revoke and SIGTERM answer at once" {
@@ -410,7 +410,7 @@ EOF
 	sleep 1
 	if [ "$(id -u)" -eq 0 ]; then
 		br_memscan "$pid" "$(br_forms_file "$CANARY")" >"$t/scan"
-		"$BR_PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["found"] == [] and s["scanned"] > 1 << 20, s' "$t/scan"
+		"$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["found"] == [] and s["scanned"] > 1 << 20, s' "$t/scan"
 	fi
 	local rc=0
 	timeout 5 "$LATCH" revoke --all </dev/null >"$t/revoke" 2>&1 || rc=$?
@@ -422,7 +422,7 @@ EOF
 	pb_bg "$t/slow.py" "$sock" "$t/slow2"
 	sleep 0.5
 	kill -TERM "$pid"
-	br_wait_gone "$pid" 50
+	wait_gone "$pid" 50
 }
 
 @test "exit records the broker had to drop are recorded as lost once it can write again" {
@@ -442,17 +442,17 @@ EOF
 	setsid -w "$LATCH" run --env X=latch://canary -- sh -c 'touch "$0/running"; while [ ! -e "$0/locked" ]; do sleep 0.05; done' "$t" \
 		</dev/null >"$t/run.out" 2>"$t/run.err" &
 	local runner=$!
-	br_track "$runner"
+	bg_track "$runner"
 	pb_wait_file "$t/running"
-	"$BR_PY" "$t/lockdb.py" "$VAULT" "$t/locked" 5 &
+	"$PY" "$t/lockdb.py" "$VAULT" "$t/locked" 5 &
 	local locker=$!
-	br_track "$locker"
+	bg_track "$locker"
 	wait "$runner"
 	wait "$locker"
 	# Now it can write: the next commit says how many were lost.
 	lx audit --json --event lost </dev/null
 	want_status 0
-	"$BR_PY" -c '
+	"$PY" -c '
 import json, sys
 r = json.loads(sys.argv[1])
 assert len(r) == 1 and r[0]["lost_exits"] == 1 and r[0].get("stream"), r
@@ -517,7 +517,7 @@ EOF
 	if [ ! -e "$squat" ]; then
 		mkdir "$squat"
 		chmod 0700 "$squat"
-		br_track_dir "$squat"
+		track_dir "$squat"
 	else # left by an older latch: another uid's for this test, then given back
 		echo "$squat $(stat -c %u:%g "$squat")" >"$BATS_TEST_TMPDIR/owner"
 	fi
@@ -556,16 +556,16 @@ fcntl.flock(fd, fcntl.LOCK_EX)
 open(sys.argv[2], "w").close()
 time.sleep(600)
 EOF
-	"$BR_PY" "$t/lockdb.py" "$VAULT" "$t/dblocked" "$t/go" &
+	"$PY" "$t/lockdb.py" "$VAULT" "$t/dblocked" "$t/go" &
 	local locker=$!
-	br_track "$locker"
+	bg_track "$locker"
 	pb_wait_file "$t/dblocked"
 	# The second grant proves the broker, then waits for the vault lock
 	# to record itself.
 	LATCH_LOCK_TIMEOUT_MS=60000 setsid -w "$LATCH" grant canary --ttl 10m --passphrase-fd 3 3<<<"$PASS" </dev/null \
 		>"$t/g.out" 2>"$t/g.err" &
 	local granter=$!
-	br_track "$granter"
+	bg_track "$granter"
 	local i waiting=
 	for ((i = 0; i < 300; i++)); do
 		local sc
@@ -580,9 +580,9 @@ EOF
 	[ -n "$waiting" ] || { echo "the grant never waited for the vault lock" >&2; false; }
 	# Meanwhile its broker dies, and something else takes the broker lock.
 	kill -KILL "$pid"
-	br_wait_gone "$pid"
-	"$BR_PY" "$t/hold.py" "$lock" "$t/held" &
-	br_track $!
+	wait_gone "$pid"
+	"$PY" "$t/hold.py" "$lock" "$t/held" &
+	bg_track $!
 	pb_wait_file "$t/held"
 	touch "$t/go"
 	local rc=0
@@ -590,7 +590,7 @@ EOF
 	[ "$rc" -eq 3 ] || { echo "grant: $rc $(cat "$t/g.err")" >&2; false; }
 	wait "$locker"
 	lx audit --json </dev/null
-	"$BR_PY" -c '
+	"$PY" -c '
 import json, sys
 r = json.loads(sys.argv[1])
 grants = [x for x in r if x["event"] == "grant"]

@@ -9,7 +9,6 @@
 # comment above them) and pass once those are fixed.
 
 load helpers
-load broker_helpers
 
 FIXTURES=$BATS_TEST_DIRNAME/../data
 # The fixtures' passphrase (replaces helpers.bash's for latch_p, br_grant).
@@ -30,13 +29,12 @@ SHA_NOTES=$(sha "legacy fixture notes: spaces, punctuation; test data only")
 SHA_DEPLOY_KEY=$(sha legacy-fixture-deploy-key-0002)
 
 setup() {
-	br_base_setup
+	home_setup
 	export LATCH_BROKER_IDLE=10
 	br_runtime "$BATS_TEST_TMPDIR/rt"
 }
 
 teardown() {
-	br_teardown
 	bg_cleanup
 }
 
@@ -128,12 +126,12 @@ assert r["records"] == int(sys.argv[2]), "%s records verified, expected %s" % (r
 br_want_err_lines() {
 	local n=$1 raw='' nl last s
 	shift
-	IFS= read -r -d '' raw <"$BR_ERR" || true
+	IFS= read -r -d '' raw <"$LX_ERR" || true
 	nl=${raw//[!$'\n']/}
-	last=$(tail -n1 "$BR_ERR")
-	if [ "${#nl}" -ne "$n" ] || [[ "$raw" != *$'\n' ]] || grep -qv '^latch: ' "$BR_ERR"; then
+	last=$(tail -n1 "$LX_ERR")
+	if [ "${#nl}" -ne "$n" ] || [[ "$raw" != *$'\n' ]] || grep -qv '^latch: ' "$LX_ERR"; then
 		echo "expected $n lines 'latch: ...' on stderr, got:" >&2
-		cat "$BR_ERR" >&2
+		cat "$LX_ERR" >&2
 		return 1
 	fi
 	for s in "$@"; do
@@ -166,10 +164,10 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 	reveal_sha notes
 	[ "$REVEALED_SHA" = "$SHA_NOTES" ]
 	one_shot api-token "$SHA_API_TOKEN" db "$SHA_DB" notes "$SHA_NOTES" ci/deploy-key "$SHA_DEPLOY_KEY"
-	br_want_status 0
+	want_status 0
 	# db is its version 2, not 1; the removed secret stays removed.
 	one_shot db "$SHA_DB_V1"
-	br_want_status 9
+	want_status 9
 	lpty --raw -- reveal gone --passphrase-fd 3 3<<<"$PASS"
 	want_status 3
 	want_err_line "no secret named 'gone'"
@@ -199,7 +197,7 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 @test "the first release upgrades the sealed state to version 2, once; the log verifies with the new records" {
 	use_fixture schema3-vault.db
 	one_shot db "$SHA_DB"
-	br_want_status 0
+	want_status 0
 	[ "$(state_len)" -eq "$STATE_V2" ]
 	# The release and its exit, in the main chain, after the old records.
 	[ "$(sql "SELECT group_concat(seq || ':' || event || ':' || stream, ' ') FROM audit_log WHERE seq > $LEGACY_RECORDS")" = \
@@ -208,14 +206,14 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 	# The state is not upgraded twice or dropped back: a second release
 	# keeps 168 bytes, and verifies.
 	one_shot api-token "$SHA_API_TOKEN"
-	br_want_status 0
+	want_status 0
 	[ "$(state_len)" -eq "$STATE_V2" ]
 	want_verified $((LEGACY_RECORDS + 4))
 	# From now on the digest guards the table: after a row is edited, a
 	# release of any secret is refused.
 	sql "UPDATE secrets SET version = version + 1 WHERE name = 'notes'"
 	one_shot api-token "$SHA_API_TOKEN"
-	br_want_status 125
+	want_status 125
 	br_want_err_lines 2 "rolled back or edited"
 	[ "$(records)" -eq $((LEGACY_RECORDS + 4)) ]
 	no_journal
@@ -233,12 +231,12 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 	# latch run: 125 (latch failed before running the child); the child
 	# never ran, so it wrote no marker.
 	br_run --passphrase-fd 3 --env D=latch://db -- sh -c ': >"$0"' "$BATS_TEST_TMPDIR/released" 3<<<"$PASS"
-	br_want_status 125
+	want_status 125
 	br_want_err_lines 2 "the audit log does not verify" "secret 'db'"
 	[ ! -e "$BATS_TEST_TMPDIR/released" ]
 	# Nor any other secret: the upgrade verifies the whole table.
 	br_run --passphrase-fd 3 --env N=latch://notes -- sh -c ': >"$0"' "$BATS_TEST_TMPDIR/released" 3<<<"$PASS"
-	br_want_status 125
+	want_status 125
 	[ ! -e "$BATS_TEST_TMPDIR/released" ]
 	# Nothing was recorded or sealed: no release record, the old state.
 	[ "$(state_len)" -eq "$STATE_V1" ]
@@ -273,7 +271,7 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 	[ "$(state_len)" -eq "$STATE_V2" ]
 	values_script db "$SHA_DB" api-token "$SHA_API_TOKEN"
 	br_run "${VS_ARGS[@]}" -- sh -c "$VS_SH"
-	br_want_status 0
+	want_status 0
 	# The new records: the broker's enrolment and the grant in the main
 	# chain, the release in the broker's stream 1.
 	[ "$(sql "SELECT group_concat(event || ':' || stream, ' ') FROM (SELECT event, stream FROM audit_log WHERE seq > $LEGACY_RECORDS AND event IN ('enrol', 'grant', 'release') ORDER BY seq)")" = \
@@ -292,7 +290,7 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 	want_status 0
 	local pid
 	pid=$(br_broker_pid)
-	br_stop "$pid"
+	stop_pid "$pid"
 	want_verified "$(records)"
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE event = 'stop' AND stream = 1")" -eq 1 ]
 	no_journal
@@ -332,7 +330,7 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 	# digest no longer matches the table) and verify reports it; the
 	# legacy vault should too.
 	one_shot notes "$SHA_NOTES"
-	br_want_status 125
+	want_status 125
 	lx audit verify --passphrase-fd 3 3<<<"$PASS" </dev/null
 	want_status 1
 }
@@ -368,7 +366,7 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 		'[ "$(printf %s "$D" | sha256sum | cut -d" " -f1)" = "$1" ] && : >"$0"' \
 		"$BATS_TEST_TMPDIR/stale-released" "$(sha "$stale")" 3<<<"$PASS"
 	[ ! -e "$BATS_TEST_TMPDIR/stale-released" ]
-	br_want_status 125
+	want_status 125
 	lx audit verify --passphrase-fd 3 3<<<"$PASS" </dev/null
 	want_status 1
 }

@@ -12,14 +12,13 @@
 # Each attack is shown to work without latch first (positive control).
 
 load helpers
-load broker_helpers
 
 setup() {
 	br_setup
 }
 
 teardown() {
-	br_teardown
+	bg_cleanup
 }
 
 # hy_env VAR=VALUE... -- ARGS...: br_nt with the VARs set in latch's own
@@ -40,7 +39,7 @@ wait_file() {
 	local i
 	for ((i = 0; i < 100; i++)); do
 		[ -e "$1" ] && return 0
-		br_gone "$2" && break
+		proc_gone "$2" && break
 		sleep 0.1
 	done
 	[ -e "$1" ] || { echo "$1 never appeared" >&2; return 1; }
@@ -48,7 +47,7 @@ wait_file() {
 
 # hy_outputs: every output file of this test's latch runs.
 hy_outputs() {
-	ls "$BATS_TEST_TMPDIR"/br.* "$BATS_TEST_TMPDIR"/lx.* 2>/dev/null || true
+	ls "$BATS_TEST_TMPDIR"/lx.* 2>/dev/null || true
 }
 
 # A python script for a child: writes the numbers of its open descriptors
@@ -104,22 +103,22 @@ out.close()
 	local t=$BATS_TEST_TMPDIR
 	printf 'not for the child\n' >"$t/extra"
 	# Positive control: a child of a plain shell inherits 5 and 9.
-	"$BR_PY" -c "$HY_FDS" "$t/fds.ctl" 5<"$t/extra" 9<>"$t/extra"
+	"$PY" -c "$HY_FDS" "$t/fds.ctl" 5<"$t/extra" 9<>"$t/extra"
 	[[ " $(cat "$t/fds.ctl") " == *" 5 "* ]] && [[ " $(cat "$t/fds.ctl") " == *" 9 "* ]] ||
 		{ echo "control: $(cat "$t/fds.ctl")" >&2; false; }
 
 	# No reference: latch asks no broker; the same rule.
-	br_run -- "$BR_PY" -c "$HY_FDS" "$t/fds.2" 5<"$t/extra" 9<>"$t/extra"
-	br_want_status 0
+	br_run -- "$PY" -c "$HY_FDS" "$t/fds.2" 5<"$t/extra" 9<>"$t/extra"
+	want_status 0
 	[ "$(cat "$t/fds.2")" = "0 1 2" ] || { echo "the child had descriptors: $(cat "$t/fds.2")" >&2; false; }
 
 	# With references: 3 and 4 are the --file values, in order.
 	br_run --file F=latch://canary --file G=latch://canary --env X=latch://canary \
-		-- "$BR_PY" -c "$HY_FDS"'
+		-- "$PY" -c "$HY_FDS"'
 import os
 assert os.environ["F"] == "/dev/fd/3" and os.environ["G"] == "/dev/fd/4", (os.environ["F"], os.environ["G"])
 ' "$t/fds.1" 5<"$t/extra" 9<>"$t/extra"
-	br_want_status 0
+	want_status 0
 	[ "$(cat "$t/fds.1")" = "0 1 2 3 4" ] || { echo "the child had descriptors: $(cat "$t/fds.1")" >&2; false; }
 
 	assert_absent "$CANARY" $(hy_outputs) "$t"/fds.*
@@ -130,13 +129,13 @@ assert os.environ["F"] == "/dev/fd/3" and os.environ["G"] == "/dev/fd/4", (os.en
 	printf '%s\n' "$PASS" >"$t/pw" # a file: seekable, as a careless script's would be
 	# Positive control: the dumper finds the passphrase on a descriptor it
 	# inherits, even after the line was read.
-	(read -r _ <&3 && "$BR_PY" -c "$HY_DUMP" "$t/dump.ctl") 3<"$t/pw"
+	(read -r _ <&3 && "$PY" -c "$HY_DUMP" "$t/dump.ctl") 3<"$t/pw"
 	refute assert_absent "$PASS" "$t/dump.ctl" 2>/dev/null
 
 	# No grant and no terminal: the passphrase on fd 3 releases for this run.
 	br_run --passphrase-fd 3 --env X=latch://canary -- sh -c "$(br_check_canary)"' && exec "$0" -c "$1" "$2"' \
-		"$BR_PY" "$HY_DUMP" "$t/dump" 3<"$t/pw"
-	br_want_status 0
+		"$PY" "$HY_DUMP" "$t/dump" 3<"$t/pw"
+	want_status 0
 	[[ "$err" == *"for this run only"* ]]
 	[ -e "$t/dump" ]
 	assert_absent "$PASS" "$t/dump" $(hy_outputs)
@@ -145,8 +144,8 @@ assert os.environ["F"] == "/dev/fd/3" and os.environ["G"] == "/dev/fd/4", (os.en
 
 	# Descriptors 0-2 go to the child: refused for the passphrase.
 	br_run --passphrase-fd 0 --env X=latch://canary -- sh -c 'touch "$0/ran"' "$t" <"$t/pw"
-	br_want_status 125
-	br_want_one_err_line "--passphrase-fd 0"
+	want_status 125
+	want_err_line "--passphrase-fd 0"
 	[ ! -e "$t/ran" ]
 }
 
@@ -161,34 +160,34 @@ assert os.environ["F"] == "/dev/fd/3" and os.environ["G"] == "/dev/fd/4", (os.en
 	refute assert_absent "$CANARY" "$t/ctl.err" 2>/dev/null
 
 	br_run --env LD_PRELOAD=latch://canary -- true
-	br_want_status 125
-	br_want_one_err_line "'LD_PRELOAD'"
+	want_status 125
+	want_err_line "'LD_PRELOAD'"
 	for name in LD_AUDIT LD_LIBRARY_PATH LD_ANYTHING_NEW BASH_FUNC_true GCONV_PATH GLIBC_TUNABLES LOCPATH TZDIR \
 		BASH_ENV ENV SHELLOPTS BASHOPTS PS4 PROMPT_COMMAND PYTHONSTARTUP PYTHONPATH PYTHONHOME PYTHONINSPECT \
 		PERL5OPT PERL5LIB PERLLIB PERL5DB RUBYOPT RUBYLIB NODE_OPTIONS NODE_PATH JAVA_TOOL_OPTIONS _JAVA_OPTIONS \
 		JDK_JAVA_OPTIONS NIS_PATH NLSPATH RESOLV_HOST_CONF RES_OPTIONS HOSTALIASES LOCALDOMAIN MALLOC_TRACE GETCONF_DIR; do
 		br_run --env "$name=latch://canary" -- true
-		br_want_status 125
-		br_want_one_err_line "'$name'"
+		want_status 125
+		want_err_line "'$name'"
 	done
 	br_run --file LD_PRELOAD=latch://canary -- true
-	br_want_status 125
-	br_want_one_err_line "'LD_PRELOAD'"
+	want_status 125
+	want_err_line "'LD_PRELOAD'"
 	printf '# refs\nX=latch://canary\nBASH_ENV=latch://canary\n' >"$t/refs.env"
 	br_run --env-file "$t/refs.env" -- true
-	br_want_status 125
-	br_want_one_err_line "refs.env:3:" "'BASH_ENV'"
+	want_status 125
+	want_err_line "refs.env:3:" "'BASH_ENV'"
 	# A reference in latch's own environment.
 	hy_env LD_AUDIT=latch://canary -- run -- true
-	br_want_status 125
+	want_status 125
 	[[ "$err" == *"latch: a reference cannot target 'LD_AUDIT'"* ]] || { echo "stderr: $err" >&2; false; }
 	# --keep cannot bring one back either.
 	br_run --pristine --keep LD_PRELOAD --env X=latch://canary -- true
-	br_want_status 125
-	br_want_one_err_line "'LD_PRELOAD'"
+	want_status 125
+	want_err_line "'LD_PRELOAD'"
 	# Names that only look alike are ordinary variables.
 	br_run --env LDX=latch://canary --env MY_LD_PRELOAD=latch://canary --env BASH_ENVX=latch://canary -- true
-	br_want_status 0
+	want_status 0
 
 	br_audit 'assert len(r) == 1, r' --event release
 	assert_absent "$CANARY" $(hy_outputs)
@@ -209,13 +208,13 @@ assert os.environ["F"] == "/dev/fd/3" and os.environ["G"] == "/dev/fd/4", (os.en
 	vars+=(TMPDIR="$t" LDX=kept MY_LD_PRELOAD=kept BASH_ENVX=kept PS44=kept)
 	# The child prints its variables' names only, never a value.
 	local names='import os, sys; sys.stdout.write("\n".join(sorted(os.environ)) + "\n")'
-	hy_env "${vars[@]}" -- run --env X=latch://canary -- "$BR_PY" -c "$names"
-	br_want_status 0
-	cp "$BR_OUT" "$t/names.plain"
-	hy_env "${vars[@]}" -- run --pristine --keep TMPDIR --keep LDX --env X=latch://canary -- "$BR_PY" -c "$names"
-	br_want_status 0
-	cp "$BR_OUT" "$t/names.pristine"
-	"$BR_PY" -c '
+	hy_env "${vars[@]}" -- run --env X=latch://canary -- "$PY" -c "$names"
+	want_status 0
+	cp "$LX_OUT" "$t/names.plain"
+	hy_env "${vars[@]}" -- run --pristine --keep TMPDIR --keep LDX --env X=latch://canary -- "$PY" -c "$names"
+	want_status 0
+	cp "$LX_OUT" "$t/names.pristine"
+	"$PY" -c '
 import sys
 bad = sys.argv[3:]
 plain = open(sys.argv[1]).read().split()
@@ -253,9 +252,9 @@ EOF
 
 	br_grant canary --ttl 10m --uses 1000 --cmd true
 	hy_env LD_PRELOAD="$t/leak.so" -- run --env X=latch://canary -- true
-	br_want_status 0
+	want_status 0
 	hy_env LD_AUDIT="$t/leak.so" -- run --env X=latch://canary -- true
-	br_want_status 0
+	want_status 0
 	br_audit 'assert [x["exit"] for x in r] == [0, 0], r' --event exit
 	assert_absent "$CANARY" $(hy_outputs)
 }
@@ -276,11 +275,11 @@ EOF
 
 	br_grant canary --ttl 10m --uses 1000 --cmd bash
 	hy_env SHELLOPTS=xtrace -- run --env X=latch://canary -- bash -c "$script"
-	br_want_status 0
+	want_status 0
 	hy_env BASH_ENV="$t/evil.sh" -- run --env X=latch://canary -- bash -c true
-	br_want_status 0
+	want_status 0
 	hy_env "BASH_FUNC_true%%=$fn" -- run --env X=latch://canary -- bash -c true
-	br_want_status 0
+	want_status 0
 	br_audit 'assert [x["exit"] for x in r] == [0, 0, 0], r' --event exit
 	assert_absent "$CANARY" $(hy_outputs)
 }
@@ -301,9 +300,9 @@ EOF
 	"${as[@]}" "$LATCH" grant canary --ttl 10m --cmd bash --passphrase-fd 3 3<<<"$PASS" </dev/null >"$t/g.out"
 	local rc=0
 	"${as[@]}" setsid -w env SHELLOPTS=xtrace 'PS4=$X ' "$LATCH" run --env X=latch://canary -- bash -c true \
-		</dev/null >"$t/br.ps4.out" 2>"$t/br.ps4.err" || rc=$?
-	[ "$rc" -eq 0 ] || { echo "latch run exited $rc: $(cat "$t/br.ps4.err")" >&2; false; }
-	assert_absent "$CANARY" "$t/br.ps4.out" "$t/br.ps4.err"
+		</dev/null >"$t/lx.ps4.out" 2>"$t/lx.ps4.err" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "latch run exited $rc: $(cat "$t/lx.ps4.err")" >&2; false; }
+	assert_absent "$CANARY" "$t/lx.ps4.out" "$t/lx.ps4.err"
 }
 
 @test "PYTHONPATH with a sitecustomize.py that prints \$X: a granted python3 prints nothing of the value" {
@@ -311,12 +310,12 @@ EOF
 	mkdir "$t/py"
 	printf 'import os, sys\nsys.stderr.write("leaked: %%s\\n" %% os.environ.get("X"))\n' >"$t/py/sitecustomize.py"
 	# Positive control.
-	PYTHONPATH="$t/py" X="$CANARY" "$BR_PY" -c pass 2>"$t/ctl.err"
+	PYTHONPATH="$t/py" X="$CANARY" "$PY" -c pass 2>"$t/ctl.err"
 	refute assert_absent "$CANARY" "$t/ctl.err" 2>/dev/null
 
-	br_grant canary --ttl 10m --uses 1000 --cmd "$BR_PY"
-	hy_env PYTHONPATH="$t/py" -- run --env X=latch://canary -- "$BR_PY" -c pass
-	br_want_status 0
+	br_grant canary --ttl 10m --uses 1000 --cmd "$PY"
+	hy_env PYTHONPATH="$t/py" -- run --env X=latch://canary -- "$PY" -c pass
+	want_status 0
 	assert_absent "$CANARY" $(hy_outputs)
 }
 
@@ -350,8 +349,8 @@ for p in sys.argv[1:]:
             sys.exit(16)
         os.close(fd)
 " "$F" "$G" || exit 16
-		[ "$(sha256sum <"$F" | cut -d" " -f1)" = "$0" ] || exit 17' "$BR_CANARY_SHA" "$BR_PY"
-	br_want_status 0
+		[ "$(sha256sum <"$F" | cut -d" " -f1)" = "$0" ] || exit 17' "$BR_CANARY_SHA" "$PY"
+	want_status 0
 	assert_absent "$CANARY" $(hy_outputs)
 	br_scan_files "$CANARY"
 }
@@ -375,20 +374,20 @@ for p in sys.argv[1:]:
 				[ "$(sha256sum <"$F" | cut -d" " -f1)" = "$1" ] && touch "$0/reread"
 			fi
 			sleep 0.05
-		done' "$d" "$BR_CANARY_SHA" </dev/null >"$t/br.k.out" 2>"$t/br.k.err" &
+		done' "$d" "$BR_CANARY_SHA" </dev/null >"$t/lx.k.out" 2>"$t/lx.k.err" &
 	bg=$!
-	br_track "$bg"
+	bg_track "$bg"
 	wait_file "$d/pids" "$bg"
 	read -r child latchpid <"$d/pids"
-	br_track "$child"
-	br_track "$latchpid"
+	bg_track "$child"
+	bg_track "$latchpid"
 	hy_scan
 
 	kill -KILL "$latchpid"
 	rc=0
 	wait "$bg" || rc=$?
-	[ "$rc" -eq 137 ] || { echo "latch run exited $rc: $(cat "$t/br.k.err")" >&2; false; }
-	refute br_gone "$child"
+	[ "$rc" -eq 137 ] || { echo "latch run exited $rc: $(cat "$t/lx.k.err")" >&2; false; }
+	refute proc_gone "$child"
 	hy_scan
 	lx revoke --all </dev/null
 	want_status 0
@@ -397,7 +396,7 @@ for p in sys.argv[1:]:
 	touch "$d/again"
 	wait_file "$d/reread" "$child"
 	touch "$d/stop"
-	br_wait_gone "$child" 100
+	wait_gone "$child" 100
 	hy_scan
 }
 
@@ -415,10 +414,10 @@ for p in sys.argv[1:]:
 			while [ ! -e "$0/stop" ]; do sleep 0.05; done
 			exit 7' "$d" </dev/null >"$d/out" 2>"$d/err" &
 		bg=$!
-		br_track "$bg"
+		bg_track "$bg"
 		wait_file "$d/pids" "$bg"
 		read -r child latchpid <"$d/pids"
-		br_track "$child"
+		bg_track "$child"
 		kill -s "$sig" "$latchpid"
 		# Held, not lost or acted on: pending in latch, which still runs.
 		n=$(kill -l "$sig")
@@ -438,7 +437,7 @@ for p in sys.argv[1:]:
 	br_grant canary --ttl 10m --uses 1000
 	local t=$BATS_TEST_TMPDIR
 	# latch started with signals blocked and ignored, as a harness may leave them.
-	"$BR_PY" -c '
+	"$PY" -c '
 import os, signal, sys
 sigs = [signal.SIGALRM, signal.SIGPIPE, signal.SIGXCPU, signal.SIGUSR1, signal.SIGINT, signal.SIGTERM,
         signal.SIGHUP, signal.SIGRTMIN, signal.SIGRTMIN + 3, signal.SIGRTMAX]
@@ -448,7 +447,7 @@ for s in sigs:
 os.execv("/usr/bin/setsid", ["setsid", "-w"] + sys.argv[1:])
 ' "$LATCH" run --env X=latch://canary -- grep -E '^Sig(Blk|Ign):' /proc/self/status </dev/null >"$t/status" 2>"$t/err"
 	[ ! -s "$t/err" ] || { echo "latch run wrote: $(cat "$t/err")" >&2; false; }
-	"$BR_PY" -c '
+	"$PY" -c '
 import signal, sys
 f = dict(l.split(":") for l in open(sys.argv[1]).read().split("\n") if l)
 blk, ign = int(f["SigBlk"], 16), int(f["SigIgn"], 16)
@@ -469,8 +468,8 @@ assert not mine, "ignored in the child: %s" % mine
 # else (no file appears in its working directory).
 hy_hint_check() {
 	local want=$1 t=$BATS_TEST_TMPDIR hint
-	br_want_status 4
-	br_want_one_err_line "a human can run: latch grant "
+	want_status 4
+	want_err_line "a human can run: latch grant "
 	hint=${err#*a human can run: }
 	rm -rf "$t/fake" "$t/exec" "$t/argv"
 	mkdir -p "$t/fake" "$t/exec"
@@ -484,13 +483,13 @@ EOF
 	(cd "$t/exec" && PATH="$t/fake:$PATH" bash -c "$hint") >"$t/exec.out" 2>&1 || rc=$?
 	[ -z "$(ls -A "$t/exec")" ] || { echo "the hint made: $(ls -A "$t/exec")" >&2; false; }
 	[ "$rc" -eq 0 ] || { echo "the hint failed in a shell ($rc): $(cat "$t/exec.out")" >&2; false; }
-	"$BR_PY" -c '
+	"$PY" -c '
 import sys
 got = open(sys.argv[1], "rb").read()
 want = b"\0".join([b"grant", b"canary", b"--cmd", sys.argv[2].encode("utf-8", "surrogateescape")]) + b"\0\n"
 assert got == want, (got, want)
 ' "$t/argv" "$want"
-	"$BR_PY" -c '
+	"$PY" -c '
 import shlex, sys
 words = shlex.split(sys.argv[1])
 want = ["latch", "grant", "canary", "--cmd", sys.argv[2]]
@@ -557,10 +556,10 @@ assert words == want, (words, want)
 		printf '#!/bin/sh\nexit 0\n' >"$t/w/$name"
 		chmod 0755 "$t/w/$name"
 		br_run --env X=latch://canary -- "$t/w/$name"
-		br_want_status 4
-		br_want_one_err_line "the program's path has control characters"
+		want_status 4
+		want_err_line "the program's path has control characters"
 		[[ "$err" != *"human can run"* ]]
-		refute env LC_ALL=C grep -qaP '[\x00-\x09\x0b-\x1f\x7f\x80-\xff]' "$BR_ERR"
+		refute env LC_ALL=C grep -qaP '[\x00-\x09\x0b-\x1f\x7f\x80-\xff]' "$LX_ERR"
 	done
 	# Not UTF-8 (a lone 0x9b is CSI to a Latin-1 terminal): no broker
 	# message can name it, so latch stops there (125), without showing it.
@@ -568,9 +567,9 @@ assert words == want, (words, want)
 	printf '#!/bin/sh\nexit 0\n' >"$t/w/$name"
 	chmod 0755 "$t/w/$name"
 	br_run --env X=latch://canary -- "$t/w/$name"
-	br_want_status 125
-	br_want_one_err_line "not UTF-8"
-	refute env LC_ALL=C grep -qaP '[\x00-\x09\x0b-\x1f\x7f\x80-\xff]' "$BR_ERR"
+	want_status 125
+	want_err_line "not UTF-8"
+	refute env LC_ALL=C grep -qaP '[\x00-\x09\x0b-\x1f\x7f\x80-\xff]' "$LX_ERR"
 	# An ordinary UTF-8 name is shown, quoted.
 	name='café €'
 	printf '#!/bin/sh\nexit 0\n' >"$t/w/$name"
@@ -586,7 +585,7 @@ assert words == want, (words, want)
 		refs+=(--env "V$i=latch://$long")
 	done
 	br_run "${refs[@]}" -- sh -c true
-	br_want_status 4
-	br_want_one_err_line "too long to show"
+	want_status 4
+	want_err_line "too long to show"
 	[[ "$err" != *"human can run"* ]]
 }

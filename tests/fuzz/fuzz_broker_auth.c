@@ -111,7 +111,8 @@ static unsigned char *model_open(const json_t *box, const unsigned char *k, size
 	unsigned char *plain = malloc(n - OVERHEAD + 1);
 	if (!plain)
 		fail("out of memory");
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, raw + NPUB, n - NPUB, ad, sizeof ad, raw, k)) {
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, raw + NPUB, n - NPUB, ad, sizeof ad, raw,
+						       k)) {
 		free(plain);
 		plain = NULL;
 	}
@@ -229,8 +230,9 @@ static struct text *seed(const char *name, int open, int b64, int doc_open, int 
 
 /* What `latch grant` seals in a grant request's box (cli/cmd_grant.c);
  * the value is a test string. */
-static const char GRANT[] = "{\"grant\":\"g-0000000000000001\",\"names\":[\"api-key\"],\"values\":[\"dGVzdC12YWx1ZQ==\"],"
-			    "\"cmds\":[\"psql\"],\"ttl\":600,\"uses\":3}";
+static const char GRANT[] =
+	"{\"grant\":\"g-0000000000000001\",\"names\":[\"api-key\"],\"values\":[\"dGVzdC12YWx1ZQ==\"],"
+	"\"cmds\":[\"psql\"],\"ttl\":600,\"uses\":3}";
 
 static void build_seeds(void)
 {

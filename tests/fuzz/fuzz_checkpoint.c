@@ -184,8 +184,8 @@ static int model_date(const char *s, size_t n, int64_t *t)
 	int y = (int)number(s, 4), mo = (int)number(s + 5, 2), d = (int)number(s + 8, 2);
 	int hh = 0, mi = 0, ss = 0;
 	if (n == 20) {
-		if (s[10] != 'T' || !all_digits(s + 11, 2) || s[13] != ':' || !all_digits(s + 14, 2) ||
-		    s[16] != ':' || !all_digits(s + 17, 2) || s[19] != 'Z')
+		if (s[10] != 'T' || !all_digits(s + 11, 2) || s[13] != ':' || !all_digits(s + 14, 2) || s[16] != ':' ||
+		    !all_digits(s + 17, 2) || s[19] != 'Z')
 			return 0;
 		hh = (int)number(s + 11, 2);
 		mi = (int)number(s + 14, 2);

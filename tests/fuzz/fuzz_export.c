@@ -23,7 +23,7 @@
  *
  * Self-check, once per process (at the first input): a real vault is made
  * in a temporary directory with vault_create_recorded and a hook like
- * cli/record.c's, unlocked, given three vault_set calls, and exported with
+ * audit_record_change's, unlocked, given three vault_set calls, and exported with
  * audit_export and vault_export_key("audit-verifier"). That export must
  * verify AUDIT_OK with the real verifier key (vault_key), with and without
  * a checkpoint from audit_head, and be UNVERIFIABLE under FIXED_KEY. Then
@@ -166,8 +166,7 @@ static bool same_head(const struct audit_checkpoint *a, const struct audit_check
 
 /* An export that verified OK (report `ok`) against checkpoints made from
  * its own head. */
-static void check_checkpoints(const uint8_t *data, size_t size, const unsigned char *key,
-			      const struct audit_report *ok)
+static void check_checkpoints(const uint8_t *data, size_t size, const unsigned char *key, const struct audit_report *ok)
 {
 	struct audit_report r;
 	struct audit_checkpoint cp;
@@ -234,7 +233,7 @@ static void make_vault_dir(void)
 		fail("cannot create a temporary directory");
 }
 
-/* As cli/record.c's cli_record, with a fixed process description so the
+/* As audit_record_change, with a fixed process description so the
  * records hold no path of the machine that made them. `ctx`, when not
  * NULL, is the verifier key to record with in place of the vault's own
  * (the stream vault's FIXED_KEY, see make_stream_log). */
@@ -254,8 +253,6 @@ static int record_hook(struct vault *v, const struct vault_change *c, void *ctx)
 		.n_secrets = c->n,
 		/* set: the new version; rm: the version removed */
 		.version = !strcmp(c->event, "rm") && c->n == 1 ? c->versions[0] : c->version,
-		.exit_status = -1,
-		.redactions = -1,
 		.pid = 4242,
 		.uid = 1000,
 		.exe = "/usr/local/bin/latch",
@@ -340,37 +337,57 @@ static char *make_real_export(size_t *len, unsigned char key_out[AUDIT_KEY_BYTES
  * (reseal_header), but a stream's first key is sealed inside its enrol
  * record, which the main chain's MAC covers. So this vault records under
  * FIXED_KEY from the start: the hook hands it to audit_append, and the
- * enrolments get it too, where cli/record.c and cli/enrol.c pass
+ * enrolments get it too, where audit_record_change and cli/enrol.c pass
  * vault_key("audit-verifier"). Its exports verify under FIXED_KEY as
  * written. */
 
 /* The log it holds when exported whole (stream_log.full), record by
  * record. A broker's records are release, exit, revoke, lost, stop. */
 enum {
-	S_INIT = 1, S_SET1, S_ENROL1, S_REL1, S_EXIT1, S_SET2, S_DENY1, S_REVOKE1, S_LOST1, S_STOP1,
-	S_CLOSE1, S_ENROL2, S_REL2, S_SET3, S_EXIT2, S_CLOSE2, S_REKEY, S_ENROL3, S_CLOSE3, S_ENROL4,
-	S_REL4, S_SET4, S_EXIT4,
+	S_INIT = 1,
+	S_SET1,
+	S_ENROL1,
+	S_REL1,
+	S_EXIT1,
+	S_SET2,
+	S_DENY1,
+	S_REVOKE1,
+	S_LOST1,
+	S_STOP1,
+	S_CLOSE1,
+	S_ENROL2,
+	S_REL2,
+	S_SET3,
+	S_EXIT2,
+	S_CLOSE2,
+	S_REKEY,
+	S_ENROL3,
+	S_CLOSE3,
+	S_ENROL4,
+	S_REL4,
+	S_SET4,
+	S_EXIT4,
 	S_RECORDS = S_EXIT4,
 };
 static const struct {
 	int64_t stream;
 	const char *event;
 } stream_log_shape[] = {
-	{0, NULL},	    {0, "init"},    {0, "set"},	    {0, "enrol"}, {1, "release"}, {1, "exit"},
-	{0, "set"},	    {1, "release"}, {1, "revoke"}, {1, "lost"},  {1, "stop"},	  {0, "close"},
-	{0, "enrol"},	    {2, "release"}, {0, "set"},	    {2, "exit"},  {0, "close"},	  {0, "rekey"},
-	{0, "enrol"},	    {0, "close"},   {0, "enrol"},   {4, "release"}, {0, "set"},   {4, "exit"},
+	{0, NULL},    {0, "init"},    {0, "set"},    {0, "enrol"},   {1, "release"}, {1, "exit"},
+	{0, "set"},   {1, "release"}, {1, "revoke"}, {1, "lost"},    {1, "stop"},    {0, "close"},
+	{0, "enrol"}, {2, "release"}, {0, "set"},    {2, "exit"},    {0, "close"},   {0, "rekey"},
+	{0, "enrol"}, {0, "close"},   {0, "enrol"},  {4, "release"}, {0, "set"},     {4, "exit"},
 };
 _Static_assert(sizeof stream_log_shape / sizeof stream_log_shape[0] == S_RECORDS + 1, "one entry per record");
 
 #define BROKER_PID 4343
 
 struct stream_log {
-	char *full;	   /* the log above */
-	char *after_stop;  /* + stream 4's stop, then a release by the same broker */
-	char *after_close; /* + close 4, enrol 5, a release in 5, close 5, enrol 6, an exit in 5 */
-	char *foreign;	   /* + close 6 and enrol 7, whose first key is sealed under another key */
-	struct secbuf *keys4; /* stream 4's keys (number, id, k_1, argv key), for forging */
+	char *full;                   /* the log above */
+	char *after_stop;             /* + stream 4's stop, then a release by the same broker */
+	char *after_close;            /* + close 4, enrol 5, a release in 5, close 5, enrol 6, an exit in 5 */
+	char *foreign;                /* + close 6 and enrol 7, whose first key is sealed under another key */
+	struct secbuf *keys4;         /* stream 4's keys (number, id, k_1, argv key), for forging */
 	struct audit_checkpoint head; /* audit_head of `full` */
 };
 
@@ -410,16 +427,16 @@ static void broker(struct vault *v, struct audit_stream *s, const char *what)
 	struct audit_secret_ref ref = {"api-key", 0};
 	struct audit_event ev = {
 		.event = deny ? "release" : what,
-		.decision = allow ? "allow" : deny ? "deny" : NULL,
+		.decision = allow  ? "allow"
+			    : deny ? "deny"
+				   : NULL,
 		.reason = deny ? "command not allowed" : NULL,
 		.secrets = named ? &ref : NULL,
 		.n_secrets = named ? 1 : 0,
 		.grant_id = named ? "g-0000000000000001" : NULL,
-		.version = -1,
-		.exit_status = exit_ ? 0 : -1,
-		.redactions = -1,
+		.has_exit = exit_,
+		.exit_status = 0,
 		.lost_exits = !strcmp(what, "lost") ? 2 : 0,
-		.uses = -1,
 		.pid = broker_own ? BROKER_PID : 5151,
 		.uid = 1000,
 		.exe = broker_own ? "/usr/local/bin/latch" : "/usr/bin/psql",
@@ -438,7 +455,7 @@ static char *export_text(struct vault *v)
 	FILE *out = open_memstream(&text, &len);
 	if (!out || audit_export(vault_db(v), vjson, out) != 0 || fclose(out) != 0)
 		fail("audit_export failed");
-	json_free_text(vjson);
+	free(vjson);
 	return text;
 }
 
@@ -667,13 +684,13 @@ static char *reseal_header(const char *header, const unsigned char *from, const 
 	memcpy(ad, ORIGIN_LABEL, sizeof ORIGIN_LABEL);
 	memcpy(ad + sizeof ORIGIN_LABEL, log_id, AUDIT_LOG_ID_BYTES);
 	struct secbuf *k1 = secbuf_new(AUDIT_KEY_BYTES);
-	if (!k1 || crypto_aead_xchacha20poly1305_ietf_decrypt(k1->data, NULL, NULL, blob + NONCE_BYTES,
-							       ORIGIN_BLOB - NONCE_BYTES, ad, sizeof ad, blob,
-							       from) != 0)
+	if (!k1 ||
+	    crypto_aead_xchacha20poly1305_ietf_decrypt(k1->data, NULL, NULL, blob + NONCE_BYTES,
+						       ORIGIN_BLOB - NONCE_BYTES, ad, sizeof ad, blob, from) != 0)
 		fail("the real verifier key does not open the export's origin");
 	randombytes_buf(blob, NONCE_BYTES);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(blob + NONCE_BYTES, NULL, k1->data, AUDIT_KEY_BYTES, ad,
-						   sizeof ad, NULL, blob, to);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(blob + NONCE_BYTES, NULL, k1->data, AUDIT_KEY_BYTES, ad, sizeof ad,
+						   NULL, blob, to);
 	secbuf_free(k1);
 	char hex[2 * ORIGIN_BLOB + 1];
 	sodium_bin2hex(hex, sizeof hex, blob, sizeof blob);
@@ -840,8 +857,9 @@ static void walk_chain(struct lines *ls, int64_t stream, const struct secbuf *ke
 		hex_of(ls->l[0], "origin", blob, sizeof blob);
 		memcpy(ad, ORIGIN_LABEL, sizeof ORIGIN_LABEL);
 		memcpy(ad + sizeof ORIGIN_LABEL, c->id, AUDIT_LOG_ID_BYTES);
-		if (crypto_aead_xchacha20poly1305_ietf_decrypt(c->k, NULL, NULL, blob + NONCE_BYTES, ORIGIN_BLOB - NONCE_BYTES,
-							       ad, sizeof ad, blob, (const unsigned char *)FIXED_KEY) != 0)
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(c->k, NULL, NULL, blob + NONCE_BYTES,
+							       ORIGIN_BLOB - NONCE_BYTES, ad, sizeof ad, blob,
+							       (const unsigned char *)FIXED_KEY) != 0)
 			fail("FIXED_KEY does not open the export's origin");
 	} else {
 		memcpy(c->id, keys->data + 8, 16);
@@ -918,7 +936,8 @@ static void forge_stream_record(struct lines *ls, const struct secbuf *keys4, co
 			 "\"secret_ids\":[1],\"version\":1,\"pid\":5151,\"uid\":1000}",
 			 (long long)seq, (long long)t, event);
 	else
-		snprintf(rec, sizeof rec, "{\"seq\":%lld,\"time\":%lld,\"secrets\":[\"api-key\"],\"stream\":4,\"pid\":5151}",
+		snprintf(rec, sizeof rec,
+			 "{\"seq\":%lld,\"time\":%lld,\"secrets\":[\"api-key\"],\"stream\":4,\"pid\":5151}",
 			 (long long)seq, (long long)t);
 	char hex[2 * AUDIT_MAC_BYTES + 1];
 	chain_next(&c, rec, strlen(rec), hex);
@@ -949,7 +968,7 @@ static void flip_hex_field(struct lines *ls, size_t i, const char *key, size_t a
 struct variant {
 	const char *name;
 	struct text t;
-	int rc;                    /* expected return */
+	int rc;                     /* expected return */
 	enum audit_verdict verdict; /* when rc == 0 */
 	int64_t first_bad, records;
 };
@@ -957,8 +976,7 @@ struct variant {
 static struct variant variants[80];
 static size_t n_variants;
 
-static struct text *variant(const char *name, int rc, enum audit_verdict verdict, int64_t first_bad,
-			    int64_t records)
+static struct text *variant(const char *name, int rc, enum audit_verdict verdict, int64_t first_bad, int64_t records)
 {
 	if (n_variants == sizeof variants / sizeof variants[0])
 		fail("too many variants");
@@ -1075,7 +1093,8 @@ static void build_variants(const char *real, const unsigned char *real_key)
 	free(l);
 	t = variant("export-record-escaped-nul", 0, AUDIT_TAMPERED, 1, 0);
 	add(t, h);
-	add(t, "{\"seq\":1,\"record\":\"{\\u0000}\",\"mac\":\"00000000000000000000000000000000000000000000000000000000000000ff\"}\n");
+	add(t,
+	    "{\"seq\":1,\"record\":\"{\\u0000}\",\"mac\":\"00000000000000000000000000000000000000000000000000000000000000ff\"}\n");
 	t = variant("export-nul-in-line", 0, AUDIT_TAMPERED, 2, 1);
 	add(t, h);
 	add(t, ls.l[1]);
@@ -1384,9 +1403,10 @@ static void self_check(void)
 		rc = verify(v->t.p, v->t.len, &f, NULL, &r);
 		check_report(rc, &r, &f);
 		bool want = rc == v->rc && (rc != 0 || (r.verdict == v->verdict && r.first_bad == v->first_bad &&
-							 r.records == v->records));
+							r.records == v->records));
 		if (!want) {
-			fprintf(stderr, "fuzz_export: self-check: %s: rc %d verdict %d first_bad %lld records %lld (%s)\n",
+			fprintf(stderr,
+				"fuzz_export: self-check: %s: rc %d verdict %d first_bad %lld records %lld (%s)\n",
 				v->name, rc, (int)r.verdict, (long long)r.first_bad, (long long)r.records,
 				rc == 0 ? r.reason : "failed");
 			fail("self-check: a variant got another verdict than expected");
@@ -1414,7 +1434,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool ready;
 	if (!ready) {
-		if (sodium_init() < 0)
+		if (sodium_init() < 0 || vault_add_tables(&audit_tables) != 0)
 			fail("cannot initialise libsodium");
 		latch_error_quiet(true);
 		self_check();

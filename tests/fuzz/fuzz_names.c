@@ -1,6 +1,6 @@
-/* Fuzz target: the small string parsers of vault/ -- vault_name_valid()
+/* Fuzz target: the small string parsers -- latch_name_valid() (common/)
  * against an independent reimplementation of its rule, and
- * vault_kdf_parse(). The input is split at NUL bytes; every piece, and
+ * vault_kdf_parse() (vault/). The input is split at NUL bytes; every piece, and
  * the whole input as one C string, is checked. */
 #include "fuzz.h"
 
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The rule from vault.h, written out the obvious way:
+/* The rule from common.h, written out the obvious way:
  * [A-Za-z0-9][A-Za-z0-9_./-]{0,127}. Works on a length, not on strlen.
  * Class lookups go through a table built once from the spelled-out sets,
  * which keeps the reference out of libFuzzer's comparison tracing (a
@@ -41,9 +41,9 @@ static bool ref_name_valid(const unsigned char *s, size_t n)
 
 static void check_name(const char *s, size_t n)
 {
-	bool got = vault_name_valid(s), want = ref_name_valid((const unsigned char *)s, n);
+	bool got = latch_name_valid(s), want = ref_name_valid((const unsigned char *)s, n);
 	if (got != want) {
-		fprintf(stderr, "fuzz_names: vault_name_valid() says %s, the rule says %s (length %zu)\n",
+		fprintf(stderr, "fuzz_names: latch_name_valid() says %s, the rule says %s (length %zu)\n",
 			got ? "valid" : "invalid", want ? "valid" : "invalid", n);
 		abort();
 	}
@@ -61,7 +61,7 @@ static void check_kdf(const char *s)
 	for (int i = 0; i < 3; i++)
 		if (!strcmp(s, levels[i].name))
 			want = i;
-	enum vault_kdf out = (enum vault_kdf)-1;
+	enum vault_kdf out = (enum vault_kdf) - 1;
 	int rc = vault_kdf_parse(s, &out);
 	if (want >= 0 && (rc != 0 || out != levels[want].kdf)) {
 		fprintf(stderr, "fuzz_names: vault_kdf_parse() rejected or misread '%s'\n", s);
@@ -98,8 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * bytes, which a mutator rarely reaches on its own. */
 	size_t first = strlen(s);
 	if (first > 0) {
-		char long_name[VAULT_NAME_MAX + 2];
-		for (size_t len = VAULT_NAME_MAX - 1; len <= VAULT_NAME_MAX + 1; len++) {
+		char long_name[LATCH_NAME_MAX + 2];
+		for (size_t len = LATCH_NAME_MAX - 1; len <= LATCH_NAME_MAX + 1; len++) {
 			for (size_t i = 0; i < len; i++)
 				long_name[i] = s[i % first];
 			long_name[len] = '\0';

@@ -12,6 +12,7 @@
  * costs at most one interactive derivation. */
 #include "fuzz.h"
 
+#include "../../audit/audit.h"
 #include "../../vault/vault.h"
 #include "secmem.h"
 
@@ -68,7 +69,8 @@ static void setup(void)
 {
 	if (dir[0])
 		return;
-	if (sodium_init() < 0)
+	/* The vault's schema includes the audit log's tables, as in latch. */
+	if (sodium_init() < 0 || vault_add_tables(&audit_tables) != 0)
 		fail("cannot initialise libsodium");
 	latch_error_quiet(true);
 	verbose = getenv("LATCH_FUZZ_VERBOSE") != NULL;
@@ -76,8 +78,7 @@ static void setup(void)
 	const char *tmp = getenv("TMPDIR");
 	if (!tmp || tmp[0] != '/')
 		tmp = "/tmp";
-	if (snprintf(dir, sizeof dir, "%s/latch-fuzz-vault-XXXXXX", tmp) >= (int)sizeof dir ||
-	    !mkdtemp(dir))
+	if (snprintf(dir, sizeof dir, "%s/latch-fuzz-vault-XXXXXX", tmp) >= (int)sizeof dir || !mkdtemp(dir))
 		fail("cannot create a temporary directory");
 	if (chmod(dir, 0700) != 0 || vault_path(dir, db_path, sizeof db_path) != 0)
 		fail("cannot prepare the temporary directory");
@@ -150,7 +151,7 @@ static size_t check_values(struct vault *v, const struct names *l)
 	for (size_t i = 0; i < l->n; i++) {
 		struct secbuf *value = NULL;
 		int rc = vault_get(v, l->v[i], &value);
-		if (!vault_name_valid(l->v[i])) {
+		if (!latch_name_valid(l->v[i])) {
 			if (rc == 0 || latch_last_status() != LATCH_USAGE)
 				fail("vault_get accepted a stored name that is not valid");
 			continue;
@@ -217,8 +218,7 @@ static void exercise(struct vault *v)
 	 * so a broken secrets table still leaves them set. */
 	if (info.kdf_name && !strcmp(info.kdf_name, "interactive")) {
 		unlock_rc = vault_unlock(v, passphrase);
-		if (unlock_rc != 0 && latch_last_status() != LATCH_DENIED &&
-		    latch_last_status() != LATCH_OPERR)
+		if (unlock_rc != 0 && latch_last_status() != LATCH_DENIED && latch_last_status() != LATCH_OPERR)
 			fail("vault_unlock failed with an unexpected status");
 		if (unlock_rc == 0) {
 			opened = check_values(v, &l);
@@ -231,7 +231,10 @@ static void exercise(struct vault *v)
 		fprintf(stderr,
 			"fuzz_vault_file: opened; info %s, %zu listed, unlock %s, %zu values and %zu keys read\n",
 			info_rc == 0 ? "ok" : "failed", l.n,
-			unlock_rc == 1 ? "not tried" : unlock_rc == 0 ? "ok" : "failed", opened, keys);
+			unlock_rc == 1   ? "not tried"
+			: unlock_rc == 0 ? "ok"
+					 : "failed",
+			opened, keys);
 	for (size_t i = 0; i < l.n; i++)
 		free(l.v[i]);
 	free(l.v);

@@ -68,8 +68,7 @@ static long secmem_in_use(void)
 static void secmem_check(long before, const char *where)
 {
 	if (secmem_in_use() != before) {
-		fprintf(stderr, "fuzz: %ld secure buffer(s) outstanding after %s\n", secmem_in_use() - before,
-			where);
+		fprintf(stderr, "fuzz: %ld secure buffer(s) outstanding after %s\n", secmem_in_use() - before, where);
 		abort();
 	}
 }

@@ -3,7 +3,7 @@
  * Every test gets a fresh private directory under /tmp (removed by the
  * teardown, also after a failed assertion) holding a real vault made with
  * VAULT_KDF_INTERACTIVE by vault_create_recorded, whose hook records every
- * change in the audit log the way cli/record.c does. The vault is opened
+ * change in the audit log through audit_record_change, as latch does. The vault is opened
  * and unlocked once per test (Argon2id is the slow part) and the audit
  * writer and verifier keys are fetched once.
  *
@@ -40,9 +40,9 @@
 
 /* What the recording hook does. */
 enum afx_hook_mode {
-	AFX_HOOK_RECORD,       /* append the record, like cli/record.c */
-	AFX_HOOK_FAIL,         /* return -1 without recording */
-	AFX_HOOK_RECORD_FAIL,  /* append the record, then return -1 */
+	AFX_HOOK_RECORD,      /* append the record (audit_record_change) */
+	AFX_HOOK_FAIL,        /* return -1 without recording */
+	AFX_HOOK_RECORD_FAIL, /* append the record, then return -1 */
 };
 
 struct afx_hook {
@@ -61,7 +61,7 @@ struct afx {
 	sqlite3 *db;     /* vault_db(v) */
 	struct secbuf *writer, *verifier;
 	struct afx_hook hook;
-	int64_t made; /* records made by afx_append, for variety */
+	int64_t made;      /* records made by afx_append, for variety */
 	struct afx *other; /* a second vault, freed by the teardown */
 	pid_t kids[AFX_MAX_KIDS];
 	int nkids;
@@ -84,58 +84,16 @@ static inline struct secbuf *afx_secstr(const char *s)
 	return afx_secbuf(s, strlen(s));
 }
 
-/* The recording hook: cli_record's logic, plus failure modes. */
+/* The recording hook: the library's (audit_record_change, as latch's
+ * commands use it), plus failure modes. */
 static inline int afx_record(struct vault *v, const struct vault_change *c, void *ctx)
 {
 	struct afx_hook *h = ctx;
 	h->calls++;
 	if (h->mode == AFX_HOOK_FAIL)
 		return latch_error(LATCH_OPERR, "test hook: refusing to record");
-	struct audit_secret_ref refs[AUDIT_MAX_SECRETS];
-	if (c->n > AUDIT_MAX_SECRETS)
-		return latch_error(LATCH_USAGE, "too many secrets");
-	for (size_t i = 0; i < c->n; i++) {
-		refs[i].name = c->names[i];
-		refs[i].id = c->ids[i];
-	}
-	struct audit_event ev = {
-		.event = c->event,
-		.decision = !strcmp(c->event, "reveal") || !strcmp(c->event, "grant") || !strcmp(c->event, "release")
-				    ? "allow"
-				    : NULL,
-		.secrets = refs,
-		.n_secrets = c->n,
-		/* set: the new version; rm: the version removed */
-		.version = !strcmp(c->event, "rm") && c->n == 1 ? c->versions[0] : c->version,
-		.exit_status = -1,
-		.redactions = -1,
-		.argv = h->argv,
-		.argc = h->argc,
-	};
-	struct secbuf *writer = NULL, *verifier = NULL;
-	int rc = -1;
-	if (vault_key(v, "audit-writer", true, &writer) == 0 && vault_key(v, "audit-verifier", true, &verifier) == 0) {
-		rc = 0;
-		/* as cli/record.c: releases check the secrets table first; a
-		 * rekey closes the open broker stream */
-		if (ev.decision)
-			rc = audit_check_secrets(vault_db(v), writer, verifier, vault_rows, v);
-		if (rc == 0 && !strcmp(c->event, "rekey"))
-			rc = audit_stream_close(vault_db(v), writer);
-		if (rc == 0)
-			rc = audit_append(vault_db(v), writer, verifier, &ev, NULL);
-		if (rc == 0 && !strcmp(c->event, "rekey")) { /* a new writer key */
-			struct secbuf *fresh = secbuf_new(32);
-			randombytes_buf(fresh->data, 32);
-			fresh->len = 32;
-			rc = audit_rotate_writer(vault_db(v), writer, fresh, vault_rows, v);
-			if (rc == 0)
-				rc = vault_key_replace(v, "audit-writer", fresh);
-			secbuf_free(fresh);
-		}
-	}
-	secbuf_free(writer);
-	secbuf_free(verifier);
+	struct audit_recorder r = {h->argc, h->argv, NULL};
+	int rc = audit_record_change(v, c, &r);
 	if (rc == 0 && h->mode == AFX_HOOK_RECORD_FAIL)
 		return latch_error(LATCH_OPERR, "test hook: recorded, then failing");
 	return rc;
@@ -217,6 +175,8 @@ static inline void afx_fini(struct afx *f)
  * record, seq 1. */
 static inline int afx_init(struct afx *f)
 {
+	if (vault_add_tables(&audit_tables) != 0)
+		return -1;
 	snprintf(f->root, sizeof f->root, "/tmp/latch-audit-XXXXXX");
 	if (!mkdtemp(f->root)) {
 		f->root[0] = '\0';
@@ -464,9 +424,12 @@ static inline int64_t afx_append(struct afx *f, int n)
 			.secrets = refs,
 			.n_secrets = (size_t)(k % 3),
 			.grant_id = k % 2 ? grant : NULL,
-			.version = k % 5 == 0 ? k : -1,
-			.exit_status = k % 4 == 3 ? (int)(k % 7) : -1,
-			.redactions = k % 4 == 3 ? k % 3 : -1,
+			.version = k % 5 == 0 ? k : 0,
+			.has_exit = k % 4 == 3,
+			.exit_status = (int)(k % 7),
+			.has_redactions = k % 4 == 3,
+			.redactions = k % 3,
+			.self = k % 2 == 0,
 			.pid = k % 2 ? 4242 + (pid_t)k : 0,
 			.uid = 1000,
 			.exe = k % 2 ? "/usr/bin/env" : NULL,
@@ -520,8 +483,7 @@ static inline void afx_expect(struct afx *f, const struct audit_checkpoint *cp, 
 			 (long long)first_bad, r.reason);
 }
 
-static inline void afx_expect_ok(struct afx *f, const struct audit_checkpoint *cp, int64_t records,
-				 const char *what)
+static inline void afx_expect_ok(struct afx *f, const struct audit_checkpoint *cp, int64_t records, const char *what)
 {
 	struct audit_report r;
 	int rc = afx_verify(f, cp, &r);

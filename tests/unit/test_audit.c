@@ -1,4 +1,4 @@
-/* Unit tests: the audit log's HMAC chain (docs/design.md P7 and section 5).
+/* Unit tests: the audit log's HMAC chain (docs/threat-model.md P7, docs/audit.md).
  *
  * A real vault records its changes through the same hook the CLI uses;
  * more records are appended with audit_append inside BEGIN IMMEDIATE. An
@@ -210,10 +210,11 @@ static void row_deleted(void **state)
 	afx_expect(f, NULL, AUDIT_TAMPERED, 7, "three rows deleted");
 	/* Deleted, and the later rows renumbered to close the gap. */
 	afx_restore(raw, snap);
-	afx_exec(raw, "DELETE FROM audit_log WHERE seq = 10;"
-		      "UPDATE audit_log SET seq = seq - 1 WHERE seq > 10;"
-		      "DELETE FROM audit_secret WHERE seq = 10;"
-		      "UPDATE audit_secret SET seq = seq - 1 WHERE seq > 10");
+	afx_exec(raw,
+		 "DELETE FROM audit_log WHERE seq = 10;"
+		 "UPDATE audit_log SET seq = seq - 1 WHERE seq > 10;"
+		 "DELETE FROM audit_secret WHERE seq = 10;"
+		 "UPDATE audit_secret SET seq = seq - 1 WHERE seq > 10");
 	afx_expect(f, NULL, AUDIT_TAMPERED, 10, "row deleted and the rest renumbered");
 	afx_release(f, snap);
 	afx_release(f, raw);
@@ -251,9 +252,10 @@ static void rows_swapped(void **state)
 	afx_expect(f, NULL, AUDIT_TAMPERED, N - 1, "the last two rows swapped");
 	/* Whole rows swapped, index columns and all, by renumbering. */
 	afx_restore(raw, snap);
-	afx_exec(raw, "UPDATE audit_log SET seq = -1 WHERE seq = 6;"
-		      "UPDATE audit_log SET seq = 6 WHERE seq = 9;"
-		      "UPDATE audit_log SET seq = 9 WHERE seq = -1");
+	afx_exec(raw,
+		 "UPDATE audit_log SET seq = -1 WHERE seq = 6;"
+		 "UPDATE audit_log SET seq = 6 WHERE seq = 9;"
+		 "UPDATE audit_log SET seq = 9 WHERE seq = -1");
 	afx_expect(f, NULL, AUDIT_TAMPERED, 6, "rows 6 and 9 renumbered");
 	afx_restore(raw, snap);
 	afx_expect_ok(f, NULL, N, "restored");
@@ -318,9 +320,10 @@ static void forge_row(sqlite3 *raw, int64_t seq)
 	sqlite3_bind_blob(st, 3, mac, sizeof mac, SQLITE_TRANSIENT);
 	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
 	sqlite3_finalize(st);
-	afx_exec(raw,
-		 "INSERT INTO audit_secret (seq, pos, secret, time, event) VALUES (%lld, 0, 'prod-token', 1795392000, 'set')",
-		 (long long)seq);
+	afx_exec(
+		raw,
+		"INSERT INTO audit_secret (seq, pos, secret, time, event) VALUES (%lld, 0, 'prod-token', 1795392000, 'set')",
+		(long long)seq);
 }
 
 static void row_forged(void **state)
@@ -387,10 +390,11 @@ static void rows_from_another_vault(void **state)
 	/* Rows and state from another vault: its first key does not open
 	 * with this vault's verifier key; against this vault's checkpoint the
 	 * log id differs. */
-	afx_exec(raw, "ATTACH DATABASE '%s' AS b;"
-		      "DELETE FROM main.audit_state;"
-		      "INSERT INTO main.audit_state SELECT * FROM b.audit_state;"
-		      "DETACH DATABASE b",
+	afx_exec(raw,
+		 "ATTACH DATABASE '%s' AS b;"
+		 "DELETE FROM main.audit_state;"
+		 "INSERT INTO main.audit_state SELECT * FROM b.audit_state;"
+		 "DETACH DATABASE b",
 		 g->path);
 	afx_expect(f, NULL, AUDIT_UNVERIFIABLE, 0, "the other vault's whole log");
 	afx_expect(f, &cp, AUDIT_TAMPERED, 1, "the other vault's whole log, with a checkpoint");
@@ -470,11 +474,9 @@ static void index_columns_altered(void **state)
 /* audit_secret.time is a copied index column too: `latch audit --secret X
  * --since T` filters on it (audit/query.c). Moving it must not go
  * unnoticed, or a record can be hidden from that query and still verify. */
-static int count_fn(int64_t seq, const char *record, size_t len, void *ctx)
+static int count_fn(const struct audit_row *r, void *ctx)
 {
-	(void)seq;
-	(void)record;
-	(void)len;
+	(void)r;
 	(*(int *)ctx)++;
 	return 0;
 }
@@ -698,7 +700,7 @@ static void wrong_keys(void **state)
 	latch_error_quiet(false);
 	/* ...nor append. */
 	afx_exec(f->db, "BEGIN IMMEDIATE");
-	struct audit_event ev = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1};
+	struct audit_event ev = {.event = "release", .self = true};
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(f->db, wrong, f->verifier, &ev, NULL), -1);
 	latch_error_quiet(false);
@@ -772,8 +774,11 @@ static void append_read_only_connection(void **state)
 	afx_track(f, ro);
 	assert_int_equal(orc, SQLITE_OK);
 	struct audit_secret_ref ref = {"prod-token", 1};
-	struct audit_event ev = {.event = "release", .decision = "allow", .secrets = &ref, .n_secrets = 1,
-				 .version = -1, .exit_status = -1, .redactions = -1};
+	struct audit_event ev = {.event = "release",
+				 .decision = "allow",
+				 .secrets = &ref,
+				 .n_secrets = 1,
+				 .self = true};
 	int64_t seq = -7;
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(ro, f->writer, f->verifier, &ev, &seq), -1);
@@ -814,7 +819,7 @@ static void append_after_state_deleted(void **state)
 	afx_exec(raw, "DELETE FROM audit_state");
 	afx_release(f, raw);
 	/* Directly: refuses to start a second chain over the records. */
-	struct audit_event ev = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1};
+	struct audit_event ev = {.event = "release", .self = true};
 	afx_exec(f->db, "BEGIN IMMEDIATE");
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(f->db, f->writer, f->verifier, &ev, NULL), -1);
@@ -851,7 +856,7 @@ static void append_without_verifier_cannot_start_log(void **state)
 	sqlite3 *raw = afx_raw(f);
 	afx_exec(raw, "DELETE FROM audit_log; DELETE FROM audit_secret; DELETE FROM audit_state");
 	afx_release(f, raw);
-	struct audit_event ev = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1};
+	struct audit_event ev = {.event = "release", .self = true};
 	afx_exec(f->db, "BEGIN IMMEDIATE");
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(f->db, f->writer, NULL, &ev, NULL), -1);
@@ -909,8 +914,7 @@ static void invalid_events_refused(void **state)
 {
 	struct afx *f = *state;
 	afx_fill(f, N);
-	struct audit_secret_ref good = {"prod-token", 1}, bad_name = {"a b", 2}, quote = {"a\"b", 3},
-				empty = {"", 4};
+	struct audit_secret_ref good = {"prod-token", 1}, bad_name = {"a b", 2}, quote = {"a\"b", 3}, empty = {"", 4};
 	struct audit_secret_ref many[AUDIT_MAX_SECRETS + 1];
 	for (size_t i = 0; i < AUDIT_MAX_SECRETS + 1; i++)
 		many[i] = good;
@@ -920,7 +924,7 @@ static void invalid_events_refused(void **state)
 	char long_grant[70];
 	memset(long_grant, 'g', 65);
 	long_grant[65] = '\0';
-	struct audit_event base = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1};
+	struct audit_event base = {.event = "release", .self = true};
 	struct audit_event cases[12];
 	for (size_t i = 0; i < 12; i++)
 		cases[i] = base;

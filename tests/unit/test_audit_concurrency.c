@@ -18,7 +18,7 @@
 #define DEADLINE_S 120
 
 /* The child: no cmocka here, only an exit status. Odd writers hold only
- * the writer key, as the broker will. */
+ * the writer key: once the log exists, an append needs no other. */
 static int child_append(const char *dir, int id)
 {
 	struct vault *v = NULL;
@@ -48,9 +48,8 @@ static int child_append(const char *dir, int id)
 			.decision = "allow",
 			.secrets = &ref,
 			.n_secrets = 1,
-			.version = i,
-			.exit_status = -1,
-			.redactions = -1,
+			.version = i + 1,
+			.self = true,
 		};
 		rc = 20;
 		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -76,18 +75,22 @@ out:
 }
 
 /* Each writer's records, read back with audit_query, must carry versions
- * 0, 1, 2, ... in seq order: none lost, none doubled, none reordered. */
+ * 1, 2, 3, ... in seq order: none lost, none doubled, none reordered
+ * (versions start at 1: 0 is "no version" and is not recorded). */
 struct order {
 	int64_t next;
 	int64_t last_seq;
 	bool bad;
 };
 
-static int order_fn(int64_t seq, const char *record, size_t len, void *ctx)
+static int order_fn(const struct audit_row *r, void *ctx)
 {
+	int64_t seq = r->seq;
+	const char *record = r->record;
+	size_t len = r->len;
 	struct order *o = ctx;
 	char want[48];
-	snprintf(want, sizeof want, "\"version\":%lld,", (long long)o->next);
+	snprintf(want, sizeof want, "\"version\":%lld,", (long long)o->next + 1);
 	if (seq <= o->last_seq || !memmem(record, len, want, strlen(want)))
 		o->bad = true;
 	o->last_seq = seq;
@@ -174,7 +177,8 @@ static void eight_concurrent_writers(void **state)
 	for (int i = 0; i < WRITERS; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "writer-%d", i);
-		assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_secret WHERE secret = 'writer-%d'", i), EACH);
+		assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_secret WHERE secret = 'writer-%d'", i),
+				 EACH);
 		struct order o = {0, 0, false};
 		struct audit_filter q = {.secret = name};
 		assert_int_equal(audit_query(f->db, &q, order_fn, &o), 0);

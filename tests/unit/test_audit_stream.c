@@ -1,4 +1,4 @@
-/* Unit test: broker streams (docs/design.md P5, P7). A broker appends to a
+/* Unit test: broker streams (docs/threat-model.md P5, P7). A broker appends to a
  * chain of its own that a passphrase holder opened; the key it holds can
  * never make a record that only a passphrase holder may (a forged "set" is
  * tampering), nor add to its stream once it ended (a new broker, a rekey,
@@ -43,9 +43,14 @@ static int append(struct afx *f, struct audit_stream *s, const char *event, cons
 {
 	bool loud = getenv("AFX_LOUD") != NULL;
 	struct audit_secret_ref ref = {"db", 0};
-	struct audit_event ev = {.event = event, .decision = decision, .secrets = &ref, .n_secrets = 1,
-				 .grant_id = "g-000000000001", .version = -1, .exit_status = -1, .redactions = -1,
-				 .uses = -1, .pid = 777, .uid = 1000, .exe = "/usr/bin/psql"};
+	struct audit_event ev = {.event = event,
+				 .decision = decision,
+				 .secrets = &ref,
+				 .n_secrets = 1,
+				 .grant_id = "g-000000000001",
+				 .pid = 777,
+				 .uid = 1000,
+				 .exe = "/usr/bin/psql"};
 	latch_error_quiet(!loud);
 	int rc = audit_stream_append_commit(f->db, s, &ev, 1);
 	latch_error_quiet(false);
@@ -80,7 +85,10 @@ static void stream_records_verify(void **state)
 	assert_int_equal(append(f, s, "stop", NULL), 0);
 	int64_t n = last_seq(f);
 	assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_log WHERE stream = 1"), 6);
-	assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_log WHERE stream = 1 AND instr(CAST(record AS TEXT), '\"stream\":1,') > 0"), 6);
+	assert_int_equal(
+		afx_int(f->db,
+			"SELECT count(*) FROM audit_log WHERE stream = 1 AND instr(CAST(record AS TEXT), '\"stream\":1,') > 0"),
+		6);
 	afx_expect_ok(f, NULL, n, "main chain and a stream");
 	struct audit_checkpoint cp;
 	afx_head(f, &cp);
@@ -104,7 +112,8 @@ static void stream_refuses_vault_events(void **state)
 	struct secbuf *keys = begin(f);
 	struct audit_stream *s = open_stream(keys);
 	int64_t before = last_seq(f);
-	static const char *const theirs[] = {"set", "rm", "grant", "reveal", "rekey", "passwd", "init", "enrol", "close"};
+	static const char *const theirs[] = {"set",    "rm",   "grant", "reveal", "rekey",
+					     "passwd", "init", "enrol", "close"};
 	for (size_t i = 0; i < sizeof theirs / sizeof theirs[0]; i++)
 		assert_int_equal(append(f, s, theirs[i], NULL), -1);
 	assert_int_equal(last_seq(f), before);
@@ -156,10 +165,12 @@ static void forge(struct afx *f, const struct secbuf *keys, const char *event, i
 	crypto_auth_hmacsha256_final(&st, mac);
 	sqlite3 *raw = afx_raw(f);
 	sqlite3_stmt *ins;
-	assert_int_equal(sqlite3_prepare_v2(raw,
-					    "INSERT INTO audit_log (seq, time, event, record, mac, stream) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-					    -1, &ins, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_prepare_v2(
+			raw,
+			"INSERT INTO audit_log (seq, time, event, record, mac, stream) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			-1, &ins, NULL),
+		SQLITE_OK);
 	sqlite3_bind_int64(ins, 1, seq);
 	sqlite3_bind_int64(ins, 2, now);
 	sqlite3_bind_text(ins, 3, event, -1, SQLITE_STATIC);
@@ -205,11 +216,11 @@ static void stream_key_useless_after_its_end(void **state)
 	int64_t bad = last_seq(f) + 1;
 	assert_int_equal(append(f, s, "release", "allow"), 0); /* the old key, still in hand */
 	afx_expect(f, NULL, AUDIT_TAMPERED, bad, "the old stream written after a new broker");
-	afx_exec(f->db, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld", (long long)bad,
-		 (long long)bad);
+	afx_exec(f->db, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld",
+		 (long long)bad, (long long)bad);
 	afx_expect_ok(f, NULL, bad - 1, "removed again");
 
-	/* A rekey closes the open stream too (cli/record.c calls this in the
+	/* A rekey closes the open stream too (audit_record_change calls this in the
 	 * rekey's transaction). */
 	struct audit_stream *s2 = open_stream(keys2);
 	assert_int_equal(append(f, s2, "release", "allow"), 0);
@@ -302,8 +313,9 @@ static void stream_cuts(void **state)
 	int64_t only = last_seq(f);
 	struct secbuf *keys4 = begin(f); /* closes stream 3 at its one record */
 	/* Renumber the log so the removed record leaves no gap. */
-	afx_exec(raw, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld;"
-		      "UPDATE audit_log SET seq = seq - 1 WHERE seq > %lld",
+	afx_exec(raw,
+		 "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld;"
+		 "UPDATE audit_log SET seq = seq - 1 WHERE seq > %lld",
 		 (long long)only, (long long)only, (long long)only);
 	struct audit_report r;
 	afx_verify(f, NULL, &r);
@@ -322,13 +334,15 @@ static void stream_cuts(void **state)
 static void copy_row(sqlite3 *from, sqlite3 *to, const char *name)
 {
 	sqlite3_stmt *st, *up;
-	assert_int_equal(sqlite3_prepare_v2(from, "SELECT version, nonce, ciphertext FROM secrets WHERE name = ?1", -1, &st, NULL),
+	assert_int_equal(sqlite3_prepare_v2(from, "SELECT version, nonce, ciphertext FROM secrets WHERE name = ?1", -1,
+					    &st, NULL),
 			 SQLITE_OK);
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_prepare_v2(to, "UPDATE secrets SET version = ?1, nonce = ?2, ciphertext = ?3 WHERE name = ?4", -1,
-					    &up, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_prepare_v2(to, "UPDATE secrets SET version = ?1, nonce = ?2, ciphertext = ?3 WHERE name = ?4",
+				   -1, &up, NULL),
+		SQLITE_OK);
 	sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
 	sqlite3_bind_blob(up, 2, sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1), SQLITE_TRANSIENT);
 	sqlite3_bind_blob(up, 3, sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2), SQLITE_TRANSIENT);
@@ -397,7 +411,7 @@ static void version_made_twice(void **state)
 	sqlite3 *old = afx_snapshot(f, raw);
 	set_str(f, "db", "two");
 	afx_expect_ok(f, NULL, last_seq(f), "two sets");
-	copy_row(old, raw, "db"); /* version 1 back */
+	copy_row(old, raw, "db");  /* version 1 back */
 	set_str(f, "db", "three"); /* version 2, a second time */
 	assert_int_equal(afx_int(f->db, "SELECT version FROM secrets WHERE name = 'db'"), 2);
 	int64_t third = last_seq(f);
@@ -428,7 +442,7 @@ static void rekey_rotates_the_writer_key(void **state)
 	assert_int_equal(vault_key(f->v, "audit-writer", false, &now), 0);
 	assert_memory_not_equal(now->data, old->data, 32);
 	/* The old key cannot append, nor open the state. */
-	struct audit_event ev = {.event = "release", .version = -1, .exit_status = -1, .redactions = -1, .uses = -1};
+	struct audit_event ev = {.event = "release", .self = true};
 	afx_exec(f->db, "BEGIN IMMEDIATE");
 	latch_error_quiet(true);
 	assert_int_equal(audit_append(f->db, old, NULL, &ev, NULL), -1);
@@ -464,13 +478,14 @@ static void make_state_v1(struct afx *f)
 	memcpy(ad, v2, sizeof v2);
 	memcpy(ad + sizeof v2, id, 16);
 	assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, blob + nb, len - nb, ad,
-								      sizeof v2 + 16, blob, f->writer->data),
+								    sizeof v2 + 16, blob, f->writer->data),
 			 0);
 	assert_int_equal(plen, 128);
 	unsigned char out[24 + 72 + 16];
 	memcpy(ad, v1, sizeof v1);
 	randombytes_buf(out, nb);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(out + nb, NULL, plain, 72, ad, sizeof v1 + 16, NULL, out, f->writer->data);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + nb, NULL, plain, 72, ad, sizeof v1 + 16, NULL, out,
+						   f->writer->data);
 	sqlite3 *raw = afx_raw(f);
 	afx_set_state_blob(raw, "state", out, sizeof out);
 	afx_release(f, raw);

@@ -43,10 +43,10 @@ static void box_opens_only_in_its_conversation(void **state)
 	assert_int_equal(p->len, strlen(PLAIN));
 	assert_memory_equal(p->data, PLAIN, p->len);
 	secbuf_free(p);
-	assert_null(auth_open(other, inst, nc, nb, box));  /* another broker's key */
-	assert_null(auth_open(k, inst2, nc, nb, box));     /* another instance */
-	assert_null(auth_open(k, inst, nc, nb2, box));     /* replayed: the broker's nonce is new */
-	assert_null(auth_open(k, inst, nc2, nb, box));     /* another client's nonce */
+	assert_null(auth_open(other, inst, nc, nb, box)); /* another broker's key */
+	assert_null(auth_open(k, inst2, nc, nb, box));    /* another instance */
+	assert_null(auth_open(k, inst, nc, nb2, box));    /* replayed: the broker's nonce is new */
+	assert_null(auth_open(k, inst, nc2, nb, box));    /* another client's nonce */
 	/* A byte changed anywhere in the box. */
 	const char *b64 = json_string_value(box);
 	size_t n = strlen(b64), raw_len = 0;

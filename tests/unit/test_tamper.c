@@ -1,4 +1,4 @@
-/* Unit tests: tampering with a real vault file fails closed (docs/design.md P2).
+/* Unit tests: tampering with a real vault file fails closed (docs/threat-model.md P2).
  *
  * The attacker edits the sqlite file directly: flipped bits in every byte
  * of a value's nonce and ciphertext, blobs of the wrong length or type,
@@ -32,8 +32,7 @@ static struct vault *two_secrets(const struct fx *f)
 /* Flip every bit of column `col` of secret `name`, one at a time: each
  * flip must make vault_get fail with LATCH_OPERR and return nothing. The
  * original is written back at the end and must read again. */
-static void flip_every_bit(const struct fx *f, struct vault *v, const char *col, const char *name,
-			   const char *value)
+static void flip_every_bit(const struct fx *f, struct vault *v, const char *col, const char *name, const char *value)
 {
 	sqlite3 *db = db_raw(f->path);
 	size_t len;
@@ -51,8 +50,8 @@ static void flip_every_bit(const struct fx *f, struct vault *v, const char *col,
 			latch_error_quiet(true);
 			int rc = vault_get(v, name, &out);
 			if (rc != -1 || out || latch_last_status() != LATCH_OPERR)
-				fail_msg("%s of '%s' with byte %zu bit %d flipped: rc %d, status %d", col, name,
-					 i, bit, rc, (int)latch_last_status());
+				fail_msg("%s of '%s' with byte %zu bit %d flipped: rc %d, status %d", col, name, i, bit,
+					 rc, (int)latch_last_status());
 		}
 	}
 	latch_error_quiet(false);
@@ -123,8 +122,7 @@ static void large_value_flips(void **state)
 	size_t len;
 	unsigned char *ct = row_blob(db, "ciphertext", "big", &len);
 	assert_int_equal(len, VAULT_VALUE_MAX + AEAD_TAG_BYTES);
-	const size_t at[] = {0, 1, VAULT_VALUE_MAX / 2, VAULT_VALUE_MAX - 1, VAULT_VALUE_MAX,
-			     len - 1};
+	const size_t at[] = {0, 1, VAULT_VALUE_MAX / 2, VAULT_VALUE_MAX - 1, VAULT_VALUE_MAX, len - 1};
 	for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
 		ct[at[i]] ^= 0x01;
 		row_set_blob(db, "ciphertext", "big", ct, len);
@@ -167,8 +165,7 @@ static void value_blob_lengths_and_types(void **state)
 
 	/* Nonces: empty, short, one short, one long, double, page-sized
 	 * (each a prefix of or an extension of the real one). */
-	const size_t nonce_lens[] = {0, 1, KEY_NONCE_BYTES - 1, KEY_NONCE_BYTES + 1,
-				     2 * KEY_NONCE_BYTES, 4096};
+	const size_t nonce_lens[] = {0, 1, KEY_NONCE_BYTES - 1, KEY_NONCE_BYTES + 1, 2 * KEY_NONCE_BYTES, 4096};
 	unsigned char *nbuf = calloc(1, 4096);
 	assert_non_null(nbuf);
 	memcpy(nbuf, nonce, nlen);
@@ -181,8 +178,8 @@ static void value_blob_lengths_and_types(void **state)
 
 	/* Ciphertexts: empty, one byte, a tag's worth and less, truncated by
 	 * one, extended by one, by a page, and past the value limit. */
-	const size_t ct_lens[] = {0,        1,        AEAD_TAG_BYTES - 1, AEAD_TAG_BYTES,
-				  AEAD_TAG_BYTES + 1, clen - 1, clen + 1, clen + 4096, big_len};
+	const size_t ct_lens[] = {0,        1,        AEAD_TAG_BYTES - 1, AEAD_TAG_BYTES, AEAD_TAG_BYTES + 1,
+				  clen - 1, clen + 1, clen + 4096,        big_len};
 	for (size_t i = 0; i < sizeof ct_lens / sizeof ct_lens[0]; i++) {
 		row_set_blob(db, "ciphertext", "a", big, ct_lens[i]);
 		expect_get_fails(v, "a", LATCH_OPERR);
@@ -253,14 +250,16 @@ static void rows_swapped(void **state)
 	/* Whole rows exchanged by renaming (ids move with the names). */
 	row_put_crypto(f->path, "a", &a);
 	row_put_crypto(f->path, "b", &b);
-	sql_exec(f->path, "UPDATE secrets SET name = 'tmp' WHERE name = 'a';"
-			  "UPDATE secrets SET name = 'a' WHERE name = 'b';"
-			  "UPDATE secrets SET name = 'b' WHERE name = 'tmp'");
+	sql_exec(f->path,
+		 "UPDATE secrets SET name = 'tmp' WHERE name = 'a';"
+		 "UPDATE secrets SET name = 'a' WHERE name = 'b';"
+		 "UPDATE secrets SET name = 'b' WHERE name = 'tmp'");
 	expect_get_fails_naming(v, "a");
 	expect_get_fails_naming(v, "b");
-	sql_exec(f->path, "UPDATE secrets SET name = 'tmp' WHERE name = 'a';"
-			  "UPDATE secrets SET name = 'a' WHERE name = 'b';"
-			  "UPDATE secrets SET name = 'b' WHERE name = 'tmp'");
+	sql_exec(f->path,
+		 "UPDATE secrets SET name = 'tmp' WHERE name = 'a';"
+		 "UPDATE secrets SET name = 'a' WHERE name = 'b';"
+		 "UPDATE secrets SET name = 'b' WHERE name = 'tmp'");
 
 	expect_str(v, "a", value_a);
 	expect_str(v, "b", value_b);
@@ -453,8 +452,7 @@ static void value_binding_fields(void **state)
 	secbuf_free(dk);
 }
 
-static void key_row_set(sqlite3 *db, const char *col, const char *purpose, const void *data,
-			size_t len)
+static void key_row_set(sqlite3 *db, const char *col, const char *purpose, const void *data, size_t len)
 {
 	char sql[128];
 	snprintf(sql, sizeof sql, "UPDATE keys SET %s = ?1 WHERE purpose = ?2", col);
@@ -599,19 +597,22 @@ struct field {
 	size_t len;
 };
 
-#define HF(member) {#member, offsetof(struct vault_header, member), sizeof(((struct vault_header *)0)->member)}
+#define HF(member)                                                                                         \
+	{                                                                                                  \
+#member, offsetof(struct vault_header, member), sizeof(((struct vault_header *)0)->member) \
+	}
 
 /* Every stored field; check last. */
 static const struct field all_fields[] = {
-	HF(vault_id),	     HF(created),   HF(kdf_alg),   HF(kdf_opslimit), HF(kdf_memlimit),
-	HF(kdf_salt),	     HF(key_generation), HF(key_nonce), HF(wrapped_key), HF(check),
+	HF(vault_id), HF(created),        HF(kdf_alg),   HF(kdf_opslimit), HF(kdf_memlimit),
+	HF(kdf_salt), HF(key_generation), HF(key_nonce), HF(wrapped_key),  HF(check),
 };
 
 /* The fields the wrapped key's associated data binds, and the wrapped key
  * and its nonce: a change to any must make unwrapping fail. */
 static const struct field bound_fields[] = {
-	HF(vault_id),  HF(kdf_alg),	   HF(kdf_opslimit), HF(kdf_memlimit),
-	HF(kdf_salt),  HF(key_generation), HF(key_nonce),    HF(wrapped_key),
+	HF(vault_id), HF(kdf_alg),        HF(kdf_opslimit), HF(kdf_memlimit),
+	HF(kdf_salt), HF(key_generation), HF(key_nonce),    HF(wrapped_key),
 };
 
 static void header_damage_caught_at_open(void **state)
@@ -639,14 +640,14 @@ static void header_damage_caught_at_open(void **state)
 			int rc = vault_open(f->dir, &bad);
 			latch_error_quiet(false);
 			if (rc != -1 || bad || latch_last_status() != LATCH_OPERR)
-				fail_msg("header %s byte %zu bit %d flipped: vault_open rc %d status %d",
-					 fd->name, i, bit, rc, (int)latch_last_status());
+				fail_msg("header %s byte %zu bit %d flipped: vault_open rc %d status %d", fd->name, i,
+					 bit, rc, (int)latch_last_status());
 			snap_same(&s, f->path);
 			n++;
 		}
 	}
-	assert_int_equal(n, (int)(sizeof h0.vault_id + 8 * 5 + SALT_BYTES + KEY_NONCE_BYTES +
-				  WRAPPED_KEY_BYTES + HEADER_CHECK_BYTES));
+	assert_int_equal(n, (int)(sizeof h0.vault_id + 8 * 5 + SALT_BYTES + KEY_NONCE_BYTES + WRAPPED_KEY_BYTES +
+				  HEADER_CHECK_BYTES));
 	hdr_store(f->path, &h0, false);
 	v = fx_unlocked(f, PASS);
 	expect_str(v, "a", value_a);
@@ -668,8 +669,8 @@ static void header_bad_blobs_caught_at_open(void **state)
 			char sql[256];
 			switch (k) {
 			case 0: /* one byte short */
-				snprintf(sql, sizeof sql, "UPDATE vault SET %s = substr(%s, 1, length(%s) - 1)",
-					 col, col, col);
+				snprintf(sql, sizeof sql, "UPDATE vault SET %s = substr(%s, 1, length(%s) - 1)", col,
+					 col, col);
 				break;
 			case 1: /* one byte long */
 				snprintf(sql, sizeof sql, "UPDATE vault SET %s = %s || x'00'", col, col);
@@ -678,8 +679,8 @@ static void header_bad_blobs_caught_at_open(void **state)
 				snprintf(sql, sizeof sql, "UPDATE vault SET %s = x''", col);
 				break;
 			case 3: /* text of the right length, other bytes */
-				snprintf(sql, sizeof sql, "UPDATE vault SET %s = substr(hex(%s), 1, length(%s))",
-					 col, col, col);
+				snprintf(sql, sizeof sql, "UPDATE vault SET %s = substr(hex(%s), 1, length(%s))", col,
+					 col, col);
 				break;
 			default:
 				snprintf(sql, sizeof sql, "UPDATE vault SET %s = 7", col);
@@ -741,8 +742,8 @@ static void header_forged_every_bit_unwrap(void **state)
 				int rc = unwrap_data_key(&h, kek, &dk);
 				latch_error_quiet(false);
 				if (rc != -1 || dk || latch_last_status() != LATCH_DENIED)
-					fail_msg("forged header, %s byte %zu bit %d: unwrap rc %d status %d",
-						 fd->name, i, bit, rc, (int)latch_last_status());
+					fail_msg("forged header, %s byte %zu bit %d: unwrap rc %d status %d", fd->name,
+						 i, bit, rc, (int)latch_last_status());
 				n++;
 			}
 		}
@@ -756,8 +757,7 @@ static void header_forged_every_bit_unwrap(void **state)
  * vault_open to refuse it (open_status) or, when it opens, vault_unlock
  * to deny the right passphrase. The file is unchanged either way. */
 static void forge_and_expect(const struct fx *f, const struct vault_header *h0,
-			     void (*edit)(struct vault_header *h, int arg), int arg,
-			     enum latch_status open_status)
+			     void (*edit)(struct vault_header *h, int arg), int arg, enum latch_status open_status)
 {
 	struct vault_header h = *h0;
 	edit(&h, arg);
@@ -777,30 +777,79 @@ static void set_alg(struct vault_header *h, int alg)
 	h->kdf_alg = alg;
 }
 
-enum { OPS_ZERO, OPS_ONE, OPS_THREE, OPS_CEIL, OPS_HUGE, OPS_NEG, MEM_ZERO, MEM_FLOOR_M1,
-       MEM_PLUS_1, MEM_PLUS_1K, MEM_DOUBLE, MEM_CEIL, MEM_HUGE, MEM_NEG, GEN_PLUS, GEN_ZERO };
+enum {
+	OPS_ZERO,
+	OPS_ONE,
+	OPS_THREE,
+	OPS_CEIL,
+	OPS_HUGE,
+	OPS_NEG,
+	MEM_ZERO,
+	MEM_FLOOR_M1,
+	MEM_PLUS_1,
+	MEM_PLUS_1K,
+	MEM_DOUBLE,
+	MEM_CEIL,
+	MEM_HUGE,
+	MEM_NEG,
+	GEN_PLUS,
+	GEN_ZERO
+};
 /* (MEM_PLUS_1K, MEM_DOUBLE and GEN_ZERO are only used unforged.) */
 
 static void set_kdf(struct vault_header *h, int which)
 {
 	switch (which) {
-	case OPS_ZERO: h->kdf_opslimit = 0; break;
-	case OPS_ONE: h->kdf_opslimit = 1; break;
-	case OPS_THREE: h->kdf_opslimit = 3; break;
-	case OPS_CEIL: h->kdf_opslimit = 33; break; /* just past the 32-pass ceiling */
-	case OPS_HUGE: h->kdf_opslimit = (uint64_t)INT64_MAX; break;
-	case OPS_NEG: h->kdf_opslimit = (uint64_t)-1; break;
-	case MEM_ZERO: h->kdf_memlimit = 0; break;
-	case MEM_FLOOR_M1: h->kdf_memlimit = crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE - 1; break;
-	case MEM_PLUS_1: h->kdf_memlimit += 1; break; /* same Argon2 cost; only the binding differs */
-	case MEM_PLUS_1K: h->kdf_memlimit += 1024; break;
-	case MEM_DOUBLE: h->kdf_memlimit *= 2; break;
-	case MEM_CEIL: h->kdf_memlimit = (4ULL << 30) + 1; break; /* past the 4 GiB ceiling */
-	case MEM_HUGE: h->kdf_memlimit = (uint64_t)INT64_MAX; break;
-	case MEM_NEG: h->kdf_memlimit = (uint64_t)-1; break;
-	case GEN_PLUS: h->key_generation += 1; break;
-	case GEN_ZERO: h->key_generation = 0; break;
-	default: break;
+	case OPS_ZERO:
+		h->kdf_opslimit = 0;
+		break;
+	case OPS_ONE:
+		h->kdf_opslimit = 1;
+		break;
+	case OPS_THREE:
+		h->kdf_opslimit = 3;
+		break;
+	case OPS_CEIL:
+		h->kdf_opslimit = 33;
+		break; /* just past the 32-pass ceiling */
+	case OPS_HUGE:
+		h->kdf_opslimit = (uint64_t)INT64_MAX;
+		break;
+	case OPS_NEG:
+		h->kdf_opslimit = (uint64_t)-1;
+		break;
+	case MEM_ZERO:
+		h->kdf_memlimit = 0;
+		break;
+	case MEM_FLOOR_M1:
+		h->kdf_memlimit = crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE - 1;
+		break;
+	case MEM_PLUS_1:
+		h->kdf_memlimit += 1;
+		break; /* same Argon2 cost; only the binding differs */
+	case MEM_PLUS_1K:
+		h->kdf_memlimit += 1024;
+		break;
+	case MEM_DOUBLE:
+		h->kdf_memlimit *= 2;
+		break;
+	case MEM_CEIL:
+		h->kdf_memlimit = (4ULL << 30) + 1;
+		break; /* past the 4 GiB ceiling */
+	case MEM_HUGE:
+		h->kdf_memlimit = (uint64_t)INT64_MAX;
+		break;
+	case MEM_NEG:
+		h->kdf_memlimit = (uint64_t)-1;
+		break;
+	case GEN_PLUS:
+		h->key_generation += 1;
+		break;
+	case GEN_ZERO:
+		h->key_generation = 0;
+		break;
+	default:
+		break;
 	}
 }
 
@@ -814,9 +863,8 @@ static void header_kdf_fields_refused(void **state)
 	assert_int_equal(h0.kdf_alg, crypto_pwhash_ALG_ARGON2ID13);
 
 	/* Changed without fixing the checksum: refused at open. */
-	const int all[] = {OPS_ZERO, OPS_ONE, OPS_THREE, OPS_CEIL, OPS_HUGE, OPS_NEG, MEM_ZERO,
-			   MEM_FLOOR_M1, MEM_PLUS_1, MEM_PLUS_1K, MEM_DOUBLE, MEM_CEIL, MEM_HUGE, MEM_NEG,
-			   GEN_PLUS, GEN_ZERO};
+	const int all[] = {OPS_ZERO,   OPS_ONE,     OPS_THREE,  OPS_CEIL, OPS_HUGE, OPS_NEG, MEM_ZERO, MEM_FLOOR_M1,
+			   MEM_PLUS_1, MEM_PLUS_1K, MEM_DOUBLE, MEM_CEIL, MEM_HUGE, MEM_NEG, GEN_PLUS, GEN_ZERO};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
 		struct vault_header h = h0;
 		set_kdf(&h, all[i]);
@@ -835,7 +883,7 @@ static void header_kdf_fields_refused(void **state)
 	 * floor or absurdly high: refused at open before any Argon2id run. */
 	for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++)
 		forge_and_expect(f, &h0, set_alg, algs[i], LATCH_OPERR);
-	const int refused[] = {OPS_ZERO, OPS_ONE,  OPS_CEIL, OPS_HUGE, OPS_NEG,
+	const int refused[] = {OPS_ZERO, OPS_ONE,      OPS_CEIL, OPS_HUGE, OPS_NEG,
 			       MEM_ZERO, MEM_FLOOR_M1, MEM_CEIL, MEM_HUGE, MEM_NEG};
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
 		forge_and_expect(f, &h0, set_kdf, refused[i], LATCH_OPERR);

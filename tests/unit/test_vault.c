@@ -20,7 +20,7 @@
 
 struct listed {
 	int n;
-	char names[8][VAULT_NAME_MAX + 1];
+	char names[8][LATCH_NAME_MAX + 1];
 	int64_t versions[8];
 	int64_t updated[8];
 };
@@ -152,11 +152,10 @@ static void invalid_names_refused(void **state)
 	struct fx *f = *state;
 	fx_create(f);
 	struct vault *v = fx_unlocked(f, PASS);
-	char too_long[VAULT_NAME_MAX + 2];
-	memset(too_long, 'x', VAULT_NAME_MAX + 1);
-	too_long[VAULT_NAME_MAX + 1] = '\0';
-	const char *bad[] = {"", "-x", "/x", ".x", "_x", "a b", "a=b", "a\nb", "a\x1b[2J", "caf\xc3\xa9",
-			     too_long};
+	char too_long[LATCH_NAME_MAX + 2];
+	memset(too_long, 'x', LATCH_NAME_MAX + 1);
+	too_long[LATCH_NAME_MAX + 1] = '\0';
+	const char *bad[] = {"", "-x", "/x", ".x", "_x", "a b", "a=b", "a\nb", "a\x1b[2J", "caf\xc3\xa9", too_long};
 	struct secbuf *val = sb_str("value");
 	struct snap s = snap_take(f->path);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -169,7 +168,7 @@ static void invalid_names_refused(void **state)
 	snap_same(&s, f->path);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM secrets", NULL), 0);
 	/* The longest valid name works. */
-	too_long[VAULT_NAME_MAX] = '\0';
+	too_long[LATCH_NAME_MAX] = '\0';
 	assert_int_equal(vault_set(v, too_long, val, NULL), 0);
 	expect_str(v, too_long, "value");
 	secbuf_free(val);
@@ -330,8 +329,7 @@ static void passwd_changes_kdf(void **state)
 
 	assert_int_equal(sql_int(f->path, "SELECT kdf_opslimit FROM vault", NULL), (int64_t)ops);
 	assert_int_equal(sql_int(f->path, "SELECT kdf_memlimit FROM vault", NULL), (int64_t)mem);
-	assert_int_equal(sql_int(f->path, "SELECT kdf_alg FROM vault", NULL),
-			 crypto_pwhash_ALG_ARGON2ID13);
+	assert_int_equal(sql_int(f->path, "SELECT kdf_alg FROM vault", NULL), crypto_pwhash_ALG_ARGON2ID13);
 	for (int i = 0; i < 3; i++) {
 		row_load(f->path, three_names[i], &after[i]);
 		rows_identical(&before[i], &after[i]);
@@ -714,14 +712,17 @@ static void schema3_vault_migrates(void **state)
 		skip();
 	/* Back to schema 3: no stream column, the set/rm index. */
 	sqlite3 *db = db_raw(f->path);
-	db_exec_ok(db, "ALTER TABLE audit_log DROP COLUMN stream;"
-		       "CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq) WHERE event IN ('set', 'rm');"
-		       "PRAGMA user_version = 3");
+	db_exec_ok(db,
+		   "ALTER TABLE audit_log DROP COLUMN stream;"
+		   "CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq) WHERE event IN ('set', 'rm');"
+		   "PRAGMA user_version = 3");
 	sqlite3_close(db);
 
 	v = fx_unlocked(f, PASS);
 	assert_int_equal(sql_int(f->path, "PRAGMA user_version", NULL), info.schema_version);
-	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_secret_change'", NULL), 0);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_secret_change'",
+				 NULL),
+			 0);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM audit_log WHERE stream = 0", NULL),
 			 sql_int(f->path, "SELECT count(*) FROM audit_log", NULL));
 	const char *names[] = {"a"};
@@ -1067,14 +1068,45 @@ static void set_on_max_version_fails_closed(void **state)
 	assert_int_equal(waitpid(pid, &ws, 0), pid);
 	bool unchanged = snap_equal(&s, f->path);
 	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-		fail_msg("vault_set on a row at version INT64_MAX crashed (wait status 0x%x)",
-			 (unsigned)ws);
+		fail_msg("vault_set on a row at version INT64_MAX crashed (wait status 0x%x)", (unsigned)ws);
 	assert_int_equal(n, (ssize_t)sizeof res);
 	assert_int_not_equal(res[0], 99);
 	if (res[0] != -1)
 		fail_msg("vault_set on a row at version INT64_MAX succeeded (version wrapped)");
 	assert_int_equal(res[1], LATCH_OPERR);
 	assert_true(unchanged);
+}
+
+/* Another module's tables (vault_add_tables): its steps run at the
+ * file's schema versions, and its schema is part of the exact one. Last
+ * of all tests: the registration lasts as long as the process. */
+static void module_tables(void **state)
+{
+	struct fx *f = *state;
+	/* The same set again is a no-op; more steps than versions, refused. */
+	assert_int_equal(vault_add_tables(&audit_tables), 0);
+	static const char *const too_many[8] = {NULL};
+	static const struct vault_tables bad = {too_many, 8, NULL, 0};
+	latch_error_quiet(true);
+	assert_int_equal(vault_add_tables(&bad), -1);
+	latch_error_quiet(false);
+	/* A vault made before a module's tables were added lacks them: it is
+	 * refused, not quietly opened. One made after has them. */
+	fx_create(f);
+	static const char *const steps[] = {NULL, NULL, NULL, "CREATE TABLE zz_module (a INTEGER);"};
+	static const char *const schema[] = {"table zz_module zz_module CREATE TABLE zz_module (a INTEGER)"};
+	static const struct vault_tables extra = {steps, 4, schema, 1};
+	assert_int_equal(vault_add_tables(&extra), 0);
+	struct vault *v = NULL;
+	latch_error_quiet(true);
+	assert_int_equal(vault_open(f->dir, &v), -1);
+	latch_error_quiet(false);
+	assert_null(v);
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(rmdir(f->dir), 0);
+	fx_create_new(f, PASS);
+	v = fx_unlocked(f, PASS);
+	vault_close(v);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -1118,6 +1150,7 @@ int main(void)
 		T(create_makes_private_files),
 		T(create_ignores_umask),
 		T(set_on_max_version_fails_closed),
+		T(module_tables), /* last: it adds tables for the rest of the process */
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	free(fx_template);

@@ -8,14 +8,15 @@
  * it would.
  *
  * main() must call sodium_init(), umask(077) (as latch's harden_process
- * does) and fx_template_init() before running the tests. The helpers are
- * `static inline` so that a test file using only some of them still
- * compiles clean with -Wunused-function. Include this after cmocka.h.
- * (The Makefile does not track this header: after editing it, touch the
- * test_*.c files that include it.) */
+ * does) and fx_template_init() (which also adds the audit log's tables to
+ * the schema, as latch's main() does) before running the tests. The
+ * helpers are `static inline` so that a test file using only some of them
+ * still compiles clean with -Wunused-function. Include this after
+ * cmocka.h. */
 #ifndef LATCH_TEST_VAULT_FIXTURE_H
 #define LATCH_TEST_VAULT_FIXTURE_H
 
+#include "../../audit/audit.h"
 #include "../../vault/internal.h"
 
 #include <dirent.h>
@@ -116,14 +117,14 @@ static inline void status_reset(void)
 
 /* Run `call`, which must fail (-1) with `status`; its error message is kept
  * off the output. */
-#define EXPECT_FAIL(status, call)                                                   \
-	do {                                                                        \
-		status_reset();                                                     \
-		latch_error_quiet(true);                                            \
-		int rc_ = (call);                                                   \
-		latch_error_quiet(false);                                           \
-		assert_int_equal(rc_, -1);                                          \
-		assert_int_equal(latch_last_status(), (status));                    \
+#define EXPECT_FAIL(status, call)                                \
+	do {                                                     \
+		status_reset();                                  \
+		latch_error_quiet(true);                         \
+		int rc_ = (call);                                \
+		latch_error_quiet(false);                        \
+		assert_int_equal(rc_, -1);                       \
+		assert_int_equal(latch_last_status(), (status)); \
 	} while (0)
 
 /* A new vault made by vault_create (one Argon2id run). */
@@ -143,6 +144,8 @@ static size_t fx_template_len;
 
 static inline int fx_template_init(void)
 {
+	if (vault_add_tables(&audit_tables) != 0)
+		return -1;
 	char root[] = "/tmp/latch-unit-XXXXXX", dir[64], path[80];
 	if (!mkdtemp(root))
 		return -1;
@@ -280,7 +283,7 @@ static inline void expect_get_fails_naming(struct vault *v, const char *name)
 	assert_int_equal(rc, -1);
 	assert_null(out);
 	assert_int_equal(latch_last_status(), LATCH_OPERR);
-	char want[VAULT_NAME_MAX + 16];
+	char want[LATCH_NAME_MAX + 16];
 	snprintf(want, sizeof want, "secret '%s'", name);
 	if (!strstr(msg, want))
 		fail_msg("error message does not name %s: %s", want, msg);
@@ -363,8 +366,7 @@ static inline sqlite3 *db_raw(const char *path)
 	sqlite3_busy_timeout(db, 2000);
 	/* Fast tampering: the attacker does not care about durability (this
 	 * connection's journal lives in memory; the file's mode is unchanged). */
-	assert_int_equal(sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA journal_mode=MEMORY", NULL,
-				      NULL, NULL),
+	assert_int_equal(sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA journal_mode=MEMORY", NULL, NULL, NULL),
 			 SQLITE_OK);
 	return db;
 }
@@ -418,8 +420,7 @@ static inline unsigned char *row_blob(sqlite3 *db, const char *col, const char *
 }
 
 /* Write `len` bytes into column `col` of the secret `name`. */
-static inline void row_set_blob(sqlite3 *db, const char *col, const char *name, const void *data,
-				size_t len)
+static inline void row_set_blob(sqlite3 *db, const char *col, const char *name, const void *data, size_t len)
 {
 	char sql[128];
 	snprintf(sql, sizeof sql, "UPDATE secrets SET %s = ?1 WHERE name = ?2", col);
@@ -446,8 +447,7 @@ static inline void row_load(const char *path, const char *name, struct row *r)
 {
 	sqlite3 *db = db_raw(path);
 	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, version FROM secrets WHERE name = ?1", -1,
-					    &st, NULL),
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, version FROM secrets WHERE name = ?1", -1, &st, NULL),
 			 SQLITE_OK);
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -551,8 +551,7 @@ static inline void hdr_store(const char *path, struct vault_header *h, bool forg
  * open_status is LATCH_OK, at vault_unlock with `unlock_status`. The file
  * is byte-for-byte the same afterwards, and a handle whose unlock failed
  * hands out no value. */
-static inline void expect_open_unlock_fails(const struct fx *f, const char *pass,
-					    enum latch_status open_status,
+static inline void expect_open_unlock_fails(const struct fx *f, const char *pass, enum latch_status open_status,
 					    enum latch_status unlock_status)
 {
 	struct snap s = snap_take(f->path);

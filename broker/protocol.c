@@ -1,0 +1,423 @@
+/* The broker's protocol, daemon side: one request in, its answer out.
+ * Nothing here touches a socket, so the dispatcher is driven directly by
+ * tests/unit/test_broker_dispatch.c and tests/fuzz/fuzz_broker_request.c. */
+#include "state.h"
+
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* argv elements in one release request at most (more are not recorded). */
+#define MAX_ARGV 255
+
+int64_t broker_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int64_t broker_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void state_init(struct broker *b, const struct broker_recorder *rec)
+{
+	memset(b, 0, sizeof *b);
+	b->rec = rec;
+	b->pending_tail = &b->pending;
+	b->pid = getpid();
+}
+
+void state_free(struct broker *b)
+{
+	while (b->grants) {
+		struct grant *g = b->grants;
+		b->grants = g->next;
+		policy_grant_free(g);
+	}
+	exits_free(b);
+	secbuf_free(b->key);
+	b->key = NULL;
+}
+
+/* An answer: `head` (taken) and its frames, as one message. */
+static struct secbuf *reply(json_t *head, const struct secbuf *frames, size_t n)
+{
+	struct secbuf *msg = head ? wire_build(head, frames, n) : NULL;
+	json_decref(head);
+	return msg;
+}
+
+static struct secbuf *reply_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static struct secbuf *reply_error(const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return reply(json_pack("{s:b, s:s, s:s}", "ok", 0, "error", code, "message", msg), NULL, 0);
+}
+
+/* Copies a JSON array of strings, each a valid secret name or an
+ * absolute command path with no control character. */
+static int strings_of(json_t *arr, size_t max, char **out, size_t *n, bool names)
+{
+	*n = 0;
+	if (!json_is_array(arr) || json_array_size(arr) > max)
+		return -1;
+	size_t i;
+	json_t *s;
+	json_array_foreach(arr, i, s)
+	{
+		const char *v = json_string_value(s);
+		if (!v || (names && !latch_name_valid(v)) || (!names && (v[0] != '/' || !text_is_plain(v))))
+			return -1;
+		if (!(out[(*n)++] = strdup(v)))
+			return -1;
+	}
+	return 0;
+}
+
+static void strings_free(char **s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(s[i]);
+}
+
+static struct secbuf *op_hello(struct broker *b, json_t *req, struct broker_peer *c)
+{
+	if (c->hello || auth_b64_32(json_object_get(req, "nonce"), c->nc) != 0)
+		return reply_error("bad-request", "malformed hello");
+	c->hello = true;
+	randombytes_buf(c->nb, sizeof c->nb);
+	unsigned char proof[AUTH_MAC_BYTES];
+	char hex[2 * BROKER_INSTANCE_BYTES + 1];
+	auth_proof(b->key, b->instance, b->pid, c->nc, c->nb, proof);
+	sodium_bin2hex(hex, sizeof hex, b->instance, sizeof b->instance);
+	return reply(json_pack("{s:b, s:i, s:s, s:o, s:o}", "ok", 1, "pid", (int)b->pid, "instance", hex, "nonce",
+			       auth_b64_json(c->nb, sizeof c->nb), "proof", auth_b64_json(proof, sizeof proof)),
+		     NULL, 0);
+}
+
+/* The grant's header and values, from the opened box (itself a message:
+ * a JSON header, then one frame per name, in order) into g. */
+static struct secbuf *grant_parse(struct broker *b, struct secbuf *plain, struct grant *g)
+{
+	struct wire_msg m;
+	size_t end = 0;
+	if (wire_parse(plain->data, plain->len, &m, &end) != 1 || end != plain->len) {
+		wire_msg_clear(&m);
+		return reply_error("bad-request", "malformed grant");
+	}
+	json_t *h = m.head, *uses = json_object_get(h, "uses");
+	const char *id = json_string_value(json_object_get(h, "grant"));
+	json_int_t ttl = json_integer_value(json_object_get(h, "ttl"));
+	char *names[BROKER_MAX_NAMES];
+	size_t n = 0;
+	struct secbuf *err = NULL;
+	if (!id || !latch_name_valid(id) || strlen(id) >= sizeof g->id || ttl < 1 || ttl > BROKER_MAX_TTL ||
+	    (!json_is_null(uses) && (!json_is_integer(uses) || json_integer_value(uses) < 1)) ||
+	    strings_of(json_object_get(h, "names"), BROKER_MAX_NAMES, names, &n, true) != 0 || n == 0 ||
+	    strings_of(json_object_get(h, "cmds"), BROKER_MAX_CMDS, g->cmds, &g->n_cmds, false) != 0 || m.n != n) {
+		err = reply_error("bad-request", "malformed grant");
+		goto out;
+	}
+	for (struct grant *o = b->grants; o; o = o->next)
+		if (!strcmp(o->id, id)) {
+			err = reply_error("bad-request", "grant %s exists already", id);
+			goto out;
+		}
+	for (size_t i = 0; i < n; i++)
+		if (m.frame[i].len == 0 || m.frame[i].len > BROKER_VALUE_MAX) {
+			err = reply_error("bad-request", "malformed value for '%s'", names[i]);
+			goto out;
+		}
+	snprintf(g->id, sizeof g->id, "%s", id);
+	g->deadline = broker_now() + ttl;
+	g->uses_left = json_is_integer(uses) ? json_integer_value(uses) : -1;
+	for (size_t i = 0; i < n; i++)
+		g->items[i] = (struct grant_item){names[i], m.frame[i]};
+	g->n = n;
+	n = 0;
+out:
+	strings_free(names, n);
+	wire_msg_clear(&m);
+	return err;
+}
+
+/* A grant comes only from the one who answered this connection's
+ * challenge with the broker's key: a passphrase holder. */
+static struct secbuf *op_grant(struct broker *b, json_t *req, struct broker_peer *c)
+{
+	if (!c->hello || c->granted)
+		return reply_error("denied", "a grant must follow a challenge, once per connection");
+	c->granted = true;
+	struct secbuf *plain = auth_open(b->key, b->instance, c->nc, c->nb, json_object_get(req, "box"));
+	if (!plain)
+		return reply_error("denied", "the grant is not sealed with this broker's key");
+	struct grant *g = calloc(1, sizeof *g);
+	if (!g) {
+		secbuf_free(plain);
+		return NULL;
+	}
+	/* The values stay where the box opened: the grant's store. */
+	g->store = plain;
+	struct secbuf *err = grant_parse(b, plain, g);
+	if (err) {
+		policy_grant_free(g);
+		return err;
+	}
+	g->next = b->grants;
+	b->grants = g;
+	unsigned char ack[AUTH_MAC_BYTES];
+	auth_ack(b->key, c->nc, c->nb, g->id, g->deadline, ack);
+	return reply(json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "grant", g->id, "deadline", (json_int_t)g->deadline,
+			       "ack", auth_b64_json(ack, sizeof ack)),
+		     NULL, 0);
+}
+
+/* argv as the client sent it: base64 of each element's bytes (any bytes
+ * but NUL, which no argv element holds), so that arguments that are not
+ * UTF-8 are hashed as they are. -1 if malformed. */
+static int argv_of(json_t *arr, char **argv, size_t *argc)
+{
+	*argc = 0;
+	if (!json_is_array(arr))
+		return -1;
+	size_t i;
+	json_t *a;
+	json_array_foreach(arr, i, a)
+	{
+		const char *s = json_string_value(a);
+		if (!s)
+			return -1;
+		if (*argc == MAX_ARGV)
+			break;
+		size_t slen = strlen(s), got = 0;
+		char *v = malloc(slen / 4 * 3 + 3);
+		if (!v ||
+		    sodium_base642bin((unsigned char *)v, slen / 4 * 3 + 2, s, slen, NULL, &got, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+		    memchr(v, '\0', got)) {
+			free(v);
+			return -1;
+		}
+		v[got] = '\0';
+		argv[(*argc)++] = v;
+	}
+	argv[*argc] = NULL;
+	return 0;
+}
+
+static struct secbuf *op_release(struct broker *b, json_t *req, const struct ucred *peer)
+{
+	char *names[BROKER_MAX_NAMES], *argv[MAX_ARGV + 1];
+	size_t n = 0, argc = 0;
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	const char *cwd = json_string_value(json_object_get(req, "cwd"));
+	struct secbuf *answer = NULL;
+	/* A command or directory holding control characters would reach the
+	 * human's terminal through the log and the denial hint: refused. */
+	if (!cmd || cmd[0] != '/' || !text_is_plain(cmd) || (cwd && !text_is_plain(cwd)) ||
+	    strings_of(json_object_get(req, "names"), BROKER_MAX_NAMES, names, &n, true) != 0 || n == 0 ||
+	    argv_of(json_object_get(req, "argv"), argv, &argc) != 0) {
+		answer = reply_error("bad-request", "malformed release");
+		goto out;
+	}
+	int64_t now = broker_now();
+	policy_sweep(b->grants, now);
+	/* The daemon cannot tell latch from another program of this user
+	 * speaking its protocol (a non-dumpable peer's /proc/PID/exe is closed
+	 * to it, and a connection can be handed between processes): the
+	 * policy is what it enforces, and every release is recorded (N1). */
+	const char *const *cnames = (const char *const *)names;
+	struct grant *g = policy_find(b->grants, cnames, n, cmd, now);
+	struct broker_event ev = {.event = "release",
+				  .names = cnames,
+				  .n = n,
+				  .pid = peer->pid,
+				  .uid = peer->uid,
+				  .exe = cmd,
+				  .cwd = cwd,
+				  .argv = argv,
+				  .argc = (int)argc,
+				  .exit_status = -1};
+	if (!g) {
+		char why[256];
+		policy_denial(b->grants, cnames, n, cmd, now, why, sizeof why);
+		ev.decision = "deny";
+		ev.reason = why;
+		/* The refusal stands whether or not it could be recorded. */
+		exits_record(b, &ev);
+		answer = reply_error("denied", "%s", why);
+		goto out;
+	}
+	char rid[BROKER_ID_MAX];
+	broker_new_id('r', rid);
+	ev.decision = "allow";
+	ev.grant_id = g->id;
+	/* Recorded durably first; if that fails nothing is released. */
+	if (exits_record(b, &ev) != 0) {
+		answer = reply_error("audit", "the release could not be recorded, so it was refused");
+		goto out;
+	}
+	/* One frame per name asked for, in the order asked. */
+	struct secbuf values[BROKER_MAX_NAMES];
+	for (size_t k = 0; k < n; k++)
+		values[k] = policy_item(g, names[k])->value;
+	answer = reply(json_pack("{s:b, s:s, s:s}", "ok", 1, "release", rid, "grant", g->id), values, n);
+	sodium_memzero(values, sizeof values);
+	if (answer) {
+		exits_await(b, rid, g, cnames, n);
+		policy_use(g);
+	}
+out:
+	strings_free(names, n);
+	strings_free(argv, argc);
+	return answer;
+}
+
+/* The exit is queued, not written: see BROKER_EXIT_FLUSH_MS. */
+static struct secbuf *op_exit(struct broker *b, json_t *req, const struct ucred *peer)
+{
+	const char *rid = json_string_value(json_object_get(req, "release"));
+	json_t *status = json_object_get(req, "status");
+	if (!rid || !json_is_integer(status))
+		return reply_error("bad-request", "malformed exit report");
+	int rc = exits_report(b, rid, (int)json_integer_value(status), peer);
+	if (rc > 0)
+		return reply_error("bad-request", "unknown release");
+	if (rc < 0)
+		return reply_error("audit", "the exit could not be recorded");
+	return reply(json_pack("{s:b}", "ok", 1), NULL, 0);
+}
+
+static struct secbuf *op_flush(struct broker *b)
+{
+	size_t n = b->n_pending;
+	if (exits_record(b, NULL) != 0)
+		return reply_error("audit", "%zu exit records could not be written", n);
+	return reply(json_pack("{s:b, s:I}", "ok", 1, "written", (json_int_t)n), NULL, 0);
+}
+
+static struct secbuf *op_list(struct broker *b)
+{
+	int64_t now = broker_now();
+	policy_sweep(b->grants, now);
+	json_t *list = json_array();
+	for (struct grant *g = b->grants; g; g = g->next) {
+		if (!policy_live(g, now))
+			continue;
+		json_t *names = json_array(), *cmds = json_array();
+		for (size_t i = 0; i < g->n; i++)
+			json_array_append_new(names, json_string(g->items[i].name));
+		for (size_t i = 0; i < g->n_cmds; i++)
+			json_array_append_new(cmds, json_string(g->cmds[i]));
+		json_array_append_new(list, json_pack("{s:s, s:o, s:I, s:o, s:o}", "grant", g->id, "names", names,
+						      "deadline", (json_int_t)g->deadline, "uses_left",
+						      g->uses_left < 0 ? json_null() : json_integer(g->uses_left),
+						      "cmds", cmds));
+	}
+	return reply(json_pack("{s:b, s:i, s:o}", "ok", 1, "pid", (int)b->pid, "grants", list), NULL, 0);
+}
+
+static struct secbuf *op_revoke(struct broker *b, json_t *req, const struct ucred *peer)
+{
+	const char *id = json_string_value(json_object_get(req, "grant"));
+	bool all = json_is_true(json_object_get(req, "all"));
+	int count = 0;
+	int64_t now = broker_now();
+	for (struct grant *g = b->grants; g; g = g->next) {
+		if (!policy_live(g, now) || (!all && (!id || strcmp(g->id, id) != 0)))
+			continue;
+		policy_end(g, "revoked");
+		count++;
+		const char *names[BROKER_MAX_NAMES];
+		for (size_t i = 0; i < g->n; i++)
+			names[i] = g->items[i].name;
+		struct broker_event ev = {.event = "revoke",
+					  .grant_id = g->id,
+					  .names = names,
+					  .n = g->n,
+					  .pid = peer->pid,
+					  .uid = peer->uid,
+					  .exit_status = -1};
+		exits_record(b, &ev);
+	}
+	if (!all && count == 0)
+		return reply_error("not-found", "no live grant '%s'", id && latch_name_valid(id) ? id : "");
+	return reply(json_pack("{s:b, s:i}", "ok", 1, "revoked", count), NULL, 0);
+}
+
+static struct secbuf *dispatch(struct broker *b, json_t *req, struct broker_peer *c)
+{
+	const char *op = json_string_value(json_object_get(req, "op"));
+	if (!op)
+		return reply_error("bad-request", "no op");
+	if (!strcmp(op, "ping"))
+		return reply(json_pack("{s:b, s:i}", "ok", 1, "pid", (int)b->pid), NULL, 0);
+	if (!strcmp(op, "hello"))
+		return op_hello(b, req, c);
+	if (!strcmp(op, "grant"))
+		return op_grant(b, req, c);
+	if (!strcmp(op, "release"))
+		return op_release(b, req, &c->cred);
+	if (!strcmp(op, "exit"))
+		return op_exit(b, req, &c->cred);
+	if (!strcmp(op, "list"))
+		return op_list(b);
+	if (!strcmp(op, "revoke"))
+		return op_revoke(b, req, &c->cred);
+	if (!strcmp(op, "flush"))
+		return op_flush(b);
+	if (!strcmp(op, "stop")) {
+		/* Narrowing: anyone of this uid may stop the broker. */
+		b->stop_asked = true;
+		return reply(json_pack("{s:b, s:i}", "ok", 1, "pid", (int)b->pid), NULL, 0);
+	}
+	return reply_error("bad-request", "unknown op");
+}
+
+struct secbuf *proto_answer(struct broker *b, struct broker_peer *c, const unsigned char *p, size_t len, size_t *used)
+{
+	struct wire_msg m;
+	size_t end = 0;
+	*used = 0;
+	int rc = wire_parse(p, len, &m, &end);
+	if (rc == 0)
+		return NULL;
+	*used = end;
+	struct secbuf *answer = rc > 0 ? dispatch(b, m.head, c) : reply_error("bad-request", "not JSON");
+	wire_msg_clear(&m);
+	return answer;
+}
+
+int proto_enrol(struct broker *b, const struct wire_msg *m)
+{
+	const char *inst = json_string_value(json_object_get(m->head, "instance"));
+	size_t got = 0;
+	if (!inst || m->n != 2 || m->frame[0].len != BROKER_KEY_BYTES || m->frame[1].len == 0 ||
+	    m->frame[1].len > 4096 ||
+	    sodium_hex2bin(b->instance, sizeof b->instance, inst, strlen(inst), NULL, &got, NULL) != 0 ||
+	    got != sizeof b->instance)
+		return latch_error(LATCH_OPERR, "the enrolment is malformed");
+	struct secbuf *stream = secbuf_new(m->frame[1].len);
+	if (!(b->key = secbuf_new(BROKER_KEY_BYTES)) || !stream) {
+		secbuf_free(stream);
+		return -1;
+	}
+	memcpy(b->key->data, m->frame[0].data, BROKER_KEY_BYTES);
+	b->key->len = BROKER_KEY_BYTES;
+	memcpy(stream->data, m->frame[1].data, m->frame[1].len);
+	stream->len = m->frame[1].len;
+	int rc = b->rec->enrol(b->rec->ctx, stream);
+	secbuf_free(stream);
+	return rc;
+}
