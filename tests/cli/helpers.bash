@@ -880,15 +880,16 @@ print(json.dumps({"found": sorted(found), "scanned": scanned, "regions": regions
 }
 
 # br_scan_files FORMS_SOURCE_VALUE: no file under the vault directory, the
-# runtime directory or /tmp/latch-* yields the value (raw, hex or base64).
+# runtime directory or /tmp/latch-UID (the fallback of older releases)
+# yields the value (raw, hex or base64).
 # A daemon may still be writing (a queued exit record: the vault's journal
-# comes and goes) and /tmp/latch-* is shared, so each file found is copied
+# comes and goes) and /tmp/latch-UID is shared, so each file found is copied
 # and the copies are scanned: one gone before its copy is skipped (found
 # by find, its path is no typo); one there but unreadable fails.
 br_scan_files() {
 	local files=() copies=() f snap
 	snap=$(mktemp -d "$BATS_TEST_TMPDIR/scan.XXXXXX")
-	mapfile -t files < <(find "$LATCH_HOME" "${XDG_RUNTIME_DIR:-$LATCH_HOME}" /tmp/latch-* -type f 2>/dev/null)
+	mapfile -t files < <(find "$LATCH_HOME" "${XDG_RUNTIME_DIR:-$LATCH_HOME}" /tmp/latch-[0-9]* -type f 2>/dev/null)
 	[ ${#files[@]} -gt 0 ] || { echo "br_scan_files: no files found to scan" >&2; return 1; }
 	for f in "${files[@]}"; do
 		mkdir -p "$snap${f%/*}"
