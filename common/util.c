@@ -57,7 +57,8 @@ int parse_fd(const char *s, int *fd)
 	char *end;
 	errno = 0;
 	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 0 || v > INT_MAX || s[0] == '-' || s[0] == '+')
+	/* Digits only: strtol would also take leading space and a sign. */
+	if (errno || end == s || *end || v < 0 || v > INT_MAX || s[0] < '0' || s[0] > '9')
 		return latch_error(LATCH_USAGE, "invalid file descriptor '%s'", s);
 	*fd = (int)v;
 	return 0;
