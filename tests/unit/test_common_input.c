@@ -32,7 +32,8 @@ static void fd_numbers(void **state)
 	assert_int_equal(parse_fd("007", &fd), 0);
 	assert_int_equal(fd, 7);
 
-	const char *bad[] = {"", "-1", "+3", "3 ", "3x", "0x3", "2147483648", "99999999999999999999", "-0", " 3", "\t3", "\n3"};
+	const char *bad[] = {"",   "-1", "+3",  "3 ", "3x", "0x3", "2147483648", "99999999999999999999",
+			     "-0", " 3", "\t3", "\n3"};
 	latch_error_quiet(true);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		fd = -5;
