@@ -23,6 +23,7 @@ command -v ps >/dev/null 2>&1 || want procps
 command -v setpriv >/dev/null 2>&1 || want util-linux
 [ -x /usr/bin/python3 ] || want python3
 command -v clang >/dev/null 2>&1 || want clang
+command -v clang-format >/dev/null 2>&1 || want clang-format
 # The sanitizer and libFuzzer runtimes are a separate package on Debian 12.
 probe=$(mktemp -d)
 if ! printf 'int main(void){return 0;}\n' >"$probe/p.c" ||

@@ -56,6 +56,8 @@ run_tap "lint bats_bang" sh tests/lint/bats_bang.sh
 run_tap "lint daemon_name" sh tests/lint/daemon_name.sh
 # cli/ parses, calls and prints: no JSON library, no protocol, no SQL.
 run_tap "lint cli_layers" sh tests/lint/cli_layers.sh
+# The layout is .clang-format's: `make format` changes nothing.
+run_tap "lint format" sh tests/lint/format.sh
 
 export CMOCKA_MESSAGE_OUTPUT=TAP
 # Sanitizer reports go to files as well as failing the process, so a
