@@ -7,6 +7,7 @@
 
 #include "audit.h"
 
+#include <jansson.h>
 #include <sodium.h>
 
 #define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES

@@ -10,8 +10,6 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include <jansson.h>
-
 /* Exit statuses (docs/design.md). Modules record one of these with
  * latch_error(); only cli/ turns it into an exit. */
 enum latch_status {
