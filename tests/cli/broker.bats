@@ -25,7 +25,7 @@ teardown() {
 	[ ! -s "$LX_OUT" ] && [ ! -s "$LX_ERR" ] || { echo "latch run printed: $out / $err" >&2; false; }
 
 	# Again, holding the child while /proc is read.
-	local d=$BATS_TEST_TMPDIR/hold i
+	local d=$BATS_TEST_TMPDIR/hold
 	mkdir "$d"
 	Y=latch://canary setsid -w "$LATCH" run --env X=latch://canary -- sh -c "$(br_check_canary)"'
 		[ "$X" = "$Y" ] || exit 8
@@ -34,12 +34,7 @@ teardown() {
 		</dev/null >"$BATS_TEST_TMPDIR/lx.hold.out" 2>"$BATS_TEST_TMPDIR/lx.hold.err" &
 	local bg=$!
 	bg_track "$bg"
-	for ((i = 0; i < 100; i++)); do
-		[ -e "$d/pids" ] && break
-		proc_gone "$bg" && break
-		sleep 0.1
-	done
-	[ -e "$d/pids" ] || { echo "the child never started: $(cat "$BATS_TEST_TMPDIR/lx.hold.err")" >&2; false; }
+	wait_file "$d/pids" "$bg" || { echo "the child never started: $(cat "$BATS_TEST_TMPDIR/lx.hold.err")" >&2; false; }
 	local child latchpid broker
 	read -r child latchpid <"$d/pids"
 	bg_track "$child"

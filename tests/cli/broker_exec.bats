@@ -19,17 +19,6 @@ teardown() {
 	bg_cleanup
 }
 
-# wait_file FILE PID: bounded wait (10 s) until FILE exists, or PID is gone.
-wait_file() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -e "$1" ] && return 0
-		proc_gone "$2" && break
-		sleep 0.1
-	done
-	[ -e "$1" ] || { echo "$1 never appeared" >&2; return 1; }
-}
-
 @test "exit statuses pass through exactly: 0 1 42 255, SIGTERM 143, SIGKILL 137; each exit is recorded" {
 	br_grant canary --ttl 10m --uses 1000
 	local code

@@ -36,17 +36,6 @@ pb_bg() {
 	bg_track "$PB_BG"
 }
 
-# pb_wait_file FILE: bounded wait (10 s) for FILE to appear.
-pb_wait_file() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -e "$1" ] && return 0
-		sleep 0.1
-	done
-	echo "$1 did not appear" >&2
-	return 1
-}
-
 @test "a proxy relaying the broker's socket learns no value and no key, makes no grant, and is named (exit 3)" {
 	local t=$BATS_TEST_TMPDIR sock n_grants
 	br_grant canary --ttl 10m --cmd sh
@@ -83,7 +72,7 @@ while True:
 EOF
 	pb_bg "$t/proxy.py" "$sock" "$t/relayed" "$t/ready"
 	local proxy=$PB_BG
-	pb_wait_file "$t/ready"
+	wait_file "$t/ready"
 	# Control: the proxy relays (a listing needs no proof and passes).
 	lx grants --json </dev/null
 	want_status 0
@@ -147,7 +136,7 @@ EOF
 		rm -f "$sock" "$t/ready" "$t/seen"
 		pb_bg "$t/squat.py" "$sock" "$t/seen" "$t/ready" "$mode"
 		local squatter=$PB_BG
-		pb_wait_file "$t/ready"
+		wait_file "$t/ready"
 		lx grant canary --ttl 24h --passphrase-fd 3 3<<<"$PASS" </dev/null
 		want_status 3
 		want_err_line "did not prove" "pid $squatter"
@@ -175,7 +164,7 @@ time.sleep(600)
 EOF
 	pb_bg "$t/hold.py" "$lock" "$t/ready"
 	local holder=$PB_BG
-	pb_wait_file "$t/ready"
+	wait_file "$t/ready"
 	lx grant canary --passphrase-fd 3 3<<<"$PASS" </dev/null
 	want_status 3
 	want_err_line "holds the broker lock" "pid $holder"
@@ -416,7 +405,7 @@ EOF
 	timeout 5 "$LATCH" revoke --all </dev/null >"$t/revoke" 2>&1 || rc=$?
 	[ "$rc" -eq 0 ] || { echo "revoke --all: $rc $(cat "$t/revoke")" >&2; false; }
 	# The broker ends the slow connection at its deadline.
-	pb_wait_file "$t/slow"
+	wait_file "$t/slow"
 	[[ "$(cat "$t/slow")" == closed* ]] || { echo "slow client: $(cat "$t/slow")" >&2; false; }
 	# A second slow client, and SIGTERM: the broker stops at once.
 	pb_bg "$t/slow.py" "$sock" "$t/slow2"
@@ -443,7 +432,7 @@ EOF
 		</dev/null >"$t/run.out" 2>"$t/run.err" &
 	local runner=$!
 	bg_track "$runner"
-	pb_wait_file "$t/running"
+	wait_file "$t/running"
 	"$PY" "$t/lockdb.py" "$VAULT" "$t/locked" 5 &
 	local locker=$!
 	bg_track "$locker"
@@ -500,7 +489,7 @@ while True:
     c.close()
 EOF
 	pb_bg "$t/fake.py" "$sock" "$t/ready"
-	pb_wait_file "$t/ready"
+	wait_file "$t/ready"
 	lx grants </dev/null
 	want_status 0
 	refute grep -qaP '[\x00-\x08\x0b-\x1f\x7f]' "$LX_OUT"
@@ -559,7 +548,7 @@ EOF
 	"$PY" "$t/lockdb.py" "$VAULT" "$t/dblocked" "$t/go" &
 	local locker=$!
 	bg_track "$locker"
-	pb_wait_file "$t/dblocked"
+	wait_file "$t/dblocked"
 	# The second grant proves the broker, then waits for the vault lock
 	# to record itself.
 	LATCH_LOCK_TIMEOUT_MS=60000 setsid -w "$LATCH" grant canary --ttl 10m --passphrase-fd 3 3<<<"$PASS" </dev/null \
@@ -583,7 +572,7 @@ EOF
 	wait_gone "$pid"
 	"$PY" "$t/hold.py" "$lock" "$t/held" &
 	bg_track $!
-	pb_wait_file "$t/held"
+	wait_file "$t/held"
 	touch "$t/go"
 	local rc=0
 	wait "$granter" || rc=$?

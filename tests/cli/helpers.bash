@@ -362,6 +362,18 @@ wait_gone() {
 	proc_gone "$1"
 }
 
+# wait_file FILE [PID]: bounded wait (10 s) until FILE exists; with PID,
+# give up early once that process is gone (it will not write FILE now).
+wait_file() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -e "$1" ] && return 0
+		[ -n "${2:-}" ] && proc_gone "$2" && break
+		sleep 0.1
+	done
+	[ -e "$1" ] || { echo "$1 never appeared" >&2; return 1; }
+}
+
 # stop_pid PID: TERM, then KILL; waits until it is gone and reaps it if it
 # is our child.
 stop_pid() {

@@ -34,17 +34,6 @@ hy_env() {
 	br_nt "$@"
 }
 
-# wait_file FILE PID: bounded wait (10 s) until FILE exists, or PID is gone.
-wait_file() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -e "$1" ] && return 0
-		proc_gone "$2" && break
-		sleep 0.1
-	done
-	[ -e "$1" ] || { echo "$1 never appeared" >&2; return 1; }
-}
-
 # hy_outputs: every output file of this test's latch runs.
 hy_outputs() {
 	ls "$BATS_TEST_TMPDIR"/lx.* 2>/dev/null || true

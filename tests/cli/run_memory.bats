@@ -190,7 +190,7 @@ rm_want_report() {
 @test "while the child runs, latch run's memory holds the value in no form (read from outside, as root)" {
 	[ "$(id -u)" -eq 0 ] || skip "reading the non-dumpable latch run's memory needs root"
 	br_grant canary --ttl 5m --cmd sh
-	local d=$BATS_TEST_TMPDIR/hold i child latchpid forms
+	local d=$BATS_TEST_TMPDIR/hold child latchpid forms
 	mkdir "$d"
 	setsid -w "$LATCH" run --env X=latch://canary -- sh -c "$(br_check_canary)"'
 		echo $$ $PPID >"$0/pids.tmp" && mv "$0/pids.tmp" "$0/pids"
@@ -198,12 +198,7 @@ rm_want_report() {
 		</dev/null >"$BATS_TEST_TMPDIR/hold.out" 2>"$BATS_TEST_TMPDIR/hold.err" &
 	local bg=$!
 	bg_track "$bg"
-	for ((i = 0; i < 100; i++)); do
-		[ -e "$d/pids" ] && break
-		proc_gone "$bg" && break
-		sleep 0.1
-	done
-	[ -e "$d/pids" ] || { echo "the child never started: $(cat "$BATS_TEST_TMPDIR/hold.err")" >&2; false; }
+	wait_file "$d/pids" "$bg" || { echo "the child never started: $(cat "$BATS_TEST_TMPDIR/hold.err")" >&2; false; }
 	read -r child latchpid <"$d/pids"
 	bg_track "$child"
 	bg_track "$latchpid"
