@@ -93,5 +93,9 @@ struct jout *cli_grants_json(const struct broker_list *l);
 
 /* Flush stdout; a write error (a full disk, a closed pipe) is an error. */
 int cli_finish_output(void);
+/* Print `n` strings a broker sent (never obeyed: control characters
+ * escaped, "?" for a missing one) on stdout, `first` before the first and
+ * `sep` before each other. */
+void cli_print_escaped(char *const *items, size_t n, const char *first, const char *sep);
 
 #endif

@@ -265,15 +265,9 @@ int cmd_grants(int argc, char **argv)
 		char text[4 * PATH_MAX];
 		text_escape(g->id ? g->id : "?", text, sizeof text);
 		printf("%-16s %-20s  %-9s", text, until, ubuf);
-		for (size_t k = 0; k < g->n_names; k++) {
-			text_escape(g->names[k] ? g->names[k] : "?", text, sizeof text);
-			printf("%s%s", k ? "," : " ", text);
-		}
+		cli_print_escaped(g->names, g->n_names, " ", ",");
 		printf(" / %s", g->n_cmds ? "" : "any command");
-		for (size_t k = 0; k < g->n_cmds; k++) {
-			text_escape(g->cmds[k] ? g->cmds[k] : "?", text, sizeof text);
-			printf("%s%s", k ? "," : "", text);
-		}
+		cli_print_escaped(g->cmds, g->n_cmds, "", ",");
 		putchar('\n');
 	}
 	broker_list_free(&l);

@@ -107,17 +107,11 @@ int cmd_status(int argc, char **argv)
 			format_time_utc(g->deadline, until);
 			text_escape(g->id ? g->id : "?", text, sizeof text);
 			printf("  %s until %s:", text, until);
-			for (size_t k = 0; k < g->n_names; k++) {
-				text_escape(g->names[k] ? g->names[k] : "?", text, sizeof text);
-				printf("%s%s", k ? "," : " ", text);
-			}
+			cli_print_escaped(g->names, g->n_names, " ", ",");
 			if (g->uses_left >= 0)
 				printf(", %lld uses left", (long long)g->uses_left);
 			printf(", %s", g->n_cmds ? "for" : "any command");
-			for (size_t k = 0; k < g->n_cmds; k++) {
-				text_escape(g->cmds[k] ? g->cmds[k] : "?", text, sizeof text);
-				printf("%s %s", k ? "," : "", text);
-			}
+			cli_print_escaped(g->cmds, g->n_cmds, " ", ", ");
 			putchar('\n');
 		}
 	}

@@ -151,3 +151,12 @@ int cli_passphrase_args(int argc, char **argv, const char *cmd, const char *usag
 		return cli_usage(cmd, "invalid secret name");
 	return -1;
 }
+
+void cli_print_escaped(char *const *items, size_t n, const char *first, const char *sep)
+{
+	char text[4 * PATH_MAX];
+	for (size_t k = 0; k < n; k++) {
+		text_escape(items[k] ? items[k] : "?", text, sizeof text);
+		printf("%s%s", k ? sep : first, text);
+	}
+}
