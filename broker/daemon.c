@@ -104,17 +104,8 @@ static int conn_handle(struct daemon *d, struct conn *c)
 static int conn_read(struct conn *c)
 {
 	for (;;) {
-		if (c->in->len == c->in->cap) {
-			if (c->in->cap >= BROKER_MAX_MESSAGE)
-				return -1;
-			struct secbuf *bigger = secbuf_new(c->in->cap * 2);
-			if (!bigger)
-				return -1;
-			memcpy(bigger->data, c->in->data, c->in->len);
-			bigger->len = c->in->len;
-			secbuf_free(c->in);
-			c->in = bigger;
-		}
+		if (c->in->len == c->in->cap && wire_grow(&c->in) != 0)
+			return -1;
 		ssize_t r = recv(c->fd, c->in->data + c->in->len, c->in->cap - c->in->len, 0);
 		if (r < 0 && errno == EINTR)
 			continue;

@@ -60,6 +60,20 @@ int wire_parse(const unsigned char *p, size_t len, struct wire_msg *m, size_t *e
 	return 1;
 }
 
+int wire_grow(struct secbuf **b)
+{
+	if ((*b)->cap >= BROKER_MAX_MESSAGE)
+		return -1;
+	struct secbuf *bigger = secbuf_new((*b)->cap * 2);
+	if (!bigger)
+		return -1;
+	memcpy(bigger->data, (*b)->data, (*b)->len);
+	bigger->len = (*b)->len;
+	secbuf_free(*b);
+	*b = bigger;
+	return 0;
+}
+
 struct secbuf *wire_read(int fd, struct wire_msg *m)
 {
 	/* Most messages are small: start within a page, grow by doubling. */
@@ -68,18 +82,8 @@ struct secbuf *wire_read(int fd, struct wire_msg *m)
 	m->head = NULL;
 	m->n = 0;
 	while (b) {
-		if (b->len == b->cap) {
-			if (b->cap >= BROKER_MAX_MESSAGE)
-				break;
-			struct secbuf *bigger = secbuf_new(b->cap * 2);
-			if (bigger) {
-				memcpy(bigger->data, b->data, b->len);
-				bigger->len = b->len;
-			}
-			secbuf_free(b);
-			b = bigger;
-			continue;
-		}
+		if (b->len == b->cap && wire_grow(&b) != 0)
+			break;
 		ssize_t r = recv(fd, b->data + b->len, b->cap - b->len, 0);
 		if (r < 0 && errno == EINTR)
 			continue;

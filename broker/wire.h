@@ -34,6 +34,10 @@ int wire_parse(const unsigned char *p, size_t len, struct wire_msg *m, size_t *e
 /* Release a wire_parse'd header (NULL-safe, idempotent). */
 void wire_msg_clear(struct wire_msg *m);
 
+/* Double *b's room, keeping its bytes (the old buffer wiped and freed),
+ * up to BROKER_MAX_MESSAGE. -1 at the limit or out of memory: *b is then
+ * unchanged. */
+int wire_grow(struct secbuf **b);
 /* Read one whole message (at most BROKER_MAX_MESSAGE bytes) from a
  * blocking descriptor into secure memory: the buffer returned holds it
  * and m's frames point into it. NULL on EOF, error, timeout, or a

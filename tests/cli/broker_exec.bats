@@ -43,6 +43,18 @@ assert all(x["grant"] == sys.argv[2] for x in r), r
 	br_audit 'assert len(r) == 6 and all(x["decision"] == "allow" for x in r), r' --event release
 }
 
+@test "a value of the largest size (1 MiB) goes through grant, broker and release intact, as a --file" {
+	# Both ends read a message bigger than their first buffer: the broker
+	# the grant's box, latch run the release's frame.
+	head -c 786432 /dev/urandom | base64 -w0 | head -c 1048576 >"$BATS_TEST_TMPDIR/big"
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/big")" -eq 1048576 ]
+	latch_p set big --file "$BATS_TEST_TMPDIR/big" >/dev/null
+	br_grant big --ttl 10m --cmd sh
+	br_run --file F=latch://big -- sh -c 'sha256sum <"$F"'
+	want_status 0
+	[ "$(cut -d' ' -f1 <<<"$out")" = "$(sha256sum <"$BATS_TEST_TMPDIR/big" | cut -d' ' -f1)" ]
+}
+
 @test "a missing command exits 127, a non-executable file 126, both before anything is released" {
 	br_grant canary --ttl 10m --uses 1000
 	local t=$BATS_TEST_TMPDIR
