@@ -59,10 +59,9 @@ int audit_record_change(struct vault *v, const struct vault_change *c, void *rec
 		.argv = r ? r->argv : NULL,
 		.argc = r ? r->argc : 0,
 	};
-	int rc = vault_key(v, "audit-writer", true, &writer) == 0 &&
-				 vault_key(v, "audit-verifier", true, &verifier) == 0
-			 ? 0
-			 : -1;
+	int rc = vault_key(v, "audit-writer", true, &writer);
+	if (rc == 0)
+		rc = vault_key(v, "audit-verifier", true, &verifier);
 	/* Before a release: every row must be the one its recorded changes
 	 * made. A row put back from an older copy of the vault, or a removed
 	 * secret brought back, still decrypts; this is what refuses it. */
@@ -97,11 +96,13 @@ int audit_upgrade(struct vault *v)
 	if (audit_state_version(db) != 1)
 		return 0;
 	struct secbuf *writer = NULL, *verifier = NULL;
-	int rc = vault_key(v, "audit-writer", false, &writer) == 0 &&
-				 vault_key(v, "audit-verifier", false, &verifier) == 0 &&
-				 sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
-			 ? audit_check_secrets(db, writer, verifier, vault_rows, v)
-			 : -1;
+	int rc = vault_key(v, "audit-writer", false, &writer);
+	if (rc == 0)
+		rc = vault_key(v, "audit-verifier", false, &verifier);
+	if (rc == 0 && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -1;
+	if (rc == 0)
+		rc = audit_check_secrets(db, writer, verifier, vault_rows, v);
 	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = latch_error(LATCH_OPERR, "cannot upgrade the audit log: %s", sqlite3_errmsg(db));
 	if (rc != 0 && !sqlite3_get_autocommit(db))
