@@ -10,7 +10,6 @@
 #include <getopt.h>
 #include <stdio.h>
 
-#define LATCH_VERSION "0.1.0"
 
 struct cli_command {
 	const char *name;

@@ -6,9 +6,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+
+/* The version `latch --version` prints and the User-Agent names. */
+#define LATCH_VERSION "0.1.0"
 
 /* Exit statuses (docs/design.md). Modules record one of these with
  * latch_error(); only cli/ turns it into an exit. */
@@ -58,6 +62,19 @@ int check_private_dir(const char *path);
 int check_private_file(const char *path); /* ENOENT is not an error: 1 */
 /* Create `path` (and missing parents, 0700) if needed, then check it. */
 int ensure_private_dir(const char *path);
+
+/* latch's directories (common/paths.c), without a trailing '/':
+ * data: $LATCH_HOME, else $XDG_DATA_HOME/latch, else ~/.local/share/latch
+ *   (the vault);
+ * config: $XDG_CONFIG_HOME/latch, else ~/.config/latch (federation
+ *   profiles);
+ * runtime: $XDG_RUNTIME_DIR/latch, else <data>/run (sockets, the model
+ *   token's cache; a tmpfs where XDG_RUNTIME_DIR is one).
+ * Only relative or unset variables fall through to the next. Nothing is
+ * created, except the data directory that the runtime fallback lives in. */
+int latch_data_dir(char *buf, size_t n);
+int latch_config_dir(char *buf, size_t n);
+int latch_runtime_dir(char *buf, size_t n);
 
 /* Read at most `max` bytes from fd into a new secbuf. If more than `max`
  * bytes are available it fails: with `*too_big` set and nothing reported

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,31 +133,7 @@ int tx_abort(struct vault *v)
 
 int vault_dir(char *buf, size_t n)
 {
-	const char *home = getenv("LATCH_HOME");
-	int len;
-	if (home && *home) {
-		len = snprintf(buf, n, "%s", home);
-	} else {
-		const char *xdg = getenv("XDG_DATA_HOME");
-		if (xdg && xdg[0] == '/') {
-			len = snprintf(buf, n, "%s/latch", xdg);
-		} else {
-			const char *h = getenv("HOME");
-			if (!h || h[0] != '/') {
-				struct passwd *pw = getpwuid(geteuid());
-				h = pw ? pw->pw_dir : NULL;
-			}
-			if (!h || h[0] != '/')
-				return latch_error(LATCH_OPERR, "cannot find the home directory: set LATCH_HOME");
-			len = snprintf(buf, n, "%s/.local/share/latch", h);
-		}
-	}
-	if (len < 0 || (size_t)len >= n)
-		return latch_error(LATCH_USAGE, "vault directory path is too long");
-	/* "dir/" and "dir" are the same vault; keep messages tidy. */
-	while (len > 1 && buf[len - 1] == '/')
-		buf[--len] = '\0';
-	return 0;
+	return latch_data_dir(buf, n);
 }
 
 int vault_path(const char *dir, char *buf, size_t n)
