@@ -43,6 +43,16 @@ struct audit_secret_ref {
 /* One event. Zero (NULL, 0, false) leaves a field out of the record;
  * a field for which zero is also a real value (an exit status, a count of
  * redactions) says so with its has_ flag. */
+/* A model token minted by federation (event "fed_mint"): which profile
+ * and rule, when the token expires, and whose identity token was
+ * exchanged. Never a token. Strings plain text, at most 255 bytes. */
+struct audit_mint {
+	const char *profile;
+	const char *rule_id;
+	int64_t expires_at;
+	const char *iss, *sub, *jti; /* "" or NULL when the token had none */
+};
+
 struct audit_event {
 	const char *event;    /* "init", "set", "rm", "reveal", "grant", "release", ... */
 	int64_t time;         /* UNIX time of the event; 0: now */
@@ -63,6 +73,7 @@ struct audit_event {
 	bool has_redactions;
 	int64_t redactions; /* redaction hits, when has_redactions */
 	int64_t lost_exits; /* a broker's "lost" record: exit records it dropped */
+	const struct audit_mint *mint; /* "fed_mint" */
 	/* The process the event is about. With `self`, this process (latch
 	 * itself): pid, uid, exe and cwd are read from /proc/self and the
 	 * four fields below are ignored. Otherwise they are as given; pid 0

@@ -204,6 +204,20 @@ static char *record_tail(const struct audit_event *ev, const unsigned char *argv
 		json_object_set_new(o, "redactions", json_integer(ev->redactions));
 	if (ev->lost_exits > 0)
 		json_object_set_new(o, "lost_exits", json_integer(ev->lost_exits));
+	if (ev->mint) {
+		const struct audit_mint *m = ev->mint;
+		json_t *f = json_object();
+		json_object_set_new(f, "profile", json_string(m->profile ? m->profile : ""));
+		json_object_set_new(f, "rule", json_string(m->rule_id ? m->rule_id : ""));
+		json_object_set_new(f, "expires", json_integer(m->expires_at));
+		if (m->iss && *m->iss)
+			json_object_set_new(f, "iss", json_string(m->iss));
+		if (m->sub && *m->sub)
+			json_object_set_new(f, "sub", json_string(m->sub));
+		if (m->jti && *m->jti)
+			json_object_set_new(f, "jti", json_string(m->jti));
+		json_object_set_new(o, "fed", f);
+	}
 	if (extra)
 		json_object_update(o, extra);
 	json_object_set_new(o, "pid", json_integer(pid));

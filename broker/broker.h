@@ -60,9 +60,17 @@
  * create first). One daemon per vault. */
 int broker_paths(const char *vault_dir, char sock[PATH_MAX], char lock[PATH_MAX]);
 
+/* A model token minted by `latch run --fed` or `latch fed token`, as the
+ * client reports it: never the token. Strings plain, < 256 bytes. */
+struct broker_mint {
+	const char *profile, *rule_id;
+	int64_t expires_at;
+	const char *iss, *sub, *jti;
+};
+
 /* What the daemon asks to have recorded in its stream. */
 struct broker_event {
-	const char *event;    /* "release", "exit", "revoke", "lost", "stop" */
+	const char *event;    /* "release", "exit", "revoke", "lost", "stop", "fed_mint" */
 	const char *decision; /* "allow" / "deny"; NULL for the others */
 	const char *reason;   /* a denial's reason */
 	const char *grant_id;
@@ -77,6 +85,7 @@ struct broker_event {
 	int exit_status;    /* exit: the child's status; else -1 */
 	int64_t lost_exits; /* lost: how many exit records were dropped */
 	int64_t time;       /* UNIX time it happened; 0: now */
+	const struct broker_mint *mint; /* fed_mint */
 };
 struct broker_recorder {
 	/* Take the audit stream keys the enrolling passphrase holder made
@@ -218,6 +227,11 @@ void broker_list_free(struct broker_list *l);
  * proof needed). 0 with *count set, 1 if no broker runs, -1 reported
  * (the broker's reason, escaped, e.g. no live grant of that id). */
 int broker_revoke(const char *vault_dir, const char *id, int *count);
+
+/* Have this vault's broker, if one runs, record a model token's mint in
+ * its audit stream (the broker adds the reporting process's pid and uid).
+ * 0 recorded, 1 no broker runs (nothing recorded), -1 reported. */
+int broker_record_mint(const char *vault_dir, const struct broker_mint *m);
 
 /* Ask a running daemon to write the exit records it holds, so that what
  * the audit log shows is complete. 0 if written or no daemon runs. */

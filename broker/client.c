@@ -538,6 +538,21 @@ int broker_report_exit(const char *vault_dir, const char *id, int status)
 	return rc == 0 ? 0 : -1;
 }
 
+int broker_record_mint(const char *vault_dir, const struct broker_mint *mt)
+{
+	struct wire_msg m;
+	struct secbuf *buf;
+	int rc = call(vault_dir,
+		      json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "op", "mint", "profile", mt->profile, "rule",
+				mt->rule_id ? mt->rule_id : "", "expires", (json_int_t)mt->expires_at, "iss",
+				mt->iss ? mt->iss : "", "sub", mt->sub ? mt->sub : "", "jti", mt->jti ? mt->jti : ""),
+		      &m, &buf);
+	if (rc == 0 && !json_is_true(json_object_get(m.head, "ok")))
+		rc = latch_error(LATCH_OPERR, "the mint was not recorded: %s", message_of(&m, "(null)"));
+	answer_free(&m, buf);
+	return rc;
+}
+
 /* Copies a JSON array of strings (NULL entries for what is not one). */
 static int strings_copy(json_t *arr, char ***out, size_t *n)
 {

@@ -299,6 +299,33 @@ static struct secbuf *op_exit(struct broker *b, json_t *req, const struct ucred 
 	return reply(json_pack("{s:b}", "ok", 1), NULL, 0);
 }
 
+/* A string member of a mint report: present, plain text, < 256 bytes. */
+static const char *mint_field(json_t *req, const char *key)
+{
+	json_t *v = json_object_get(req, key);
+	const char *s = json_string_value(v);
+	if (!s || json_string_length(v) != strlen(s) || strlen(s) > 255 || !text_is_plain(s))
+		return NULL;
+	return s;
+}
+
+/* A client minted a model token: record it (what it says, and who said
+ * it: the pid and uid come from the socket, not from the report). */
+static struct secbuf *op_mint(struct broker *b, json_t *req, const struct ucred *peer)
+{
+	struct broker_mint mt = {mint_field(req, "profile"), mint_field(req, "rule"), 0,
+				 mint_field(req, "iss"),     mint_field(req, "sub"),  mint_field(req, "jti")};
+	json_t *exp = json_object_get(req, "expires");
+	if (!mt.profile || !mt.rule_id || !mt.iss || !mt.sub || !mt.jti || !json_is_integer(exp))
+		return reply_error("bad-request", "malformed mint report");
+	mt.expires_at = json_integer_value(exp);
+	struct broker_event ev = {
+		.event = "fed_mint", .pid = peer->pid, .uid = peer->uid, .exit_status = -1, .mint = &mt};
+	if (exits_record(b, &ev) != 0)
+		return reply_error("audit", "the mint could not be recorded");
+	return reply(json_pack("{s:b}", "ok", 1), NULL, 0);
+}
+
 static struct secbuf *op_flush(struct broker *b)
 {
 	size_t n = b->n_pending;
@@ -371,6 +398,8 @@ static struct secbuf *dispatch(struct broker *b, json_t *req, struct broker_peer
 		return op_release(b, req, &c->cred);
 	if (!strcmp(op, "exit"))
 		return op_exit(b, req, &c->cred);
+	if (!strcmp(op, "mint"))
+		return op_mint(b, req, &c->cred);
 	if (!strcmp(op, "list"))
 		return op_list(b);
 	if (!strcmp(op, "revoke"))

@@ -32,9 +32,11 @@ int cmd_grants(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
+int cmd_fed(int argc, char **argv);
 
 extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[], usage_rekey[], usage_reveal[],
-	usage_status[], usage_audit[], usage_grant[], usage_grants[], usage_revoke[], usage_run[], usage_broker[];
+	usage_status[], usage_audit[], usage_grant[], usage_grants[], usage_revoke[], usage_run[], usage_broker[],
+	usage_fed[];
 
 /* The exit status for the last reported error (docs/design.md). */
 int cli_fail(void);
@@ -89,6 +91,13 @@ int cli_self_exe(char out[PATH_MAX]);
 
 /* The broker's live grants as --json prints them (grants, status). */
 struct jout *cli_grants_json(const struct broker_list *l);
+
+/* The profile's model token (fed_token_get); a token minted now is
+ * recorded by this vault's broker when one runs (a fed_mint record: the
+ * profile, rule, expiry and the identity token's iss/sub/jti). */
+struct fed_profile;
+struct fed_token;
+int cli_fed_token(const struct fed_profile *p, struct fed_token *t);
 
 /* Flush stdout; a write error (a full disk, a closed pipe) is an error. */
 int cli_finish_output(void);

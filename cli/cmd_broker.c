@@ -52,6 +52,7 @@ static int record(void *ctx, const struct broker_event *evs, size_t n)
 		return latch_error(LATCH_OPERR, "too many audit events in one commit");
 	static struct audit_secret_ref refs[BROKER_RECORD_BATCH][BROKER_MAX_NAMES];
 	static struct audit_event out[BROKER_RECORD_BATCH];
+	static struct audit_mint mints[BROKER_RECORD_BATCH];
 	for (size_t k = 0; k < n; k++) {
 		const struct broker_event *e = &evs[k];
 		size_t n_refs = e->n < BROKER_MAX_NAMES ? e->n : BROKER_MAX_NAMES;
@@ -75,6 +76,11 @@ static int record(void *ctx, const struct broker_event *evs, size_t n)
 			.argv = e->argv,
 			.argc = e->argc,
 		};
+		if (e->mint) {
+			mints[k] = (struct audit_mint){e->mint->profile, e->mint->rule_id, e->mint->expires_at,
+						       e->mint->iss,     e->mint->sub,     e->mint->jti};
+			out[k].mint = &mints[k];
+		}
 	}
 	return audit_stream_append_commit(vault_db(r->v), r->stream, out, n);
 }

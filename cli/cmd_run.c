@@ -4,6 +4,7 @@
 
 #include "../broker/broker.h"
 #include "../audit/audit.h"
+#include "../federation/federation.h"
 #include "../run/run.h"
 
 #include <stdarg.h>
@@ -15,7 +16,8 @@ extern char **environ;
 
 const char usage_run[] =
 	"usage: latch run [--env VAR=latch://NAME]... [--env-file FILE] [--file VAR=latch://NAME]...\n"
-	"                 [--pristine] [--keep VAR]... [--passphrase-fd N] [--] CMD [ARG...]\n"
+	"                 [--fed PROFILE [--fed-file]] [--pristine] [--keep VAR]... [--passphrase-fd N]\n"
+	"                 [--] CMD [ARG...]\n"
 	"\n"
 	"Run CMD with secrets delivered by reference. Every variable whose value is\n"
 	"latch://NAME (in latch's own environment, --env, or an --env-file of such\n"
@@ -41,6 +43,18 @@ const char usage_run[] =
 	"  --env VAR=latch://NAME   a reference (repeatable)\n"
 	"  --env-file FILE          references, one VAR=latch://NAME per line\n"
 	"  --file VAR=latch://NAME  deliver as a file; VAR holds its path\n"
+	"  --fed PROFILE            give CMD a model-API token minted from workload\n"
+	"                           identity (see 'latch fed'); also LATCH_FED_PROFILE.\n"
+	"                           CMD gets ANTHROPIC_AUTH_TOKEN (and the profile's\n"
+	"                           ANTHROPIC_BASE_URL) and never ANTHROPIC_API_KEY (even\n"
+	"                           empty, it would win), the ANTHROPIC_* federation\n"
+	"                           variables, ANTHROPIC_PROFILE, ANTHROPIC_CONFIG_DIR or\n"
+	"                           ACTIONS_ID_TOKEN_REQUEST_*: it cannot mint its own\n"
+	"  --fed-file               for a CMD that outlives a token: instead of the\n"
+	"                           variable, a private Anthropic configuration directory\n"
+	"                           (ANTHROPIC_CONFIG_DIR, ANTHROPIC_PROFILE) whose\n"
+	"                           credentials file latch rewrites before each expiry\n"
+	"                           while CMD runs, and removes when it exits\n"
 	"  --pristine               start CMD from an empty environment\n"
 	"  --keep VAR               with --pristine, keep this variable (repeatable)\n"
 	"  --passphrase-fd N        for a one-shot release without a grant (N > 2;\n"
@@ -186,6 +200,68 @@ static int one_shot(int fd, struct release *r, struct run_plan *p)
 	return rc == 0 ? 0 : RUN_FAILED;
 }
 
+/* --fed-file: keep the child's credentials file fresh while it runs. */
+struct fed_file_ctx {
+	struct fed_profile *p;
+	char dir[PATH_MAX];
+	int64_t expires_at;
+};
+
+/* Seconds until the token enters its refresh window (at least 1); once
+ * in it, every 5 s, as Anthropic's SDKs back off a failed refresh. */
+static int until_refresh(int64_t expires_at)
+{
+	int64_t left = expires_at - (int64_t)time(NULL) - FED_REFRESH_BEFORE;
+	return left > 5 ? (int)(left < 86400 ? left + 1 : 86400) : 5;
+}
+
+static int refresh_fed_file(void *ctx)
+{
+	struct fed_file_ctx *f = ctx;
+	struct fed_token t;
+	/* A failure is reported (a line on the child's stderr) and tried
+	 * again: the child keeps its old token until it expires. */
+	if (cli_fed_token(f->p, &t) != 0)
+		return 5;
+	if (t.expires_at != f->expires_at && fed_file_update(f->dir, f->p, &t) == 0)
+		f->expires_at = t.expires_at;
+	fed_token_clear(&t);
+	return until_refresh(f->expires_at);
+}
+
+/* The child's model token: the token (and the profile's base URL) as
+ * variables, or with --fed-file a directory. Every federation variable
+ * goes; a reference may not name one. 0, or -1 reported. */
+static int plan_fed(struct run_plan *p, struct fed_profile *prof, struct fed_token *t, bool as_file,
+		    struct fed_file_ctx *f)
+{
+	for (size_t i = 0; i < p->n_refs; i++)
+		if (fed_child_drops(p->refs[i].var, strlen(p->refs[i].var)))
+			return latch_error(LATCH_USAGE,
+					   "with --fed, %s never reaches the child: remove its reference (latch://%s)",
+					   p->refs[i].var, p->refs[i].name);
+	if (cli_fed_token(prof, t) != 0)
+		return -1;
+	p->drop = fed_child_drops;
+	if (prof->base_url)
+		p->vars[p->n_vars++] = (struct run_var){"ANTHROPIC_BASE_URL", prof->base_url, strlen(prof->base_url)};
+	if (!as_file) {
+		p->vars[p->n_vars++] =
+			(struct run_var){"ANTHROPIC_AUTH_TOKEN", (const char *)t->token->data, t->token->len};
+		return 0;
+	}
+	f->p = prof;
+	f->expires_at = t->expires_at;
+	if (fed_file_create(prof, t, f->dir) != 0)
+		return -1;
+	p->vars[p->n_vars++] = (struct run_var){"ANTHROPIC_CONFIG_DIR", f->dir, strlen(f->dir)};
+	p->vars[p->n_vars++] = (struct run_var){"ANTHROPIC_PROFILE", prof->name, strlen(prof->name)};
+	p->tick = refresh_fed_file;
+	p->tick_ctx = f;
+	p->tick_s = until_refresh(t->expires_at);
+	return 0;
+}
+
 static void report_exit(const char *dir, struct release *r, const struct run_plan *p, int status)
 {
 	if (r->v) {
@@ -215,6 +291,8 @@ int cmd_run(int argc, char **argv)
 					     {"pristine", no_argument, NULL, 'P'},
 					     {"keep", required_argument, NULL, 'k'},
 					     {"passphrase-fd", required_argument, NULL, 'p'},
+					     {"fed", required_argument, NULL, 'F'},
+					     {"fed-file", no_argument, NULL, 'D'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	static struct run_plan plan;
@@ -223,6 +301,8 @@ int cmd_run(int argc, char **argv)
 	bool spec_file[2 * RUN_MAX_REFS];
 	size_t n_specs = 0, n_env_files = 0;
 	int fd = -1, c;
+	const char *fed = getenv("LATCH_FED_PROFILE");
+	bool fed_file = false;
 	/* '+': options end at CMD, whose own options are its business. */
 	while ((c = cli_getopt(argc, argv, "+:h", opts, "run")) != -1) {
 		switch (c) {
@@ -263,6 +343,12 @@ int cmd_run(int argc, char **argv)
 				return RUN_FAILED;
 			}
 			break;
+		case 'F':
+			fed = optarg;
+			break;
+		case 'D':
+			fed_file = true;
+			break;
 		case 'h':
 			return cli_help(usage_run) == 0 ? 0 : RUN_FAILED;
 		default:
@@ -271,6 +357,12 @@ int cmd_run(int argc, char **argv)
 	}
 	if (optind == argc)
 		return run_usage("name a command to run");
+	if (fed && !*fed)
+		fed = NULL;
+	if (fed_file && !fed)
+		return run_usage("--fed-file needs --fed PROFILE (or LATCH_FED_PROFILE)");
+	if (fed && !fed_name_valid(fed))
+		return run_usage("'%s' is not a profile name", fed);
 	p->argv = argv + optind;
 	/* Later sources override earlier ones: the environment, env files,
 	 * then --env / --file in command-line order. */
@@ -285,6 +377,18 @@ int cmd_run(int argc, char **argv)
 	int rc = run_resolve(p->argv[0], p->path);
 	if (rc != 0)
 		return rc;
+
+	/* The model token first: if it cannot be had, no secret is released
+	 * (and no release recorded) for a run that will not happen. */
+	static struct fed_profile prof;
+	static struct fed_token tok;
+	static struct fed_file_ctx ff;
+	if (fed && (fed_profile_load(fed, &prof) != 0 || plan_fed(p, &prof, &tok, fed_file, &ff) != 0)) {
+		fed_file_remove(ff.dir);
+		fed_token_clear(&tok);
+		fed_profile_free(&prof);
+		return RUN_FAILED;
+	}
 
 	struct release r = {0};
 	char dir[PATH_MAX];
@@ -307,11 +411,17 @@ int cmd_run(int argc, char **argv)
 		if (rc != 0) {
 			run_values_free(p);
 			vault_close(r.v);
+			fed_file_remove(ff.dir);
+			fed_token_clear(&tok);
+			fed_profile_free(&prof);
 			return rc;
 		}
 	}
 	cli_passphrase_done(fd); /* unread: a grant covered the run */
 	int status = run_child(p);
+	fed_file_remove(ff.dir);
+	fed_token_clear(&tok);
+	fed_profile_free(&prof);
 	if (r.n > 0)
 		report_exit(dir, &r, p, status);
 	vault_close(r.v);

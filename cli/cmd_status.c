@@ -1,15 +1,22 @@
-/* latch status: the vault, the broker daemon and its live grants. (The
- * model credential comes with federation.) Needs no passphrase. */
+/* latch status: the vault, the broker daemon and its live grants, and
+ * which model credential a child would use. Needs no passphrase. */
 #include "cli.h"
 
 #include "../broker/broker.h"
+#include "../federation/federation.h"
+
+#include <stdlib.h>
 
 const char usage_status[] =
 	"usage: latch status [--json]\n"
 	"\n"
 	"Show where the vault is, whether latch accepts it, how many secrets it\n"
 	"holds and its key-derivation cost; whether the broker daemon runs (its\n"
-	"pid) and its live grants: secrets, deadline, uses left, commands. Needs no\n"
+	"pid) and its live grants: secrets, deadline, uses left, commands; and\n"
+	"which model-API credential a child would use, and why, in the order\n"
+	"Anthropic's SDKs take them: ANTHROPIC_API_KEY (set at all, even empty),\n"
+	"then ANTHROPIC_AUTH_TOKEN, then federation (a profile in\n"
+	"LATCH_FED_PROFILE, or the SDK's own federation variables). Needs no\n"
 	"passphrase. Exits 0 when the vault is usable, 3 when it is missing or\n"
 	"refused (the reason is printed).\n"
 	"\n"
@@ -54,6 +61,9 @@ int cmd_status(int argc, char **argv)
 	latch_error_quiet(true);
 	int arc = broker_list(dir, &l);
 	latch_error_quiet(false);
+	const char *fed = getenv("LATCH_FED_PROFILE");
+	struct fed_choice model;
+	fed_model_credential(fed && *fed ? fed : NULL, &model);
 	if (json) {
 		struct jout *o = jout_object();
 		jout_str(o, "vault", rc != 0 ? path : info.path);
@@ -78,6 +88,10 @@ int cmd_status(int argc, char **argv)
 			jout_add(broker, "grants", cli_grants_json(&l));
 		}
 		jout_add(o, "broker", broker);
+		struct jout *m = jout_object();
+		jout_str(m, "winner", model.winner);
+		jout_str(m, "why", model.why);
+		jout_add(o, "model_credential", m);
 		if (jout_print(o, true) != 0) {
 			broker_list_free(&l);
 			return cli_fail();
@@ -114,6 +128,11 @@ int cmd_status(int argc, char **argv)
 			cli_print_escaped(g->cmds, g->n_cmds, " ", ", ");
 			putchar('\n');
 		}
+	}
+	if (!json) {
+		char why[2 * sizeof model.why];
+		text_escape(model.why, why, sizeof why); /* may name a variable's profile */
+		printf("model:    %s: %s\n", model.winner, why);
 	}
 	broker_list_free(&l);
 	if (cli_finish_output() != 0)

@@ -21,6 +21,7 @@ static const struct cli_command commands[] = {
 	{"revoke", cmd_revoke, "end a grant, or all of them", usage_revoke},
 	{"run", cmd_run, "run a command with secrets delivered by reference", usage_run},
 	{"audit", cmd_audit, "query, verify, checkpoint or export the audit log", usage_audit},
+	{"fed", cmd_fed, "model-API tokens from workload identity (federation profiles)", usage_fed},
 	{"broker", cmd_broker, "the broker daemon (started on demand)", usage_broker},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

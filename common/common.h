@@ -33,7 +33,12 @@ int latch_error(enum latch_status status, const char *fmt, ...) __attribute__((f
 #define LATCH_ERROR_MAX 1023
 /* The status of the most recent latch_error() (LATCH_OPERR if none). */
 enum latch_status latch_last_status(void);
-/* Suppress (quiet=true) or restore printing; the status is still kept. */
+/* The most recent latch_error()'s message, escaped, without "latch: "
+ * ("" if none), printed or not: for a caller that reports it differently,
+ * such as a warning after a fallback. */
+const char *latch_last_message(void);
+/* Suppress (quiet=true) or restore printing; the status and the message
+ * are still kept. */
 void latch_error_quiet(bool quiet);
 
 /* Secure buffer: sodium_malloc'd (guard pages, mlock where allowed),

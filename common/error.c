@@ -7,28 +7,34 @@
 
 static enum latch_status last_status = LATCH_OPERR;
 static bool quiet;
+static char last_message[LATCH_ERROR_MAX + 1];
 
 int latch_error(enum latch_status status, const char *fmt, ...)
 {
 	last_status = status;
-	if (quiet)
-		return -1;
-	char line[LATCH_ERROR_MAX + 1], shown[LATCH_ERROR_MAX + 1];
+	char line[LATCH_ERROR_MAX + 1];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
 	/* A path, a name or a broker's message may carry control characters:
 	 * the line says them, the terminal never obeys them. */
-	text_escape(line, shown, sizeof shown);
+	text_escape(line, last_message, sizeof last_message);
+	if (quiet)
+		return -1;
 	/* One write, so the line is not interleaved with a child's output. */
-	fprintf(stderr, "latch: %s\n", shown);
+	fprintf(stderr, "latch: %s\n", last_message);
 	return -1;
 }
 
 enum latch_status latch_last_status(void)
 {
 	return last_status;
+}
+
+const char *latch_last_message(void)
+{
+	return last_message;
 }
 
 void latch_error_quiet(bool q)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -10,7 +11,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -51,6 +54,13 @@ static void held_signals(sigset_t *set)
 		sigaddset(set, sig);
 }
 
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static const struct secbuf *value_of(const struct run_plan *p, size_t ref)
 {
 	return &p->secrets[p->refs[ref].secret].value;
@@ -72,18 +82,21 @@ static char **build_env(const struct run_plan *p, struct secbuf **store)
 	size_t count = 0;
 	for (char **e = environ; e && *e; e++)
 		count++;
-	char **env = calloc(count + p->n_refs + 1, sizeof *env);
+	char **env = calloc(count + p->n_refs + p->n_vars + 1, sizeof *env);
 	if (!env)
 		return NULL;
-	const char *vars[RUN_MAX_REFS];
+	const char *vars[RUN_MAX_REFS + RUN_MAX_VARS];
 	for (size_t i = 0; i < p->n_refs; i++)
 		vars[i] = p->refs[i].var;
+	for (size_t i = 0; i < p->n_vars; i++)
+		vars[p->n_refs + i] = p->vars[i].name;
 	size_t k = 0;
 	for (char **e = environ; e && *e; e++) {
 		const char *eq = strchr(*e, '=');
 		size_t vlen = eq ? (size_t)(eq - *e) : strlen(*e);
 		if ((p->pristine && !named((const char *const *)p->keep, p->n_keep, *e, vlen)) ||
-		    named(vars, p->n_refs, *e, vlen) || run_env_unsafe(*e, vlen))
+		    named(vars, p->n_refs + p->n_vars, *e, vlen) || run_env_unsafe(*e, vlen) ||
+		    (p->drop && p->drop(*e, vlen)))
 			continue;
 		env[k++] = *e;
 	}
@@ -93,6 +106,8 @@ static char **build_env(const struct run_plan *p, struct secbuf **store)
 		need += strlen(p->refs[i].var) + 2;
 		need += p->refs[i].as_file ? sizeof "/dev/fd/" + 3 * sizeof(int) : value_of(p, i)->len;
 	}
+	for (size_t i = 0; i < p->n_vars; i++)
+		need += strlen(p->vars[i].name) + 2 + p->vars[i].len;
 	struct secbuf *b = secbuf_new(need + 1);
 	if (!b) {
 		free(env);
@@ -111,6 +126,17 @@ static char **build_env(const struct run_plan *p, struct secbuf **store)
 			memcpy(s + len, v->data, v->len);
 			len += v->len;
 		}
+		s[len] = '\0';
+		b->len += len + 1;
+		env[k++] = s;
+	}
+	for (size_t i = 0; i < p->n_vars; i++) {
+		char *s = (char *)b->data + b->len;
+		size_t len = strlen(p->vars[i].name);
+		memcpy(s, p->vars[i].name, len);
+		s[len++] = '=';
+		memcpy(s + len, p->vars[i].value, p->vars[i].len);
+		len += p->vars[i].len;
 		s[len] = '\0';
 		b->len += len + 1;
 		env[k++] = s;
@@ -162,6 +188,33 @@ static void close_files(int *fds, size_t n_files)
 			close(fds[i]);
 			fds[i] = -1;
 		}
+}
+
+/* Until the child ends, call p->tick on its schedule. A pidfd says when
+ * the child is gone without reaping it (the caller's waitpid does). If
+ * there is none (Linux before 5.3), the ticks are skipped. */
+static void wait_ticking(struct run_plan *p, pid_t pid)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return;
+	int64_t next = monotonic_ms() + (int64_t)p->tick_s * 1000;
+	for (;;) {
+		int64_t wait = next - monotonic_ms();
+		struct pollfd fd = {.fd = pfd, .events = POLLIN};
+		int r = poll(&fd, 1, wait > 0 ? (int)(wait < INT32_MAX ? wait : INT32_MAX) : 0);
+		if (r > 0)
+			break;
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r == 0) {
+			int again = p->tick(p->tick_ctx);
+			if (again <= 0)
+				break;
+			next = monotonic_ms() + (int64_t)again * 1000;
+		}
+	}
+	close(pfd);
 }
 
 int run_child(struct run_plan *p)
@@ -264,6 +317,8 @@ int run_child(struct run_plan *p)
 	/* The memory files are the child's now. */
 	close_files(fds, n_files);
 	int ws;
+	if (p->tick)
+		wait_ticking(p, pid);
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
 		;
 	child_pid = 0;

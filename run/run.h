@@ -32,6 +32,15 @@ struct run_secret {
 	struct secbuf *own;
 };
 
+/* A variable latch sets in the child itself (the model token with
+ * --fed): copied into the secure buffer the references' values go in. */
+struct run_var {
+	const char *name;
+	const char *value;
+	size_t len;
+};
+#define RUN_MAX_VARS 4
+
 struct run_plan {
 	struct run_ref refs[RUN_MAX_REFS];
 	size_t n_refs;
@@ -41,6 +50,16 @@ struct run_plan {
 	bool pristine;            /* start from an empty environment */
 	char *keep[RUN_MAX_REFS]; /* with pristine: variables to keep */
 	size_t n_keep;
+	struct run_var vars[RUN_MAX_VARS]; /* set last, over any other */
+	size_t n_vars;
+	/* Variables the child must not get (federation's list), or NULL. */
+	bool (*drop)(const char *name, size_t len);
+	/* While the child runs: called `tick_s` seconds after it starts, then
+	 * after as many seconds as it returns (0 or less: no more calls).
+	 * For --fed-file, which refreshes a file the child reads. */
+	int (*tick)(void *ctx);
+	void *tick_ctx;
+	int tick_s;
 	char *const *argv;   /* the command and its arguments */
 	char path[PATH_MAX]; /* the resolved command */
 };
