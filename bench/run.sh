@@ -368,3 +368,6 @@ sh "$ROOT/bench/broker.sh"
 echo
 echo "== audit log (bench/audit.sh)"
 sh "$ROOT/bench/audit.sh"
+echo
+echo "== federation: what latch run --fed adds (bench/fed.sh)"
+sh "$ROOT/bench/fed.sh"

@@ -16,8 +16,8 @@ stop_broker() {
 	done
 	return 0
 }
-fake=""
-trap 'stop_broker; [ -z "$fake" ] || kill "$fake" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
+fake="" tokensrv=""
+trap 'stop_broker; for pid in $fake $tokensrv; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"' EXIT INT TERM
 # A human types the passphrase at a no-echo prompt on /dev/tty. The demo has
 # no human, so it hands the passphrase over on file descriptor 3 instead;
 # never argv, never an environment variable.
@@ -120,7 +120,41 @@ show "latch audit --since 1h --event release"
 show "latch revoke --all"
 "$LATCH" revoke --all
 
-step "10. An agent poses as the broker: grant gives it nothing and names it"
+step "10. The model token: minted from workload identity, never a stored key"
+echo "(a token server on 127.0.0.1 plays Anthropic's token endpoint, and checks the"
+echo " request and the identity token's signature; the identity token is signed the way"
+echo " a CI platform or a Kubernetes cluster signs the one it gives a workload)"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/issuer.pem" 2>/dev/null
+/usr/bin/python3 tests/fed/jwt.py jwks "$work/issuer.pem:demo" >"$work/jwks.json"
+/usr/bin/python3 tests/fed/jwt.py sign --key "$work/issuer.pem" --kid demo --alg ES256 \
+	--iss https://ci.example --sub repo:demo/app:ref:refs/heads/main >"$work/identity-token"
+mkdir "$work/tokensrv"
+/usr/bin/python3 tests/fed/tokenserver.py --dir "$work/tokensrv" --jwks "$work/jwks.json" </dev/null >/dev/null 2>&1 &
+tokensrv=$!
+while [ ! -s "$work/tokensrv/port" ]; do sleep 0.05; done
+cat >"$work/profile.json" <<EOF_PROFILE
+{"version": "1.0",
+ "authentication": {"type": "oidc_federation", "federation_rule_id": "fdrl_demo",
+                    "identity_token": {"source": "file", "path": "$work/identity-token"}},
+ "organization_id": "org_demo", "base_url": "http://127.0.0.1:$(cat "$work/tokensrv/port")"}
+EOF_PROFILE
+show "latch fed add ci --from profile.json      (Anthropic's profile-file format)"
+"$LATCH" fed add ci --from "$work/profile.json"
+show "latch fed status ci                       (what would be sent; sends nothing)"
+"$LATCH" fed status ci
+show "ANTHROPIC_API_KEY='' latch run --fed ci -- sh -c '...'   (a leftover empty key would win in the SDKs)"
+ANTHROPIC_API_KEY='' "$LATCH" run --fed ci -- sh -c 'echo "child: ANTHROPIC_AUTH_TOKEN=$(printf %.16s "$ANTHROPIC_AUTH_TOKEN")... ANTHROPIC_API_KEY ${ANTHROPIC_API_KEY+is set}${ANTHROPIC_API_KEY-is gone}"'
+show "latch run --fed ci -- true; latch run --fed ci -- true   (cached: no new exchange)"
+"$LATCH" run --fed ci -- true
+"$LATCH" run --fed ci -- true
+echo "token requests the server saw: $(grep -c oauth/token "$work/tokensrv/requests.jsonl")"
+show "latch audit --event fed_mint              (the broker recorded the mint: never the token)"
+"$LATCH" audit --event fed_mint
+kill "$tokensrv" 2>/dev/null || true
+wait "$tokensrv" 2>/dev/null || true
+tokensrv=""
+
+step "11. An agent poses as the broker: grant gives it nothing and names it"
 show "latch broker stop"
 "$LATCH" broker stop
 sock=$(ls "$XDG_RUNTIME_DIR"/latch/broker-*.sock 2>/dev/null || true)
@@ -147,7 +181,7 @@ kill "$fake" 2>/dev/null
 wait "$fake" 2>/dev/null || true
 rm -f "$sock"
 
-step "11. An agent rewrites history: verification names the first bad record"
+step "12. An agent rewrites history: verification names the first bad record"
 show "sqlite3 vault.db \"UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'\""
 sqlite3 "$LATCH_HOME/vault.db" "UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'"
 show "latch audit verify"
@@ -156,4 +190,4 @@ p audit verify
 echo "exit status $? (1 = tampered)"
 set -e
 
-printf '\nDone. Next: redaction, git hooks and federation (see README.md).\n'
+printf '\nDone. Next: redaction, git hooks and sessions (see README.md).\n'
