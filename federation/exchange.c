@@ -118,6 +118,11 @@ static void quote_server(const char *s, size_t max, char *out, size_t n)
 	utf8_trim(cut);
 	text_escape(cut, out, n > 4 ? n - 3 : n);
 	utf8_trim(out);
+	/* Escaping can spell one ("\x1e" then "yJ"): checked again. */
+	if (looks_secret(out)) {
+		snprintf(out, n, "(the message was withheld)");
+		return;
+	}
 	if (longer && n > 4)
 		strcat(out, "...");
 }

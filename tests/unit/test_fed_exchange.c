@@ -413,6 +413,9 @@ static void errors(void **state)
 		"{\"type\":\"error\",\"error\":{\"type\":\"permission_error\",\"message\":\"key " CANARY_TOKEN
 		" is revoked\"}}",
 		"the token endpoint refused the exchange: HTTP 403 permission_error: (the message was withheld)");
+	/* Escaping must not spell one either: 0x1e then "yJ" becomes "\x1eyJ". */
+	refused(400, "", "{\"error\":\"invalid_grant\",\"error_description\":\"a\\u001eyJhbGciOi\"}",
+		"the token endpoint refused the exchange: HTTP 400 invalid_grant: (the message was withheld)");
 	/* An escaped NUL makes it not JSON (jansson): status only. */
 	refused(400, "", "{\"error\":\"invalid_grant\",\"error_description\":\"ok\\u0000" CANARY_JWT "\"}",
 		"the token endpoint refused the exchange: HTTP 400");
