@@ -360,8 +360,8 @@ static CURLcode set_up(CURL *h, const struct fed_http_req *q, struct curl_slist 
 }
 
 /* What to say, and how the request failed, for a libcurl error. */
-static int report(CURL *h, CURLcode rc, const struct fed_http_req *q, const struct url_parts *u, int timeout_s,
-		  const struct transfer *x, struct fed_http_resp *r)
+static int report(CURL *h, CURLcode rc, const struct fed_http_req *q, const struct url_parts *u, int connect_s,
+		  int timeout_s, const struct transfer *x, struct fed_http_resp *r)
 {
 	const char *what = q->what;
 	int on = (int)u->origin_len;
@@ -385,14 +385,15 @@ static int report(CURL *h, CURLcode rc, const struct fed_http_req *q, const stru
 		r->net = FED_NET_UNSENT;
 		return latch_error(LATCH_OPERR, "cannot reach %s at '%.*s': %s", what, on, u->origin, why);
 	case CURLE_OPERATION_TIMEDOUT: {
-		/* Nothing was sent unless the transfer itself began. */
+		/* Nothing was sent unless the transfer itself began: until then
+		 * it is the connection (TCP and TLS) that timed out. */
 		curl_off_t pre = 0;
 		if (curl.getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pre) != CURLE_OK)
 			pre = 1;
 		r->net = pre == 0 ? FED_NET_UNSENT : FED_NET_SENT;
 		if (pre == 0)
 			return latch_error(LATCH_OPERR, "cannot reach %s at '%.*s': no connection within %d s", what,
-					   on, u->origin, timeout_s);
+					   on, u->origin, connect_s < timeout_s ? connect_s : timeout_s);
 		return latch_error(LATCH_OPERR, "%s at '%.*s' did not answer within %d s", what, on, u->origin,
 				   timeout_s);
 	}
@@ -479,7 +480,7 @@ int fed_http(const struct fed_http_req *q, struct fed_http_resp *r)
 		r->body = x.body;
 		x.body = NULL;
 	} else {
-		ret = report(h, rc, q, &u, timeout_s, &x, r);
+		ret = report(h, rc, q, &u, connect_s, timeout_s, &x, r);
 		r->request_id[0] = '\0';
 		r->retry_after_s = -1;
 	}

@@ -97,6 +97,9 @@ static void urls(void **state)
 		"https://user:pw@api.anthropic.com",
 		"https://@api.anthropic.com",
 		"http://127.0.0.2",
+		"http://127.0.0",
+		"http://localhos:80",
+		"http://127.0.0.10",
 		"http://127.0.0.2:8080/",
 		"http://[::2]",
 		"http://[::1]evil",
@@ -577,10 +580,12 @@ static void server_stop(struct server *s)
 
 static const char *const test_headers[] = {"content-type: application/json", "accept: application/json"};
 
+static const char *scheme = "http";
+
 static int request(const struct server *s, const char *method, const char *body, int timeout_s, struct fed_http_resp *r)
 {
 	char url[128];
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/oauth/token?q=1", s->port);
+	snprintf(url, sizeof url, "%s://127.0.0.1:%d/v1/oauth/token?q=1", scheme, s->port);
 	struct fed_http_req q = {
 		.method = method,
 		.url = url,
@@ -723,6 +728,19 @@ static void http_failures(void **state)
 	assert_int_equal(request(&s, "POST", "{}", 1, &r), -1);
 	assert_int_equal(r.net, FED_NET_SENT);
 	snprintf(want, sizeof want, "latch: the token endpoint at 'http://127.0.0.1:%d' did not answer within 1 s\n",
+		 s.port);
+	assert_string_equal(captured, want);
+	server_stop(&s);
+
+	/* A server that takes the connection but never does TLS: the
+	 * connection timed out (connect_timeout_s, 1 s), nothing was sent. */
+	server_start(&s, SERVE_STALL, NULL, 0);
+	scheme = "https";
+	assert_int_equal(request(&s, "POST", "{}", 3, &r), -1);
+	scheme = "http";
+	assert_int_equal(r.net, FED_NET_UNSENT);
+	snprintf(want, sizeof want,
+		 "latch: cannot reach the token endpoint at 'https://127.0.0.1:%d': no connection within 1 s\n",
 		 s.port);
 	assert_string_equal(captured, want);
 	server_stop(&s);
