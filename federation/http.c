@@ -82,6 +82,8 @@ static int curl_load(void)
 			e = "curl_global_init failed";
 	}
 	if (e) {
+		if (h)
+			dlclose(h);
 		/* dlerror's text is one line; keep it so even if it is not. */
 		text_escape(e, curl.why, sizeof curl.why);
 		return latch_error(LATCH_OPERR, "cannot load libcurl (" LIBCURL_SONAME "): %s", curl.why);
@@ -311,9 +313,11 @@ static CURLcode set_fn(CURL *h, CURLoption o, curl_write_callback f)
  * bitmask is for a libcurl older than 7.85, which has no _STR form. */
 static CURLcode set_protocols(CURL *h)
 {
+#if LIBCURL_VERSION_NUM >= 0x075500
 	CURLcode rc = set_ptr(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (rc != CURLE_UNKNOWN_OPTION)
 		return rc;
+#endif
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 	return set_long(h, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
