@@ -29,13 +29,15 @@ Q := @
 say = @printf '  %-6s %s\n'
 endif
 
-# libcurl is found now (federation uses it) but --as-needed keeps it out of
-# the binary until some code calls it, so start-up stays cheap. libcrypto's
-# headers only: audit verify dlopens it (audit/log.c says why).
-PKGS := libsodium sqlite3 jansson libcurl
+# libcurl's and libcrypto's headers only: no binary links either. Linked,
+# libcurl cost about 6.5 ms at every start (33 shared libraries bound under
+# -z now) for the few commands that exchange a token, so federation/http.c
+# dlopens it on first use; audit verify dlopens libcrypto (audit/mac.c says
+# why). dlopen is in libc since glibc 2.34; -ldl is for older ones.
+PKGS := libsodium sqlite3 jansson
 PKG_CFLAGS_CRYPTO := $(shell pkg-config --cflags libcrypto 2>/dev/null)
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS_SHARED := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
+PKG_LIBS_SHARED := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl
 # libsodium, sqlite3 and jansson are linked statically when their .a files
 # are there (Debian's -dev packages ship them): with -z now, binding their
 # ~1,800 symbols at every start cost 0.4 ms, a seventh of what `latch run`
@@ -46,8 +48,7 @@ LINK ?= $(if $(filter-out /%,$(foreach l,$(STATIC_LIBS),$(shell $(CC) -print-fil
 ifeq ($(LINK),static)
 # What the three need from libc's side (sqlite3's .pc also names -lz,
 # which Debian's build does not use).
-PKG_LIBS := -Wl,-Bstatic $(addprefix -l,$(STATIC_LIBS)) -Wl,-Bdynamic -pthread -lm -ldl \
-	$(shell pkg-config --libs libcurl 2>/dev/null)
+PKG_LIBS := -Wl,-Bstatic $(addprefix -l,$(STATIC_LIBS)) -Wl,-Bdynamic -pthread -lm -ldl
 else
 PKG_LIBS := $(PKG_LIBS_SHARED)
 endif
