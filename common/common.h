@@ -39,7 +39,10 @@ enum latch_status latch_last_status(void);
 const char *latch_last_message(void);
 /* Suppress (quiet=true) or restore printing; the status and the message
  * are still kept. */
-void latch_error_quiet(bool quiet);
+bool latch_error_quiet(bool quiet); /* returns the previous setting */
+/* Print the most recent message now (unless quiet): for a caller that
+ * held a failure back while it might still retry, and then gave up. */
+void latch_error_print_last(void);
 
 /* Secure buffer: sodium_malloc'd (guard pages, mlock where allowed),
  * zeroed when freed. Keys, passphrases and plaintext live only in these. */

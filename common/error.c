@@ -37,7 +37,15 @@ const char *latch_last_message(void)
 	return last_message;
 }
 
-void latch_error_quiet(bool q)
+bool latch_error_quiet(bool q)
 {
+	bool was = quiet;
 	quiet = q;
+	return was;
+}
+
+void latch_error_print_last(void)
+{
+	if (!quiet)
+		fprintf(stderr, "latch: %s\n", last_message);
 }

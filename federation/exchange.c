@@ -343,7 +343,9 @@ static int fetch(const struct fed_profile *p, const unsigned char *used, const s
 					 "%s; the identity token may already have been seen by the token endpoint and "
 					 "cannot be sent again; the platform must issue a new one",
 					 seen->why);
-	} else if (used && sodium_memcmp(hash, used, 32) == 0) {
+	} else if (used && c->jti[0] && sodium_memcmp(hash, used, 32) == 0) {
+		/* Single use (a jti): the server would refuse it, and count it
+		 * against the workload. Without a jti it may go again. */
 		rc = latch_error(LATCH_OPERR,
 				 "the identity token was already exchanged; the platform has not issued a new one yet");
 	}
@@ -399,7 +401,10 @@ int fed_exchange(const struct fed_profile *p, const unsigned char *used_jwt_hash
 			.what = WHAT,
 		};
 		struct fed_http_resp r;
+		/* A failure is said once, when there is no retry left. */
+		bool was_quiet = latch_error_quiet(true);
 		int sent = fed_http(&q, &r);
+		latch_error_quiet(was_quiet);
 		secbuf_free(body);
 		body = NULL;
 		if (sent == 0 && r.status >= 200 && r.status <= 299) {
@@ -420,6 +425,8 @@ int fed_exchange(const struct fed_profile *p, const unsigned char *used_jwt_hash
 		bool busy = sent == 0 && (r.status == 429 || r.status >= 500);
 		bool retry = attempt < ATTEMPTS && (busy || (sent != 0 && r.net == FED_NET_UNSENT));
 		if (!retry) {
+			if (sent != 0)
+				latch_error_print_last();
 			if (sent == 0) { /* an error answer: say what the endpoint said */
 				struct secbuf *none;
 				int64_t e;

@@ -183,7 +183,7 @@ struct fed_token {
  * the refresh window a failed exchange falls back to the cached token
  * while more than FED_EXP_SKEW seconds remain (with a warning line); an
  * expired or nearly expired token is never returned. An identity token
- * that was already exchanged (same jti, or the same token) is not sent
+ * with a jti that was already exchanged (or possibly seen) is not sent
  * again. 0, or -1 reported: LATCH_USAGE for an incomplete profile,
  * LATCH_OPERR for everything else (the network, the server, the identity
  * source). Messages never hold a token or an assertion. */

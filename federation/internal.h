@@ -95,8 +95,8 @@ int fed_token_parse(long status, const char *request_id, const unsigned char *bo
  * one is fetched from the source and must have a different jti (and be a
  * different token), else the exchange fails saying so. `used_jwt_hash`
  * (32 bytes, or NULL): the hash of an identity token already exchanged
- * before (from the cache); a source that still yields it fails the same
- * way. On success t->token, expires_at (now + expires_in), minted, id,
+ * before (from the cache); a source that still yields it, when it carries
+ * a jti, fails the same way (without a jti it may be sent again). On success t->token, expires_at (now + expires_in), minted, id,
  * request_id are set, and *jwt_hash (32 bytes) is the hash of the
  * identity token that was exchanged. */
 int fed_exchange(const struct fed_profile *p, const unsigned char *used_jwt_hash, struct fed_token *t,
