@@ -147,12 +147,12 @@ static int fed_ls(int argc, char **argv)
 	size_t n;
 	if (fed_profile_list(&names, &n) != 0)
 		return cli_fail();
+	rc = 0;
 	if (a.json) {
 		struct jout *arr = jout_array();
 		for (size_t i = 0; i < n; i++)
 			jout_str(arr, NULL, names[i]);
-		rc = jout_print(arr, true);
-		jout_free(arr);
+		rc = jout_print(arr, true); /* and frees it */
 	} else {
 		for (size_t i = 0; i < n; i++)
 			printf("%s\n", names[i]);
@@ -294,10 +294,8 @@ static int fed_status(int argc, char **argv)
 		jout_free(arr);
 		return cli_fail();
 	}
-	if (arr) {
-		rc = jout_print(arr, true);
-		jout_free(arr);
-	}
+	if (arr)
+		rc = jout_print(arr, true); /* and frees it */
 	return rc == 0 && cli_finish_output() == 0 ? 0 : LATCH_OPERR;
 }
 

@@ -53,17 +53,29 @@ static int fed_runtime(char out[PATH_MAX])
 	return ensure_private_dir(out);
 }
 
-/* Hash the NUL-separated fields into 16 hex digits (64 bits: names, not
- * secrets; a collision would only share a cache between two profiles). */
-static void name_hash(const char *const *fields, size_t n, char hex[17])
+static void hash_str(crypto_generichash_state *st, const char *s)
+{
+	s = s ? s : "";
+	crypto_generichash_update(st, (const unsigned char *)s, strlen(s) + 1);
+}
+
+/* Hash the NUL-separated fields, then everything that picks the identity
+ * token (the source's description names only the program of an exec
+ * source and no URL header: two commands or header sets that differ are
+ * different sources), into 16 hex digits: names, not secrets; a
+ * collision would only share a cache between two profiles. */
+static void name_hash(const char *const *fields, size_t n, const struct fed_source *s, char hex[17])
 {
 	crypto_generichash_state st;
 	unsigned char h[8];
 	crypto_generichash_init(&st, NULL, 0, sizeof h);
-	for (size_t i = 0; i < n; i++) {
-		const char *f = fields[i] ? fields[i] : "";
-		crypto_generichash_update(&st, (const unsigned char *)f, strlen(f) + 1);
-	}
+	for (size_t i = 0; i < n; i++)
+		hash_str(&st, fields[i]);
+	for (size_t i = 0; i < s->argc; i++)
+		hash_str(&st, s->argv[i]);
+	for (size_t i = 0; i < s->n_headers; i++)
+		hash_str(&st, s->headers[i]);
+	hash_str(&st, s->field);
 	crypto_generichash_final(&st, h, sizeof h);
 	sodium_bin2hex(hex, 17, h, sizeof h);
 }
@@ -82,8 +94,8 @@ static int cache_paths(const struct fed_profile *p, char cache[PATH_MAX], char l
 			     p->workspace_id,
 			     src};
 	const char *one[] = {src};
-	name_hash(all, sizeof all / sizeof all[0], hc);
-	name_hash(one, 1, hl);
+	name_hash(all, sizeof all / sizeof all[0], &p->source, hc);
+	name_hash(one, 1, &p->source, hl);
 	if (snprintf(cache, PATH_MAX, "%s/token-%s.json", dir, hc) >= PATH_MAX ||
 	    (lock && snprintf(lock, PATH_MAX, "%s/lock-%s", dir, hl) >= PATH_MAX))
 		return latch_error(LATCH_USAGE, "runtime directory path is too long");
