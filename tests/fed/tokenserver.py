@@ -5,12 +5,12 @@ endpoints latch's sources talk to (GitHub Actions, GCP metadata, a plain
 URL), on 127.0.0.1, over HTTP or HTTPS.
 
   tokenserver.py --dir DIR --jwks JWKS.json [--tls CERT.pem KEY.pem] [--port 0]
-                 [--issuer-key KEY.pem --issuer-kid KID]
+                 [--bind 127.0.0.1] [--issuer-key KEY.pem --issuer-kid KID]
 
 DIR is the test's view of the server; every file in it is read when a
 request comes, so a test changes the server's behaviour between requests:
   port          written (atomically) once listening
-  requests.jsonl  one JSON line per request: method, path, query, headers
+  requests.jsonl  one JSON line per request: t (time), method, path, query, headers
                 (lowercased), body (JSON or text), verdict ("ok" or why
                 not), action (the scripted action, if any)
   issued.txt    every access token handed out, one per line
@@ -20,7 +20,12 @@ request comes, so a test changes the server's behaviour between requests:
                 "workspace_id","iss","aud"}: each key present is checked
                 (null: the member must be absent)
   expires_in    the expires_in of the next tokens (default 3600)
-  script        scripted faults, one line consumed per token request
+  script        scripted faults, one line consumed per token request:
+                ok | status N [json|oauth|text] | retry-after S | nonjson |
+                big | no-token | no-expiry | mac | stall S | close | echo |
+                close-before. The assertion is verified and its jti
+                recorded for each, except close-before (closes the
+                connection without reading the request).
   gha_request_token  the bearer token /gha requires
   idtoken       what GET /idtoken and /idtoken.json serve
   idtoken_header  optional "Name: value" that GET /idtoken* requires
@@ -143,7 +148,7 @@ class Handler(BaseHTTPRequestHandler):
             except (ssl.SSLError, OSError) as e:
                 self.server.state.append(
                     "requests.jsonl",
-                    json.dumps({"method": "TLS", "path": "", "query": "", "headers": {}, "body": None, "verdict": "tls handshake failed: %s" % type(e).__name__}),
+                    json.dumps({"t": time.time(), "method": "TLS", "path": "", "query": "", "headers": {}, "body": None, "verdict": "tls handshake failed: %s" % type(e).__name__}),
                 )
                 raise ConnectionAbortedError("tls handshake failed")
         super().setup()
@@ -176,6 +181,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             parsed = body.decode("utf-8", "replace")
         rec = {
+            "t": time.time(),
             "method": self.command,
             "path": u.path,
             "query": u.query,
@@ -493,6 +499,10 @@ def main():
     ap.add_argument("--jwks", required=True)
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--port", type=int, default=0)
+    # Only for the test that shows latch refuses plain http to an address
+    # that is not loopback: the server listens there too, so a request
+    # latch should not have sent would show in requests.jsonl.
+    ap.add_argument("--bind", default="127.0.0.1")
     ap.add_argument("--issuer-key")
     ap.add_argument("--issuer-kid")
     a = ap.parse_args()
@@ -500,7 +510,7 @@ def main():
         jwks = json.load(f)
     issuer = fedjwt.load_key(a.issuer_key) if a.issuer_key else None
     os.makedirs(a.dir, exist_ok=True)
-    srv = Server(("127.0.0.1", a.port), Handler)
+    srv = Server((a.bind, a.port), Handler)
     srv.state = State(a.dir, jwks, issuer, a.issuer_kid)
     srv.tls = None
     if a.tls:
