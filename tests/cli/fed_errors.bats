@@ -44,10 +44,30 @@ fe_scan() {
 	fed_canary_scan "${strings[@]}"
 }
 
+# fe_pieces: no 16-character piece of the identity token's payload or
+# signature in any output of latch (a message that quotes the token cut
+# short leaks its claims, and assert_absent looks for whole values only).
+fe_pieces() {
+	"$PY" -c '
+import glob, sys
+jwt = sys.argv[1]
+parts = jwt.split(".")[1:]
+pieces = {p[i:i + 16] for p in parts for i in range(0, len(p) - 15)}
+bad = 0
+for f in glob.glob(sys.argv[2] + "/lx.*"):
+    data = open(f, "rb").read().decode("latin-1")
+    hits = [x for x in pieces if x in data]
+    if hits:
+        print("%s holds a piece of the identity token: %s" % (f, hits[0]), file=sys.stderr)
+        bad = 1
+sys.exit(bad)
+' "$FED_JWT" "$BATS_TEST_TMPDIR"
+}
+
 # fe_fail N [SUBSTRING]...: `latch fed token p` failed as an operational
 # error: exit 3, exactly one "latch: " line on stderr holding every
 # SUBSTRING, nothing on stdout; N token requests reached the server, no
-# token was issued, and fe_scan finds nothing.
+# token was issued, and neither fe_scan nor fe_pieces finds anything.
 fe_fail() {
 	local n=$1
 	shift
@@ -58,6 +78,7 @@ fe_fail() {
 	fed_want_requests "$n"
 	[ -z "$(fed_tokens_issued)" ] || { echo "the server issued a token: the exchange should have failed" >&2; return 1; }
 	fe_scan
+	fe_pieces
 }
 
 @test "400 with Anthropic's error shape: exit 3, the status and the server's message" {
@@ -101,13 +122,13 @@ assert r[1]["t"] - r[0]["t"] >= 0.9, "Retry-After: 1 not honoured: %.2f s" % (r[
 @test "429 then 200, identity token with a jti from a file: not sent again (the jti is spent), exit 3 after one request" {
 	fe_start
 	fed_script "retry-after 1" ok
-	fe_fail 1
+	fe_fail 1 "429" "cannot be sent again"
 }
 
 @test "500, identity token with a jti: one request, exit 3" {
 	fe_start
 	fed_script "status 500" ok
-	fe_fail 1 "500"
+	fe_fail 1 "500" "cannot be sent again"
 }
 
 @test "503 three times, identity token without a jti: three attempts, then exit 3 (a fourth would have succeeded)" {
@@ -119,33 +140,33 @@ assert r[1]["t"] - r[0]["t"] >= 0.9, "Retry-After: 1 not honoured: %.2f s" % (r[
 @test "200 with a body that is not JSON: exit 3" {
 	fe_start
 	fed_script nonjson
-	fe_fail 1
+	fe_fail 1 "not JSON"
 }
 
 @test "200 with a 2 MiB body holding a token: exit 3, the token neither printed nor kept" {
 	fe_start
 	fed_script big
-	fe_fail 1
+	fe_fail 1 "1 MiB"
 	[ -n "$(fed_tokens_sent)" ]
 }
 
 @test "200 without access_token: exit 3" {
 	fe_start
 	fed_script no-token
-	fe_fail 1
+	fe_fail 1 "access_token"
 }
 
 @test "200 without expires_in: exit 3, the token neither printed nor kept" {
 	fe_start
 	fed_script no-expiry
-	fe_fail 1
+	fe_fail 1 "expires_in"
 	[ -n "$(fed_tokens_sent)" ]
 }
 
 @test "200 with token_type mac: exit 3, the token neither printed nor kept" {
 	fe_start
 	fed_script mac
-	fe_fail 1
+	fe_fail 1 "mac" "Bearer"
 	[ -n "$(fed_tokens_sent)" ]
 }
 
@@ -156,7 +177,7 @@ assert r[1]["t"] - r[0]["t"] >= 0.9, "Retry-After: 1 not honoured: %.2f s" % (r[
 	fed_script "stall 30" ok
 	local start=$SECONDS
 	LX_WRAP=(timeout 20)
-	fe_fail 1
+	fe_fail 1 "within 2 s"
 	LX_WRAP=()
 	[ $((SECONDS - start)) -lt 15 ] || { echo "took $((SECONDS - start)) s with timeout_s 2" >&2; return 1; }
 }
@@ -170,7 +191,7 @@ assert r[1]["t"] - r[0]["t"] >= 0.9, "Retry-After: 1 not honoured: %.2f s" % (r[
 @test "TLS: a certificate from an unknown CA fails the handshake (no request); with ca_file naming that CA it works" {
 	fe_start --tls
 	[[ "$FED_URL" == https://* ]]
-	fe_fail 0
+	fe_fail 0 "certificate"
 	fed_reqs 'assert [x for x in g if x["method"] == "TLS"], "no TLS handshake was attempted"'
 	export FE_CA=$BATS_FILE_TMPDIR/fedkeys/ca.pem
 	fed_profile q '.ca_file = env.FE_CA'
@@ -187,7 +208,7 @@ assert r[1]["t"] - r[0]["t"] >= 0.9, "Retry-After: 1 not honoured: %.2f s" % (r[
 	fed_profile_json p '.ca_file = env.FE_CA'
 	lx fed add p --from "$FED_PROFILE_FILE" --force </dev/null
 	want_status 0
-	fe_fail 0
+	fe_fail 0 "certificate"
 	fed_reqs 'assert [x for x in g if x["method"] == "TLS"], "no TLS handshake was attempted"'
 }
 
@@ -201,9 +222,9 @@ assert r[1]["t"] - r[0]["t"] >= 0.9, "Retry-After: 1 not honoured: %.2f s" % (r[
 
 @test "an expired identity token, or one within 30 s of expiry, is refused before any request" {
 	fe_start -- --exp-in -10
-	fe_fail 0
+	fe_fail 0 "expired"
 	fed_idtoken -- --exp-in 20
-	fe_fail 0
+	fe_fail 0 "30 s"
 	# Control: 60 s left is enough.
 	fed_idtoken -- --exp-in 60
 	lx fed token p </dev/null

@@ -185,10 +185,11 @@ assert json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))["alg"] == "
 assert r[0]["verdict"] == "ok"
 '
 	# Control: the server does verify: a forged ES256 signature fails
-	# (latch cannot tell; the server says no).
-	printf '%s\n' "$("$PY" "$FED_TOOLS/jwt.py" sign --key "$BATS_FILE_TMPDIR/fedkeys/rogue.pem" --kid ec1 --alg ES256)" \
-		>"$BATS_TEST_TMPDIR/idtoken"
-	fed_profile q
+	# (latch cannot tell; the server says no). Another identity source,
+	# so p's cached token is not q's.
+	export FX_ROGUE=$BATS_TEST_TMPDIR/idtoken.rogue
+	"$PY" "$FED_TOOLS/jwt.py" sign --key "$BATS_FILE_TMPDIR/fedkeys/rogue.pem" --kid ec1 --alg ES256 >"$FX_ROGUE"
+	fed_profile q '.authentication.identity_token.path = env.FX_ROGUE'
 	lx fed token q </dev/null
 	want_status 3
 	want_err_line
@@ -537,8 +538,10 @@ assert r[0]["verdict"] == "ok", r[0]["verdict"]
 	want_status 0
 	fed_want_requests 2
 	fed_reqs 'assert r[1]["verdict"] == "ok" and r[1]["body"]["assertion"] == sys.argv[1]' -- "$FED_JWT"
-	# Control: without the header the URL answers 401, and nothing is exchanged.
-	fed_profile k '.authentication.identity_token = {source: "url", url: (env.FED_URL + "/idtoken.json"), field: "id_token"}'
+	# Control: without the header the URL answers 401, and nothing is
+	# exchanged. (Another URL: the same one is the same identity source,
+	# whose token j cached.)
+	fed_profile k '.authentication.identity_token = {source: "url", url: (env.FED_URL + "/idtoken.json?k=1"), field: "id_token"}'
 	lx fed token k </dev/null
 	want_status 3
 	want_err_line
