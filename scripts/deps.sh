@@ -22,6 +22,8 @@ command -v jq >/dev/null 2>&1 || want jq
 command -v ps >/dev/null 2>&1 || want procps
 command -v setpriv >/dev/null 2>&1 || want util-linux
 [ -x /usr/bin/python3 ] || want python3
+# The federation suites' token server and JWT minting (tests/fed/).
+/usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || want python3-cryptography
 command -v clang >/dev/null 2>&1 || want clang
 command -v clang-format >/dev/null 2>&1 || want clang-format
 # The sanitizer and libFuzzer runtimes are a separate package on Debian 12.

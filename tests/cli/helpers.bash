@@ -7,7 +7,7 @@
 # refute); values that must not leak (value_forms, assert_absent); the
 # vault file (sql, flip_blob); background processes, mounts and
 # directories, stopped or removed by bg_cleanup on every exit path; the
-# audit log (au_*); the broker (br_*).
+# audit log (au_*); the broker (br_*); federation (fed_*).
 #
 # Every process a test starts in the background is passed to bg_track, a
 # broker's lock file outside a runtime directory from br_runtime to
@@ -1025,4 +1025,268 @@ PYEOF
 	wait "$bg" || rc=$?
 	[ -e "$outf" ] || { echo "br_handoff: no replies: $(cat "$outf.stderr")" >&2; return 1; }
 	[ "$rc" -eq 0 ] || { echo "br_handoff: latch exited $rc: $(cat "$outf.stderr")" >&2; return 1; }
+}
+
+# ---------------------------------------------------------------------------
+# Federation (fed_*)
+#
+# A real token server on 127.0.0.1 (tests/fed/tokenserver.py: the
+# jwt-bearer exchange checked field by field, signatures verified against a
+# JWKS, a jti accepted once, scripted faults) and test JWTs from
+# tests/fed/jwt.py. Keys and certificates are made once per file
+# (fed_keys, from setup_file) in $BATS_FILE_TMPDIR/fedkeys: rsa.pem (kid
+# rsa1, also the issuer key for the GitHub and GCP endpoints), ec.pem (kid
+# ec1), rogue.pem (an EC key outside the JWKS), jwks.json, ca.pem/ca.key,
+# server.pem/server.key (signed by that CA, for 127.0.0.1) and
+# self.pem/self.key (self-signed).
+
+FED_TOOLS=$BATS_TEST_DIRNAME/../fed
+
+# fed_setup: the federation suites' set-up: home_setup, a private runtime
+# directory (the token cache is $XDG_RUNTIME_DIR/latch/fed), and none of
+# the variables that choose a model credential or an identity token
+# inherited from whoever runs the tests.
+fed_setup() {
+	home_setup
+	br_runtime "$BATS_TEST_TMPDIR/rt"
+	unset ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN ANTHROPIC_BASE_URL ANTHROPIC_PROFILE ANTHROPIC_CONFIG_DIR \
+		ANTHROPIC_FEDERATION_RULE_ID ANTHROPIC_ORGANIZATION_ID ANTHROPIC_SERVICE_ACCOUNT_ID \
+		ANTHROPIC_WORKSPACE_ID ANTHROPIC_SCOPE ANTHROPIC_IDENTITY_TOKEN ANTHROPIC_IDENTITY_TOKEN_FILE \
+		ACTIONS_ID_TOKEN_REQUEST_URL ACTIONS_ID_TOKEN_REQUEST_TOKEN LATCH_FED_PROFILE
+}
+
+# fed_keys: make the keys, the JWKS and the TLS material (see above), once
+# per file; later calls do nothing. RSA key generation is the slow part.
+fed_keys() {
+	local k=$BATS_FILE_TMPDIR/fedkeys
+	[ -f "$k/done" ] && return 0
+	rm -rf "$k"
+	mkdir -p "$k"
+	(
+		set -e
+		cd "$k"
+		openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.pem 2>/dev/null
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.pem 2>/dev/null
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out rogue.pem 2>/dev/null
+		"$PY" "$FED_TOOLS/jwt.py" jwks rsa.pem:rsa1 ec.pem:ec1 >jwks.json
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=latch-test-ca \
+			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+			-days 1 -keyout ca.key -out ca.pem 2>/dev/null
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+			-keyout server.key -out server.csr 2>/dev/null
+		printf 'subjectAltName=IP:127.0.0.1\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+			-extfile server.ext -out server.pem 2>/dev/null
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+			-addext subjectAltName=IP:127.0.0.1 -days 1 -keyout self.key -out self.pem 2>/dev/null
+		touch done
+	) || { echo "fed_keys: cannot make the keys in $k" >&2; return 1; }
+}
+
+# fed_server [--tls | --tls-self] [--bind ADDR]: start a token server
+# (HTTPS with a certificate from the test CA, or self-signed) in
+# FED_DIR=$BATS_TEST_TMPDIR/fedsrv, stopped in bg_cleanup. Its expect.json
+# asks for the rule, organization and service account fed_profile writes.
+# Exports FED_DIR, FED_PID, FED_PORT and FED_URL (http(s)://127.0.0.1:PORT).
+fed_server() {
+	local k=$BATS_FILE_TMPDIR/fedkeys tls=() scheme=http bind=127.0.0.1
+	fed_keys || return 1
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--tls) tls=(--tls "$k/server.pem" "$k/server.key") scheme=https ;;
+		--tls-self) tls=(--tls "$k/self.pem" "$k/self.key") scheme=https ;;
+		--bind) bind=$2 && shift ;;
+		*) echo "fed_server: unknown option $1" >&2; return 1 ;;
+		esac
+		shift
+	done
+	FED_DIR=$BATS_TEST_TMPDIR/fedsrv
+	rm -rf "$FED_DIR"
+	mkdir -p "$FED_DIR"
+	printf '{"federation_rule_id":"fdrl_test","organization_id":"org_test","service_account_id":"svac_test"}\n' \
+		>"$FED_DIR/expect.json"
+	"$PY" "$FED_TOOLS/tokenserver.py" --dir "$FED_DIR" --jwks "$k/jwks.json" --bind "$bind" \
+		--issuer-key "$k/rsa.pem" --issuer-kid rsa1 ${tls[@]+"${tls[@]}"} \
+		</dev/null >"$FED_DIR/server.out" 2>"$FED_DIR/server.err" 3>&- &
+	FED_PID=$!
+	bg_track "$FED_PID"
+	wait_file "$FED_DIR/port" "$FED_PID" || { cat "$FED_DIR/server.err" >&2; return 1; }
+	FED_PORT=$(<"$FED_DIR/port")
+	FED_URL=$scheme://127.0.0.1:$FED_PORT
+	export FED_DIR FED_PID FED_PORT FED_URL
+}
+
+# fed_server_ok: the server still runs and has written nothing to stderr
+# (a crash in it must not pass for latch refusing something).
+fed_server_ok() {
+	if proc_gone "$FED_PID" || [ -s "$FED_DIR/server.err" ]; then
+		echo "the token server died or complained:" >&2
+		cat "$FED_DIR/server.err" >&2
+		return 1
+	fi
+}
+
+# fed_expect JQ: edit the server's expect.json with a jq filter, e.g.
+# '.service_account_id = null' (the member must be absent) or
+# '.iss = "https://token.actions.githubusercontent.com"'.
+fed_expect() {
+	jq "$1" "$FED_DIR/expect.json" >"$FED_DIR/expect.json.tmp" &&
+		mv "$FED_DIR/expect.json.tmp" "$FED_DIR/expect.json"
+}
+
+# fed_jwt [jwt.py sign ARGS]: print a test JWT signed with the RSA key
+# (kid rsa1), or with the EC key (kid ec1) given --alg ES256. Defaults:
+# a random jti, exp in 600 s, aud https://api.anthropic.com, iss
+# https://issuer.test.
+fed_jwt() {
+	local k=$BATS_FILE_TMPDIR/fedkeys key=rsa.pem kid=rsa1 a
+	for a in "$@"; do
+		[ "$a" = ES256 ] && key=ec.pem kid=ec1
+	done
+	"$PY" "$FED_TOOLS/jwt.py" sign --key "$k/$key" --kid "$kid" "$@"
+}
+
+# fed_idtoken [FILE] [-- jwt.py sign ARGS]: mint a JWT (fed_jwt) into FILE
+# (default $BATS_TEST_TMPDIR/idtoken, the file fed_profile names), written
+# atomically; FED_JWT is the token.
+fed_idtoken() {
+	local f=$BATS_TEST_TMPDIR/idtoken
+	if [ $# -gt 0 ] && [ "$1" != -- ]; then
+		f=$1
+		shift
+	fi
+	[ "${1:-}" = -- ] && shift
+	FED_JWT=$(fed_jwt "$@") || return 1
+	printf '%s\n' "$FED_JWT" >"$f.tmp" && mv "$f.tmp" "$f"
+}
+
+# fed_profile_json NAME [JQ]...: write a profile for this test's server to
+# FED_PROFILE_FILE ($BATS_TEST_TMPDIR/profile.NAME.json): base_url
+# $FED_URL, rule fdrl_test, organization org_test, service account
+# svac_test, the identity token from the file $BATS_TEST_TMPDIR/idtoken,
+# timeout_s 5; then each JQ filter applied in turn (e.g. 'del(.base_url)',
+# '.authentication.identity_token = {"source":"env"}').
+fed_profile_json() {
+	local name=$1 f o
+	shift
+	f=$BATS_TEST_TMPDIR/profile.$name.json
+	jq -n --arg url "${FED_URL:-}" --arg id "$BATS_TEST_TMPDIR/idtoken" '{
+		version: "1.0",
+		authentication: {
+			type: "oidc_federation",
+			federation_rule_id: "fdrl_test",
+			service_account_id: "svac_test",
+			identity_token: {source: "file", path: $id}
+		},
+		organization_id: "org_test",
+		base_url: $url,
+		timeout_s: 5
+	}' >"$f" || return 1
+	for o in "$@"; do
+		jq "$o" "$f" >"$f.tmp" || { echo "fed_profile_json: bad filter: $o" >&2; return 1; }
+		mv "$f.tmp" "$f"
+	done
+	FED_PROFILE_FILE=$f
+}
+
+# fed_profile NAME [JQ]...: fed_profile_json, then `latch fed add NAME
+# --from FILE`, which must succeed.
+fed_profile() {
+	fed_profile_json "$@" || return 1
+	lx fed add "$1" --from "$FED_PROFILE_FILE" </dev/null || return 1
+	want_status 0 || return 1
+}
+
+# fed_script LINE...: append scripted actions for the next token requests
+# (tests/fed/tokenserver.py lists them).
+fed_script() {
+	printf '%s\n' "$@" >>"$FED_DIR/script"
+}
+
+# fed_requests: the number of POST /v1/oauth/token requests the server
+# logged. Prints nothing and fails if the server died or complained.
+fed_requests() {
+	fed_server_ok || return 1
+	[ -f "$FED_DIR/requests.jsonl" ] || { echo 0; return 0; }
+	jq -s '[.[] | select(.method == "POST" and .path == "/v1/oauth/token")] | length' \
+		"$FED_DIR/requests.jsonl"
+}
+
+# fed_want_requests N: exactly N token requests reached the server.
+fed_want_requests() {
+	local n
+	n=$(fed_requests) || return 1
+	if [ "$n" != "$1" ]; then
+		echo "expected $1 token requests at the server, got $n:" >&2
+		[ -f "$FED_DIR/requests.jsonl" ] &&
+			jq -c '{method, path, verdict, action}' "$FED_DIR/requests.jsonl" >&2
+		return 1
+	fi
+}
+
+# fed_tokens_issued: the access tokens the server handed out, one a line.
+fed_tokens_issued() {
+	[ -f "$FED_DIR/issued.txt" ] && cat "$FED_DIR/issued.txt"
+	return 0
+}
+
+# fed_tokens_sent: every access token the server put in an answer,
+# accepted ones (issued.txt) and ones latch must refuse (bad_tokens.txt).
+fed_tokens_sent() {
+	cat "$FED_DIR/issued.txt" "$FED_DIR/bad_tokens.txt" 2>/dev/null
+	return 0
+}
+
+# fed_reqs PYTHON [-- ARG...]: run PYTHON with `r` the list of logged
+# token requests (dicts: method, path, headers, body, verdict, action, t)
+# and `g` every logged request, ARGs in sys.argv[1:]; a failed assert
+# fails the test.
+fed_reqs() {
+	local script=$1
+	shift
+	[ "${1:-}" = -- ] && shift
+	fed_server_ok || return 1
+	"$PY" -c "import json, os, sys
+log = os.path.join(os.environ['FED_DIR'], 'requests.jsonl')
+g = [json.loads(l) for l in open(log)] if os.path.exists(log) else []
+r = [x for x in g if x['method'] == 'POST' and x['path'] == '/v1/oauth/token']
+$script" "$@"
+}
+
+# fed_jwt_claims JWT: the JWT's payload, as JSON (not verified).
+fed_jwt_claims() {
+	"$PY" -c '
+import base64, sys
+p = sys.argv[1].split(".")[1]
+sys.stdout.write(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)).decode() + "\n")
+' "$1"
+}
+
+# fed_canary_scan STRING...: no file under $HOME or $XDG_RUNTIME_DIR, no
+# output of a latch run ($BATS_TEST_TMPDIR/lx.*) and no row of the vault
+# (a sqlite3 dump, audit log included) holds any STRING in any of the
+# forms assert_absent looks for. The token server's own directory and the
+# identity-token files, which hold them by design, are not scanned. An
+# empty STRING fails (a scan for nothing must not pass).
+fed_canary_scan() {
+	local files=() f s bad=0 dump=$BATS_TEST_TMPDIR/fedscan.vault.sql
+	[ $# -gt 0 ] || { echo "fed_canary_scan: nothing to scan for" >&2; return 1; }
+	if [ -n "${VAULT:-}" ] && [ -f "$VAULT" ]; then
+		sqlite3 "$VAULT" .dump >"$dump" || { echo "fed_canary_scan: cannot dump the vault" >&2; return 1; }
+		files+=("$dump")
+	fi
+	while IFS= read -r -d '' f; do
+		case $f in
+		"${FED_DIR:-/nonexistent}"/* | "$BATS_TEST_TMPDIR"/idtoken*) continue ;;
+		esac
+		[ -f "$f" ] && files+=("$f")
+	done < <(find "$HOME" ${XDG_RUNTIME_DIR:+"$XDG_RUNTIME_DIR"} -type f -print0 2>/dev/null;
+		find "$BATS_TEST_TMPDIR" -maxdepth 1 -type f -name 'lx.*' -print0)
+	[ ${#files[@]} -gt 0 ] || { echo "fed_canary_scan: no file to scan" >&2; return 1; }
+	for s in "$@"; do
+		[ -n "$s" ] || { echo "fed_canary_scan: an empty string to scan for" >&2; return 1; }
+		assert_absent "$s" "${files[@]}" || bad=1
+	done
+	rm -f "$dump"
+	return $bad
 }
