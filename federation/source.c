@@ -446,6 +446,10 @@ static int from_exec(const struct fed_source *s, struct secbuf **out)
 {
 	const char *argv0 = s->argv[0];
 	int timeout = timeout_of(s), fds[2];
+	/* Said plainly before the spawn: where the spawn cannot report an
+	 * exec failure (valgrind, some libcs) it would be "status 127". */
+	if (access(argv0, X_OK) != 0)
+		return latch_error(LATCH_OPERR, "cannot run identity command '%s': %s", argv0, strerror(errno));
 	struct secbuf *b = secbuf_new(EXEC_OUTPUT_MAX + 1);
 	if (!b)
 		return -1;

@@ -148,15 +148,17 @@ static void b64url(char *out, size_t cap, const char *s)
 	sodium_bin2base64(out + at_, cap - at_, (const unsigned char *)s, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
-/* A JWT of {"alg":"RS256"} and a payload with exp an hour from now and
- * the given jti; the signature is "sig". Static: one at a time. */
+/* A JWT of {"alg":"RS256"} and a payload with exp an hour after the
+ * run started (the same token for the same jti all run long) and the
+ * given jti; the signature is "sig". Static: one at a time. */
+static long long run_exp;
+
 static const char *jwt_with(const char *jti)
 {
 	static char t[1024];
 	char payload[256];
 	snprintf(payload, sizeof payload,
-		 "{\"iss\":\"https://issuer.test\",\"sub\":\"repo:o/r\",\"jti\":\"%s\",\"exp\":%lld}", jti,
-		 (long long)time(NULL) + 3600);
+		 "{\"iss\":\"https://issuer.test\",\"sub\":\"repo:o/r\",\"jti\":\"%s\",\"exp\":%lld}", jti, run_exp);
 	t[0] = '\0';
 	b64url(t, sizeof t, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}");
 	strcat(t, ".");
@@ -975,7 +977,7 @@ static void fetch_ok(const struct fed_profile *p, const char *want_jti)
 	assert_non_null(jwt);
 	assert_string_equal(c.jti, want_jti);
 	assert_string_equal(c.iss, "https://issuer.test");
-	assert_true(c.exp > time(NULL) + 3000);
+	assert_int_equal(c.exp, run_exp);
 	assert_int_equal(strlen((char *)jwt->data), jwt->len);
 	assert_string_equal((char *)jwt->data, jwt_with(want_jti));
 	secbuf_free(jwt);
@@ -1275,25 +1277,31 @@ static void serve(int lfd, const char *head_file, int status, const char *body)
 	_exit(0);
 }
 
+/* One listening socket for the whole run: every server answers on the
+ * same port, so a profile's URL stays valid from one request to the next. */
+static int listen_fd = -1, listen_port;
+
 static struct server server_start(int status, const char *body)
 {
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(lfd >= 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-	assert_int_equal(listen(lfd, 4), 0);
-	socklen_t len = sizeof a;
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
-	struct server s = {.port = ntohs(a.sin_port)};
+	if (listen_fd < 0) {
+		listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(listen_fd >= 0);
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(bind(listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+		assert_int_equal(listen(listen_fd, 4), 0);
+		socklen_t len = sizeof a;
+		assert_int_equal(getsockname(listen_fd, (struct sockaddr *)&a, &len), 0);
+		listen_port = ntohs(a.sin_port);
+	}
+	struct server s = {.port = listen_port};
 	char head_file[PATH_MAX];
 	snprintf(head_file, sizeof head_file, "%s/request.txt", tmpdir);
 	unlink(head_file);
 	s.pid = fork();
 	assert_true(s.pid >= 0);
 	if (s.pid == 0)
-		serve(lfd, head_file, status, body);
-	close(lfd);
+		serve(listen_fd, head_file, status, body);
 	return s;
 }
 
@@ -1469,6 +1477,7 @@ int main(void)
 {
 	if (sodium_init() < 0)
 		return 1;
+	run_exp = (long long)time(NULL) + 3600;
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/latch-test-fed-profile.XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return 1;
