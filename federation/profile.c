@@ -753,7 +753,9 @@ char *fed_profile_json(const struct fed_profile *p)
 	put_str(root, "ca_file", p->ca_file, &bad);
 	if (p->timeout_s > 0)
 		put(root, "timeout_s", json_integer(p->timeout_s), &bad);
-	char *text = bad ? NULL : json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	/* jansson keeps members in the order they were set: the headers
+	 * stay in the profile's order (sorting them would reorder them). */
+	char *text = bad ? NULL : json_dumps(root, JSON_INDENT(2));
 	json_decref(root);
 	if (!text)
 		no_memory();
