@@ -711,6 +711,13 @@ static void storage(void **state)
 	char cfg[128];
 	snprintf(cfg, sizeof cfg, "%s/cfg", tmpdir);
 	setenv("XDG_CONFIG_HOME", cfg, 1);
+	/* fed_profile_remove removes the cached token (cache.c, once linked):
+	 * the runtime and data directories stay in the temporary one too. */
+	char run[128], data[128];
+	snprintf(run, sizeof run, "%s/run", tmpdir);
+	snprintf(data, sizeof data, "%s/data", tmpdir);
+	setenv("XDG_RUNTIME_DIR", run, 1);
+	setenv("LATCH_HOME", data, 1);
 	char **names;
 	size_t n;
 	/* Nothing yet: an empty list, and no directory made by looking. */
@@ -836,6 +843,8 @@ static void storage(void **state)
 	snprintf(scratch, sizeof scratch, "%s/latch/fed", cfg);
 	assert_string_equal(dir, scratch);
 	unsetenv("XDG_CONFIG_HOME");
+	unsetenv("XDG_RUNTIME_DIR");
+	unsetenv("LATCH_HOME");
 }
 
 static void names(void **state)
