@@ -19,54 +19,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Stand-ins so that this target links before federation/http.c and
- * cache.c exist; the real functions replace them (they are weak). The
- * URL rule is http.c's: https, or http to a loopback host. */
-__attribute__((weak)) bool fed_url_allowed(const char *url)
-{
-	const char *rest;
-	if (!strncasecmp(url, "https://", 8))
-		rest = url + 8;
-	else if (!strncasecmp(url, "http://", 7))
-		rest = url + 7;
-	else
-		return false;
-	for (const char *c = url; *c; c++)
-		if ((unsigned char)*c <= ' ' || *c == 0x7f)
-			return false;
-	size_t host = strcspn(rest, "/?#");
-	if (host == 0 || memchr(rest, '@', host))
-		return false;
-	if (url[4] == 's' || url[4] == 'S')
-		return true;
-	static const char *const loop[] = {"127.0.0.1", "[::1]", "localhost"};
-	for (size_t i = 0; i < 3; i++) {
-		size_t n = strlen(loop[i]);
-		if (host >= n && !strncasecmp(rest, loop[i], n) && (host == n || rest[n] == ':'))
-			return true;
-	}
-	return false;
-}
-
-__attribute__((weak)) int fed_http(const struct fed_http_req *q, struct fed_http_resp *r)
-{
-	(void)q;
-	memset(r, 0, sizeof *r);
-	return -1;
-}
-
-__attribute__((weak)) void fed_http_resp_free(struct fed_http_resp *r)
-{
-	secbuf_free(r->body);
-	r->body = NULL;
-}
-
-__attribute__((weak)) int fed_cache_remove(const struct fed_profile *p)
-{
-	(void)p;
-	return 1;
-}
-
 static void fail(const char *what)
 {
 	fprintf(stderr, "fuzz_fed_profile: %s\n", what);

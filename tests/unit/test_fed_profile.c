@@ -26,61 +26,6 @@
 
 #include "../../federation/internal.h"
 
-/* ---- Stand-ins, until http.c and cache.c are linked ------------------
- * Weak: the real functions replace them. A test that needs the real one
- * checks which it got (the address of the stand-in is known). */
-
-static bool url_allowed_stub(const char *url)
-{
-	const char *rest;
-	if (!strncasecmp(url, "https://", 8))
-		rest = url + 8;
-	else if (!strncasecmp(url, "http://", 7))
-		rest = url + 7;
-	else
-		return false;
-	for (const char *c = url; *c; c++)
-		if ((unsigned char)*c <= ' ' || *c == 0x7f)
-			return false;
-	size_t host = strcspn(rest, "/?#");
-	if (host == 0 || memchr(rest, '@', host))
-		return false;
-	if (url[4] == 's' || url[4] == 'S')
-		return true;
-	static const char *const loop[] = {"127.0.0.1", "[::1]", "localhost"};
-	for (size_t i = 0; i < 3; i++) {
-		size_t n = strlen(loop[i]);
-		if (host >= n && !strncasecmp(rest, loop[i], n) && (host == n || rest[n] == ':'))
-			return true;
-	}
-	return false;
-}
-bool fed_url_allowed(const char *url) __attribute__((weak, alias("url_allowed_stub")));
-
-static int http_stub(const struct fed_http_req *q, struct fed_http_resp *r)
-{
-	(void)q;
-	memset(r, 0, sizeof *r);
-	r->net = FED_NET_REFUSED;
-	return latch_error(LATCH_OPERR, "no http.c in this build");
-}
-int fed_http(const struct fed_http_req *q, struct fed_http_resp *r) __attribute__((weak, alias("http_stub")));
-
-static void http_resp_free_stub(struct fed_http_resp *r)
-{
-	secbuf_free(r->body);
-	r->body = NULL;
-}
-void fed_http_resp_free(struct fed_http_resp *r) __attribute__((weak, alias("http_resp_free_stub")));
-
-static char cache_removed[FED_NAME_MAX];
-static int cache_remove_stub(const struct fed_profile *p)
-{
-	snprintf(cache_removed, sizeof cache_removed, "%s", p->name);
-	return 1;
-}
-int fed_cache_remove(const struct fed_profile *p) __attribute__((weak, alias("cache_remove_stub")));
-
 /* ---- Helpers -------------------------------------------------------- */
 
 static char tmpdir[64];
@@ -809,10 +754,7 @@ static void storage(void **state)
 	assert_int_equal(chmod(scratch, 0700), 0);
 
 	/* Removed with its cached token; then gone. */
-	cache_removed[0] = '\0';
 	assert_int_equal(fed_profile_remove("zeta"), 0);
-	if (fed_cache_remove == cache_remove_stub)
-		assert_string_equal(cache_removed, "zeta");
 	assert_int_equal(stat(profile_at("zeta"), &st), -1);
 	CAPTURE(rc, fed_profile_remove("zeta"));
 	assert_int_equal(rc, -1);
@@ -1319,15 +1261,6 @@ static char *server_finish(struct server s)
 	return read_text(at("request.txt"));
 }
 
-static bool real_http(void)
-{
-	if (fed_http == http_stub) {
-		print_message("      (skipped: federation/http.c is not linked)\n");
-		return false;
-	}
-	return true;
-}
-
 static bool has_line(const char *head, const char *line)
 {
 	char want[512];
@@ -1348,11 +1281,6 @@ static void source_github(void **state)
 	setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-SECRET", 1);
 	fetch_fails(&p, LATCH_USAGE, "ACTIONS_ID_TOKEN_REQUEST_URL is not https");
 	assert_null(strstr(captured, "SECRET"));
-	if (!real_http()) {
-		fed_profile_free(&p);
-		clear_env();
-		return;
-	}
 	char body[1400], url[128];
 	snprintf(body, sizeof body, "{\"count\":1,\"value\":\"%s\"}", jwt_with("gha-1"));
 	struct server s = server_start(200, body);
@@ -1386,8 +1314,6 @@ static void source_github(void **state)
 static void source_gcp_and_url(void **state)
 {
 	(void)state;
-	if (!real_http())
-		return;
 	struct fed_profile p;
 	char src[512], body[1400];
 	snprintf(body, sizeof body, "%s\n", jwt_with("gcp-1"));
