@@ -71,8 +71,8 @@ struct audit_event {
 	const char *const *cmds;
 	size_t n_cmds;
 	bool has_redactions;
-	int64_t redactions; /* redaction hits, when has_redactions */
-	int64_t lost_exits; /* a broker's "lost" record: exit records it dropped */
+	int64_t redactions;            /* redaction hits, when has_redactions */
+	int64_t lost_exits;            /* a broker's "lost" record: exit records it dropped */
 	const struct audit_mint *mint; /* "fed_mint" */
 	/* The process the event is about. With `self`, this process (latch
 	 * itself): pid, uid, exe and cwd are read from /proc/self and the

@@ -82,9 +82,9 @@ struct broker_event {
 	const char *cwd;
 	char *const *argv; /* the child's argv: recorded as a keyed hash only */
 	int argc;
-	int exit_status;    /* exit: the child's status; else -1 */
-	int64_t lost_exits; /* lost: how many exit records were dropped */
-	int64_t time;       /* UNIX time it happened; 0: now */
+	int exit_status;                /* exit: the child's status; else -1 */
+	int64_t lost_exits;             /* lost: how many exit records were dropped */
+	int64_t time;                   /* UNIX time it happened; 0: now */
 	const struct broker_mint *mint; /* fed_mint */
 };
 struct broker_recorder {

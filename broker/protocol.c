@@ -319,8 +319,11 @@ static struct secbuf *op_mint(struct broker *b, json_t *req, const struct ucred 
 	if (!mt.profile || !mt.rule_id || !mt.iss || !mt.sub || !mt.jti || !json_is_integer(exp))
 		return reply_error("bad-request", "malformed mint report");
 	mt.expires_at = json_integer_value(exp);
-	struct broker_event ev = {
-		.event = "fed_mint", .pid = peer->pid, .uid = peer->uid, .exit_status = -1, .mint = &mt};
+	struct broker_event ev = {.event = "fed_mint",
+				  .pid = peer->pid,
+				  .uid = peer->uid,
+				  .exit_status = -1,
+				  .mint = &mt};
 	if (exits_record(b, &ev) != 0)
 		return reply_error("audit", "the mint could not be recorded");
 	return reply(json_pack("{s:b}", "ok", 1), NULL, 0);

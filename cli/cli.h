@@ -10,7 +10,6 @@
 #include <getopt.h>
 #include <stdio.h>
 
-
 struct cli_command {
 	const char *name;
 	int (*run)(int argc, char **argv);

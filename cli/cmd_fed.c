@@ -58,8 +58,7 @@ struct fed_args {
 };
 
 /* Options shared by the subcommands; each says which it takes. */
-static int parse(int argc, char **argv, const char *sub, const char *allowed, bool profile_required,
-		 struct fed_args *a)
+static int parse(int argc, char **argv, const char *sub, const char *allowed, bool profile_required, struct fed_args *a)
 {
 	static const struct option opts[] = {{"from", required_argument, NULL, 'f'},
 					     {"from-env", no_argument, NULL, 'e'},
@@ -103,18 +102,8 @@ static int fed_add(int argc, char **argv)
 		return rc;
 	if (!a.from == !a.from_env)
 		return cli_usage("fed", "'fed add' needs one of --from FILE and --from-env");
-	if (a.from_env) {
-		struct fed_profile p = {0};
-		snprintf(p.name, sizeof p.name, "%s", a.profile);
-		char *json = NULL;
-		rc = fed_profile_fill_env(&p) == 0 && fed_profile_complete(&p) == 0 && (json = fed_profile_json(&p)) &&
-				     fed_profile_add(a.profile, json, strlen(json), a.force) == 0
-			     ? 0
-			     : cli_fail();
-		json_free_text(json);
-		fed_profile_free(&p);
-		return rc;
-	}
+	if (a.from_env)
+		return fed_profile_add_env(a.profile, a.force) == 0 ? 0 : cli_fail();
 	int fd = strcmp(a.from, "-") ? open(a.from, O_RDONLY | O_CLOEXEC) : 0;
 	if (fd < 0) {
 		latch_error(LATCH_USAGE, "cannot open '%s': %s", a.from, strerror(errno));

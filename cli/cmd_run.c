@@ -285,16 +285,12 @@ static void report_exit(const char *dir, struct release *r, const struct run_pla
 
 int cmd_run(int argc, char **argv)
 {
-	static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
-					     {"env-file", required_argument, NULL, 'E'},
-					     {"file", required_argument, NULL, 'f'},
-					     {"pristine", no_argument, NULL, 'P'},
-					     {"keep", required_argument, NULL, 'k'},
-					     {"passphrase-fd", required_argument, NULL, 'p'},
-					     {"fed", required_argument, NULL, 'F'},
-					     {"fed-file", no_argument, NULL, 'D'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] =
+		{{"env", required_argument, NULL, 'e'},  {"env-file", required_argument, NULL, 'E'},
+		 {"file", required_argument, NULL, 'f'}, {"pristine", no_argument, NULL, 'P'},
+		 {"keep", required_argument, NULL, 'k'}, {"passphrase-fd", required_argument, NULL, 'p'},
+		 {"fed", required_argument, NULL, 'F'},  {"fed-file", no_argument, NULL, 'D'},
+		 {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
 	static struct run_plan plan;
 	struct run_plan *p = &plan;
 	const char *specs[2 * RUN_MAX_REFS], *env_files[16];

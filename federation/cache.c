@@ -139,8 +139,10 @@ static int cache_read(const char *path, bool with_token, struct cached *c)
 	} else {
 		c->expires_at = json_integer_value(exp);
 		size_t got = 0;
-		c->has_hash = hash && sodium_hex2bin(c->jwt_hash, sizeof c->jwt_hash, hash, strlen(hash), NULL, &got,
-						     NULL) == 0 && got == sizeof c->jwt_hash;
+		c->has_hash = hash &&
+			      sodium_hex2bin(c->jwt_hash, sizeof c->jwt_hash, hash, strlen(hash), NULL, &got, NULL) ==
+				      0 &&
+			      got == sizeof c->jwt_hash;
 		if (with_token) {
 			if (!(c->token = secbuf_new(tlen + 1))) {
 				rc = latch_error(LATCH_OPERR, "out of memory");
@@ -199,11 +201,11 @@ static int write_json_atomic(const char *path, json_t *o)
 static json_t *credentials_json(const struct fed_token *t)
 {
 	json_t *o = json_object();
-	if (o && (json_object_set_new(o, "version", json_string("1.0")) != 0 ||
-		  json_object_set_new(o, "type", json_string("oauth_token")) != 0 ||
-		  json_object_set_new(o, "access_token", json_stringn((const char *)t->token->data, t->token->len)) !=
-			  0 ||
-		  json_object_set_new(o, "expires_at", json_integer(t->expires_at)) != 0)) {
+	if (o &&
+	    (json_object_set_new(o, "version", json_string("1.0")) != 0 ||
+	     json_object_set_new(o, "type", json_string("oauth_token")) != 0 ||
+	     json_object_set_new(o, "access_token", json_stringn((const char *)t->token->data, t->token->len)) != 0 ||
+	     json_object_set_new(o, "expires_at", json_integer(t->expires_at)) != 0)) {
 		json_decref(o);
 		return NULL;
 	}
@@ -377,7 +379,8 @@ int fed_file_create(const struct fed_profile *p, const struct fed_token *t, char
 	json_t *auth = json_object(), *cfg = json_object();
 	int rc = 0;
 	if (!auth || !cfg || json_object_set_new(auth, "type", json_string("user_oauth")) != 0 ||
-	    json_object_set_new(cfg, "version", json_string("1.0")) != 0 || json_object_set(cfg, "authentication", auth) != 0 ||
+	    json_object_set_new(cfg, "version", json_string("1.0")) != 0 ||
+	    json_object_set(cfg, "authentication", auth) != 0 ||
 	    (p->base_url && json_object_set_new(cfg, "base_url", json_string(p->base_url)) != 0) ||
 	    (p->workspace_id && json_object_set_new(cfg, "workspace_id", json_string(p->workspace_id)) != 0))
 		rc = latch_error(LATCH_OPERR, "out of memory");

@@ -72,15 +72,15 @@ int fed_jwt_check(const char *jwt, size_t len, int64_t now, struct fed_claims *c
 
 enum fed_source_kind {
 	FED_SOURCE_NONE = 0,
-	FED_SOURCE_FILE,    /* {"source":"file","path":P}: re-read at each exchange */
-	FED_SOURCE_ENV,     /* {"source":"env","var":V}: default ANTHROPIC_IDENTITY_TOKEN */
-	FED_SOURCE_GITHUB,  /* {"source":"github_actions","audience":A}: ACTIONS_ID_TOKEN_REQUEST_URL
+	FED_SOURCE_FILE,   /* {"source":"file","path":P}: re-read at each exchange */
+	FED_SOURCE_ENV,    /* {"source":"env","var":V}: default ANTHROPIC_IDENTITY_TOKEN */
+	FED_SOURCE_GITHUB, /* {"source":"github_actions","audience":A}: ACTIONS_ID_TOKEN_REQUEST_URL
 			     * and _TOKEN, `audience` parameter, JSON member "value" */
-	FED_SOURCE_GCP,     /* {"source":"gcp_metadata","audience":A[,"url":U]}: Metadata-Flavor:
+	FED_SOURCE_GCP,    /* {"source":"gcp_metadata","audience":A[,"url":U]}: Metadata-Flavor:
 			     * Google; U (loopback only) replaces the metadata server, for tests */
-	FED_SOURCE_URL,     /* {"source":"url","url":U[,"headers":{N:V}][,"field":F]}: GET;
+	FED_SOURCE_URL,    /* {"source":"url","url":U[,"headers":{N:V}][,"field":F]}: GET;
 			     * the body, or its JSON member F */
-	FED_SOURCE_EXEC,    /* {"source":"exec","command":[ARGV],"allow_exec":true
+	FED_SOURCE_EXEC,   /* {"source":"exec","command":[ARGV],"allow_exec":true
 			     *  [,"timeout_s":N]}: no shell; stdout is a JWT or Google's
 			     * executable-credential JSON ({"success":true,"id_token":...}) */
 };
@@ -90,16 +90,16 @@ enum fed_source_kind {
 
 struct fed_source {
 	enum fed_source_kind kind;
-	char *path;                             /* file */
-	char *var;                              /* env */
-	char *audience;                         /* github_actions, gcp_metadata */
-	char *url;                              /* url; gcp_metadata override */
-	char *headers[FED_SOURCE_HEADERS_MAX];  /* url: "Name: value" */
+	char *path;                            /* file */
+	char *var;                             /* env */
+	char *audience;                        /* github_actions, gcp_metadata */
+	char *url;                             /* url; gcp_metadata override */
+	char *headers[FED_SOURCE_HEADERS_MAX]; /* url: "Name: value" */
 	size_t n_headers;
-	char *field;                            /* url: JSON member holding the token */
-	char *argv[FED_SOURCE_ARGS_MAX + 1];    /* exec: NULL-terminated */
+	char *field;                         /* url: JSON member holding the token */
+	char *argv[FED_SOURCE_ARGS_MAX + 1]; /* exec: NULL-terminated */
 	size_t argc;
-	int timeout_s;                          /* url, exec, github, gcp: default 10 */
+	int timeout_s; /* url, exec, github, gcp: default 10 */
 };
 
 /* Where a field's value came from (for `latch fed status`). */
@@ -160,6 +160,10 @@ void fed_profile_free(struct fed_profile *p); /* NULL-safe; leaves it empty */
  * fill from the environment. remove: the file and the cached token;
  * absent is LATCH_USAGE. list: names, sorted, for fed_names_free. */
 int fed_profile_add(const char *name, const char *json, size_t len, bool replace);
+/* --from-env: a profile made of the ANTHROPIC_* variables alone
+ * (fed_profile_fill_env on an empty one), which must be complete, stored
+ * as fed_profile_add stores one. */
+int fed_profile_add_env(const char *name, bool replace);
 int fed_profile_load(const char *name, struct fed_profile *p);
 int fed_profile_remove(const char *name);
 int fed_profile_list(char ***names, size_t *n);

@@ -9,33 +9,33 @@
 /* How a request went, when it did not produce an HTTP response. The
  * retry policy depends on whether the server may have seen the request. */
 enum fed_net {
-	FED_NET_OK = 0,      /* a response (any status) */
-	FED_NET_UNSENT,      /* nothing reached the server: DNS, connect refused or timed out */
-	FED_NET_TLS,         /* the TLS handshake failed (unknown CA, wrong name, ...) */
-	FED_NET_SENT,        /* the request may have been seen: reset, stall, timeout after send */
-	FED_NET_TOO_BIG,     /* the response passed `max_body` */
-	FED_NET_REFUSED,     /* latch refused to send (URL scheme, libcurl missing) */
+	FED_NET_OK = 0,  /* a response (any status) */
+	FED_NET_UNSENT,  /* nothing reached the server: DNS, connect refused or timed out */
+	FED_NET_TLS,     /* the TLS handshake failed (unknown CA, wrong name, ...) */
+	FED_NET_SENT,    /* the request may have been seen: reset, stall, timeout after send */
+	FED_NET_TOO_BIG, /* the response passed `max_body` */
+	FED_NET_REFUSED, /* latch refused to send (URL scheme, libcurl missing) */
 };
 
 struct fed_http_req {
-	const char *method;             /* "GET" or "POST" */
-	const char *url;                /* checked with fed_url_check first */
-	const char *const *headers;     /* "Name: value" lines */
+	const char *method;         /* "GET" or "POST" */
+	const char *url;            /* checked with fed_url_check first */
+	const char *const *headers; /* "Name: value" lines */
 	size_t n_headers;
-	const unsigned char *body;      /* POST body, or NULL */
+	const unsigned char *body; /* POST body, or NULL */
 	size_t body_len;
-	const char *ca_file;            /* NULL: the system's */
+	const char *ca_file; /* NULL: the system's */
 	int connect_timeout_s, timeout_s;
-	bool plain_http_ok;             /* gcp_metadata's fixed server only */
-	const char *what;               /* for messages: "the token endpoint", ... */
+	bool plain_http_ok; /* gcp_metadata's fixed server only */
+	const char *what;   /* for messages: "the token endpoint", ... */
 };
 
 struct fed_http_resp {
-	long status;           /* HTTP status; 0 if none */
+	long status; /* HTTP status; 0 if none */
 	enum fed_net net;
-	struct secbuf *body;   /* the body, NUL-terminated (len excludes it); may hold a token */
-	char request_id[128];  /* the request-id header, plain text, else "" */
-	int retry_after_s;     /* a Retry-After in seconds, else -1 */
+	struct secbuf *body;  /* the body, NUL-terminated (len excludes it); may hold a token */
+	char request_id[128]; /* the request-id header, plain text, else "" */
+	int retry_after_s;    /* a Retry-After in seconds, else -1 */
 };
 
 /* True if `url` may be used: https://, or http:// to 127.0.0.1, ::1 or
@@ -85,8 +85,8 @@ int fed_exchange_body(const struct fed_profile *p, const char *jwt, size_t jwt_l
  * or RFC 6749 {"error","error_description"}), made plain and cut short;
  * for 401, that the reason is only in the Console's authentication
  * history. Never quotes the token or anything else from a 2xx body. */
-int fed_token_parse(long status, const char *request_id, const unsigned char *body, size_t len,
-		    struct secbuf **token, int64_t *expires_in);
+int fed_token_parse(long status, const char *request_id, const unsigned char *body, size_t len, struct secbuf **token,
+		    int64_t *expires_in);
 
 /* The whole exchange for a profile, with the retry policy: up to 3
  * attempts, backoff 0.5 s then 1 s (or the server's Retry-After, at most

@@ -1081,3 +1081,19 @@ void fed_model_credential(const char *fed_profile, struct fed_choice *c)
 			 "set");
 	}
 }
+
+int fed_profile_add_env(const char *name, bool replace)
+{
+	struct fed_profile p = {0};
+	if (!fed_name_valid(name))
+		return name_refused(name);
+	snprintf(p.name, sizeof p.name, "%s", name);
+	char *json = NULL;
+	int rc = fed_profile_fill_env(&p) == 0 && fed_profile_complete(&p) == 0 && (json = fed_profile_json(&p)) &&
+				 fed_profile_add(name, json, strlen(json), replace) == 0
+			 ? 0
+			 : -1;
+	json_free_text(json);
+	fed_profile_free(&p);
+	return rc;
+}
