@@ -84,6 +84,9 @@ int latch_data_dir(char *buf, size_t n);
 int latch_config_dir(char *buf, size_t n);
 int latch_runtime_dir(char *buf, size_t n);
 
+/* fsync a directory, so that a rename or link in it is durable. */
+int fsync_dir(const char *dir);
+
 /* Read at most `max` bytes from fd into a new secbuf. If more than `max`
  * bytes are available it fails: with `*too_big` set and nothing reported
  * when too_big is non-NULL (the caller names the input), else reported. */

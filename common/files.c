@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -67,4 +68,17 @@ int ensure_private_dir(const char *path)
 	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
 		return latch_error(LATCH_OPERR, "cannot create directory '%s': %s", buf, strerror(errno));
 	return check_private_dir(path);
+}
+
+int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return latch_error(LATCH_OPERR, "cannot sync directory '%s': %s", dir, strerror(e));
+	}
+	close(fd);
+	return 0;
 }

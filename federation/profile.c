@@ -794,19 +794,6 @@ int fed_profile_path(const char *name, char out[PATH_MAX])
 	return 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return latch_error(LATCH_OPERR, "cannot sync directory '%s': %s", dir, strerror(e));
-	}
-	close(fd);
-	return 0;
-}
-
 int fed_profile_add(const char *name, const char *json, size_t len, bool replace)
 {
 	struct fed_profile p;

@@ -374,19 +374,6 @@ static void unlink_db_files(const char *path)
 	unlink(j);
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return latch_error(LATCH_OPERR, "cannot sync directory '%s': %s", dir, strerror(e));
-	}
-	close(fd);
-	return 0;
-}
-
 int vault_create(const char *dir, const struct secbuf *passphrase, enum vault_kdf kdf)
 {
 	return vault_create_recorded(dir, passphrase, kdf, NULL, NULL);

@@ -22,30 +22,11 @@
 #include <unistd.h>
 
 #include "../../federation/internal.h"
+#include "capture.h"
 
 /* What the server must never make latch print. */
 #define CANARY_TOKEN "sk-ant-oat01-CANARY-9f8e7d"
 #define CANARY_JWT "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJlLWNhbmFyeQ"
-
-/* The one line latch_error printed for `call`, captured from stderr. */
-static char captured[LATCH_ERROR_MAX + 64];
-
-#define CAPTURE(rc, call)                                                \
-	do {                                                             \
-		FILE *f_ = tmpfile();                                    \
-		assert_non_null(f_);                                     \
-		fflush(stderr);                                          \
-		int saved_ = dup(2);                                     \
-		dup2(fileno(f_), 2);                                     \
-		(rc) = (call);                                           \
-		fflush(stderr);                                          \
-		dup2(saved_, 2);                                         \
-		close(saved_);                                           \
-		rewind(f_);                                              \
-		size_t n_ = fread(captured, 1, sizeof captured - 1, f_); \
-		captured[n_] = '\0';                                     \
-		fclose(f_);                                              \
-	} while (0)
 
 /* Exactly one line, "latch: ..." */
 static void one_line(void)
