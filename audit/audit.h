@@ -263,7 +263,8 @@ struct audit_row {
 	const char *event;
 	const char *decision;
 	const char *exe;
-	char secrets[256]; /* the names, joined by ','; cut before a name that does not fit */
+	char secrets[256]; /* the names, joined by ','; cut before a name that does not fit;
+			   * a fed_mint's "fed:PROFILE" */
 };
 /* Calls fn with each matching record, oldest first; a non-zero return
  * stops the walk and is returned. A record that is not one JSON object of

@@ -35,6 +35,10 @@ static int row_fill(json_t *o, struct audit_row *r)
 		}
 		used += (size_t)w;
 	}
+	/* A model token's mint names no secret: show its profile there. */
+	const char *profile = json_string_value(json_object_get(json_object_get(o, "fed"), "profile"));
+	if (!used && profile)
+		snprintf(r->secrets, sizeof r->secrets, "fed:%s", profile);
 	return 0;
 }
 
