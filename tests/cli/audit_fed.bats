@@ -53,6 +53,10 @@ af_mints() {
 	[ "$exp" -gt $((now + 3500)) ] && [ "$exp" -le $((now + 3600)) ]
 	# The pid is the minting process's, from the socket: a latch run.
 	[ "$(jq -r .pid <<<"$rec")" -gt 0 ]
+	# The listing names the profile where a release names its secrets.
+	lx audit --event fed_mint </dev/null
+	want_status 0
+	[[ $out == *" fed_mint fed:p "* ]]
 	# The cached token makes no new record.
 	br_run --fed p -- true
 	want_status 0
