@@ -219,6 +219,12 @@ static int status_one(const char *name, struct jout *j)
 			     : p.source.url  ? p.source.url
 			     : p.source.argc ? p.source.argv[0]
 					     : p.source.audience;
+	/* A URL's query may carry a key: shown as "?...", never its text. */
+	char cut[1100];
+	if (detail && detail == p.source.url && strchr(detail, '?')) {
+		snprintf(cut, sizeof cut, "%.*s?...", (int)(strchr(detail, '?') - detail), detail);
+		detail = cut;
+	}
 	if (detail)
 		field(j, "  from", "identity_detail", detail, FED_FROM_NONE);
 	/* Can it be exchanged? Say what is missing, without sending. */

@@ -546,6 +546,11 @@ assert r[0]["verdict"] == "ok", r[0]["verdict"]
 	want_status 3
 	want_err_line
 	fed_want_requests 2
+	# A URL's query may hold a key: fed status shows the URL without it.
+	lx fed status k </dev/null
+	want_status 0
+	[[ $out == *"/idtoken.json?..."* ]]
+	[[ $out != *"k=1"* ]]
 }
 
 @test "exec source: a command (no shell) printing a JWT or Google's executable-credential JSON; only with allow_exec" {
