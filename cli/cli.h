@@ -32,10 +32,11 @@ int cmd_revoke(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 int cmd_fed(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[], usage_rekey[], usage_reveal[],
 	usage_status[], usage_audit[], usage_grant[], usage_grants[], usage_revoke[], usage_run[], usage_broker[],
-	usage_fed[];
+	usage_fed[], usage_scan[];
 
 /* The exit status for the last reported error (docs/design.md). */
 int cli_fail(void);

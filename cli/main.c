@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include "../audit/audit.h"
+#include "../hooks/hooks.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static const struct cli_command commands[] = {
 	{"revoke", cmd_revoke, "end a grant, or all of them", usage_revoke},
 	{"run", cmd_run, "run a command with secrets delivered by reference", usage_run},
 	{"audit", cmd_audit, "query, verify, checkpoint or export the audit log", usage_audit},
+	{"scan", cmd_scan, "find managed values, in any common encoding, in a commit, a push or files", usage_scan},
 	{"fed", cmd_fed, "model-API tokens from workload identity (federation profiles)", usage_fed},
 	{"broker", cmd_broker, "the broker daemon (started on demand)", usage_broker},
 };
@@ -51,7 +53,8 @@ static const struct cli_command *find(const char *name)
 int main(int argc, char **argv)
 {
 	/* Every vault this process opens holds the audit log's tables. */
-	if (harden_process() != 0 || sodium_init() < 0 || vault_add_tables(&audit_tables) != 0)
+	if (harden_process() != 0 || sodium_init() < 0 || vault_add_tables(&audit_tables) != 0 ||
+	    vault_add_tables(&hooks_tables) != 0)
 		return LATCH_OPERR;
 	cli_record_argv(argc, argv);
 	if (argc < 2) {

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "../audit/audit.h"
+#include "../hooks/hooks.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -99,6 +100,7 @@ static int open_unlocked(int passphrase_fd, bool more, bool upgrade, struct vaul
 		return -1;
 	}
 	vault_on_change(*v, audit_record_change, cli_recorder(NULL));
+	vault_on_value(*v, hooks_index_value, NULL);
 	return 0;
 }
 

@@ -51,7 +51,8 @@ static const char *const migrations[] = {
 	" purpose TEXT PRIMARY KEY,"
 	" nonce BLOB NOT NULL,"
 	" wrapped BLOB NOT NULL);",
-	/* 3, 4: the audit log's only. */
+	/* 3, 4: the audit log's only; 5: the scan index's (hooks/index.c). */
+	"",
 	"",
 	"",
 };
@@ -323,6 +324,17 @@ int run_hook(struct vault *v, const char *event, const char *const *names, const
 		return 0;
 	struct vault_change c = {event, names, ids, versions, n, version};
 	return v->hook(v, &c, v->hook_ctx);
+}
+
+int run_value_hook(struct vault *v, const char *event, int64_t id, const struct secbuf *value)
+{
+	return v->value_hook ? v->value_hook(v, event, id, value, v->value_hook_ctx) : 0;
+}
+
+void vault_on_value(struct vault *v, vault_value_hook fn, void *ctx)
+{
+	v->value_hook = fn;
+	v->value_hook_ctx = ctx;
 }
 
 void vault_on_change(struct vault *v, vault_hook fn, void *ctx)

@@ -41,6 +41,8 @@ struct vault {
 	struct secbuf *value_key; /* set by vault_unlock */
 	vault_hook hook;          /* records each change inside its transaction */
 	void *hook_ctx;
+	vault_value_hook value_hook; /* the scan index */
+	void *value_hook_ctx;
 	bool (*busy_tick)(void); /* vault_on_busy */
 };
 
@@ -56,6 +58,8 @@ int tx_commit(struct vault *v);
 int tx_abort(struct vault *v);
 /* Tells the hook (the audit log) about a change, inside the transaction
  * that makes it: if the hook fails, the change is rolled back. */
+/* The value hook, if one is set (vault_on_value); 0 otherwise. */
+int run_value_hook(struct vault *v, const char *event, int64_t id, const struct secbuf *value);
 int run_hook(struct vault *v, const char *event, const char *const *names, const int64_t *ids, const int64_t *versions,
 	     size_t n, int64_t version);
 

@@ -105,7 +105,8 @@ int vault_set(struct vault *v, const char *name, const struct secbuf *value, int
 		version = 1;
 	}
 	if (secret_store(v, id, name, version, value->data, value->len, now) != 0 ||
-	    run_hook(v, "set", &name, &id, &version, 1, version) != 0 || tx_commit(v) != 0)
+	    run_value_hook(v, "set", id, value) != 0 || run_hook(v, "set", &name, &id, &version, 1, version) != 0 ||
+	    tx_commit(v) != 0)
 		return tx_abort(v);
 	if (version_out)
 		*version_out = version;
@@ -178,7 +179,7 @@ int vault_remove(struct vault *v, const char *name)
 		db_fail(v, "remove the secret");
 		return tx_abort(v);
 	}
-	if (run_hook(v, "rm", &name, &id, &version, 1, 0) != 0)
+	if (run_value_hook(v, "rm", id, NULL) != 0 || run_hook(v, "rm", &name, &id, &version, 1, 0) != 0)
 		return tx_abort(v);
 	return tx_commit(v);
 }
@@ -249,6 +250,8 @@ int vault_rekey(struct vault *v, int64_t *count_out)
 	 * the table while its rows are rewritten. */
 	int64_t last = 0;
 	int rc;
+	if (run_value_hook(v, "rekey", 0, NULL) != 0)
+		goto fail;
 	for (;;) {
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, last);
@@ -267,6 +270,8 @@ int vault_rekey(struct vault *v, int64_t *count_out)
 		int w = secret_store(v, last, name, sqlite3_column_int64(st, 1), value->data, value->len,
 				     sqlite3_column_int64(st, 5));
 		v->value_key = old_vk;
+		if (w == 0)
+			w = run_value_hook(v, "rekey", last, value);
 		secbuf_free(value);
 		value = NULL;
 		if (w != 0)

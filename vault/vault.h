@@ -58,6 +58,17 @@ struct vault_change {
 };
 typedef int (*vault_hook)(struct vault *v, const struct vault_change *c, void *ctx);
 void vault_on_change(struct vault *v, vault_hook fn, void *ctx);
+/* A second hook, for what must see values as they are stored: the scan
+ * index (hooks/), which keeps fingerprints of every value. Called inside
+ * the change's transaction (a failure rolls it back) with:
+ *   "set"   id, the new value;
+ *   "rm"    id, value NULL;
+ *   "rekey" id 0 and value NULL first (start again: new keys), then id and
+ *           value for every secret, under the new data key's transaction.
+ * The value is the vault's own buffer: read it, never keep it. */
+typedef int (*vault_value_hook)(struct vault *v, const char *event, int64_t id, const struct secbuf *value, void *ctx);
+void vault_on_value(struct vault *v, vault_value_hook fn, void *ctx);
+
 /* The sqlite handle, for modules that keep tables in the vault file (the
  * audit log); valid until vault_close. */
 sqlite3 *vault_db(struct vault *v);

@@ -1,0 +1,282 @@
+/* The scan index (hooks.h, docs/scanning.md): what `latch scan` and the
+ * git hooks look for, with no passphrase and no plaintext.
+ *
+ * For each value and each of its forms (match_forms: raw, base64 at its
+ * three alignments, hex, percent, JSON, quoting, UTF-16LE), three things
+ * are kept, in the transaction that sets the value:
+ *   - `pre`: PRE_BITS bits of a polynomial rolling hash of the form's
+ *     first WINDOW bytes (the multiplier is random per vault). The
+ *     scanner rolls this hash over every position of a file at about a
+ *     nanosecond a byte and tests one bit of a 256 KiB bitmap;
+ *   - `fp`: FP_BITS bits of SipHash-2-4 (libsodium's crypto_shorthash)
+ *     of the same window under a random per-vault key, checked where the
+ *     bitmap says maybe;
+ *   - `verify`: Argon2id of the whole form under a random salt, checked
+ *     only where both agree (on a 50 MB change, a handful of times).
+ * The keys sit in the vault file unencrypted: the hooks run while the
+ * vault is locked. So everything here is also a guessing oracle for a
+ * process of the same user, and it is built so that the oracle is slow:
+ * the fast stages keep at most PRE_BITS + FP_BITS = 52 bits of a form's
+ * first 12 bytes, and every guess past them costs one Argon2id run.
+ * A value whose estimated entropy is below WEAK_BITS is not
+ * fingerprinted at all: it is listed (scan_weak), shown by `latch status`
+ * and `latch ls`, and scanned only with the passphrase (--unlock). */
+#include "hooks.h"
+
+#include "../match/match.h"
+#include "../vault/vault.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Append only: a released migration is never edited. The file's version
+ * 5 is the vault's empty step 4 followed by this. */
+static const char *const steps[] = {
+	NULL,
+	NULL,
+	NULL,
+	NULL,
+	/* 5: the scan index. */
+	"CREATE TABLE scan_key ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" key BLOB NOT NULL,"
+	" mult INTEGER NOT NULL);"
+	"CREATE TABLE scan_index ("
+	" secret INTEGER NOT NULL,"
+	" form INTEGER NOT NULL,"
+	" enc INTEGER NOT NULL,"
+	" pre INTEGER NOT NULL,"
+	" fp INTEGER NOT NULL,"
+	" len INTEGER NOT NULL,"
+	" salt BLOB NOT NULL,"
+	" verify BLOB NOT NULL,"
+	" PRIMARY KEY (secret, form)) WITHOUT ROWID;"
+	"CREATE TABLE scan_weak ("
+	" secret INTEGER PRIMARY KEY,"
+	" bits INTEGER NOT NULL);",
+};
+
+static const char *const schema[] = {
+	"table scan_index scan_index CREATE TABLE scan_index ( secret INTEGER NOT NULL, form INTEGER NOT NULL, enc "
+	"INTEGER NOT NULL, pre INTEGER NOT NULL, fp INTEGER NOT NULL, len INTEGER NOT NULL, salt BLOB NOT NULL, verify "
+	"BLOB NOT NULL, PRIMARY KEY (secret, form)) WITHOUT ROWID",
+	"table scan_key scan_key CREATE TABLE scan_key ( id INTEGER PRIMARY KEY CHECK (id = 1), key BLOB NOT NULL, mult "
+	"INTEGER NOT NULL)",
+	"table scan_weak scan_weak CREATE TABLE scan_weak ( secret INTEGER PRIMARY KEY, bits INTEGER NOT NULL)",
+};
+
+const struct vault_tables hooks_tables = {steps, sizeof steps / sizeof steps[0], schema,
+					  sizeof schema / sizeof schema[0]};
+
+static int db_fail(sqlite3 *db, const char *what)
+{
+	return latch_error(LATCH_OPERR, "cannot %s: %s", what, sqlite3_errmsg(db));
+}
+
+static int exec1(sqlite3 *db, const char *sql, int64_t a, const char *what)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(db, what);
+	sqlite3_bind_int64(st, 1, a);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, what);
+}
+
+/* The per-vault keys, made on first use inside the caller's transaction. */
+static int scan_keys(sqlite3 *db, unsigned char key[crypto_shorthash_KEYBYTES], uint64_t *mult)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT key, mult FROM scan_key WHERE id = 1", -1, &st, NULL) != SQLITE_OK)
+		return db_fail(db, "read the scan index's key");
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const void *k = sqlite3_column_blob(st, 0);
+		int n = sqlite3_column_bytes(st, 0);
+		bool ok = k && n == crypto_shorthash_KEYBYTES;
+		if (ok)
+			memcpy(key, k, crypto_shorthash_KEYBYTES);
+		*mult = (uint64_t)sqlite3_column_int64(st, 1);
+		sqlite3_finalize(st);
+		return ok && (*mult & 1) ? 0
+					 : latch_error(LATCH_OPERR, "the scan index's key is damaged: run 'latch rekey' (it rebuilds the index)");
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, "read the scan index's key");
+	randombytes_buf(key, crypto_shorthash_KEYBYTES);
+	randombytes_buf(mult, sizeof *mult);
+	*mult |= 1;
+	if (sqlite3_prepare_v2(db, "INSERT INTO scan_key (id, key, mult) VALUES (1, ?1, ?2)", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return db_fail(db, "write the scan index's key");
+	sqlite3_bind_blob(st, 1, key, crypto_shorthash_KEYBYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)*mult);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "write the scan index's key");
+}
+
+uint64_t hooks_roll_init(const unsigned char *w, uint64_t mult)
+{
+	uint64_t h = 0;
+	for (size_t i = 0; i < HOOKS_WINDOW; i++)
+		h = h * mult + w[i];
+	return h;
+}
+
+uint32_t hooks_pre(uint64_t h)
+{
+	/* A multiply spreads the low bytes' influence into the top bits. */
+	return (uint32_t)((h * 0x9E3779B97F4A7C15ULL) >> (64 - HOOKS_PRE_BITS));
+}
+
+uint32_t hooks_fp(const unsigned char *w, const unsigned char key[crypto_shorthash_KEYBYTES])
+{
+	unsigned char out[crypto_shorthash_BYTES];
+	crypto_shorthash(out, w, HOOKS_WINDOW, key);
+	return (uint32_t)out[0] | (uint32_t)out[1] << 8 | (uint32_t)out[2] << 16 | (uint32_t)out[3] << 24;
+}
+
+int hooks_verify_hash(const unsigned char *form, size_t n, const unsigned char salt[HOOKS_SALT_BYTES],
+		      unsigned char out[HOOKS_VERIFY_BYTES])
+{
+	if (crypto_pwhash(out, HOOKS_VERIFY_BYTES, (const char *)form, n, salt, HOOKS_VERIFY_OPS, HOOKS_VERIFY_MEM,
+			  crypto_pwhash_ALG_ARGON2ID13) != 0)
+		return latch_error(LATCH_OPERR, "out of memory for the scan index's hash");
+	return 0;
+}
+
+int hooks_entropy_bits(const unsigned char *v, size_t n)
+{
+	/* A deliberately plain estimate: the size of the alphabets the value
+	 * draws on (lower, upper, digits, other printable, other bytes),
+	 * per character, with runs and repeats counted once. It overrates
+	 * words and known prefixes; docs/scanning.md says what it means. */
+	bool lower = false, upper = false, digit = false, punct = false, high = false;
+	unsigned char seen[256] = {0};
+	size_t distinct = 0;
+	double bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = v[i];
+		lower |= c >= 'a' && c <= 'z';
+		upper |= c >= 'A' && c <= 'Z';
+		digit |= c >= '0' && c <= '9';
+		punct |= c >= 0x20 && c < 0x7f && !((c | 0x20) >= 'a' && (c | 0x20) <= 'z') && !(c >= '0' && c <= '9');
+		high |= c < 0x20 || c >= 0x7f;
+		distinct += !seen[c]++;
+	}
+	int alphabet = (lower ? 26 : 0) + (upper ? 26 : 0) + (digit ? 10 : 0) + (punct ? 33 : 0) + (high ? 161 : 0);
+	if (alphabet < 2)
+		return 0;
+	double per = log2((double)alphabet);
+	for (size_t i = 0; i < n; i++) {
+		/* A character that repeats the one before, or continues a
+		 * step of +-1 from the two before, adds one bit, not `per`. */
+		bool run = i >= 1 && v[i] == v[i - 1];
+		bool step = i >= 2 && (int)v[i] - v[i - 1] == (int)v[i - 1] - v[i - 2] && abs((int)v[i] - v[i - 1]) == 1;
+		bits += run || step ? 1 : per;
+	}
+	/* Few distinct characters cannot carry more than this. */
+	double cap = (double)n * log2((double)(distinct > 1 ? distinct : 2)) + 8;
+	return (int)(bits < cap ? bits : cap);
+}
+
+/* Fingerprint one value: every form of at least HOOKS_WINDOW bytes. */
+static int index_value(sqlite3 *db, int64_t id, const struct secbuf *value)
+{
+	unsigned char key[crypto_shorthash_KEYBYTES];
+	uint64_t mult;
+	if (scan_keys(db, key, &mult) != 0)
+		return -1;
+	struct match_form *forms = NULL;
+	size_t n = 0;
+	if (match_forms(value->data, value->len, HOOKS_WINDOW, &forms, &n) != 0) {
+		sodium_memzero(key, sizeof key);
+		return -1;
+	}
+	sqlite3_stmt *st;
+	int rc = 0;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO scan_index (secret, form, enc, pre, fp, len, salt, verify)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+			       -1, &st, NULL) != SQLITE_OK)
+		rc = db_fail(db, "write the scan index");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const struct secbuf *f = forms[i].bytes;
+		unsigned char salt[HOOKS_SALT_BYTES], verify[HOOKS_VERIFY_BYTES];
+		randombytes_buf(salt, sizeof salt);
+		if (hooks_verify_hash(f->data, f->len, salt, verify) != 0) {
+			rc = -1;
+			break;
+		}
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, (int64_t)i);
+		sqlite3_bind_int64(st, 3, (int64_t)forms[i].enc * 4 + forms[i].align);
+		sqlite3_bind_int64(st, 4, hooks_pre(hooks_roll_init(f->data, mult)));
+		sqlite3_bind_int64(st, 5, hooks_fp(f->data, key));
+		sqlite3_bind_int64(st, 6, (int64_t)f->len);
+		sqlite3_bind_blob(st, 7, salt, sizeof salt, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(st, 8, verify, sizeof verify, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_fail(db, "write the scan index");
+	}
+	sqlite3_finalize(st);
+	match_forms_free(forms, n);
+	sodium_memzero(key, sizeof key);
+	return rc;
+}
+
+int hooks_index_value(struct vault *v, const char *event, int64_t id, const struct secbuf *value, void *ctx)
+{
+	(void)ctx;
+	sqlite3 *db = vault_db(v);
+	if (!strcmp(event, "rekey") && id == 0) {
+		/* A new data key: new index keys and salts for every value
+		 * (which follow, one call each), so an index copied before
+		 * says nothing about the values after. */
+		return exec1(db, "DELETE FROM scan_index WHERE ?1 = ?1", 0, "rebuild the scan index") != 0 ||
+				       exec1(db, "DELETE FROM scan_weak WHERE ?1 = ?1", 0, "rebuild the scan index") != 0 ||
+				       exec1(db, "DELETE FROM scan_key WHERE ?1 = ?1", 0, "rebuild the scan index") != 0
+			       ? -1
+			       : 0;
+	}
+	if (exec1(db, "DELETE FROM scan_index WHERE secret = ?1", id, "update the scan index") != 0 ||
+	    exec1(db, "DELETE FROM scan_weak WHERE secret = ?1", id, "update the scan index") != 0)
+		return -1;
+	if (!value)
+		return 0; /* rm */
+	int bits = hooks_entropy_bits(value->data, value->len);
+	if (bits < HOOKS_WEAK_BITS) {
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(db, "INSERT INTO scan_weak (secret, bits) VALUES (?1, ?2)", -1, &st, NULL) !=
+		    SQLITE_OK)
+			return db_fail(db, "update the scan index");
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, bits);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		return rc == SQLITE_DONE ? 0 : db_fail(db, "update the scan index");
+	}
+	return index_value(db, id, value);
+}
+
+int hooks_weak(struct vault *v, int (*fn)(int64_t id, int bits, void *ctx), void *ctx)
+{
+	sqlite3 *db = vault_db(v);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT secret, bits FROM scan_weak ORDER BY secret", -1, &st, NULL) != SQLITE_OK)
+		return db_fail(db, "read the scan index");
+	int rc, ret = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && ret == 0)
+		ret = fn(sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1), ctx);
+	sqlite3_finalize(st);
+	if (ret != 0)
+		return ret;
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(db, "read the scan index");
+}
