@@ -26,7 +26,7 @@
 #define HOOKS_VERIFY_BYTES 16
 /* Values estimated below this many bits are not fingerprinted: they are
  * listed as weak and scanned only with the passphrase. */
-#define HOOKS_WEAK_BITS 100
+#define HOOKS_WEAK_BITS 112
 
 /* The index's tables, for vault_add_tables (main() and fixtures). */
 struct vault_tables;

@@ -171,6 +171,12 @@ int hooks_entropy_bits(const unsigned char *v, size_t n)
 		distinct += !seen[c]++;
 	}
 	int alphabet = (lower ? 26 : 0) + (upper ? 26 : 0) + (digit ? 10 : 0) + (punct ? 33 : 0) + (high ? 161 : 0);
+	/* Hex draws on 16 characters, not on all letters and digits. */
+	bool hex = n > 0;
+	for (size_t i = 0; hex && i < n; i++)
+		hex = (v[i] >= '0' && v[i] <= '9') || ((v[i] | 0x20) >= 'a' && (v[i] | 0x20) <= 'f');
+	if (hex && !(lower && upper))
+		alphabet = 16;
 	if (alphabet < 2)
 		return 0;
 	double per = log2((double)alphabet);
