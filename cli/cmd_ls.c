@@ -1,6 +1,8 @@
 /* latch ls: names, versions and times. Never values; needs no passphrase. */
 #include "cli.h"
 
+#include "../hooks/hooks.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,16 +10,48 @@ const char usage_ls[] =
 	"usage: latch ls [--json]\n"
 	"\n"
 	"List the secrets in the vault: name, version and when each was created and\n"
-	"last set (UTC). Values are never shown. Needs no passphrase.\n"
+	"last set (UTC). Values are never shown. Needs no passphrase. SCAN says\n"
+	"'weak' for a value too weak to fingerprint safely: 'latch scan' and the git\n"
+	"hooks find it only with --unlock (docs/scanning.md).\n"
 	"\n"
-	"  --json      print a JSON array of {name, version, created, updated}\n"
+	"  --json      print a JSON array of {name, version, created, updated, scan}\n"
+	"              (scan: \"fingerprinted\" or \"weak\")\n"
 	"  -h, --help  show this help\n";
 
 /* One pass, one entry at a time: no tree of 10,000 objects in memory. */
 struct listing {
 	bool json;
 	bool first;
+	int64_t *weak; /* ids of the values not fingerprinted, sorted */
+	size_t n_weak;
 };
+
+static int add_weak(int64_t id, int bits, void *ctx)
+{
+	(void)bits;
+	struct listing *l = ctx;
+	int64_t *grown = realloc(l->weak, (l->n_weak + 1) * sizeof *grown);
+	if (!grown)
+		return latch_error(LATCH_OPERR, "out of memory");
+	l->weak = grown;
+	l->weak[l->n_weak++] = id;
+	return 0;
+}
+
+static bool is_weak(const struct listing *l, int64_t id)
+{
+	size_t a = 0, b = l->n_weak;
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (l->weak[m] == id)
+			return true;
+		if (l->weak[m] < id)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return false;
+}
 
 static int print_entry(const struct vault_entry *e, void *ctx)
 {
@@ -28,8 +62,10 @@ static int print_entry(const struct vault_entry *e, void *ctx)
 	if (l->json) {
 		/* Names are [A-Za-z0-9_./-] (vault_list refuses others): no
 		 * character of them needs JSON escaping. */
-		printf("%s\n  {\"name\": \"%s\", \"version\": %lld, \"created\": \"%s\", \"updated\": \"%s\"}",
-		       l->first ? "" : ",", e->name, (long long)e->version, created, updated);
+		printf("%s\n  {\"name\": \"%s\", \"version\": %lld, \"created\": \"%s\", \"updated\": \"%s\", "
+		       "\"scan\": \"%s\"}",
+		       l->first ? "" : ",", e->name, (long long)e->version, created, updated,
+		       is_weak(l, e->id) ? "weak" : "fingerprinted");
 		l->first = false;
 		return 0;
 	}
@@ -54,8 +90,15 @@ static int print_entry(const struct vault_entry *e, void *ctx)
 	memcpy(line + n + 2, created, 20);
 	memcpy(line + n + 22, "  ", 2);
 	memcpy(line + n + 24, updated, 20);
-	line[n + 44] = '\n';
-	fwrite(line, 1, n + 45, stdout);
+	n += 44;
+	/* A value too weak for the scan index says so: the hooks find it
+	 * only with the passphrase (docs/scanning.md). */
+	if (is_weak(l, e->id)) {
+		memcpy(line + n, "  weak", 6);
+		n += 6;
+	}
+	line[n] = '\n';
+	fwrite(line, 1, n + 1, stdout);
 	return 0;
 }
 
@@ -82,13 +125,19 @@ int cmd_ls(int argc, char **argv)
 	struct vault *v = NULL;
 	if (cli_open_vault(&v) != 0)
 		return cli_fail();
-	struct listing l = {json, true};
+	struct listing l = {json, true, NULL, 0};
+	if (hooks_weak(v, add_weak, &l) != 0) {
+		vault_close(v);
+		free(l.weak);
+		return cli_fail();
+	}
 	if (json)
 		putchar('[');
 	else
-		printf("%-32s %7s  %-20s  %s\n", "NAME", "VERSION", "CREATED", "UPDATED");
+		printf("%-32s %7s  %-20s  %-20s  %s\n", "NAME", "VERSION", "CREATED", "UPDATED", "SCAN");
 	int rc = vault_list(v, print_entry, &l);
 	vault_close(v);
+	free(l.weak);
 	if (rc != 0)
 		return cli_fail();
 	if (json)

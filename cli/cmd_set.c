@@ -1,6 +1,8 @@
 /* latch set: create or replace a secret. The value never comes from argv. */
 #include "cli.h"
 
+#include "../hooks/hooks.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -86,7 +88,13 @@ int cmd_set(int argc, char **argv)
 	int rc = read_value(file, name, &value);
 	if (rc == 0)
 		rc = vault_set(v, name, value, &version);
+	int bits = rc == 0 ? hooks_entropy_bits(value->data, value->len) : HOOKS_WEAK_BITS;
 	secbuf_free(value);
+	if (bits < HOOKS_WEAK_BITS)
+		fprintf(stderr,
+			"latch: warning: '%s' is too weak to fingerprint safely (about %d bits; the scan index needs "
+			"%d): the git hooks find it only with 'latch scan --unlock' (docs/scanning.md)\n",
+			name, bits, HOOKS_WEAK_BITS);
 	vault_close(v);
 	if (rc != 0)
 		return cli_fail();

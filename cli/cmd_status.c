@@ -4,8 +4,10 @@
 
 #include "../broker/broker.h"
 #include "../federation/federation.h"
+#include "../hooks/hooks.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 const char usage_status[] =
 	"usage: latch status [--json]\n"
@@ -22,6 +24,54 @@ const char usage_status[] =
 	"\n"
 	"  --json      print a JSON object\n"
 	"  -h, --help  show this help\n";
+
+/* The values the scan index leaves out (too weak to fingerprint), by
+ * name: the ids from the index, the names from the vault's rows. */
+struct weak {
+	int64_t *ids;
+	size_t n;
+	char **names;
+	size_t n_names;
+};
+
+static int weak_id(int64_t id, int bits, void *ctx)
+{
+	(void)bits;
+	struct weak *w = ctx;
+	int64_t *grown = realloc(w->ids, (w->n + 1) * sizeof *grown);
+	if (!grown)
+		return latch_error(LATCH_OPERR, "out of memory");
+	w->ids = grown;
+	w->ids[w->n++] = id;
+	return 0;
+}
+
+static int weak_name(int64_t id, int64_t version, const char *name, void *ctx)
+{
+	(void)version;
+	struct weak *w = ctx;
+	for (size_t i = 0; i < w->n; i++) {
+		if (w->ids[i] != id)
+			continue;
+		char **grown = realloc(w->names, (w->n_names + 1) * sizeof *grown);
+		if (!grown || !(grown[w->n_names] = strdup(name))) {
+			if (grown)
+				w->names = grown;
+			return latch_error(LATCH_OPERR, "out of memory");
+		}
+		w->names = grown;
+		w->n_names++;
+	}
+	return 0;
+}
+
+static void weak_free(struct weak *w)
+{
+	for (size_t i = 0; i < w->n_names; i++)
+		free(w->names[i]);
+	free(w->names);
+	free(w->ids);
+}
 
 int cmd_status(int argc, char **argv)
 {
@@ -52,6 +102,9 @@ int cmd_status(int argc, char **argv)
 	int rc = vault_open(dir, &v);
 	if (rc == 0)
 		rc = vault_info(v, &info);
+	struct weak weak = {0};
+	if (rc == 0)
+		rc = hooks_weak(v, weak_id, &weak) == 0 && vault_rows(v, weak_name, &weak) == 0 ? 0 : -1;
 	vault_close(v);
 	char created[32] = "";
 	if (rc == 0)
@@ -80,6 +133,12 @@ int cmd_status(int argc, char **argv)
 			jout_int(kdf, "opslimit", (int64_t)info.kdf_opslimit);
 			jout_int(kdf, "memlimit", (int64_t)info.kdf_memlimit);
 			jout_add(o, "kdf", kdf);
+			struct jout *scan = jout_object(), *names = jout_array();
+			for (size_t i = 0; i < weak.n_names; i++)
+				jout_str(names, NULL, weak.names[i]);
+			jout_int(scan, "fingerprinted", info.secrets - (int64_t)weak.n_names);
+			jout_add(scan, "weak", names);
+			jout_add(o, "scan", scan);
 		}
 		struct jout *broker = jout_object();
 		jout_bool(broker, "running", arc == 0);
@@ -108,6 +167,14 @@ int cmd_status(int argc, char **argv)
 		       info.path, (long long)info.secrets, info.kdf_name, (unsigned long long)info.kdf_opslimit,
 		       (unsigned long long)(info.kdf_memlimit >> 20), created, info.schema_version,
 		       (long long)info.key_generation);
+		printf("scan:     %lld fingerprinted", (long long)(info.secrets - (int64_t)weak.n_names));
+		if (weak.n_names) {
+			/* Names are [A-Za-z0-9_./-]: nothing to escape. */
+			printf("; %zu too weak, found only by 'latch scan --unlock':", weak.n_names);
+			for (size_t i = 0; i < weak.n_names; i++)
+				printf("%s %s", i ? "," : "", weak.names[i]);
+		}
+		putchar('\n');
 	}
 	if (!json) {
 		if (arc != 0)
@@ -135,6 +202,7 @@ int cmd_status(int argc, char **argv)
 		printf("model:    %s: %s\n", model.winner, why);
 	}
 	broker_list_free(&l);
+	weak_free(&weak);
 	if (cli_finish_output() != 0)
 		return cli_fail();
 	return rc == 0 ? 0 : cli_fail();

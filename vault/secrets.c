@@ -308,12 +308,13 @@ fail:
 int vault_list(struct vault *v, int (*fn)(const struct vault_entry *e, void *ctx), void *ctx)
 {
 	sqlite3_stmt *st;
-	if (db_prepare(v, "SELECT name, version, created, updated FROM secrets ORDER BY name", &st) != 0)
+	if (db_prepare(v, "SELECT name, version, created, updated, id FROM secrets ORDER BY name", &st) != 0)
 		return -1;
 	int rc, ret = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct vault_entry e = {(const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
-					sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
+					sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+					sqlite3_column_int64(st, 4)};
 		/* A name edited into the file could carry terminal escapes:
 		 * refuse the vault rather than print it. */
 		if (!e.name || !latch_name_valid(e.name)) {

@@ -147,6 +147,7 @@ struct vault_entry {
 	int64_t version;
 	int64_t created;
 	int64_t updated;
+	int64_t id;
 };
 /* Calls `fn` for every secret in name order; a non-zero return stops the
  * walk and is returned. Needs no unlock. */
