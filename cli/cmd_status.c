@@ -153,6 +153,7 @@ int cmd_status(int argc, char **argv)
 		jout_add(o, "model_credential", m);
 		if (jout_print(o, true) != 0) {
 			broker_list_free(&l);
+			weak_free(&weak);
 			return cli_fail();
 		}
 	} else if (rc != 0) {
