@@ -4,9 +4,11 @@
  *   staged: git diff-index --cached -z --raw --no-renames <HEAD's tree>
  *           (the empty tree when there is no HEAD), then the blobs through
  *           one git cat-file --batch;
- *   push, range: git rev-list --objects --filter=object:type=blob piped
- *           straight into git cat-file --batch, whose %(rest) echoes the
- *           path rev-list names.
+ *   push, range: git rev-list --objects piped straight into git cat-file
+ *           --batch, whose %(rest) echoes the path rev-list names (trees
+ *           pass through and are dropped: --filter=object:type=blob, which
+ *           would spare them, also drops commits other than the tips in
+ *           git 2.39, and with them their messages).
  *
  * git runs without a shell, in the current directory with the inherited
  * environment (GIT_INDEX_FILE, GIT_DIR and worktrees are git's to decide),
@@ -22,8 +24,7 @@
  *
  * Departures from the brief, on purpose: an LFS pointer is scanned itself
  * as well as its object (a file shaped like a pointer could carry a value
- * in its own text); with --filter the trees of a push are not read at all;
- * rev-list gives no modes, so a pushed symlink is HOOKS_FILE (its target
+ * in its own text); rev-list gives no modes, so a pushed symlink is HOOKS_FILE (its target
  * text all the same). Local files (paths, LFS objects) are mmapped: a
  * multi-GB LFS object costs no heap, and a file truncated while it is read
  * kills the scan with SIGBUS, which fails closed. */
@@ -975,10 +976,7 @@ int hooks_push(const char *remote, const struct hooks_push_ref *refs, size_t n, 
 	}
 	/* Revisions on stdin ("^" marks the remote's), not in argv: a
 	 * mirror push may name thousands. */
-	char *argv[] = {"git",     NO_REPLACE, "rev-list", "--objects", "--filter=object:type=blob",
-			"--stdin", "--not",    remotes,    NULL};
-	if (!remotes)
-		argv[6] = NULL;
+	char *argv[] = {"git", NO_REPLACE, "rev-list", "--objects", "--stdin", remotes ? "--not" : NULL, remotes, NULL};
 	struct emitter e = {.fn = fn, .ctx = ctx};
 	int rc = walk(argv, in, &e);
 	emitter_done(&e);
@@ -994,9 +992,7 @@ int hooks_range(const char *range, hooks_blob_fn fn, void *ctx)
 		text_escape(range, shown, sizeof shown);
 		return latch_error(LATCH_USAGE, "'%s' is not a revision range", shown);
 	}
-	char *argv[] =
-		{"git",         NO_REPLACE, "rev-list", "--objects", "--filter=object:type=blob", "--end-of-options",
-		 (char *)range, "--",       NULL};
+	char *argv[] = {"git", NO_REPLACE, "rev-list", "--objects", "--end-of-options", (char *)range, "--", NULL};
 	struct emitter e = {.fn = fn, .ctx = ctx};
 	int rc = walk(argv, -1, &e);
 	emitter_done(&e);
