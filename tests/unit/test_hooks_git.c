@@ -861,6 +861,39 @@ static void push_through_git(void **state)
 	free(got);
 }
 
+/* A replace ref shows git's porcelain a clean object in place of the
+ * one a commit records or a push sends; the scan sees the real one. */
+static void replace_refs_ignored(void **state)
+{
+	(void)state;
+	repo_with_origin("");
+	char real[128], clean[128], leak[128], tidy[128], line[512];
+	put("f", "SECRET-REPLACED\n");
+	sh("git add f");
+	sh_line(real, "git rev-parse :f");
+	sh_line(clean, "printf 'clean\\n' | git hash-object -w --stdin");
+	sh("git replace %s %s", real, clean);
+	sh_line(tidy, "git cat-file -p %s", real); /* positive control */
+	assert_string_equal(tidy, "clean");
+	struct coll *c = coll_new();
+	assert_int_equal(staged(c), 0);
+	expect_data(one(c, HOOKS_FILE, "f"), "SECRET-REPLACED\n");
+	coll_free(c);
+
+	/* The commit that carries it, replaced by one that does not. */
+	sh("git commit -q -m leak");
+	sh_line(leak, "git rev-parse HEAD");
+	sh("git replace -d %s >/dev/null && git checkout -q -b other origin/main && git commit -q --allow-empty -m tidy",
+	   real);
+	sh_line(tidy, "git rev-parse HEAD");
+	sh("git checkout -q main && git replace %s %s", leak, tidy);
+	snprintf(line, sizeof line, "refs/heads/main %s refs/heads/main %s\n", leak, zeros40);
+	c = coll_new();
+	assert_int_equal(push(c, "origin", line), 0);
+	expect_data(one(c, HOOKS_FILE, "f"), "SECRET-REPLACED\n");
+	coll_free(c);
+}
+
 /* ---- range and paths ------------------------------------------------------ */
 
 static void range(void **state)
@@ -1166,6 +1199,7 @@ int main(int argc, char **argv)
 		T(push_no_verify_commit),
 		T(push_sha256),
 		T(push_through_git),
+		T(replace_refs_ignored),
 		T(range),
 		T(paths),
 		cmocka_unit_test(parse_valid),
