@@ -443,7 +443,7 @@ static bool lfs_pointer(const unsigned char *d, size_t n, char sha[OID_MAX + 1])
 	static const char v1[] = "version https://git-lfs.github.com/spec/v1\n";
 	static const char v0[] = "version https://hawser.github.com/spec/v1\n";
 	static const char key[] = "\noid sha256:";
-	if (n >= LFS_POINTER_MAX || d[n - 1] != '\n')
+	if (n == 0 || n >= LFS_POINTER_MAX || d[n - 1] != '\n')
 		return false;
 	if (!(n > sizeof v1 - 1 && !memcmp(d, v1, sizeof v1 - 1)) &&
 	    !(n > sizeof v0 - 1 && !memcmp(d, v0, sizeof v0 - 1)))

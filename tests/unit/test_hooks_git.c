@@ -257,11 +257,13 @@ static void staged_changes(void **state)
 	sh("git add . && git commit -q -m two");
 	put("a.txt", "new SECRET-A\n");
 	put("b.txt", "SECRET-B\n");
-	sh("git add a.txt b.txt && git rm -q gone.txt && git mv moved.txt renamed.txt");
+	put("empty", "");
+	sh("git add a.txt b.txt empty && git rm -q gone.txt && git mv moved.txt renamed.txt");
 
 	struct coll *c = coll_new();
 	assert_int_equal(staged(c), 0);
-	assert_int_equal(c->n, 3); /* not the deletion, not the unchanged */
+	assert_int_equal(c->n, 4); /* not the deletion, not the unchanged */
+	expect_data(one(c, HOOKS_FILE, "empty"), "");
 	expect_data(one(c, HOOKS_FILE, "a.txt"), "new SECRET-A\n");
 	expect_data(one(c, HOOKS_FILE, "b.txt"), "SECRET-B\n");
 	expect_data(one(c, HOOKS_FILE, "renamed.txt"), "mover SECRET-MOVED\n");
