@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../../hooks/hooks.h"
@@ -927,6 +928,15 @@ static void range(void **state)
 	assert_int_equal(c->n, 6);
 	expect_data(one(c, HOOKS_FILE, "base.txt"), "base\n");
 	coll_free(c);
+
+	/* Stopped by the callback: its value, and no git left behind. */
+	c = coll_new();
+	c->stop_after = 1;
+	assert_int_equal(hooks_range("main", collect, c), 7);
+	assert_int_equal(c->n, 1);
+	coll_free(c);
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
 
 	c = coll_new();
 	latch_error_quiet(true);
