@@ -588,6 +588,24 @@ static void staged_stop_early(void **state)
 	coll_free(c);
 }
 
+/* An index entry whose object this repository lacks fails closed. */
+static void staged_missing_object(void **state)
+{
+	(void)state;
+	repo("r", "", false);
+	put("f", "f\n");
+	sh("git add f && git update-index --add --info-only --cacheinfo "
+	   "100644,1111111111111111111111111111111111111111,ghost");
+	struct coll *c = coll_new();
+	int rc;
+	CAPTURE(rc, staged(c));
+	assert_int_equal(rc, -1);
+	assert_int_equal(latch_last_status(), LATCH_OPERR);
+	assert_string_equal(captured,
+			    "latch: git cannot find the staged object 1111111111111111111111111111111111111111\n");
+	coll_free(c);
+}
+
 static void staged_not_a_repository(void **state)
 {
 	(void)state;
@@ -688,14 +706,18 @@ static void push_new_branch(void **state)
 	repo_with_origin("");
 	char c1[128], line[512];
 	sh("git checkout -q -b feat");
+	put("odd\nname", "SECRET-ODD\n");
+	sh("git add .");
 	commit_file("feat.txt", "SECRET-FEAT\n", "feat message", c1);
 	snprintf(line, sizeof line, "refs/heads/feat %s refs/heads/feat %s\n", c1, zeros40);
 
 	/* origin/main is the remote's: base.txt and its commit are not new. */
 	struct coll *c = coll_new();
 	assert_int_equal(push(c, "origin", line), 0);
-	assert_int_equal(c->n, 2);
+	assert_int_equal(c->n, 3);
 	expect_data(one(c, HOOKS_FILE, "feat.txt"), "SECRET-FEAT\n");
+	/* rev-list cuts a path at its newline; the blob is there all the same. */
+	expect_data(one(c, HOOKS_FILE, "odd"), "SECRET-ODD\n");
 	char name[160];
 	snprintf(name, sizeof name, "commit %s", c1);
 	struct got *m = one(c, HOOKS_MESSAGE, name);
@@ -708,7 +730,7 @@ static void push_new_branch(void **state)
 	 * there are none, so everything is new. */
 	c = coll_new();
 	assert_int_equal(push(c, "../origin.git", line), 0);
-	assert_int_equal(c->n, 4);
+	assert_int_equal(c->n, 5);
 	one(c, HOOKS_FILE, "base.txt");
 	one(c, HOOKS_FILE, "feat.txt");
 	coll_free(c);
@@ -1202,6 +1224,7 @@ int main(int argc, char **argv)
 		T(staged_linked_worktree),
 		T(staged_sha256),
 		T(staged_stop_early),
+		T(staged_missing_object),
 		T(staged_not_a_repository),
 		T(staged_from_subdirectory),
 		T(push_new_branch),
