@@ -88,7 +88,7 @@ int hooks_paths(char *const *paths, size_t n, hooks_blob_fn fn, void *ctx);
 
 /* ==== end of enumeration ==== */
 
-/* ==== The scan index (hooks/index.c, hooks/scan.c) ==== 
+/* ==== The scan index (hooks/index.c, hooks/scan.c) ====
  *
  * Keyed fingerprints of every value's forms, in the vault file, written in
  * the transaction that sets or removes the value, so that a scan needs no
