@@ -200,7 +200,8 @@ static size_t json(unsigned char *d, const unsigned char *v, size_t n, enum json
 		} else if (c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
 			d[k++] = '\\';
 			d[k++] = c == '\b' ? 'b' : c == '\f' ? 'f' : c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-		} else if (c < 0x20 || (mode == JSON_HTML && (c == '<' || c == '>' || c == '&'))) {
+		} else if (c < 0x20 || (mode == JSON_ASCII && c == 0x7f) ||
+			   (mode == JSON_HTML && (c == '<' || c == '>' || c == '&'))) {
 			k += put_esc(d + k, 'u', c, 4, hex_lower);
 		} else if (c >= 0x80 && mode != JSON_PLAIN && utf8_next(v, n, &next, &cp) &&
 			   (mode == JSON_ASCII || cp == 0x2028 || cp == 0x2029)) {
@@ -257,11 +258,11 @@ static size_t yaml_single(unsigned char *d, const unsigned char *v, size_t n)
 	return k;
 }
 
-/* libyaml's printable set, less what its emitter escapes anyway. */
+/* libyaml's printable set above ASCII (PyYAML's is the same): no C1
+ * control, no BOM, nothing above U+FFFD (both escape U+1F600). */
 static bool yaml_printable(uint32_t cp)
 {
-	return (cp >= 0xa1 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd && cp != 0xfeff) ||
-	       (cp >= 0x10000 && cp <= 0x10ffff);
+	return (cp >= 0xa0 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd && cp != 0xfeff);
 }
 
 /* At most 4 bytes out per byte in: \xXX for a control character; a
@@ -295,7 +296,7 @@ static size_t yaml_double(unsigned char *d, const unsigned char *v, size_t n, bo
 			d[k++] = c; /* not UTF-8: no emitter writes it; the bytes as they are */
 			i++;
 		} else {
-			if (cp == 0x85 || cp == 0xa0 || cp == 0x2028 || cp == 0x2029) {
+			if (cp == 0x85 || (cp == 0xa0 && ascii) || cp == 0x2028 || cp == 0x2029) {
 				d[k++] = '\\';
 				d[k++] = cp == 0x85 ? 'N' : cp == 0xa0 ? '_' : cp == 0x2028 ? 'L' : 'P';
 			} else if (!ascii && yaml_printable(cp)) {

@@ -74,17 +74,19 @@ struct match_form {
  * - json: the contents of a JSON or JavaScript string as an encoder writes
  *   them: \" \\ \b \f \n \r \t, other control characters as \u00xx, '/'
  *   as it is, non-ASCII as it is; also, when they differ, with non-ASCII
- *   as \uxxxx (surrogate pairs above U+FFFF; a valid UTF-8 value only:
- *   Python's default), and with < > & U+2028 U+2029 as \u003c ... (Go's
+ *   as \uxxxx (DEL too; surrogate pairs above U+FFFF; a valid UTF-8 value
+ *   only: Python's default), and with < > & U+2028 U+2029 as \u003c ... (Go's
  *   encoding/json default).
  * - shell-single: the contents of '...', each ' written '\''.
  * - shell-double: the contents of "...", each " \ $ ` after a backslash.
  * - yaml-single: the contents of '...', each ' doubled.
- * - yaml-double: the contents of "..." as libyaml and PyYAML write them:
- *   \0 \a \b \t \n \v \f \r \e \" \\ \N \_ \L \P, other non-printable
- *   characters as \xXX \uXXXX \UXXXXXXXX (upper-case hex), printable
- *   non-ASCII as it is; and, when the value has non-ASCII, all of it
- *   escaped (PyYAML's default, allow_unicode=False).
+ * - yaml-double: the contents of "..." as libyaml and PyYAML write them
+ *   with allow_unicode: \0 \a \b \t \n \v \f \r \e \" \\ \N \L \P, other
+ *   non-printable characters (C0, DEL, C1, U+FEFF, anything above U+FFFD)
+ *   as \xXX \uXXXX \UXXXXXXXX (upper-case hex), the rest as it is; and,
+ *   when the value has non-ASCII, also with all of it escaped (U+00A0 as
+ *   \_): PyYAML's default, allow_unicode=False. Bytes that are not UTF-8
+ *   are left as they are.
  * - utf16le: the value as UTF-16LE, for binary files (a valid UTF-8 value
  *   only).
  * - base64 / base64url (standard; '-' '_' for '+' '/'), at align k = 0, 1,
