@@ -354,6 +354,137 @@ static void edges(void **state)
 	assert_null(f);
 }
 
+/* Base64 of a value inside a blob, wrapped at 64 and 76 columns with \n
+ * and \r\n (and indented, as in a YAML block scalar): the joined view
+ * holds the value's form for its alignment, and its offsets map back to
+ * the bytes of the input it came from. */
+static void unwrap_wrapped(void **state)
+{
+	(void)state;
+	static const size_t widths[] = {64, 76};
+	static const char *const breaks[] = {"\n", "\r\n"};
+	static const char *const indents[] = {"", "    "};
+	for (int round = 0; round < 48; round++) {
+		size_t width = widths[round % 2];
+		const char *br = breaks[round / 2 % 2], *indent = indents[round / 4 % 2];
+		unsigned char blob[200];
+		size_t pre = rnd_between(0, 60), n = 60;
+		rnd_bytes(blob, sizeof blob);
+		char enc[sodium_base64_ENCODED_LEN(sizeof blob, sodium_base64_VARIANT_ORIGINAL)];
+		sodium_bin2base64(enc, sizeof enc, blob, sizeof blob, sodium_base64_VARIANT_ORIGINAL);
+		/* The file: a key line, the wrapped blob, a trailing line. */
+		char file[1024] = "key: |";
+		strcat(file, br);
+		for (size_t at = 0; at < strlen(enc); at += width) {
+			strcat(file, indent);
+			strncat(file, enc + at, width);
+			strcat(file, br);
+		}
+		strcat(file, "end");
+		strcat(file, br);
+		size_t fn = strlen(file);
+
+		struct match_form *f;
+		size_t count;
+		forms_of(blob + pre, n, 0, &f, &count);
+		const struct secbuf *core = NULL;
+		for (size_t i = 0; i < count; i++)
+			if (f[i].enc == MATCH_BASE64 && f[i].align == pre % 3 && (!core || f[i].bytes->len < core->len))
+				core = f[i].bytes;
+		assert_non_null(core);
+		/* 60 bytes are 80 characters: longer than a line, so split. */
+		assert_false(contains(file, fn, core));
+
+		struct match_unwrapped u;
+		assert_int_equal(match_unwrap_base64((const unsigned char *)file, fn, &u), 0);
+		assert_true(u.n_cuts >= 2);
+		const unsigned char *hit = memmem(u.text, u.len, core->data, core->len);
+		if (!hit)
+			fail_msg("round %d: the form is not in the joined text", round);
+		size_t start = (size_t)(hit - u.text), end = start + core->len;
+		size_t in_start = match_unwrapped_offset(&u, start), in_end = match_unwrapped_offset(&u, end - 1) + 1;
+		assert_true(in_end <= fn);
+		assert_int_equal(file[in_start], core->data[0]);
+		assert_int_equal(file[in_end - 1], core->data[core->len - 1]);
+		/* The input's span, its breaks and blanks taken out, is the form. */
+		char joined[256];
+		size_t k = 0;
+		for (size_t i = in_start; i < in_end; i++)
+			if (file[i] != '\n' && file[i] != '\r' && file[i] != ' ')
+				joined[k++] = file[i];
+		assert_int_equal(k, core->len);
+		assert_memory_equal(joined, core->data, k);
+		/* The lines around the blob are untouched. */
+		assert_memory_equal(u.text, "key: |", 6);
+		assert_true(u.len >= 3 + strlen(br) && !memcmp(u.text + u.len - 3 - strlen(br), "end", 3));
+		assert_int_equal(match_unwrapped_offset(&u, u.len), fn);
+		assert_int_equal(match_unwrapped_offset(&u, 0), 0);
+		match_unwrapped_free(&u);
+		assert_null(u.text);
+		match_forms_free(f, count);
+	}
+}
+
+/* What is not joined: short lines, prose and code, a line that ends in
+ * '=', trailing blanks, a break followed by anything but base64. Joined:
+ * the last short line of a blob, with its padding. */
+static void unwrap_cases(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *out; /* out NULL: nothing removed */
+	} cases[] = {
+		{"abcdefghijklmno\nabcdefghijklmnop\n", NULL},  /* 15 characters before the break */
+		{"abcdefghijklmnop\nqr\n", "abcdefghijklmnopqr\n"},
+		{"abcdefghijklmnop\r\nqr==\r\nst\r\n", "abcdefghijklmnopqr==\r\nst\r\n"},
+		{"abcdefghijklmno=\nabcdefghijklmnop\n", NULL},
+		{"abcdefghijklmnop \nabcdefghijklmnop\n", NULL},
+		{"abcdefghijklmnop\nab cd\n", NULL},
+		{"abcdefghijklmnop\n\nabcdefghijklmnop\n", NULL},
+		{"the quick brown fox jumps\nover the lazy dog\n", NULL},
+		{"int main(void) { return 0; }\nint x;\n", NULL},
+		{"  aGVsbG8gd29ybGQgaGVsbG8g\n  d29y-_bGQ=\n", "  aGVsbG8gd29ybGQgaGVsbG8gd29y-_bGQ=\n"},
+		{"\taGVsbG8gd29ybGQgaGVsbG8g\n\t\taGVsbG8gd29ybGQgaGVsbG8g\nx", "\taGVsbG8gd29ybGQgaGVsbG8gaGVsbG8gd29ybGQgaGVsbG8gx"},
+		{"abcdefghijklmnop\nabc===\n", NULL},
+		{"abcdefghijklmnop\n", NULL},
+		{"", NULL},
+		{"abcdefghijklmnop\nq", "abcdefghijklmnopq"},
+	};
+	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+		struct match_unwrapped u;
+		int rc = match_unwrap_base64((const unsigned char *)cases[t].in, strlen(cases[t].in), &u);
+		if (!cases[t].out) {
+			if (rc != 1)
+				fail_msg("case %zu: something was removed", t);
+			assert_null(u.text);
+			assert_int_equal(u.n_cuts, 0);
+			continue;
+		}
+		if (rc != 0)
+			fail_msg("case %zu: nothing was removed", t);
+		assert_int_equal(u.len, strlen(cases[t].out));
+		assert_memory_equal(u.text, cases[t].out, u.len);
+		match_unwrapped_free(&u);
+	}
+	/* Offsets: a cut of 1 ("\n") and one of 3 ("\n\t\t"). */
+	const char *in = "\taGVsbG8gd29ybGQgaGVsbG8g\n\taGVsbG8gd29ybGQgaGVsbG8g\n\t\tQUJD\n";
+	struct match_unwrapped u;
+	assert_int_equal(match_unwrap_base64((const unsigned char *)in, strlen(in), &u), 0);
+	assert_int_equal(u.n_cuts, 2);
+	assert_int_equal(u.cut_at[0], 25);
+	assert_int_equal(u.cut_len[0], 2);
+	assert_int_equal(u.cut_at[1], 49);
+	assert_int_equal(u.cut_len[1], 3);
+	assert_int_equal(match_unwrapped_offset(&u, 24), 24);
+	assert_int_equal(match_unwrapped_offset(&u, 25), 27);
+	assert_int_equal(match_unwrapped_offset(&u, 49), 54);
+	assert_int_equal(match_unwrapped_offset(&u, 52), 57);
+	for (size_t i = 0; i < u.len; i++)
+		assert_int_equal(in[match_unwrapped_offset(&u, i)], u.text[i]);
+	match_unwrapped_free(&u);
+	match_unwrapped_free(NULL);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -364,7 +495,7 @@ int main(void)
 		cmocka_unit_test(base64_alignment),
 		cmocka_unit_test(dedupe_order_min_len),
 		cmocka_unit_test(utf16),
-		cmocka_unit_test(edges),
+		cmocka_unit_test(edges), cmocka_unit_test(unwrap_wrapped), cmocka_unit_test(unwrap_cases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
