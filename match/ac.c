@@ -1,0 +1,425 @@
+/* Multi-pattern search (match.h): Aho-Corasick, written here because no
+ * library on Debian 12 does what this needs: many byte patterns (25,000
+ * forms of 1,000 values), kept in secure memory, matched over text that
+ * may arrive in chunks. (PCRE2 and RE2 would take the patterns as one
+ * alternation in their own heap, and neither streams; Hyperscan is x86
+ * only and not in Debian's main archive.) bench/match_bench.c measures it.
+ *
+ * Layout. States are numbered in breadth-first order, so a state's
+ * failure link always has a smaller number, and a state's children get
+ * consecutive numbers (child, child + 1, ...), their bytes sorted. The
+ * first DENSE_ROWS states (the root, every state of depth 1, and as many
+ * deeper ones as fit) have a full row of 256 next states with the failure
+ * links already followed: the text mostly keeps the automaton there, one
+ * load per byte. Every other state has its children's bytes in edge[]
+ * (indexed by child number - 1) and a failure link; a miss follows links
+ * until it reaches a dense state. A full row for every state would be
+ * 1 KiB each, 1 GiB for 25,000 patterns of 40 bytes; this is 12 bytes and
+ * one edge byte per state, plus 16 bytes of output data.
+ *
+ * The next-state values carry OUT (the top bit) when the state ends a
+ * pattern or has one on its chain of failure links, so the scan loop tests
+ * one bit per byte; the outputs are then walked through `dict` (the
+ * nearest state on the failure chain that ends a pattern).
+ *
+ * Everything that spells a pattern (their copies, edge bytes, dense rows)
+ * lives in one secbuf per stage; the building blocks in plain memory are
+ * indices only. */
+#include "match.h"
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OUT 0x80000000u
+#define STATE_MASK 0x7fffffffu
+#define NO_CHILD 0xffffffffu
+/* Dense rows: 1 MiB at most, which stays in L2 on the machines we
+ * measured (bench/match_bench.c; 256 rows was 15% slower on source code
+ * with 25,000 patterns, 4096 no faster than 1024). */
+#define DENSE_ROWS 1024u
+/* At most this many pattern bytes: a state number has 31 bits. */
+#define BYTES_MAX (STATE_MASK - 1u)
+
+struct ac_node {
+	uint32_t child; /* first child's number; children are consecutive */
+	uint32_t fail;
+	uint16_t n;   /* children: 0..256 */
+	uint16_t out; /* ends a pattern or has one on its failure chain */
+};
+
+struct pat_ref {
+	size_t off, len;
+	uint32_t id;
+};
+
+struct match_set {
+	/* While adding: the patterns back to back, and where each is. */
+	struct secbuf *pat;
+	struct pat_ref *refs;
+	size_t n_refs, cap_refs;
+	bool built;
+	/* The automaton, all in `mem`. */
+	struct secbuf *mem;
+	uint32_t n_states, dense_end; /* states below dense_end have rows */
+	const uint32_t *dense;        /* dense_end * 256: next state | OUT */
+	const struct ac_node *node;
+	const unsigned char *edge; /* edge[t - 1]: the byte into state t */
+	const uint32_t *depth;     /* a state's depth: its patterns' length */
+	const uint32_t *out_first; /* ids[out_first[s] .. + out_n[s]]: patterns ending at s */
+	const uint32_t *out_n;
+	const uint32_t *dict; /* next state on the failure chain with out_n > 0; 0: none */
+	const uint32_t *ids;
+};
+
+struct match_set *match_set_new(void)
+{
+	struct match_set *s = calloc(1, sizeof *s);
+	if (!s)
+		latch_error(LATCH_OPERR, "cannot allocate a pattern set");
+	return s;
+}
+
+int match_set_add(struct match_set *s, const unsigned char *pat, size_t n, uint32_t id)
+{
+	if (s->built)
+		return latch_error(LATCH_USAGE, "cannot add a pattern to a set already built");
+	if (n == 0)
+		return latch_error(LATCH_USAGE, "cannot add an empty pattern");
+	size_t used = s->pat ? s->pat->len : 0;
+	if (n > BYTES_MAX - used)
+		return latch_error(LATCH_USAGE, "too many pattern bytes (at most %u)", BYTES_MAX);
+	if (!s->pat || s->pat->cap - used < n) {
+		size_t cap = s->pat ? s->pat->cap : 0;
+		while (cap - used < n)
+			cap = cap ? 2 * cap : 4096;
+		struct secbuf *bigger = secbuf_new(cap);
+		if (!bigger)
+			return -1;
+		if (s->pat)
+			memcpy(bigger->data, s->pat->data, used);
+		bigger->len = used;
+		secbuf_free(s->pat);
+		s->pat = bigger;
+	}
+	if (s->n_refs == s->cap_refs) {
+		size_t cap = s->cap_refs ? 2 * s->cap_refs : 256;
+		struct pat_ref *r = realloc(s->refs, cap * sizeof *r);
+		if (!r)
+			return latch_error(LATCH_OPERR, "cannot allocate a pattern set");
+		s->refs = r;
+		s->cap_refs = cap;
+	}
+	memcpy(s->pat->data + used, pat, n);
+	s->pat->len = used + n;
+	s->refs[s->n_refs++] = (struct pat_ref){.off = used, .len = n, .id = id};
+	return 0;
+}
+
+/* Patterns in lexicographic byte order (a prefix first), then in the
+ * order they were added. */
+static int by_bytes(const void *a, const void *b, void *ctx)
+{
+	const struct match_set *s = ctx;
+	const struct pat_ref *x = &s->refs[*(const uint32_t *)a], *y = &s->refs[*(const uint32_t *)b];
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(s->pat->data + x->off, s->pat->data + y->off, n);
+	if (c)
+		return c;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
+}
+
+/* The child of `st` by byte c, or NO_CHILD. */
+static inline uint32_t child_of(const struct ac_node *nd, const unsigned char *edge, unsigned char c)
+{
+	uint32_t n = nd->n;
+	if (n == 0)
+		return NO_CHILD;
+	const unsigned char *e = edge + nd->child - 1;
+	if (n <= 16) {
+		for (uint32_t k = 0; k < n; k++)
+			if (e[k] == c)
+				return nd->child + k;
+		return NO_CHILD;
+	}
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (e[mid] < c)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && e[lo] == c ? nd->child + lo : NO_CHILD;
+}
+
+/* Offsets of the automaton's arrays inside one allocation, each aligned
+ * to 16 bytes. */
+static size_t carve(size_t *at, size_t bytes)
+{
+	size_t off = *at;
+	*at += (bytes + 15u) & ~(size_t)15u;
+	return off;
+}
+
+int match_set_build(struct match_set *s)
+{
+	if (s->built)
+		return latch_error(LATCH_USAGE, "the pattern set is already built");
+	size_t np = s->n_refs;
+	uint32_t *order = malloc((np ? np : 1) * sizeof *order);
+	if (!order)
+		return latch_error(LATCH_OPERR, "cannot allocate memory to build a pattern set");
+	for (size_t i = 0; i < np; i++)
+		order[i] = (uint32_t)i;
+	if (np > 1)
+		qsort_r(order, np, sizeof *order, by_bytes, s);
+
+	/* States: the root and one per distinct prefix (the bytes beyond the
+	 * common prefix with the previous pattern in order). */
+	const unsigned char *P = s->pat ? s->pat->data : NULL;
+	size_t n_states = 1;
+	for (size_t i = 0; i < np; i++) {
+		const struct pat_ref *r = &s->refs[order[i]];
+		size_t lcp = 0;
+		if (i > 0) {
+			const struct pat_ref *q = &s->refs[order[i - 1]];
+			size_t m = r->len < q->len ? r->len : q->len;
+			while (lcp < m && P[r->off + lcp] == P[q->off + lcp])
+				lcp++;
+		}
+		n_states += r->len - lcp;
+	}
+	/* add() kept the bytes below BYTES_MAX, so n_states fits. */
+	uint32_t ns = (uint32_t)n_states;
+	uint32_t dense_end = ns < DENSE_ROWS ? ns : DENSE_ROWS;
+
+	size_t at = 0;
+	size_t o_dense = carve(&at, (size_t)dense_end * 256 * sizeof(uint32_t));
+	size_t o_node = carve(&at, n_states * sizeof(struct ac_node));
+	size_t o_edge = carve(&at, n_states);
+	size_t o_depth = carve(&at, n_states * sizeof(uint32_t));
+	size_t o_first = carve(&at, n_states * sizeof(uint32_t));
+	size_t o_outn = carve(&at, n_states * sizeof(uint32_t));
+	size_t o_dict = carve(&at, n_states * sizeof(uint32_t));
+	size_t o_ids = carve(&at, (np ? np : 1) * sizeof(uint32_t));
+	struct secbuf *mem = secbuf_new(at);
+	/* lo/hi: each state's range of patterns (in `order`) sharing its prefix. */
+	uint32_t *lo = malloc(n_states * sizeof *lo), *hi = malloc(n_states * sizeof *hi);
+	if (!mem || !lo || !hi) {
+		free(order), free(lo), free(hi);
+		secbuf_free(mem);
+		return mem ? latch_error(LATCH_OPERR, "cannot allocate memory to build a pattern set") : -1;
+	}
+	memset(mem->data, 0, at);
+	mem->len = at;
+	unsigned char *base = mem->data;
+	uint32_t *dense = (uint32_t *)(void *)(base + o_dense);
+	struct ac_node *node = (struct ac_node *)(void *)(base + o_node);
+	unsigned char *edge = base + o_edge;
+	uint32_t *depth = (uint32_t *)(void *)(base + o_depth);
+	uint32_t *out_first = (uint32_t *)(void *)(base + o_first);
+	uint32_t *out_n = (uint32_t *)(void *)(base + o_outn);
+	uint32_t *dict = (uint32_t *)(void *)(base + o_dict);
+	uint32_t *ids = (uint32_t *)(void *)(base + o_ids);
+	for (size_t i = 0; i < np; i++)
+		ids[i] = s->refs[order[i]].id;
+
+	/* The trie, breadth first: a state's patterns that end at its depth
+	 * come first in its range (a prefix sorts first); the rest are grouped
+	 * by their next byte, one child per group, numbered in order. */
+	uint32_t next = 1;
+	lo[0] = 0, hi[0] = (uint32_t)np, depth[0] = 0;
+	for (uint32_t st = 0; st < next; st++) {
+		uint32_t d = depth[st], j = lo[st];
+		while (j < hi[st] && s->refs[order[j]].len == d)
+			j++;
+		out_first[st] = lo[st];
+		out_n[st] = j - lo[st];
+		node[st].child = next;
+		while (j < hi[st]) {
+			unsigned char c = P[s->refs[order[j]].off + d];
+			uint32_t k = j + 1;
+			while (k < hi[st] && P[s->refs[order[k]].off + d] == c)
+				k++;
+			edge[next - 1] = c;
+			depth[next] = d + 1;
+			lo[next] = j, hi[next] = k;
+			next++;
+			node[st].n++;
+			j = k;
+		}
+		if (node[st].n == 0)
+			node[st].child = 0;
+	}
+
+	/* Failure links and output links, breadth first. */
+	node[0].fail = 0;
+	dict[0] = 0;
+	for (uint32_t st = 0; st < ns; st++) {
+		for (uint32_t t = node[st].child; t < node[st].child + node[st].n; t++) {
+			unsigned char c = edge[t - 1];
+			uint32_t f = 0;
+			if (st != 0) {
+				uint32_t g = node[st].fail;
+				for (;;) {
+					uint32_t x = child_of(&node[g], edge, c);
+					if (x != NO_CHILD) {
+						f = x;
+						break;
+					}
+					if (g == 0)
+						break;
+					g = node[g].fail;
+				}
+			}
+			node[t].fail = f;
+			dict[t] = out_n[f] ? f : dict[f];
+			node[t].out = out_n[t] || dict[t];
+		}
+	}
+
+	/* Dense rows: a state's row is its children over the row of its
+	 * failure link (a smaller number, so already filled). */
+	for (uint32_t st = 0; st < dense_end; st++) {
+		uint32_t *row = dense + (size_t)st * 256;
+		if (st == 0) {
+			for (unsigned c = 0; c < 256; c++)
+				row[c] = 0;
+		} else {
+			memcpy(row, dense + (size_t)node[st].fail * 256, 256 * sizeof *row);
+		}
+		for (uint32_t t = node[st].child; t < node[st].child + node[st].n; t++)
+			row[edge[t - 1]] = t | (node[t].out ? OUT : 0);
+	}
+
+	free(order), free(lo), free(hi);
+	secbuf_free(s->pat);
+	s->pat = NULL;
+	sodium_memzero(s->refs, s->cap_refs * sizeof *s->refs);
+	free(s->refs);
+	s->refs = NULL;
+	s->n_refs = s->cap_refs = 0;
+	s->mem = mem;
+	s->n_states = ns;
+	s->dense_end = dense_end;
+	s->dense = dense;
+	s->node = node;
+	s->edge = edge;
+	s->depth = depth;
+	s->out_first = out_first;
+	s->out_n = out_n;
+	s->dict = dict;
+	s->ids = ids;
+	s->built = true;
+	return 0;
+}
+
+/* Run from *state over t[i..n) and stop after the first byte that reaches
+ * a state with outputs: its index + 1 (the occurrence's end), with *state
+ * there; 0 when the text ends first (*state at the end). */
+static size_t advance(const struct match_set *m, uint32_t *state, const unsigned char *t, size_t i, size_t n)
+{
+	const uint32_t *dense = m->dense;
+	const struct ac_node *node = m->node;
+	const unsigned char *edge = m->edge;
+	uint32_t dense_end = m->dense_end, st = *state;
+	for (; i < n; i++) {
+		unsigned char c = t[i];
+		uint32_t x;
+		for (;;) {
+			if (st < dense_end) {
+				x = dense[(size_t)st * 256 + c];
+				break;
+			}
+			const struct ac_node *nd = &node[st];
+			uint32_t to = child_of(nd, edge, c);
+			if (to != NO_CHILD) {
+				x = to | (node[to].out ? OUT : 0);
+				break;
+			}
+			st = nd->fail;
+		}
+		st = x & STATE_MASK;
+		if (x & OUT) {
+			*state = st;
+			return i + 1;
+		}
+	}
+	*state = st;
+	return 0;
+}
+
+/* The first state on st's output chain (st itself or its dict link). */
+static uint32_t first_out(const struct match_set *m, uint32_t st)
+{
+	return m->out_n[st] ? st : m->dict[st];
+}
+
+int match_set_scan(const struct match_set *s, const unsigned char *text, size_t n,
+		   int (*fn)(uint32_t id, size_t start, size_t end, void *ctx), void *ctx)
+{
+	if (!s->built)
+		return latch_error(LATCH_USAGE, "the pattern set is not built");
+	uint32_t st = 0;
+	size_t i = 0, end;
+	while ((end = advance(s, &st, text, i, n)) != 0) {
+		for (uint32_t o = first_out(s, st); o; o = s->dict[o]) {
+			for (uint32_t k = 0; k < s->out_n[o]; k++) {
+				int rc = fn(s->ids[s->out_first[o] + k], end - s->depth[o], end, ctx);
+				if (rc)
+					return rc;
+			}
+		}
+		i = end;
+	}
+	return 0;
+}
+
+void match_stream_init(struct match_stream *st, const struct match_set *s)
+{
+	st->s = s;
+	st->state = 0;
+	st->fed = 0;
+}
+
+int match_stream_feed(struct match_stream *st, const unsigned char *chunk, size_t n,
+		      int (*fn)(uint32_t id, uint64_t start, uint64_t end, void *ctx), void *ctx)
+{
+	const struct match_set *s = st->s;
+	if (!s->built)
+		return latch_error(LATCH_USAGE, "the pattern set is not built");
+	size_t i = 0, end;
+	while ((end = advance(s, &st->state, chunk, i, n)) != 0) {
+		uint64_t abs_end = st->fed + end;
+		for (uint32_t o = first_out(s, st->state); o; o = s->dict[o]) {
+			for (uint32_t k = 0; k < s->out_n[o]; k++) {
+				int rc = fn(s->ids[s->out_first[o] + k], abs_end - s->depth[o], abs_end, ctx);
+				if (rc) {
+					st->fed = abs_end;
+					return rc;
+				}
+			}
+		}
+		i = end;
+	}
+	st->fed += n;
+	return 0;
+}
+
+void match_set_free(struct match_set *s)
+{
+	if (!s)
+		return;
+	secbuf_free(s->pat);
+	secbuf_free(s->mem);
+	if (s->refs) {
+		sodium_memzero(s->refs, s->cap_refs * sizeof *s->refs);
+		free(s->refs);
+	}
+	sodium_memzero(s, sizeof *s);
+	free(s);
+}
