@@ -74,7 +74,7 @@ static int add(struct scan *s, size_t off, const char *name, const char *encodin
 		off = match_unwrapped_offset(s->unwrapped, off);
 	size_t line = line_of(s->blob->data, off);
 	for (size_t i = 0; i < s->n; i++)
-		if (s->f[i].line == line && s->f[i].name == name && s->f[i].encoding == encoding &&
+		if (s->f[i].line == line && !strcmp(s->f[i].name, name) && s->f[i].encoding == encoding &&
 		    !strcmp(s->f[i].path, s->blob->path))
 			return 0;
 	if (s->n == s->cap) {
@@ -141,7 +141,7 @@ static int scan_blob(const struct hooks_blob *b, void *ctx)
 		s->unwrapped = NULL;
 		match_unwrapped_free(&u);
 	}
-	return rc;
+	return rc < 0 ? -1 : 0; /* 1: nothing was joined */
 }
 
 /* --unlock: every value, read (and recorded as a "scan" read) with the
