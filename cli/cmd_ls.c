@@ -11,46 +11,49 @@ const char usage_ls[] =
 	"\n"
 	"List the secrets in the vault: name, version and when each was created and\n"
 	"last set (UTC). Values are never shown. Needs no passphrase. SCAN says\n"
-	"'weak' for a value too weak to fingerprint safely: 'latch scan' and the git\n"
-	"hooks find it only with --unlock (docs/scanning.md).\n"
+	"'weak' for a value too weak to fingerprint safely, 'unindexed' for one\n"
+	"stored before the scan index existed ('latch rekey' indexes it): 'latch\n"
+	"scan' and the git hooks find those only with --unlock (docs/scanning.md).\n"
 	"\n"
 	"  --json      print a JSON array of {name, version, created, updated, scan}\n"
-	"              (scan: \"fingerprinted\" or \"weak\")\n"
+	"              (scan: \"fingerprinted\", \"weak\" or \"unindexed\")\n"
 	"  -h, --help  show this help\n";
 
 /* One pass, one entry at a time: no tree of 10,000 objects in memory. */
 struct listing {
 	bool json;
 	bool first;
-	int64_t *weak; /* ids of the values not fingerprinted, sorted */
-	size_t n_weak;
+	struct left { /* the values a scan without the passphrase cannot find */
+		int64_t id;
+		bool weak; /* else: not in the index at all */
+	} *left;
+	size_t n_left;
 };
 
-static int add_weak(int64_t id, int bits, void *ctx)
+static int add_left(int64_t id, const char *name, int bits, void *ctx)
 {
-	(void)bits;
+	(void)name;
 	struct listing *l = ctx;
-	int64_t *grown = realloc(l->weak, (l->n_weak + 1) * sizeof *grown);
+	struct left *grown = realloc(l->left, (l->n_left + 1) * sizeof *grown);
 	if (!grown)
 		return latch_error(LATCH_OPERR, "out of memory");
-	l->weak = grown;
-	l->weak[l->n_weak++] = id;
+	l->left = grown;
+	l->left[l->n_left++] = (struct left){id, bits >= 0};
 	return 0;
 }
 
-static bool is_weak(const struct listing *l, int64_t id)
+static int by_left_id(const void *a, const void *b)
 {
-	size_t a = 0, b = l->n_weak;
-	while (a < b) {
-		size_t m = a + (b - a) / 2;
-		if (l->weak[m] == id)
-			return true;
-		if (l->weak[m] < id)
-			a = m + 1;
-		else
-			b = m;
-	}
-	return false;
+	const struct left *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* "fingerprinted", "weak" or "unindexed". */
+static const char *scan_state(const struct listing *l, int64_t id)
+{
+	struct left key = {id, false};
+	const struct left *f = l->n_left ? bsearch(&key, l->left, l->n_left, sizeof key, by_left_id) : NULL;
+	return !f ? "fingerprinted" : f->weak ? "weak" : "unindexed";
 }
 
 static int print_entry(const struct vault_entry *e, void *ctx)
@@ -65,7 +68,7 @@ static int print_entry(const struct vault_entry *e, void *ctx)
 		printf("%s\n  {\"name\": \"%s\", \"version\": %lld, \"created\": \"%s\", \"updated\": \"%s\", "
 		       "\"scan\": \"%s\"}",
 		       l->first ? "" : ",", e->name, (long long)e->version, created, updated,
-		       is_weak(l, e->id) ? "weak" : "fingerprinted");
+		       scan_state(l, e->id));
 		l->first = false;
 		return 0;
 	}
@@ -91,11 +94,14 @@ static int print_entry(const struct vault_entry *e, void *ctx)
 	memcpy(line + n + 22, "  ", 2);
 	memcpy(line + n + 24, updated, 20);
 	n += 44;
-	/* A value too weak for the scan index says so: the hooks find it
+	/* A value the scan index leaves out says so: the hooks find it
 	 * only with the passphrase (docs/scanning.md). */
-	if (is_weak(l, e->id)) {
-		memcpy(line + n, "  weak", 6);
-		n += 6;
+	const char *state = scan_state(l, e->id);
+	if (state[0] != 'f') {
+		size_t len = strlen(state);
+		memcpy(line + n, "  ", 2);
+		memcpy(line + n + 2, state, len);
+		n += 2 + len;
 	}
 	line[n] = '\n';
 	fwrite(line, 1, n + 1, stdout);
@@ -126,18 +132,20 @@ int cmd_ls(int argc, char **argv)
 	if (cli_open_vault(&v) != 0)
 		return cli_fail();
 	struct listing l = {json, true, NULL, 0};
-	if (hooks_weak(v, add_weak, &l) != 0) {
+	if (hooks_left_out(v, add_left, &l) != 0) {
 		vault_close(v);
-		free(l.weak);
+		free(l.left);
 		return cli_fail();
 	}
+	if (l.n_left)
+		qsort(l.left, l.n_left, sizeof *l.left, by_left_id);
 	if (json)
 		putchar('[');
 	else
 		printf("%-32s %7s  %-20s  %-20s  %s\n", "NAME", "VERSION", "CREATED", "UPDATED", "SCAN");
 	int rc = vault_list(v, print_entry, &l);
 	vault_close(v);
-	free(l.weak);
+	free(l.left);
 	if (rc != 0)
 		return cli_fail();
 	if (json)

@@ -338,12 +338,17 @@ int cmd_scan(int argc, char **argv)
 		return cli_fail();
 	}
 	/* Never silently: what the index leaves out is said on every scan. */
-	size_t weak = hooks_index_weak(s.ix);
+	size_t weak = hooks_index_weak(s.ix), unindexed = hooks_index_unindexed(s.ix);
 	if (weak && !unlock)
 		fprintf(stderr,
 			"latch: warning: %zu value%s too weak to fingerprint %s not scanned; 'latch scan --unlock' "
 			"scans them with the passphrase ('latch status' lists them)\n",
 			weak, weak == 1 ? "" : "s", weak == 1 ? "was" : "were");
+	if (unindexed && !unlock)
+		fprintf(stderr,
+			"latch: warning: %zu value%s stored before the scan index existed %s not scanned; 'latch "
+			"rekey' indexes them, 'latch scan --unlock' scans them now\n",
+			unindexed, unindexed == 1 ? "" : "s", unindexed == 1 ? "was" : "were");
 	if (staged) {
 		rc = hooks_staged(scan_blob, &s);
 	} else if (range) {

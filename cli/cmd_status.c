@@ -25,43 +25,25 @@ const char usage_status[] =
 	"  --json      print a JSON object\n"
 	"  -h, --help  show this help\n";
 
-/* The values the scan index leaves out (too weak to fingerprint), by
- * name: the ids from the index, the names from the vault's rows. */
+/* The values a scan without the passphrase cannot find, by name. */
 struct weak {
-	int64_t *ids;
-	size_t n;
 	char **names;
 	size_t n_names;
+	size_t unindexed;
 };
 
-static int weak_id(int64_t id, int bits, void *ctx)
+static int left_name(int64_t id, const char *name, int bits, void *ctx)
 {
-	(void)bits;
+	(void)id;
 	struct weak *w = ctx;
-	int64_t *grown = realloc(w->ids, (w->n + 1) * sizeof *grown);
+	char **grown = realloc(w->names, (w->n_names + 1) * sizeof *grown);
 	if (!grown)
 		return latch_error(LATCH_OPERR, "out of memory");
-	w->ids = grown;
-	w->ids[w->n++] = id;
-	return 0;
-}
-
-static int weak_name(int64_t id, int64_t version, const char *name, void *ctx)
-{
-	(void)version;
-	struct weak *w = ctx;
-	for (size_t i = 0; i < w->n; i++) {
-		if (w->ids[i] != id)
-			continue;
-		char **grown = realloc(w->names, (w->n_names + 1) * sizeof *grown);
-		if (!grown || !(grown[w->n_names] = strdup(name))) {
-			if (grown)
-				w->names = grown;
-			return latch_error(LATCH_OPERR, "out of memory");
-		}
-		w->names = grown;
-		w->n_names++;
-	}
+	w->names = grown;
+	if (!(w->names[w->n_names] = strdup(name)))
+		return latch_error(LATCH_OPERR, "out of memory");
+	w->n_names++;
+	w->unindexed += bits < 0;
 	return 0;
 }
 
@@ -70,7 +52,6 @@ static void weak_free(struct weak *w)
 	for (size_t i = 0; i < w->n_names; i++)
 		free(w->names[i]);
 	free(w->names);
-	free(w->ids);
 }
 
 int cmd_status(int argc, char **argv)
@@ -104,7 +85,7 @@ int cmd_status(int argc, char **argv)
 		rc = vault_info(v, &info);
 	struct weak weak = {0};
 	if (rc == 0)
-		rc = hooks_weak(v, weak_id, &weak) == 0 && vault_rows(v, weak_name, &weak) == 0 ? 0 : -1;
+		rc = hooks_left_out(v, left_name, &weak);
 	vault_close(v);
 	char created[32] = "";
 	if (rc == 0)
@@ -137,7 +118,8 @@ int cmd_status(int argc, char **argv)
 			for (size_t i = 0; i < weak.n_names; i++)
 				jout_str(names, NULL, weak.names[i]);
 			jout_int(scan, "fingerprinted", info.secrets - (int64_t)weak.n_names);
-			jout_add(scan, "weak", names);
+			jout_add(scan, "left_out", names);
+			jout_int(scan, "unindexed", (int64_t)weak.unindexed);
 			jout_add(o, "scan", scan);
 		}
 		struct jout *broker = jout_object();
@@ -171,7 +153,8 @@ int cmd_status(int argc, char **argv)
 		printf("scan:     %lld fingerprinted", (long long)(info.secrets - (int64_t)weak.n_names));
 		if (weak.n_names) {
 			/* Names are [A-Za-z0-9_./-]: nothing to escape. */
-			printf("; %zu too weak, found only by 'latch scan --unlock':", weak.n_names);
+			printf("; %zu found only by 'latch scan --unlock' (too weak%s):", weak.n_names,
+			       weak.unindexed ? ", or unindexed: 'latch rekey' indexes them" : "");
 			for (size_t i = 0; i < weak.n_names; i++)
 				printf("%s %s", i ? "," : "", weak.names[i]);
 		}

@@ -123,10 +123,12 @@ extern const struct vault_tables hooks_tables;
 struct vault;
 int hooks_index_value(struct vault *v, const char *event, int64_t id, const struct secbuf *value, void *ctx);
 
-/* The secrets that are not fingerprinted, by id, with their estimated
- * entropy in bits: fn(id, bits, ctx) for each; a non-zero return stops
- * and is returned. */
-int hooks_weak(struct vault *v, int (*fn)(int64_t id, int bits, void *ctx), void *ctx);
+/* Every secret a scan without the passphrase cannot find, never left out
+ * silently: fn(id, name, bits, ctx) with `bits` its estimated entropy when
+ * it is too weak to fingerprint, or -1 when it is not in the index at all
+ * (stored before the index existed: `latch rekey` indexes it). A non-zero
+ * return stops and is returned. */
+int hooks_left_out(struct vault *v, int (*fn)(int64_t id, const char *name, int bits, void *ctx), void *ctx);
 
 /* An estimate of a value's entropy in bits (index.c says how; it is a
  * heuristic that overrates words and known prefixes). */
@@ -137,7 +139,8 @@ struct hooks_index;
 int hooks_index_load(struct vault *v, struct hooks_index **out);
 void hooks_index_free(struct hooks_index *ix);
 size_t hooks_index_size(const struct hooks_index *ix);   /* forms fingerprinted */
-size_t hooks_index_weak(const struct hooks_index *ix);   /* values left out */
+size_t hooks_index_weak(const struct hooks_index *ix);      /* too weak to fingerprint */
+size_t hooks_index_unindexed(const struct hooks_index *ix); /* not in the index at all */
 const char *hooks_index_name(const struct hooks_index *ix, int64_t id);
 
 /* A value found: which secret, in which encoding, where (bytes). */

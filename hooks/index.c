@@ -272,17 +272,77 @@ int hooks_index_value(struct vault *v, const char *event, int64_t id, const stru
 	return index_value(db, id, value);
 }
 
-int hooks_weak(struct vault *v, int (*fn)(int64_t id, int bits, void *ctx), void *ctx)
+struct ids {
+	int64_t *id;
+	int *bits;
+	size_t n;
+};
+
+static int load_ids(sqlite3 *db, const char *sql, struct ids *out)
 {
-	sqlite3 *db = vault_db(v);
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "SELECT secret, bits FROM scan_weak ORDER BY secret", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return db_fail(db, "read the scan index");
-	int rc, ret = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && ret == 0)
-		ret = fn(sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1), ctx);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t *id = realloc(out->id, (out->n + 1) * sizeof *id);
+		if (id)
+			out->id = id;
+		int *bits = id ? realloc(out->bits, (out->n + 1) * sizeof *bits) : NULL;
+		if (!bits) {
+			sqlite3_finalize(st);
+			return latch_error(LATCH_OPERR, "out of memory");
+		}
+		out->bits = bits;
+		out->id[out->n] = sqlite3_column_int64(st, 0);
+		out->bits[out->n++] = sqlite3_column_int(st, 1);
+	}
 	sqlite3_finalize(st);
-	if (ret != 0)
-		return ret;
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(db, "read the scan index");
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "read the scan index");
+}
+
+/* Index of `id` in the sorted list, or -1. */
+static long find_id(const struct ids *l, int64_t id)
+{
+	size_t a = 0, b = l->n;
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (l->id[m] == id)
+			return (long)m;
+		if (l->id[m] < id)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return -1;
+}
+
+struct left_out {
+	struct ids known; /* fingerprinted (bits -1) and weak (bits) */
+	int (*fn)(int64_t id, const char *name, int bits, void *ctx);
+	void *ctx;
+};
+
+static int check_row(int64_t id, int64_t version, const char *name, void *ctx)
+{
+	(void)version;
+	struct left_out *lo = ctx;
+	long i = find_id(&lo->known, id);
+	if (i >= 0 && lo->known.bits[i] < 0)
+		return 0; /* fingerprinted */
+	return lo->fn(id, name, i >= 0 ? lo->known.bits[i] : -1, lo->ctx);
+}
+
+int hooks_left_out(struct vault *v, int (*fn)(int64_t id, const char *name, int bits, void *ctx), void *ctx)
+{
+	struct left_out lo = {{NULL, NULL, 0}, fn, ctx};
+	int rc = load_ids(vault_db(v),
+			  "SELECT secret, -1 FROM scan_index GROUP BY secret"
+			  " UNION ALL SELECT secret, bits FROM scan_weak ORDER BY 1",
+			  &lo.known);
+	if (rc == 0)
+		rc = vault_rows(v, check_row, &lo);
+	free(lo.known.id);
+	free(lo.known.bits);
+	return rc;
 }

@@ -34,7 +34,8 @@ struct hooks_index {
 	size_t n;
 	struct name *names; /* sorted by id */
 	size_t n_names;
-	size_t weak; /* values not fingerprinted */
+	size_t weak;      /* values too weak to fingerprint */
+	size_t unindexed; /* values not in the index at all */
 };
 
 static int by_fp(const void *a, const void *b)
@@ -63,11 +64,15 @@ static int add_name(int64_t id, int64_t version, const char *name, void *ctx)
 	return 0;
 }
 
-static int count_weak(int64_t id, int bits, void *ctx)
+static int count_left_out(int64_t id, const char *name, int bits, void *ctx)
 {
 	(void)id;
-	(void)bits;
-	(*(size_t *)ctx)++;
+	(void)name;
+	struct hooks_index *ix = ctx;
+	if (bits < 0)
+		ix->unindexed++;
+	else
+		ix->weak++;
 	return 0;
 }
 
@@ -81,6 +86,11 @@ const char *hooks_index_name(const struct hooks_index *ix, int64_t id)
 size_t hooks_index_weak(const struct hooks_index *ix)
 {
 	return ix->weak;
+}
+
+size_t hooks_index_unindexed(const struct hooks_index *ix)
+{
+	return ix->unindexed;
 }
 
 int hooks_index_load(struct vault *v, struct hooks_index **out)
@@ -145,7 +155,7 @@ int hooks_index_load(struct vault *v, struct hooks_index **out)
 	sqlite3_finalize(st);
 	if (rc == 0)
 		qsort(ix->e, ix->n, sizeof *ix->e, by_fp);
-	if (rc == 0 && (vault_rows(v, add_name, ix) != 0 || hooks_weak(v, count_weak, &ix->weak) != 0))
+	if (rc == 0 && (vault_rows(v, add_name, ix) != 0 || hooks_left_out(v, count_left_out, ix) != 0))
 		rc = -1;
 	if (rc == 0)
 		qsort(ix->names, ix->n_names, sizeof *ix->names, by_id);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # A vault made by the previous release (vault schema 3, audit state
 # version 1), as the real old binary wrote it (tests/data/README.md):
-# the current latch opens it, migrates it to schema 4, loses nothing,
+# the current latch opens it, migrates it to schema 5, loses nothing,
 # verifies its log, upgrades its sealed state at the first release, and
 # still refuses a row rolled back before the upgrade. Values are checked
 # by sha256 in a child or on a terminal log, never printed. The last two
@@ -139,7 +139,7 @@ br_want_err_lines() {
 	done
 }
 
-@test "a schema-3 vault opens: ls lists its secrets, the schema becomes 4 at the first open, every value is intact" {
+@test "a schema-3 vault opens: ls lists its secrets, the schema becomes 5 at the first open, every value is intact" {
 	use_fixture schema3-vault.db
 	# ls needs no passphrase, and its open migrates the file.
 	lx ls --json </dev/null
@@ -149,8 +149,11 @@ import json, sys
 got = {e["name"]: e["version"] for e in json.loads(sys.argv[1])}
 want = {"api-token": 1, "ci/deploy-key": 1, "db": 2, "notes": 1}
 assert got == want, "ls lists %r, expected %r" % (got, want)
+# Stored before the scan index: said, never skipped silently.
+scan = {e["scan"] for e in json.loads(sys.argv[1])}
+assert scan == {"unindexed"}, scan
 ' "$out"
-	[ "$(sql 'PRAGMA user_version')" -eq 4 ]
+	[ "$(sql 'PRAGMA user_version')" -eq 5 ]
 	[ "$(sql "SELECT count(*) FROM pragma_table_info('audit_log') WHERE name = 'stream'")" -eq 1 ]
 	[ "$(sql 'SELECT count(*) FROM audit_log WHERE stream <> 0')" -eq 0 ]
 	no_journal
@@ -181,7 +184,7 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 	want_verified "$LEGACY_RECORDS"
 	# verify migrated the file but released nothing: the state is as the
 	# old latch sealed it, the log as it wrote it.
-	[ "$(sql 'PRAGMA user_version')" -eq 4 ]
+	[ "$(sql 'PRAGMA user_version')" -eq 5 ]
 	[ "$(state_len)" -eq "$STATE_V1" ]
 	[ "$(records)" -eq "$LEGACY_RECORDS" ]
 	[ "$(sql "SELECT group_concat(event, ' ') FROM (SELECT event FROM audit_log ORDER BY seq)")" = "$LEGACY_EVENTS" ]
@@ -303,7 +306,7 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 	lx audit verify --checkpoint "$FIXTURES/schema3-rolled-back.checkpoint" --passphrase-fd 3 3<<<"$PASS" </dev/null
 	want_status 1
 	[[ "$out$err" == *"truncated or rolled back"* ]]
-	[ "$(sql 'PRAGMA user_version')" -eq 4 ]
+	[ "$(sql 'PRAGMA user_version')" -eq 5 ]
 	# The rolled-back vault itself does hold record 16: the checkpoint is
 	# found, and the rolled-back row is what fails.
 	use_fixture schema3-rolled-back.db

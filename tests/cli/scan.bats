@@ -230,7 +230,7 @@ EOF
 	grep -Eq '^weakpw +1 .* weak$' "$LX_OUT"
 	! grep -Eq '^api .* weak$' "$LX_OUT" || false
 	lx status --json </dev/null
-	[ "$(jq -r '.scan.weak | join(",")' <<<"$out")" = weakpw ]
+	[ "$(jq -r '.scan.left_out | join(",")' <<<"$out")" = weakpw ]
 	echo 'password: hunter2hunter' >"$BATS_TEST_TMPDIR/w.txt"
 	lx scan "$BATS_TEST_TMPDIR/w.txt" </dev/null
 	want_status 0
@@ -257,6 +257,16 @@ EOF
 	latch_p rekey >/dev/null
 	[ "$(sqlite3 "$VAULT" "SELECT hex(key) FROM scan_key")" != "$before" ]
 	printf '%s\n' "$CANARY" >"$BATS_TEST_TMPDIR/v.txt"
+	sc_want_found "$BATS_TEST_TMPDIR/v.txt"
+	# A value with no fingerprints (as one stored before the index
+	# existed): said by ls and by every scan, and rekey indexes it.
+	sql "DELETE FROM scan_index"
+	lx ls </dev/null
+	grep -Eq '^api .* unindexed$' "$LX_OUT"
+	lx scan "$BATS_TEST_TMPDIR/v.txt" </dev/null
+	want_status 0
+	[[ $err == *"1 value stored before the scan index existed was not scanned"* ]]
+	latch_p rekey >/dev/null
 	sc_want_found "$BATS_TEST_TMPDIR/v.txt"
 	latch_p rm api >/dev/null
 	[ "$(sqlite3 "$VAULT" "SELECT count(*) FROM scan_index")" = 0 ]
