@@ -68,7 +68,7 @@ SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-po
 ASAN_CFLAGS := $(CSTD) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) $(PKG_CFLAGS_CRYPTO)
 
 # Modules in dependency order; cli/ holds main().
-LIB_SRC := $(wildcard common/*.c) $(wildcard vault/*.c) $(wildcard audit/*.c) $(wildcard broker/*.c) $(wildcard run/*.c) $(wildcard federation/*.c)
+LIB_SRC := $(wildcard common/*.c) $(wildcard vault/*.c) $(wildcard audit/*.c) $(wildcard broker/*.c) $(wildcard run/*.c) $(wildcard hooks/*.c) $(wildcard federation/*.c)
 CLI_SRC := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
