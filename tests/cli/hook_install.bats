@@ -515,6 +515,28 @@ EOF
 	printf '%s\n' "$output" >"$BATS_TEST_TMPDIR/commit.out"
 	grep -q hk-token "$BATS_TEST_TMPDIR/commit.out"
 	assert_absent "$value" "$BATS_TEST_TMPDIR/commit.out"
+	# In the message: the commit-msg hook refuses it.
+	git rm -q --cached leak.txt
+	printf 'more\n' >>clean.txt
+	git add clean.txt
+	run setsid -w git commit -q -m "the token is $value" </dev/null
+	[ "$status" -ne 0 ]
+	[ "$(git rev-parse HEAD)" = "$head" ]
+	printf '%s\n' "$output" >"$BATS_TEST_TMPDIR/msg.out"
+	grep -q hk-token "$BATS_TEST_TMPDIR/msg.out"
+	assert_absent "$value" "$BATS_TEST_TMPDIR/msg.out"
+	# Committed with --no-verify: the pre-push hook refuses the push.
+	run setsid -w git push -q origin main </dev/null
+	[ "$status" -eq 0 ]
+	git add leak.txt
+	run git commit -q --no-verify -m "add leak.txt" </dev/null
+	[ "$status" -eq 0 ]
+	run setsid -w git push -q origin main </dev/null
+	[ "$status" -ne 0 ]
+	[ "$(git --git-dir="$HK_URL" rev-parse main)" = "$head" ]
+	printf '%s\n' "$output" >"$BATS_TEST_TMPDIR/push.out"
+	grep -q hk-token "$BATS_TEST_TMPDIR/push.out"
+	assert_absent "$value" "$BATS_TEST_TMPDIR/push.out"
 }
 
 @test "pre-commit framework: .pre-commit-hooks.yaml runs latch scan at commit, commit-msg and push" {
@@ -590,12 +612,13 @@ EOF
 	git commit -q -m hooks
 	rev=$(git rev-parse HEAD)
 	hk_repo "$R"
-	printf 'repos:\n  - repo: %s\n    rev: %s\n    hooks:\n      - id: latch-staged\n      - id: latch-message\n' \
-		"$hooks" "$rev" >.pre-commit-config.yaml
+	hk_remote
+	printf 'repos:\n  - repo: %s\n    rev: %s\n    hooks:\n      - id: %s\n      - id: %s\n      - id: %s\n' \
+		"$hooks" "$rev" latch-staged latch-message latch-push >.pre-commit-config.yaml
 	git add .pre-commit-config.yaml
 	ln -s "$HK_ABS" "$HK_BIN/latch"
 	export PATH="$HK_BIN:$PATH"
-	pre-commit install -t pre-commit -t commit-msg >/dev/null
+	pre-commit install -t pre-commit -t commit-msg -t pre-push >/dev/null
 	hk_commit clean.txt "nothing to see"
 	[ "$status" -eq 0 ]
 	local head
@@ -608,4 +631,19 @@ EOF
 	printf '%s\n' "$output" >"$BATS_TEST_TMPDIR/commit.out"
 	grep -q hk-token "$BATS_TEST_TMPDIR/commit.out"
 	assert_absent "$value" "$BATS_TEST_TMPDIR/commit.out"
+	# A clean push passes; one with the value, committed with --no-verify,
+	# is refused, whether the branch is new to the remote or not.
+	run setsid -w git push -q origin main </dev/null
+	[ "$status" -eq 0 ]
+	run git commit -q --no-verify -m "add leak.txt" </dev/null
+	[ "$status" -eq 0 ]
+	run setsid -w git push -q origin main </dev/null
+	[ "$status" -ne 0 ]
+	[ "$(git --git-dir="$HK_URL" rev-parse main)" = "$head" ]
+	printf '%s\n' "$output" >"$BATS_TEST_TMPDIR/push.out"
+	grep -q hk-token "$BATS_TEST_TMPDIR/push.out"
+	assert_absent "$value" "$BATS_TEST_TMPDIR/push.out"
+	run setsid -w git push -q origin main:refs/heads/other </dev/null
+	[ "$status" -ne 0 ]
+	refute git --git-dir="$HK_URL" rev-parse -q --verify other
 }
