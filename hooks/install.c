@@ -1,6 +1,7 @@
 /* latch's git hooks: install, uninstall and status (hooks.h, section
- * Install). git names the hooks directory (`git rev-parse --git-path
- * hooks`, so core.hooksPath and linked worktrees are git's to decide);
+ * Install). git names the hooks directory (`git rev-parse
+ * --path-format=absolute --git-path hooks`, git 2.31 or later), so
+ * core.hooksPath and linked worktrees are git's to decide;
  * the scripts are plain POSIX sh, so a hook costs one sh and one latch.
  *
  * A hook that is not latch's is never replaced without `force`; with it,
@@ -110,9 +111,8 @@ static int git_line(char *const args[], char *out, size_t n)
 	return 0;
 }
 
-/* The hooks directory, absolute; and the work tree's top ("" in a bare
- * repository). --path-format needs git 2.31. */
-static int locate(char dir[PATH_MAX], char top[PATH_MAX])
+/* The hooks directory, absolute. --path-format needs git 2.31. */
+static int locate(char dir[PATH_MAX])
 {
 	char *where[] = {"git", "rev-parse", "--path-format=absolute", "--git-path", "hooks", NULL};
 	int rc = git_line(where, dir, PATH_MAX);
@@ -122,12 +122,6 @@ static int locate(char dir[PATH_MAX], char top[PATH_MAX])
 		return latch_error(LATCH_USAGE,
 				   "cannot find the git hooks directory here: 'git rev-parse --git-path "
 				   "hooks' failed (not in a git repository, or git older than 2.31)");
-	char *toplevel[] = {"git", "rev-parse", "--show-toplevel", NULL};
-	rc = git_line(toplevel, top, PATH_MAX);
-	if (rc < 0)
-		return -1;
-	if (rc > 0 || top[0] != '/')
-		top[0] = '\0';
 	return 0;
 }
 
@@ -240,7 +234,8 @@ static bool executable_file(const char *path)
 	return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && access(path, X_OK) == 0;
 }
 
-static int classify(const char *dir, struct hooks_hook_status *h)
+/* Fill h from its file; *manager is set if it is a manager's script. */
+static int classify(const char *dir, struct hooks_hook_status *h, const char **manager)
 {
 	char path[PATH_MAX], orig[PATH_MAX];
 	if (join(path, dir, h->name, "") != 0 || join(orig, dir, h->name, HOOKS_ORIG_SUFFIX) != 0)
@@ -261,7 +256,7 @@ static int classify(const char *dir, struct hooks_hook_status *h)
 		h->latch_found = h->latch[0] && executable_file(h->latch);
 		/* What the script does: run it if sh's -x says so. */
 		h->chained = access(orig, X_OK) == 0;
-	} else if (manager_of(text)) {
+	} else if ((*manager = manager_of(text))) {
 		h->state = HOOKS_MANAGED;
 	}
 	free(text);
@@ -269,9 +264,9 @@ static int classify(const char *dir, struct hooks_hook_status *h)
 }
 
 /* husky: a ".husky" component in the directory's path (husky 5 and
- * later set core.hooksPath to .husky or .husky/_), or a script of
- * husky 4 in .git/hooks (manager_of). lefthook: a script of its in the directory (a
- * lefthook.yml alone installs nothing). */
+ * later set core.hooksPath to .husky or .husky/_), or a script of husky
+ * 4 in .git/hooks (manager_of). lefthook: a script of its in the
+ * directory (a lefthook.yml alone installs nothing). */
 static const char *find_manager(const char *dir)
 {
 	for (const char *p = strstr(dir, "/.husky"); p; p = strstr(p + 1, "/.husky"))
@@ -300,20 +295,24 @@ static const char *find_manager(const char *dir)
 
 int hooks_status(struct hooks_status *st)
 {
-	char top[PATH_MAX];
 	memset(st, 0, sizeof *st);
-	if (locate(st->dir, top) != 0)
+	if (locate(st->dir) != 0)
 		return -1;
 	st->manager = find_manager(st->dir);
 	for (int i = 0; i < HOOKS_N; i++) {
 		struct hooks_hook_status *h = &st->hooks[i];
 		h->name = hook_names[i].name;
 		h->which = hook_names[i].which;
-		if (classify(st->dir, h) != 0)
+		const char *manager = NULL;
+		if (classify(st->dir, h, &manager) != 0)
 			return -1;
-		if (st->manager && h->state == HOOKS_FOREIGN)
-			h->state = HOOKS_MANAGED;
+		/* Found here when the directory had too many files to search. */
+		if (!st->manager)
+			st->manager = manager;
 	}
+	for (int i = 0; i < HOOKS_N; i++)
+		if (st->manager && st->hooks[i].state == HOOKS_FOREIGN)
+			st->hooks[i].state = HOOKS_MANAGED;
 	return 0;
 }
 
@@ -568,7 +567,8 @@ int hooks_install(const char *latch_exe, unsigned which, bool force, struct hook
 			return latch_error(LATCH_OPERR, "cannot install '%s': %s", path, strerror(e));
 		}
 		h->action = chain ? HOOKS_CHAINED : h->state == HOOKS_LATCH ? HOOKS_REFRESHED : HOOKS_INSTALLED;
-		if (classify(st->dir, h) != 0)
+		const char *manager = NULL;
+		if (classify(st->dir, h, &manager) != 0)
 			return -1;
 	}
 	return fsync_dir(st->dir);
@@ -605,7 +605,8 @@ int hooks_uninstall(struct hooks_status *st)
 			continue;
 		}
 		changed = true;
-		if (classify(st->dir, h) != 0)
+		const char *manager = NULL;
+		if (classify(st->dir, h, &manager) != 0)
 			return -1;
 	}
 	return changed ? fsync_dir(st->dir) : 0;

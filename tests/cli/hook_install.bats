@@ -418,6 +418,16 @@ hk_value() {
 	[ "$(jq -r .manager <<<"$out")" = husky ]
 	[ "$(jq -r '.hooks["pre-commit"].state' <<<"$out")" = manager ]
 
+	# husky 4: its scripts in .git/hooks, sourcing husky.sh.
+	hk_repo "$BATS_TEST_TMPDIR/h4"
+	printf '#!/bin/sh\n. "$(dirname "$0")/husky.sh"\n' >.git/hooks/pre-push
+	chmod 0755 .git/hooks/pre-push
+	before=$(hk_snap "$BATS_TEST_TMPDIR/h4")
+	lx hook install --pre-commit
+	want_status 2
+	want_err_line "husky" "nothing written"
+	[ "$(hk_snap "$BATS_TEST_TMPDIR/h4")" = "$before" ]
+
 	# lefthook: lefthook.yml and its script in .git/hooks.
 	hk_repo "$BATS_TEST_TMPDIR/lh"
 	printf 'pre-commit:\n  commands:\n    lint:\n      run: make lint\n' >lefthook.yml
