@@ -31,6 +31,8 @@ int cmd_grants(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
+int cmd_hook(int argc, char **argv);
+extern const char usage_hook[];
 int cmd_fed(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 

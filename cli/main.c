@@ -24,6 +24,7 @@ static const struct cli_command commands[] = {
 	{"audit", cmd_audit, "query, verify, checkpoint or export the audit log", usage_audit},
 	{"scan", cmd_scan, "find managed values, in any common encoding, in a commit, a push or files", usage_scan},
 	{"fed", cmd_fed, "model-API tokens from workload identity (federation profiles)", usage_fed},
+	{"hook", cmd_hook, "install, remove or show the git hooks that run 'latch scan'", usage_hook},
 	{"broker", cmd_broker, "the broker daemon (started on demand)", usage_broker},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

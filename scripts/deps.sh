@@ -17,6 +17,7 @@ pkg-config --exists cmocka 2>/dev/null || want libcmocka-dev
 command -v bats >/dev/null 2>&1 || want bats
 command -v sqlite3 >/dev/null 2>&1 || want sqlite3
 command -v git >/dev/null 2>&1 || want git
+command -v pre-commit >/dev/null 2>&1 || want pre-commit
 command -v openssl >/dev/null 2>&1 || want openssl
 command -v jq >/dev/null 2>&1 || want jq
 command -v ps >/dev/null 2>&1 || want procps
