@@ -15,7 +15,7 @@
 
 const char usage_scan[] =
 	"usage: latch scan [--staged | --push REMOTE [URL] | --range A..B | --message FILE | PATH...]\n"
-	"                  [--json] [--unlock [--passphrase-fd N]]\n"
+	"                  [--json | --sarif] [--unlock [--passphrase-fd N]]\n"
 	"\n"
 	"Look for the values latch manages, raw or encoded (base64 at any offset\n"
 	"and wrapped at any width, hex, percent, JSON, shell and YAML quoting,\n"
@@ -35,6 +35,7 @@ const char usage_scan[] =
 	"\n"
 	"Findings go to stderr as 'path:line: NAME (encoding)', never the value.\n"
 	"  --json      print the findings as a JSON array on stdout\n"
+	"  --sarif     print them as SARIF 2.1.0 on stdout (for code-scanning uploads)\n"
 	"  -h, --help  show this help\n"
 	"\n"
 	"Exit status: 0 nothing found, 1 found (a hook then stops the commit or\n"
@@ -205,26 +206,89 @@ static int build_plain(struct vault *v, struct scan *s)
 	return rc == 0 ? match_set_build(s->plain) : -1;
 }
 
-static void print_findings(const struct scan *s, bool json)
+/* A path as JSON can carry it: as it is when it is plain UTF-8, else
+ * with every control character and byte above 0x7f as \xNN (a git path
+ * may be any bytes but NUL). */
+static void json_path(const char *path, char *out, size_t n)
+{
+	if (text_is_plain(path)) {
+		snprintf(out, n, "%s", path);
+		return;
+	}
+	size_t k = 0;
+	for (const unsigned char *c = (const unsigned char *)path; *c && k + 5 < n; c++)
+		k += (size_t)(*c < 0x20 || *c >= 0x7f ? snprintf(out + k, n - k, "\\x%02x", *c)
+						     : snprintf(out + k, n - k, "%c", *c));
+	out[k] = '\0';
+}
+
+/* SARIF 2.1.0, for code-scanning uploads: one rule, one result per
+ * finding, at error level; the message names the secret, never the value. */
+static struct jout *sarif(const struct scan *s)
+{
+	struct jout *log = jout_object(), *runs = jout_array(), *run = jout_object(), *tool = jout_object(),
+		    *driver = jout_object(), *rules = jout_array(), *rule = jout_object(), *desc = jout_object(),
+		    *results = jout_array();
+	jout_str(log, "version", "2.1.0");
+	jout_str(log, "$schema", "https://json.schemastore.org/sarif-2.1.0.json");
+	jout_str(driver, "name", "latch");
+	jout_str(driver, "version", LATCH_VERSION);
+	jout_str(rule, "id", "latch/managed-value");
+	jout_str(desc, "text", "A value managed by latch, raw or encoded");
+	jout_add(rule, "shortDescription", desc);
+	jout_add(rules, NULL, rule);
+	jout_add(driver, "rules", rules);
+	jout_add(tool, "driver", driver);
+	jout_add(run, "tool", tool);
+	for (size_t i = 0; i < s->n; i++) {
+		struct jout *r = jout_object(), *msg = jout_object(), *locs = jout_array(), *loc = jout_object(),
+			    *phys = jout_object(), *art = jout_object(), *region = jout_object();
+		char text[256], path[4 * PATH_MAX];
+		snprintf(text, sizeof text, "The value of secret '%s' (%s)", s->f[i].name, s->f[i].encoding);
+		json_path(s->f[i].path, path, sizeof path);
+		jout_str(r, "ruleId", "latch/managed-value");
+		jout_str(r, "level", "error");
+		jout_str(msg, "text", text);
+		jout_add(r, "message", msg);
+		jout_str(art, "uri", path);
+		jout_int(region, "startLine", (int64_t)s->f[i].line);
+		jout_add(phys, "artifactLocation", art);
+		jout_add(phys, "region", region);
+		jout_add(loc, "physicalLocation", phys);
+		jout_add(locs, NULL, loc);
+		jout_add(r, "locations", locs);
+		jout_add(results, NULL, r);
+	}
+	jout_add(run, "results", results);
+	jout_add(runs, NULL, run);
+	jout_add(log, "runs", runs);
+	return log;
+}
+
+static int print_findings(const struct scan *s, bool json, bool as_sarif)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		char path[4 * PATH_MAX];
 		text_escape(s->f[i].path, path, sizeof path);
 		fprintf(stderr, "%s:%zu: %s (%s)\n", path, s->f[i].line, s->f[i].name, s->f[i].encoding);
 	}
+	if (as_sarif)
+		return jout_print(sarif(s), true);
 	if (!json)
-		return;
+		return 0;
 	struct jout *arr = jout_array();
 	for (size_t i = 0; i < s->n; i++) {
 		struct jout *o = jout_object();
-		jout_str(o, "path", s->f[i].path);
+		char path[4 * PATH_MAX];
+		json_path(s->f[i].path, path, sizeof path);
+		jout_str(o, "path", path);
 		jout_int(o, "line", (int64_t)s->f[i].line);
 		jout_str(o, "secret", s->f[i].name);
 		jout_str(o, "encoding", s->f[i].encoding);
 		jout_str(o, "object", s->f[i].oid);
 		jout_add(arr, NULL, o);
 	}
-	jout_print(arr, true);
+	return jout_print(arr, true);
 }
 
 static void scan_free(struct scan *s)
@@ -266,12 +330,13 @@ int cmd_scan(int argc, char **argv)
 					     {"range", required_argument, NULL, 'r'},
 					     {"message", required_argument, NULL, 'm'},
 					     {"json", no_argument, NULL, 'j'},
+					     {"sarif", no_argument, NULL, 'S'},
 					     {"unlock", no_argument, NULL, 'u'},
 					     {"passphrase-fd", required_argument, NULL, 'f'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *push = NULL, *range = NULL, *message = NULL;
-	bool staged = false, json = false, unlock = false;
+	bool staged = false, json = false, as_sarif = false, unlock = false;
 	int fd = -1, c, modes = 0;
 	while ((c = cli_getopt(argc, argv, ":h", opts, "scan")) != -1) {
 		switch (c) {
@@ -294,6 +359,9 @@ int cmd_scan(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'S':
+			as_sarif = true;
+			break;
 		case 'u':
 			unlock = true;
 			break;
@@ -310,6 +378,8 @@ int cmd_scan(int argc, char **argv)
 	bool paths = optind < argc && !push;
 	if (modes + paths != 1)
 		return cli_usage("scan", "name one of --staged, --push REMOTE, --range A..B, --message FILE or PATHs");
+	if (json && as_sarif)
+		return cli_usage("scan", "--json and --sarif: choose one");
 	if (push && argc - optind > 1)
 		return cli_usage("scan", "--push takes the remote and, optionally, its URL");
 	if (fd >= 0 && !unlock) {
@@ -377,8 +447,8 @@ int cmd_scan(int argc, char **argv)
 		scan_free(&s);
 		return cli_fail();
 	}
-	print_findings(&s, json);
-	int status = s.n ? LATCH_FINDINGS : 0;
+	int printed = print_findings(&s, json, as_sarif);
+	int status = printed != 0 ? LATCH_OPERR : s.n ? LATCH_FINDINGS : 0;
 	scan_free(&s);
 	if (cli_finish_output() != 0)
 		return cli_fail();
