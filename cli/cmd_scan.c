@@ -4,6 +4,7 @@
  * finds the values too weak to be fingerprinted. */
 #include "cli.h"
 
+#include "../audit/audit.h"
 #include "../hooks/hooks.h"
 #include "../match/match.h"
 
@@ -16,6 +17,8 @@
 const char usage_scan[] =
 	"usage: latch scan [--staged | --push REMOTE [URL] | --range A..B | --message FILE | PATH...]\n"
 	"                  [--json | --sarif] [--unlock [--passphrase-fd N]]\n"
+	"       latch scan allow NAME PATH | disallow NAME PATH [--passphrase-fd N]\n"
+	"       latch scan allowed\n"
 	"\n"
 	"Look for the values latch manages, raw or encoded (base64 at any offset\n"
 	"and wrapped at any width, hex, percent, JSON, shell and YAML quoting,\n"
@@ -34,6 +37,10 @@ const char usage_scan[] =
 	"scan without it says how many it left out.\n"
 	"\n"
 	"Findings go to stderr as 'path:line: NAME (encoding)', never the value.\n"
+	"A finding of NAME in exactly PATH is not reported once 'latch scan allow\n"
+	"NAME PATH' (the passphrase, and an audit record) says it is intended;\n"
+	"'allowed' lists those pairs. No comment in a file can silence a finding.\n"
+	"(A file to scan named 'allow', 'disallow' or 'allowed': write ./allow.)\n"
 	"  --json      print the findings as a JSON array on stdout\n"
 	"  --sarif     print them as SARIF 2.1.0 on stdout (for code-scanning uploads)\n"
 	"  -h, --help  show this help\n"
@@ -58,6 +65,11 @@ struct scan {
 	size_t n, cap;
 	const struct hooks_blob *blob; /* during the callbacks */
 	const struct match_unwrapped *unwrapped;
+	struct allowed {
+		char *name, *path;
+	} *allow; /* the allow-list, by name */
+	size_t n_allow;
+	size_t n_allowed; /* findings it silenced */
 };
 
 static size_t line_of(const unsigned char *p, size_t off)
@@ -74,6 +86,11 @@ static int add(struct scan *s, size_t off, const char *name, const char *encodin
 	if (s->unwrapped)
 		off = match_unwrapped_offset(s->unwrapped, off);
 	size_t line = line_of(s->blob->data, off);
+	for (size_t i = 0; i < s->n_allow; i++)
+		if (!strcmp(s->allow[i].name, name) && !strcmp(s->allow[i].path, s->blob->path)) {
+			s->n_allowed++;
+			return 0;
+		}
 	for (size_t i = 0; i < s->n; i++)
 		if (s->f[i].line == line && !strcmp(s->f[i].name, name) && s->f[i].encoding == encoding &&
 		    !strcmp(s->f[i].path, s->blob->path))
@@ -302,7 +319,107 @@ static void scan_free(struct scan *s)
 		free(s->plain_names[i]);
 	free(s->plain_names);
 	match_set_free(s->plain);
+	for (size_t i = 0; i < s->n_allow; i++) {
+		free(s->allow[i].name);
+		free(s->allow[i].path);
+	}
+	free(s->allow);
 	hooks_index_free(s->ix);
+}
+
+static int load_allowed(int64_t secret, const char *path, void *ctx)
+{
+	struct scan *s = ctx;
+	struct allowed *grown = realloc(s->allow, (s->n_allow + 1) * sizeof *grown);
+	if (!grown)
+		return latch_error(LATCH_OPERR, "out of memory");
+	s->allow = grown;
+	s->allow[s->n_allow].name = strdup(hooks_index_name(s->ix, secret));
+	s->allow[s->n_allow].path = strdup(path);
+	if (!s->allow[s->n_allow].name || !s->allow[s->n_allow].path) {
+		free(s->allow[s->n_allow].name);
+		free(s->allow[s->n_allow].path);
+		return latch_error(LATCH_OPERR, "out of memory");
+	}
+	s->n_allow++;
+	return 0;
+}
+
+/* latch scan allow|disallow NAME PATH (the passphrase), latch scan
+ * allowed: the allow-list. */
+struct allow_record {
+	const char *event, *name, *path;
+};
+
+static int record_allow(struct vault *v, void *ctx)
+{
+	const struct allow_record *a = ctx;
+	struct audit_secret_ref ref = {a->name, 0};
+	const char *paths[1] = {a->path};
+	struct audit_event ev = {.event = a->event,
+				 .secrets = &ref,
+				 .n_secrets = 1,
+				 .paths = paths,
+				 .n_paths = 1,
+				 .self = true};
+	return audit_record_event_in(v, &ev);
+}
+
+static int print_allowed(int64_t secret, const char *path, void *ctx)
+{
+	const struct hooks_index *ix = ctx;
+	char shown[4 * PATH_MAX];
+	text_escape(path, shown, sizeof shown);
+	printf("%s %s\n", hooks_index_name(ix, secret), shown);
+	return 0;
+}
+
+static int allow_command(int argc, char **argv)
+{
+	static const struct option opts[] = {{"passphrase-fd", required_argument, NULL, 'f'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *sub = argv[0];
+	bool list = !strcmp(sub, "allowed");
+	int fd = -1, c;
+	while ((c = cli_getopt(argc, argv, ":h", opts, "scan")) != -1) {
+		if (c == 'h')
+			return cli_help(usage_scan);
+		if (c != 'f' || list || parse_fd(optarg, &fd) != 0)
+			return c == 'f' && !list ? cli_fail() : LATCH_USAGE;
+	}
+	if (argc - optind != (list ? 0 : 2)) {
+		cli_passphrase_done(fd);
+		return cli_usage("scan", list ? "'scan allowed' takes no argument" : "'scan %s' takes NAME PATH", sub);
+	}
+	struct vault *v = NULL;
+	struct hooks_index *ix = NULL;
+	int rc;
+	if (list) {
+		if (cli_open_vault(&v) != 0)
+			return cli_fail();
+		rc = hooks_index_load(v, &ix) == 0 && hooks_allow_list(v, print_allowed, ix) == 0 ? 0 : cli_fail();
+		hooks_index_free(ix);
+		vault_close(v);
+		return rc == 0 && cli_finish_output() == 0 ? rc : cli_fail();
+	}
+	const char *name = argv[optind], *path = argv[optind + 1];
+	if (!latch_name_valid(name)) {
+		cli_passphrase_done(fd);
+		return cli_usage("scan", "invalid secret name: use %s", LATCH_NAME_RULE);
+	}
+	bool add = !strcmp(sub, "allow");
+	struct allow_record a = {add ? "scan_allow" : "scan_disallow", name, path};
+	if (cli_open_unlocked(fd, &v) != 0)
+		return cli_fail();
+	rc = hooks_allow_change(v, name, path, add, record_allow, &a);
+	vault_close(v);
+	if (rc < 0)
+		return cli_fail();
+	if (rc == 1)
+		fprintf(stderr, "latch: '%s' in '%s' was %s\n", name, path,
+			add ? "already allowed" : "not allowed: nothing to remove");
+	return 0;
 }
 
 /* --message FILE: the commit-msg hook's one file, as a message. */
@@ -325,6 +442,8 @@ static int scan_message(const char *path, struct scan *s)
 
 int cmd_scan(int argc, char **argv)
 {
+	if (argc > 1 && (!strcmp(argv[1], "allow") || !strcmp(argv[1], "disallow") || !strcmp(argv[1], "allowed")))
+		return allow_command(argc - 1, argv + 1);
 	static const struct option opts[] = {{"staged", no_argument, NULL, 's'},
 					     {"push", required_argument, NULL, 'p'},
 					     {"range", required_argument, NULL, 'r'},
@@ -400,6 +519,8 @@ int cmd_scan(int argc, char **argv)
 	int rc = unlock ? cli_open_unlocked(fd, &v) : vault_open(dir, &v);
 	if (rc == 0)
 		rc = hooks_index_load(v, &s.ix);
+	if (rc == 0)
+		rc = hooks_allow_list(v, load_allowed, &s);
 	if (rc == 0 && unlock)
 		rc = build_plain(v, &s);
 	if (rc != 0) {
@@ -447,6 +568,9 @@ int cmd_scan(int argc, char **argv)
 		scan_free(&s);
 		return cli_fail();
 	}
+	if (s.n_allowed)
+		fprintf(stderr, "latch: %zu finding%s allowed by the allow-list ('latch scan allowed')\n", s.n_allowed,
+			s.n_allowed == 1 ? "" : "s");
 	int printed = print_findings(&s, json, as_sarif);
 	int status = printed != 0 ? LATCH_OPERR : s.n ? LATCH_FINDINGS : 0;
 	scan_free(&s);
