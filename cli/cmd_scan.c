@@ -67,7 +67,7 @@ struct scan {
 	const struct match_unwrapped *unwrapped;
 	struct allowed {
 		char *name, *path;
-	} *allow; /* the allow-list, by name */
+	} * allow; /* the allow-list, by name */
 	size_t n_allow;
 	size_t n_allowed; /* findings it silenced */
 };
@@ -235,7 +235,7 @@ static void json_path(const char *path, char *out, size_t n)
 	size_t k = 0;
 	for (const unsigned char *c = (const unsigned char *)path; *c && k + 5 < n; c++)
 		k += (size_t)(*c < 0x20 || *c >= 0x7f ? snprintf(out + k, n - k, "\\x%02x", *c)
-						     : snprintf(out + k, n - k, "%c", *c));
+						      : snprintf(out + k, n - k, "%c", *c));
 	out[k] = '\0';
 }
 
@@ -308,6 +308,37 @@ static int print_findings(const struct scan *s, bool json, bool as_sarif)
 	return jout_print(arr, true);
 }
 
+/* A blocking scan is an audit record (scan_block) when a broker runs for
+ * the vault: it holds an audit key. With the vault locked and no broker,
+ * nothing can append, and nothing is recorded (docs/scanning.md). */
+static void record_block(const struct scan *s, const char *scope)
+{
+	char dir[PATH_MAX];
+	const char *names[64], *paths[256];
+	char path_text[256][512];
+	size_t n = 0, n_paths = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		bool seen = false;
+		for (size_t k = 0; k < n && !seen; k++)
+			seen = !strcmp(names[k], s->f[i].name);
+		if (!seen && n < 64)
+			names[n++] = s->f[i].name;
+		json_path(s->f[i].path, path_text[n_paths], sizeof path_text[n_paths]);
+		seen = false;
+		for (size_t k = 0; k < n_paths && !seen; k++)
+			seen = !strcmp(paths[k], path_text[n_paths]);
+		if (!seen && n_paths < 256) {
+			paths[n_paths] = path_text[n_paths];
+			n_paths++;
+		}
+	}
+	latch_error_quiet(true);
+	int ok = vault_dir(dir, sizeof dir);
+	latch_error_quiet(false);
+	if (ok == 0 && broker_record_scan(dir, names, n, paths, n_paths, scope) < 0)
+		fprintf(stderr, "latch: warning: the broker did not record this blocked scan\n");
+}
+
 static void scan_free(struct scan *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
@@ -356,12 +387,8 @@ static int record_allow(struct vault *v, void *ctx)
 	const struct allow_record *a = ctx;
 	struct audit_secret_ref ref = {a->name, 0};
 	const char *paths[1] = {a->path};
-	struct audit_event ev = {.event = a->event,
-				 .secrets = &ref,
-				 .n_secrets = 1,
-				 .paths = paths,
-				 .n_paths = 1,
-				 .self = true};
+	struct audit_event ev =
+		{.event = a->event, .secrets = &ref, .n_secrets = 1, .paths = paths, .n_paths = 1, .self = true};
 	return audit_record_event_in(v, &ev);
 }
 
@@ -444,16 +471,12 @@ int cmd_scan(int argc, char **argv)
 {
 	if (argc > 1 && (!strcmp(argv[1], "allow") || !strcmp(argv[1], "disallow") || !strcmp(argv[1], "allowed")))
 		return allow_command(argc - 1, argv + 1);
-	static const struct option opts[] = {{"staged", no_argument, NULL, 's'},
-					     {"push", required_argument, NULL, 'p'},
-					     {"range", required_argument, NULL, 'r'},
-					     {"message", required_argument, NULL, 'm'},
-					     {"json", no_argument, NULL, 'j'},
-					     {"sarif", no_argument, NULL, 'S'},
-					     {"unlock", no_argument, NULL, 'u'},
-					     {"passphrase-fd", required_argument, NULL, 'f'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] =
+		{{"staged", no_argument, NULL, 's'},      {"push", required_argument, NULL, 'p'},
+		 {"range", required_argument, NULL, 'r'}, {"message", required_argument, NULL, 'm'},
+		 {"json", no_argument, NULL, 'j'},        {"sarif", no_argument, NULL, 'S'},
+		 {"unlock", no_argument, NULL, 'u'},      {"passphrase-fd", required_argument, NULL, 'f'},
+		 {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
 	const char *push = NULL, *range = NULL, *message = NULL;
 	bool staged = false, json = false, as_sarif = false, unlock = false;
 	int fd = -1, c, modes = 0;
@@ -572,6 +595,22 @@ int cmd_scan(int argc, char **argv)
 		fprintf(stderr, "latch: %zu finding%s allowed by the allow-list ('latch scan allowed')\n", s.n_allowed,
 			s.n_allowed == 1 ? "" : "s");
 	int printed = print_findings(&s, json, as_sarif);
+	if (s.n) {
+		char scope[256];
+		if (staged)
+			snprintf(scope, sizeof scope, "staged");
+		else if (push)
+			snprintf(scope, sizeof scope, "push %s", push);
+		else if (range)
+			snprintf(scope, sizeof scope, "range %s", range);
+		else if (message)
+			snprintf(scope, sizeof scope, "commit message");
+		else
+			snprintf(scope, sizeof scope, "files");
+		char plain[256];
+		json_path(scope, plain, sizeof plain);
+		record_block(&s, plain);
+	}
 	int status = printed != 0 ? LATCH_OPERR : s.n ? LATCH_FINDINGS : 0;
 	scan_free(&s);
 	if (cli_finish_output() != 0)

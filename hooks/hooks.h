@@ -150,7 +150,7 @@ int hooks_allow_list(struct vault *v, int (*fn)(int64_t secret, const char *path
 struct hooks_index;
 int hooks_index_load(struct vault *v, struct hooks_index **out);
 void hooks_index_free(struct hooks_index *ix);
-size_t hooks_index_size(const struct hooks_index *ix);   /* forms fingerprinted */
+size_t hooks_index_size(const struct hooks_index *ix);      /* forms fingerprinted */
 size_t hooks_index_weak(const struct hooks_index *ix);      /* too weak to fingerprint */
 size_t hooks_index_unindexed(const struct hooks_index *ix); /* not in the index at all */
 const char *hooks_index_name(const struct hooks_index *ix, int64_t id);

@@ -108,8 +108,11 @@ static int scan_keys(sqlite3 *db, unsigned char key[crypto_shorthash_KEYBYTES], 
 			memcpy(key, k, crypto_shorthash_KEYBYTES);
 		*mult = (uint64_t)sqlite3_column_int64(st, 1);
 		sqlite3_finalize(st);
-		return ok && (*mult & 1) ? 0
-					 : latch_error(LATCH_OPERR, "the scan index's key is damaged: run 'latch rekey' (it rebuilds the index)");
+		return ok && (*mult & 1)
+			       ? 0
+			       : latch_error(
+					 LATCH_OPERR,
+					 "the scan index's key is damaged: run 'latch rekey' (it rebuilds the index)");
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -190,7 +193,8 @@ int hooks_entropy_bits(const unsigned char *v, size_t n)
 		/* A character that repeats the one before, or continues a
 		 * step of +-1 from the two before, adds one bit, not `per`. */
 		bool run = i >= 1 && v[i] == v[i - 1];
-		bool step = i >= 2 && (int)v[i] - v[i - 1] == (int)v[i - 1] - v[i - 2] && abs((int)v[i] - v[i - 1]) == 1;
+		bool step = i >= 2 && (int)v[i] - v[i - 1] == (int)v[i - 1] - v[i - 2] &&
+			    abs((int)v[i] - v[i - 1]) == 1;
 		bits += run || step ? 1 : per;
 	}
 	/* Few distinct characters cannot carry more than this. */
@@ -253,7 +257,8 @@ int hooks_index_value(struct vault *v, const char *event, int64_t id, const stru
 		 * (which follow, one call each), so an index copied before
 		 * says nothing about the values after. */
 		return exec1(db, "DELETE FROM scan_index WHERE ?1 = ?1", 0, "rebuild the scan index") != 0 ||
-				       exec1(db, "DELETE FROM scan_weak WHERE ?1 = ?1", 0, "rebuild the scan index") != 0 ||
+				       exec1(db, "DELETE FROM scan_weak WHERE ?1 = ?1", 0, "rebuild the scan index") !=
+					       0 ||
 				       exec1(db, "DELETE FROM scan_key WHERE ?1 = ?1", 0, "rebuild the scan index") != 0
 			       ? -1
 			       : 0;
