@@ -144,8 +144,7 @@ static void report(const char *label, size_t n_pat, double build_ms, long kib, c
 	       r_rnd, m_rnd, r_src, m_src);
 }
 
-static void random_set(size_t n_pat, const unsigned char *rnd_text, const unsigned char *src_text, size_t n,
-		       int runs)
+static void random_set(size_t n_pat, const unsigned char *rnd_text, const unsigned char *src_text, size_t n, int runs)
 {
 	unsigned char pat[60];
 	long before = rss_kib();
