@@ -226,7 +226,7 @@ static int build_plain(struct vault *v, struct scan *s)
 /* A path as JSON can carry it: as it is when it is plain UTF-8, else
  * with every control character and byte above 0x7f as \xNN (a git path
  * may be any bytes but NUL). */
-static void json_path(const char *path, char *out, size_t n)
+static void plain_path(const char *path, char *out, size_t n)
 {
 	if (text_is_plain(path)) {
 		snprintf(out, n, "%s", path);
@@ -262,7 +262,7 @@ static struct jout *sarif(const struct scan *s)
 			    *phys = jout_object(), *art = jout_object(), *region = jout_object();
 		char text[256], path[4 * PATH_MAX];
 		snprintf(text, sizeof text, "The value of secret '%s' (%s)", s->f[i].name, s->f[i].encoding);
-		json_path(s->f[i].path, path, sizeof path);
+		plain_path(s->f[i].path, path, sizeof path);
 		jout_str(r, "ruleId", "latch/managed-value");
 		jout_str(r, "level", "error");
 		jout_str(msg, "text", text);
@@ -297,7 +297,7 @@ static int print_findings(const struct scan *s, bool json, bool as_sarif)
 	for (size_t i = 0; i < s->n; i++) {
 		struct jout *o = jout_object();
 		char path[4 * PATH_MAX];
-		json_path(s->f[i].path, path, sizeof path);
+		plain_path(s->f[i].path, path, sizeof path);
 		jout_str(o, "path", path);
 		jout_int(o, "line", (int64_t)s->f[i].line);
 		jout_str(o, "secret", s->f[i].name);
@@ -323,7 +323,7 @@ static void record_block(const struct scan *s, const char *scope)
 			seen = !strcmp(names[k], s->f[i].name);
 		if (!seen && n < 64)
 			names[n++] = s->f[i].name;
-		json_path(s->f[i].path, path_text[n_paths], sizeof path_text[n_paths]);
+		plain_path(s->f[i].path, path_text[n_paths], sizeof path_text[n_paths]);
 		seen = false;
 		for (size_t k = 0; k < n_paths && !seen; k++)
 			seen = !strcmp(paths[k], path_text[n_paths]);
@@ -608,7 +608,7 @@ int cmd_scan(int argc, char **argv)
 		else
 			snprintf(scope, sizeof scope, "files");
 		char plain[256];
-		json_path(scope, plain, sizeof plain);
+		plain_path(scope, plain, sizeof plain);
 		record_block(&s, plain);
 	}
 	int status = printed != 0 ? LATCH_OPERR : s.n ? LATCH_FINDINGS : 0;
