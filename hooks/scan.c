@@ -79,7 +79,7 @@ static int count_left_out(int64_t id, const char *name, int bits, void *ctx)
 const char *hooks_index_name(const struct hooks_index *ix, int64_t id)
 {
 	struct name key = {id, NULL};
-	const struct name *n = bsearch(&key, ix->names, ix->n_names, sizeof *ix->names, by_id);
+	const struct name *n = ix->n_names ? bsearch(&key, ix->names, ix->n_names, sizeof *ix->names, by_id) : NULL;
 	return n ? n->name : "?";
 }
 
@@ -172,11 +172,13 @@ int hooks_index_load(struct vault *v, struct hooks_index **out)
 	if (rc == 0 && ix->n > 0 && !have_key)
 		rc = latch_error(LATCH_OPERR,
 				 "the scan index's key is missing: run 'latch rekey' (it rebuilds the index)");
-	if (rc == 0)
+	/* qsort and bsearch take no NULL, even for no elements (an index
+	 * of weak values only; an empty vault). */
+	if (rc == 0 && ix->n > 1)
 		qsort(ix->e, ix->n, sizeof *ix->e, by_fp);
 	if (rc == 0 && (vault_rows(v, add_name, ix) != 0 || hooks_left_out(v, count_left_out, ix) != 0))
 		rc = -1;
-	if (rc == 0)
+	if (rc == 0 && ix->n_names > 1)
 		qsort(ix->names, ix->n_names, sizeof *ix->names, by_id);
 	if (rc != 0) {
 		hooks_index_free(ix);

@@ -488,10 +488,15 @@ static void rm_removes_both(void **state)
 	put_str(v, "kept", HEX32);
 	assert_true(index_rows(f, "strong") > 0);
 	assert_int_equal(weak_rows(f, "weak"), 1);
+	/* Allowances go with the secret (a new one of the same name starts
+	 * with none); another secret's stay. */
+	sql_exec(f->path, "INSERT INTO scan_allow (secret, path) SELECT id, 'fixture.txt' FROM secrets");
 	assert_int_equal(vault_remove(v, "strong"), 0);
 	assert_int_equal(vault_remove(v, "weak"), 0);
 	vault_close(v);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM scan_weak", NULL), 0);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM scan_allow", NULL), 1);
+	assert_int_equal(sql_int(f->path, "SELECT secret FROM scan_allow", NULL), id_of(f, "kept"));
 	assert_int_equal(sql_int(f->path, "SELECT count(DISTINCT secret) FROM scan_index", NULL), 1);
 	expect_fingerprinted(f, "kept", HEX32, 32);
 }
@@ -796,6 +801,7 @@ static void empty_index(void **state)
 	assert_int_equal(hooks_index_size(ix), 0);
 	assert_int_equal(hooks_index_weak(ix), 0);
 	assert_int_equal(hooks_index_unindexed(ix), 0);
+	assert_string_equal(hooks_index_name(ix, 1), "?");
 	struct found *fd = scan(ix, (const unsigned char *)ALNUM32, 32);
 	assert_int_equal(fd->n, 0);
 	free(fd);
