@@ -197,12 +197,23 @@ int hooks_entropy_bits(const unsigned char *v, size_t n)
 			    abs((int)v[i] - v[i - 1]) == 1;
 		bits += run || step ? 1 : per;
 	}
-	/* Few distinct characters cannot carry more than this. */
-	double cap = (double)n * log2((double)(distinct > 1 ? distinct : 2)) + 8;
-	return (int)(bits < cap ? bits : cap);
+	/* Few distinct characters cannot carry more than this: the value is
+	 * one of the C(alphabet, distinct) * distinct^n strings of its length
+	 * that use only `distinct` characters of its alphabets. (A flat
+	 * allowance for which characters those are, instead of the binomial,
+	 * held every random string of 20 letters and digits, and a third of
+	 * all base64 of 16 random bytes, below the bound.) */
+	double cap = (double)n * log2((double)(distinct ? distinct : 1));
+	for (size_t i = 0; i < distinct && i < (size_t)alphabet; i++)
+		cap += log2((double)((size_t)alphabet - i) / (double)(i + 1));
+	/* Whole bits, without a last-digit rounding error taking one away
+	 * (32 hex digits are 128 bits, not 127). */
+	return (int)((bits < cap ? bits : cap) + 1e-9);
 }
 
-/* Fingerprint one value: every form of at least HOOKS_WINDOW bytes. */
+/* Fingerprint one value: every form of at least HOOKS_WINDOW bytes; 1
+ * when it has none (not reachable while the estimate gives at most 8 bits
+ * a byte: a value strong enough has a raw form of 14 bytes or more). */
 static int index_value(sqlite3 *db, int64_t id, const struct secbuf *value)
 {
 	unsigned char key[crypto_shorthash_KEYBYTES];
@@ -214,6 +225,10 @@ static int index_value(sqlite3 *db, int64_t id, const struct secbuf *value)
 	if (match_forms(value->data, value->len, HOOKS_WINDOW, &forms, &n) != 0) {
 		sodium_memzero(key, sizeof key);
 		return -1;
+	}
+	if (n == 0) {
+		sodium_memzero(key, sizeof key);
+		return 1;
 	}
 	sqlite3_stmt *st;
 	int rc = 0;
@@ -269,18 +284,21 @@ int hooks_index_value(struct vault *v, const char *event, int64_t id, const stru
 	if (!value) /* rm: its allowances go too (a new secret of that name starts with none) */
 		return exec1(db, "DELETE FROM scan_allow WHERE secret = ?1", id, "update the scan index");
 	int bits = hooks_entropy_bits(value->data, value->len);
-	if (bits < HOOKS_WEAK_BITS) {
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(db, "INSERT INTO scan_weak (secret, bits) VALUES (?1, ?2)", -1, &st, NULL) !=
-		    SQLITE_OK)
-			return db_fail(db, "update the scan index");
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, bits);
-		int rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		return rc == SQLITE_DONE ? 0 : db_fail(db, "update the scan index");
+	if (bits >= HOOKS_WEAK_BITS) {
+		int indexed = index_value(db, id, value);
+		if (indexed <= 0)
+			return indexed;
+		/* No form long enough to fingerprint: listed as weak with its
+		 * bits, never taken for a value that is looked for. */
 	}
-	return index_value(db, id, value);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "INSERT INTO scan_weak (secret, bits) VALUES (?1, ?2)", -1, &st, NULL) != SQLITE_OK)
+		return db_fail(db, "update the scan index");
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, bits);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "update the scan index");
 }
 
 struct ids {

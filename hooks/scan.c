@@ -79,7 +79,7 @@ static int count_left_out(int64_t id, const char *name, int bits, void *ctx)
 const char *hooks_index_name(const struct hooks_index *ix, int64_t id)
 {
 	struct name key = {id, NULL};
-	const struct name *n = bsearch(&key, ix->names, ix->n_names, sizeof *ix->names, by_id);
+	const struct name *n = ix->n_names ? bsearch(&key, ix->names, ix->n_names, sizeof *ix->names, by_id) : NULL;
 	return n ? n->name : "?";
 }
 
@@ -106,26 +106,35 @@ int hooks_index_load(struct vault *v, struct hooks_index **out)
 		return latch_error(LATCH_OPERR, "out of memory");
 	}
 	sqlite3_stmt *st = NULL;
-	int rc = 0;
+	int rc = 0, step = SQLITE_DONE;
+	bool have_key = false;
 	if (sqlite3_prepare_v2(db, "SELECT key, mult FROM scan_key WHERE id = 1", -1, &st, NULL) != SQLITE_OK) {
 		rc = latch_error(LATCH_OPERR, "cannot read the scan index: %s", sqlite3_errmsg(db));
-	} else if (sqlite3_step(st) == SQLITE_ROW) {
+	} else if ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		const void *k = sqlite3_column_blob(st, 0);
-		if (!k || sqlite3_column_bytes(st, 0) != crypto_shorthash_KEYBYTES)
+		ix->mult = (uint64_t)sqlite3_column_int64(st, 1);
+		/* The writer makes the multiplier odd (index.c): an even one
+		 * is not the one the fingerprints were made with. */
+		if (!k || sqlite3_column_bytes(st, 0) != crypto_shorthash_KEYBYTES || !(ix->mult & 1)) {
 			rc = latch_error(LATCH_OPERR,
 					 "the scan index's key is damaged: run 'latch rekey' (it rebuilds the index)");
-		else
+		} else {
 			memcpy(ix->key, k, sizeof ix->key);
-		ix->mult = (uint64_t)sqlite3_column_int64(st, 1);
+			have_key = true;
+		}
+	} else if (step != SQLITE_DONE) {
+		rc = latch_error(LATCH_OPERR, "cannot read the scan index: %s", sqlite3_errmsg(db));
 	}
+	/* Cleared: the next prepare may not run, and the sqlite3_finalize
+	 * after the loop must not free this statement a second time. */
 	sqlite3_finalize(st);
+	st = NULL;
 	ix->mult_w = 1;
 	for (size_t i = 0; i < HOOKS_WINDOW; i++)
 		ix->mult_w *= ix->mult;
 	if (rc == 0 && sqlite3_prepare_v2(db, "SELECT secret, enc, pre, fp, len, salt, verify FROM scan_index", -1, &st,
 					  NULL) != SQLITE_OK)
 		rc = latch_error(LATCH_OPERR, "cannot read the scan index: %s", sqlite3_errmsg(db));
-	int step;
 	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (ix->n % 1024 == 0) {
 			struct entry *grown = realloc(ix->e, (ix->n + 1024) * sizeof *grown);
@@ -154,12 +163,22 @@ int hooks_index_load(struct vault *v, struct hooks_index **out)
 		ix->bitmap[pre >> 6] |= 1ULL << (pre & 63);
 		ix->n++;
 	}
+	/* A read that fails half-way must not leave a part of the index
+	 * that finds some values and says nothing of the rest. */
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = latch_error(LATCH_OPERR, "cannot read the scan index: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
-	if (rc == 0)
+	/* Fingerprints with no key to test them under would find nothing. */
+	if (rc == 0 && ix->n > 0 && !have_key)
+		rc = latch_error(LATCH_OPERR,
+				 "the scan index's key is missing: run 'latch rekey' (it rebuilds the index)");
+	/* qsort and bsearch take no NULL, even for no elements (an index
+	 * of weak values only; an empty vault). */
+	if (rc == 0 && ix->n > 1)
 		qsort(ix->e, ix->n, sizeof *ix->e, by_fp);
 	if (rc == 0 && (vault_rows(v, add_name, ix) != 0 || hooks_left_out(v, count_left_out, ix) != 0))
 		rc = -1;
-	if (rc == 0)
+	if (rc == 0 && ix->n_names > 1)
 		qsort(ix->names, ix->n_names, sizeof *ix->names, by_id);
 	if (rc != 0) {
 		hooks_index_free(ix);
