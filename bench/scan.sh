@@ -111,12 +111,12 @@ apt_install() { # PACKAGE
 [ -x /usr/bin/time ] || fail "/usr/bin/time is needed for the max RSS (apt-get install time)"
 peer=git-secrets peer_note=
 if [ "${LATCH_BENCH_NO_PEERS:-}" = 1 ]; then
-	peer= peer_note="git-secrets skipped (LATCH_BENCH_NO_PEERS=1)"
+	peer='' peer_note="git-secrets skipped (LATCH_BENCH_NO_PEERS=1)"
 elif ! command -v git-secrets >/dev/null 2>&1 && ! apt_install git-secrets; then
-	peer= peer_note="git-secrets skipped: not installed, and not root to install it"
+	peer='' peer_note="git-secrets skipped: not installed, and not root to install it"
 fi
 if [ -n "$peer" ] && ! command -v git-secrets >/dev/null 2>&1; then
-	peer= peer_note="git-secrets skipped: 'apt-get install git-secrets' failed (see the log)"
+	peer='' peer_note="git-secrets skipped: 'apt-get install git-secrets' failed (see the log)"
 fi
 
 # --- an environment of our own: no user or system git config, no hooks ---------
@@ -232,7 +232,7 @@ gen() { # SEED DIR KIND [MB]
 }
 # repo DIR: an empty repository that never runs gc on its own.
 repo() {
-	run git init -q "$1" >>"$LOG" 2>&1 && git -C "$1" config gc.auto 0 && git -C "$1" config commit.gpgSign false ||
+	{ run git init -q "$1" >>"$LOG" 2>&1 && git -C "$1" config gc.auto 0 && git -C "$1" config commit.gpgSign false; } ||
 		fail "git init failed"
 }
 commit_all() { # DIR
@@ -486,9 +486,10 @@ git -C "$RB" add src/leak.yaml
 [ $? -eq 1 ] || fail "control: latch scan did not find the value planted in the large change"
 if [ -n "$peer" ]; then
 	# Its report quotes the line (bench junk): kept out of the log.
-	(cd "$RB" && git secrets --scan --cached) >"$TMP/gs-control" 2>&1
-	[ $? -ne 0 ] && grep -q 'leak\.yaml' "$TMP/gs-control" ||
+	if (cd "$RB" && git secrets --scan --cached) >"$TMP/gs-control" 2>&1 ||
+		! grep -q 'leak\.yaml' "$TMP/gs-control"; then
 		fail "control: git secrets did not find the value planted in the large change"
+	fi
 fi
 echo
 echo "controls: the hook refused a commit holding a value in base64; latch scan${peer:+ and git-secrets} found a value planted in the large change"
