@@ -304,17 +304,25 @@ def timed(argv, cwd, env=None, ok=(0,), stdin=None):
         sys.exit("bench: %s exited %d: %s" % (" ".join(argv[:3]), r.returncode, r.stderr.decode()[-300:]))
     return d, r.stderr
 
-def under_time(argv, cwd, env=None, ok=(0,), stdin=None, out=DEVNULL):
-    """Wall ms (perf_counter around /usr/bin/time) and max RSS in KiB."""
-    rss = os.path.join(os.environ["TMP"], "rss")
+TIME_OUT = os.path.join(os.environ["TMP"], "rusage")
+TIME = ["/usr/bin/time", "-f", "%M %U %S", "-o", TIME_OUT]
+
+def rusage():
+    """/usr/bin/time's max RSS (KiB: of the largest process of the tree,
+    not a sum) and CPU time (ms, user + system, children included)."""
+    with open(TIME_OUT) as f:
+        m, u, s = f.read().split()[-3:]
+    return int(m), (float(u) + float(s)) * 1000
+
+def under_time(argv, cwd, env=None, ok=(0,)):
+    """Wall ms (perf_counter around /usr/bin/time), max RSS, CPU ms."""
     s = time.perf_counter()
-    r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss] + argv, cwd=cwd, env=env,
-                       stdin=stdin if stdin else DEVNULL, stdout=out, stderr=subprocess.PIPE)
+    r = subprocess.run(TIME + argv, cwd=cwd, env=env, stdin=DEVNULL, stdout=DEVNULL, stderr=subprocess.PIPE)
     d = (time.perf_counter() - s) * 1000
     if r.returncode not in ok:
         sys.exit("bench: %s exited %d: %s" % (" ".join(argv[:3]), r.returncode, r.stderr.decode()[-300:]))
-    with open(rss) as f:
-        return d, int(f.read().split()[-1]), r.stderr
+    rss, cpu = rusage()
+    return d, rss, cpu, r.stderr
 
 def med(v):
     return statistics.median(v)
@@ -392,39 +400,36 @@ elif mode == "big":
              "--batch=%(objectname) %(objecttype) %(objectsize) %(rest)"]
     files = sorted(os.listdir(rb))
     files = [x for x in files if x != ".git"]
-    t = {k: [] for k in ("scan", "scan_rss", "paths", "paths_rss", "revparse", "diff", "cat", "cat_rss",
-                         "gs", "gs_rss")}
-    for i in range(runs + 1):  # the first run of each warms the page cache
-        d, rss, err = under_time([latch, "scan", "--staged"], rb, env)
+    t = {}
+    def keep(i, **kw):
+        if i:  # the first run of each warms the page cache
+            for k, v in kw.items():
+                t.setdefault(k, []).append(v)
+    for i in range(runs + 1):
+        d, rss, cpu, err = under_time([latch, "scan", "--staged"], rb, env)
         if err:
             sys.exit("bench: latch scan --staged wrote: %s" % err.decode()[:300])
-        if i:
-            t["scan"].append(d); t["scan_rss"].append(rss)
-        d, rss, _ = under_time([latch, "scan"] + files, rb, env)
-        if i:
-            t["paths"].append(d); t["paths_rss"].append(rss)
+        keep(i, scan=d, scan_rss=rss, scan_cpu=cpu)
+        d, rss, cpu, _ = under_time([latch, "scan"] + files, rb, env)
+        keep(i, paths=d, paths_rss=rss, paths_cpu=cpu)
         d1, _ = timed(["git", "--no-replace-objects", "rev-parse", "-q", "--verify", "HEAD^{tree}"], rb)
         d2, _ = timed(diff, rb)
         with open(req) as f:
             # Into a pipe read and thrown away, as latch reads it.
             s = time.perf_counter()
-            p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", os.path.join(os.environ["TMP"], "rss")]
-                                 + batch, cwd=rb, stdin=f, stdout=subprocess.PIPE)
+            p = subprocess.Popen(TIME + batch, cwd=rb, stdin=f, stdout=subprocess.PIPE)
             while p.stdout.read(1 << 16):
                 pass
             p.wait()
             d3 = (time.perf_counter() - s) * 1000
             if p.returncode != 0:
                 sys.exit("bench: git cat-file failed")
-            with open(os.path.join(os.environ["TMP"], "rss")) as r:
-                cat_rss = int(r.read().split()[-1])
-        if i:
-            t["revparse"].append(d1); t["diff"].append(d2); t["cat"].append(d3); t["cat_rss"].append(cat_rss)
+            cat_rss, cat_cpu = rusage()
+        keep(i, revparse=d1, diff=d2, cat=d3, cat_rss=cat_rss, cat_cpu=cat_cpu)
     if peer:
         for i in range(peer_runs + 1):
-            d, rss, _ = under_time(["git", "secrets", "--scan", "--cached"], rb, env)
-            if i:
-                t["gs"].append(d); t["gs_rss"].append(rss)
+            d, rss, cpu, _ = under_time(["git", "secrets", "--scan", "--cached"], rb, env)
+            keep(i, gs=d, gs_rss=rss, gs_cpu=cpu)
     mib = lambda k: "%.1f MiB" % (max(t[k]) / 1024)
     print("%s staged files, %.1f MB, %s values (%s runs each after one warm-up; medians, max RSS the"
           " largest of the runs):" % (os.environ["FILES_BIG"], int(os.environ["BYTES_BIG"]) / 1e6,
@@ -434,20 +439,23 @@ elif mode == "big":
         % (verdict(scan < 500), p90(t["scan"]), min(t["scan"])))
     row("latch scan --staged, max RSS (latch or one of its gits)", mib("scan_rss"),
         "goal < 64 MiB: %s" % verdict(max(t["scan_rss"]) < 64 * 1024))
+    cpu = med(t["scan_cpu"])
+    row("latch scan --staged, CPU (user + system, latch and its gits)", "%.0f ms" % cpu,
+        "more than the wall: latch matches one object while cat-file inflates the next" if cpu > scan else "")
     gitsum = med(t["revparse"]) + med(t["diff"]) + med(t["cat"])
-    row("  git alone: rev-parse + diff-index + cat-file --batch", "%.0f ms" % gitsum,
-        "%.0f%% of the scan (%.1f + %.1f + %.1f ms)" % (100 * gitsum / scan, med(t["revparse"]),
-                                                         med(t["diff"]), med(t["cat"])))
-    row("  git cat-file --batch alone, max RSS", mib("cat_rss"), "")
-    row("  the rest: start-up, index, matching, unwrapping (difference)", "%.0f ms" % (scan - gitsum), "")
-    row("latch scan FILES (the same files from disk, no git)", "%.0f ms" % med(t["paths"]),
-        "max RSS %s" % mib("paths_rss"))
+    row("  git alone, wall: rev-parse + diff-index + cat-file --batch", "%.0f ms" % gitsum,
+        "%.0f%% of the scan's wall (%.1f + %.1f + %.1f ms)" % (100 * gitsum / scan, med(t["revparse"]),
+                                                                med(t["diff"]), med(t["cat"])))
+    row("  git cat-file --batch alone, CPU", "%.0f ms" % med(t["cat_cpu"]),
+        "%.0f%% of the scan's CPU; max RSS %s" % (100 * med(t["cat_cpu"]) / cpu, mib("cat_rss")))
+    row("  latch scan FILES (the same files from disk, no git), wall", "%.0f ms" % med(t["paths"]),
+        "CPU %.0f ms, max RSS %s: the matching alone" % (med(t["paths_cpu"]), mib("paths_rss")))
     if peer:
         gs = med(t["gs"])
         row("git secrets --scan --cached (%s literals), wall" % os.environ["NVAL"], "%.0f ms" % gs,
             "peer, %s runs after one warm-up (min %.0f, max %.0f); %.1fx latch" % (peer_runs, min(t["gs"]),
                                                                                max(t["gs"]), gs / scan))
-        row("git secrets --scan --cached, max RSS", mib("gs_rss"), "")
+        row("git secrets --scan --cached, CPU and max RSS", "%.0f ms" % med(t["gs_cpu"]), mib("gs_rss"))
 PY
 
 export LATCH TMP RH RP RB VAULT_S VAULT_B ROUNDS RUNS PEER_RUNS NSMALL NVAL
