@@ -74,6 +74,11 @@ struct audit_event {
 	int64_t redactions;            /* redaction hits, when has_redactions */
 	int64_t lost_exits;            /* a broker's "lost" record: exit records it dropped */
 	const struct audit_mint *mint; /* "fed_mint" */
+	/* A scan's paths (scan_block, scan_allow), and what was scanned
+	 * ("staged", "push origin refs/heads/main", "range A..B", ...). */
+	const char *const *paths;
+	size_t n_paths;
+	const char *scope;
 	/* The process the event is about. With `self`, this process (latch
 	 * itself): pid, uid, exe and cwd are read from /proc/self and the
 	 * four fields below are ignored. Otherwise they are as given; pid 0
@@ -167,6 +172,10 @@ int audit_record_change(struct vault *v, const struct vault_change *c, void *rec
 /* Append one event outside a vault change, in its own transaction (a
  * one-shot release's exit, a grant the broker did not take). */
 int audit_record_event(struct vault *v, const struct audit_event *ev);
+/* The same, inside the caller's write transaction (BEGIN IMMEDIATE
+ * already taken), for a change another module makes with its record:
+ * -1 means roll back. */
+int audit_record_event_in(struct vault *v, const struct audit_event *ev);
 /* Before a passphrase holder's command changes anything: a log from
  * before the secrets digest (audit_state_version 1) is verified in full
  * and given its digest, in a transaction of its own; else nothing. A set

@@ -204,6 +204,14 @@ static char *record_tail(const struct audit_event *ev, const unsigned char *argv
 		json_object_set_new(o, "redactions", json_integer(ev->redactions));
 	if (ev->lost_exits > 0)
 		json_object_set_new(o, "lost_exits", json_integer(ev->lost_exits));
+	if (ev->n_paths) {
+		json_t *paths = json_array();
+		for (size_t i = 0; i < ev->n_paths; i++)
+			json_array_append_new(paths, json_string(ev->paths[i]));
+		json_object_set_new(o, "paths", paths);
+	}
+	if (ev->scope)
+		json_object_set_new(o, "scope", json_string(ev->scope));
 	if (ev->mint) {
 		const struct audit_mint *m = ev->mint;
 		json_t *f = json_object();

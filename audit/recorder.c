@@ -90,6 +90,19 @@ int audit_record_event(struct vault *v, const struct audit_event *ev)
 	return rc;
 }
 
+int audit_record_event_in(struct vault *v, const struct audit_event *ev)
+{
+	struct secbuf *writer = NULL, *verifier = NULL;
+	int rc = vault_key(v, "audit-writer", false, &writer);
+	if (rc == 0)
+		rc = vault_key(v, "audit-verifier", false, &verifier);
+	if (rc == 0)
+		rc = audit_append(vault_db(v), writer, verifier, ev, NULL);
+	secbuf_free(writer);
+	secbuf_free(verifier);
+	return rc;
+}
+
 int audit_upgrade(struct vault *v)
 {
 	sqlite3 *db = vault_db(v);

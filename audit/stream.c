@@ -21,7 +21,7 @@ struct audit_stream {
 
 bool audit_stream_event(const char *event)
 {
-	static const char *const allowed[] = {"release", "exit", "revoke", "lost", "stop", "fed_mint"};
+	static const char *const allowed[] = {"release", "exit", "revoke", "lost", "stop", "fed_mint", "scan_block"};
 	for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
 		if (!strcmp(event, allowed[i]))
 			return true;

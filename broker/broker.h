@@ -86,6 +86,9 @@ struct broker_event {
 	int64_t lost_exits;             /* lost: how many exit records were dropped */
 	int64_t time;                   /* UNIX time it happened; 0: now */
 	const struct broker_mint *mint; /* fed_mint */
+	const char *const *paths;       /* scan_block: where values were found */
+	size_t n_paths;
+	const char *scope; /* scan_block: what was scanned */
 };
 struct broker_recorder {
 	/* Take the audit stream keys the enrolling passphrase holder made
@@ -232,6 +235,13 @@ int broker_revoke(const char *vault_dir, const char *id, int *count);
  * its audit stream (the broker adds the reporting process's pid and uid).
  * 0 recorded, 1 no broker runs (nothing recorded), -1 reported. */
 int broker_record_mint(const char *vault_dir, const struct broker_mint *m);
+
+/* Have this vault's broker, if one runs, record a scan that blocked a
+ * commit or a push (scan_block): the secrets' names, the paths (plain
+ * text), what was scanned; never a value. 0 recorded, 1 no broker runs,
+ * -1 reported. */
+int broker_record_scan(const char *vault_dir, const char *const *names, size_t n, const char *const *paths,
+		       size_t n_paths, const char *scope);
 
 /* Ask a running daemon to write the exit records it holds, so that what
  * the audit log shows is complete. 0 if written or no daemon runs. */

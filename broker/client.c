@@ -553,6 +553,25 @@ int broker_record_mint(const char *vault_dir, const struct broker_mint *mt)
 	return rc;
 }
 
+int broker_record_scan(const char *vault_dir, const char *const *names, size_t n, const char *const *paths,
+		       size_t n_paths, const char *scope)
+{
+	json_t *jn = json_array(), *jp = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(jn, json_string(names[i]));
+	for (size_t i = 0; i < n_paths; i++)
+		json_array_append_new(jp, json_string(paths[i]));
+	struct wire_msg m;
+	struct secbuf *buf;
+	int rc = call(vault_dir,
+		      json_pack("{s:s, s:o, s:o, s:s}", "op", "scan_block", "names", jn, "paths", jp, "scope", scope),
+		      &m, &buf);
+	if (rc == 0 && !json_is_true(json_object_get(m.head, "ok")))
+		rc = latch_error(LATCH_OPERR, "the blocked scan was not recorded: %s", message_of(&m, "(null)"));
+	answer_free(&m, buf);
+	return rc;
+}
+
 /* Copies a JSON array of strings (NULL entries for what is not one). */
 static int strings_copy(json_t *arr, char ***out, size_t *n)
 {

@@ -299,7 +299,8 @@ static struct secbuf *op_exit(struct broker *b, json_t *req, const struct ucred 
 	return reply(json_pack("{s:b}", "ok", 1), NULL, 0);
 }
 
-/* A string member of a mint report: present, plain text, < 256 bytes. */
+/* A string member of a mint or scan report: present, plain text, < 256
+ * bytes. */
 static const char *mint_field(json_t *req, const char *key)
 {
 	json_t *v = json_object_get(req, key);
@@ -326,6 +327,39 @@ static struct secbuf *op_mint(struct broker *b, json_t *req, const struct ucred 
 				  .mint = &mt};
 	if (exits_record(b, &ev) != 0)
 		return reply_error("audit", "the mint could not be recorded");
+	return reply(json_pack("{s:b}", "ok", 1), NULL, 0);
+}
+
+/* A scan blocked a commit or a push: names, paths, scope, all plain. */
+static struct secbuf *op_scan_block(struct broker *b, json_t *req, const struct ucred *peer)
+{
+	json_t *jn = json_object_get(req, "names"), *jp = json_object_get(req, "paths");
+	const char *scope = mint_field(req, "scope");
+	size_t n = json_array_size(jn), n_paths = json_array_size(jp);
+	if (!json_is_array(jn) || !json_is_array(jp) || !scope || n == 0 || n > BROKER_MAX_NAMES || n_paths > 256)
+		return reply_error("bad-request", "malformed scan report");
+	const char *names[BROKER_MAX_NAMES], *paths[256];
+	for (size_t i = 0; i < n; i++)
+		if (!(names[i] = json_string_value(json_array_get(jn, i))) || !latch_name_valid(names[i]))
+			return reply_error("bad-request", "malformed scan report");
+	for (size_t i = 0; i < n_paths; i++) {
+		json_t *p = json_array_get(jp, i);
+		paths[i] = json_string_value(p);
+		if (!paths[i] || strlen(paths[i]) != json_string_length(p) || strlen(paths[i]) > 4096 ||
+		    !text_is_plain(paths[i]))
+			return reply_error("bad-request", "malformed scan report");
+	}
+	struct broker_event ev = {.event = "scan_block",
+				  .names = names,
+				  .n = n,
+				  .pid = peer->pid,
+				  .uid = peer->uid,
+				  .exit_status = -1,
+				  .paths = paths,
+				  .n_paths = n_paths,
+				  .scope = scope};
+	if (exits_record(b, &ev) != 0)
+		return reply_error("audit", "the scan could not be recorded");
 	return reply(json_pack("{s:b}", "ok", 1), NULL, 0);
 }
 
@@ -403,6 +437,8 @@ static struct secbuf *dispatch(struct broker *b, json_t *req, struct broker_peer
 		return op_exit(b, req, &c->cred);
 	if (!strcmp(op, "mint"))
 		return op_mint(b, req, &c->cred);
+	if (!strcmp(op, "scan_block"))
+		return op_scan_block(b, req, &c->cred);
 	if (!strcmp(op, "list"))
 		return op_list(b);
 	if (!strcmp(op, "revoke"))

@@ -76,6 +76,9 @@ static int record(void *ctx, const struct broker_event *evs, size_t n)
 			.argv = e->argv,
 			.argc = e->argc,
 		};
+		out[k].paths = e->paths;
+		out[k].n_paths = e->n_paths;
+		out[k].scope = e->scope;
 		if (e->mint) {
 			mints[k] = (struct audit_mint){e->mint->profile, e->mint->rule_id, e->mint->expires_at,
 						       e->mint->iss,     e->mint->sub,     e->mint->jti};

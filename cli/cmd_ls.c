@@ -26,7 +26,7 @@ struct listing {
 	struct left { /* the values a scan without the passphrase cannot find */
 		int64_t id;
 		bool weak; /* else: not in the index at all */
-	} *left;
+	} * left;
 	size_t n_left;
 };
 
@@ -67,8 +67,7 @@ static int print_entry(const struct vault_entry *e, void *ctx)
 		 * character of them needs JSON escaping. */
 		printf("%s\n  {\"name\": \"%s\", \"version\": %lld, \"created\": \"%s\", \"updated\": \"%s\", "
 		       "\"scan\": \"%s\"}",
-		       l->first ? "" : ",", e->name, (long long)e->version, created, updated,
-		       scan_state(l, e->id));
+		       l->first ? "" : ",", e->name, (long long)e->version, created, updated, scan_state(l, e->id));
 		l->first = false;
 		return 0;
 	}

@@ -134,11 +134,23 @@ int hooks_left_out(struct vault *v, int (*fn)(int64_t id, const char *name, int 
  * heuristic that overrates words and known prefixes). */
 int hooks_entropy_bits(const unsigned char *v, size_t n);
 
+/* The allow-list: (secret, path) pairs a scan does not report, for the
+ * rare intended case (a test fixture that must hold a real value). It
+ * lives in the vault and changes only with the passphrase; no comment in
+ * a file can silence a finding. hooks_allow_change adds (or removes) the
+ * pair for secret NAME and the exact path a finding names, and calls
+ * `record` (the audit record) in the same transaction: 0 changed, 1
+ * nothing to change, -1 reported. hooks_allow_list: fn(secret id, path)
+ * for each pair. */
+int hooks_allow_change(struct vault *v, const char *name, const char *path, bool add,
+		       int (*record)(struct vault *v, void *ctx), void *ctx);
+int hooks_allow_list(struct vault *v, int (*fn)(int64_t secret, const char *path, void *ctx), void *ctx);
+
 /* The index in memory, for scanning. */
 struct hooks_index;
 int hooks_index_load(struct vault *v, struct hooks_index **out);
 void hooks_index_free(struct hooks_index *ix);
-size_t hooks_index_size(const struct hooks_index *ix);   /* forms fingerprinted */
+size_t hooks_index_size(const struct hooks_index *ix);      /* forms fingerprinted */
 size_t hooks_index_weak(const struct hooks_index *ix);      /* too weak to fingerprint */
 size_t hooks_index_unindexed(const struct hooks_index *ix); /* not in the index at all */
 const char *hooks_index_name(const struct hooks_index *ix, int64_t id);

@@ -56,10 +56,16 @@ static const char *const steps[] = {
 	" PRIMARY KEY (secret, form)) WITHOUT ROWID;"
 	"CREATE TABLE scan_weak ("
 	" secret INTEGER PRIMARY KEY,"
-	" bits INTEGER NOT NULL);",
+	" bits INTEGER NOT NULL);"
+	"CREATE TABLE scan_allow ("
+	" secret INTEGER NOT NULL,"
+	" path TEXT NOT NULL,"
+	" PRIMARY KEY (secret, path)) WITHOUT ROWID;",
 };
 
 static const char *const schema[] = {
+	"table scan_allow scan_allow CREATE TABLE scan_allow ( secret INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY "
+	"KEY (secret, path)) WITHOUT ROWID",
 	"table scan_index scan_index CREATE TABLE scan_index ( secret INTEGER NOT NULL, form INTEGER NOT NULL, enc "
 	"INTEGER NOT NULL, pre INTEGER NOT NULL, fp INTEGER NOT NULL, len INTEGER NOT NULL, salt BLOB NOT NULL, verify "
 	"BLOB NOT NULL, PRIMARY KEY (secret, form)) WITHOUT ROWID",
@@ -102,8 +108,11 @@ static int scan_keys(sqlite3 *db, unsigned char key[crypto_shorthash_KEYBYTES], 
 			memcpy(key, k, crypto_shorthash_KEYBYTES);
 		*mult = (uint64_t)sqlite3_column_int64(st, 1);
 		sqlite3_finalize(st);
-		return ok && (*mult & 1) ? 0
-					 : latch_error(LATCH_OPERR, "the scan index's key is damaged: run 'latch rekey' (it rebuilds the index)");
+		return ok && (*mult & 1)
+			       ? 0
+			       : latch_error(
+					 LATCH_OPERR,
+					 "the scan index's key is damaged: run 'latch rekey' (it rebuilds the index)");
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -184,7 +193,8 @@ int hooks_entropy_bits(const unsigned char *v, size_t n)
 		/* A character that repeats the one before, or continues a
 		 * step of +-1 from the two before, adds one bit, not `per`. */
 		bool run = i >= 1 && v[i] == v[i - 1];
-		bool step = i >= 2 && (int)v[i] - v[i - 1] == (int)v[i - 1] - v[i - 2] && abs((int)v[i] - v[i - 1]) == 1;
+		bool step = i >= 2 && (int)v[i] - v[i - 1] == (int)v[i - 1] - v[i - 2] &&
+			    abs((int)v[i] - v[i - 1]) == 1;
 		bits += run || step ? 1 : per;
 	}
 	/* Few distinct characters cannot carry more than this. */
@@ -247,7 +257,8 @@ int hooks_index_value(struct vault *v, const char *event, int64_t id, const stru
 		 * (which follow, one call each), so an index copied before
 		 * says nothing about the values after. */
 		return exec1(db, "DELETE FROM scan_index WHERE ?1 = ?1", 0, "rebuild the scan index") != 0 ||
-				       exec1(db, "DELETE FROM scan_weak WHERE ?1 = ?1", 0, "rebuild the scan index") != 0 ||
+				       exec1(db, "DELETE FROM scan_weak WHERE ?1 = ?1", 0, "rebuild the scan index") !=
+					       0 ||
 				       exec1(db, "DELETE FROM scan_key WHERE ?1 = ?1", 0, "rebuild the scan index") != 0
 			       ? -1
 			       : 0;
@@ -255,8 +266,8 @@ int hooks_index_value(struct vault *v, const char *event, int64_t id, const stru
 	if (exec1(db, "DELETE FROM scan_index WHERE secret = ?1", id, "update the scan index") != 0 ||
 	    exec1(db, "DELETE FROM scan_weak WHERE secret = ?1", id, "update the scan index") != 0)
 		return -1;
-	if (!value)
-		return 0; /* rm */
+	if (!value) /* rm: its allowances go too (a new secret of that name starts with none) */
+		return exec1(db, "DELETE FROM scan_allow WHERE secret = ?1", id, "update the scan index");
 	int bits = hooks_entropy_bits(value->data, value->len);
 	if (bits < HOOKS_WEAK_BITS) {
 		sqlite3_stmt *st;
@@ -345,4 +356,75 @@ int hooks_left_out(struct vault *v, int (*fn)(int64_t id, const char *name, int 
 	free(lo.known.id);
 	free(lo.known.bits);
 	return rc;
+}
+
+/* The allow-list ------------------------------------------------------- */
+
+struct lookup {
+	const char *name;
+	int64_t id;
+};
+
+static int find_name(int64_t id, int64_t version, const char *name, void *ctx)
+{
+	(void)version;
+	struct lookup *l = ctx;
+	if (!strcmp(name, l->name))
+		l->id = id;
+	return 0;
+}
+
+int hooks_allow_change(struct vault *v, const char *name, const char *path, bool add,
+		       int (*record)(struct vault *v, void *ctx), void *ctx)
+{
+	sqlite3 *db = vault_db(v);
+	if (!text_is_plain(path) || !*path || strlen(path) > 4096)
+		return latch_error(LATCH_USAGE, "an allowed path must be plain text of 1 to 4096 bytes");
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, "change the scan allow-list");
+	struct lookup l = {name, 0};
+	int rc = vault_rows(v, find_name, &l);
+	if (rc == 0 && !l.id)
+		rc = latch_error(LATCH_USAGE, "no secret '%s'", name);
+	sqlite3_stmt *st = NULL;
+	if (rc == 0 && sqlite3_prepare_v2(db,
+					  add ? "INSERT OR IGNORE INTO scan_allow (secret, path) VALUES (?1, ?2)"
+					      : "DELETE FROM scan_allow WHERE secret = ?1 AND path = ?2",
+					  -1, &st, NULL) != SQLITE_OK)
+		rc = db_fail(db, "change the scan allow-list");
+	if (rc == 0) {
+		sqlite3_bind_int64(st, 1, l.id);
+		sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_fail(db, "change the scan allow-list");
+		else if (sqlite3_changes(db) == 0)
+			rc = 1;
+	}
+	sqlite3_finalize(st);
+	/* The change and its audit record commit together, or neither. */
+	if (rc == 0 && record(v, ctx) != 0)
+		rc = -1;
+	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_fail(db, "change the scan allow-list");
+	if (rc != 0 && !sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int hooks_allow_list(struct vault *v, int (*fn)(int64_t secret, const char *path, void *ctx), void *ctx)
+{
+	sqlite3 *db = vault_db(v);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT secret, path FROM scan_allow ORDER BY secret, path", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return db_fail(db, "read the scan allow-list");
+	int rc, ret = 0;
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *path = (const char *)sqlite3_column_text(st, 1);
+		ret = fn(sqlite3_column_int64(st, 0), path ? path : "", ctx);
+	}
+	sqlite3_finalize(st);
+	if (ret != 0)
+		return ret;
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "read the scan allow-list");
 }

@@ -112,7 +112,8 @@ int hooks_index_load(struct vault *v, struct hooks_index **out)
 	} else if (sqlite3_step(st) == SQLITE_ROW) {
 		const void *k = sqlite3_column_blob(st, 0);
 		if (!k || sqlite3_column_bytes(st, 0) != crypto_shorthash_KEYBYTES)
-			rc = latch_error(LATCH_OPERR, "the scan index's key is damaged: run 'latch rekey' (it rebuilds the index)");
+			rc = latch_error(LATCH_OPERR,
+					 "the scan index's key is damaged: run 'latch rekey' (it rebuilds the index)");
 		else
 			memcpy(ix->key, k, sizeof ix->key);
 		ix->mult = (uint64_t)sqlite3_column_int64(st, 1);
@@ -137,10 +138,11 @@ int hooks_index_load(struct vault *v, struct hooks_index **out)
 		struct entry *e = &ix->e[ix->n];
 		int64_t pre = sqlite3_column_int64(st, 2), len = sqlite3_column_int64(st, 4);
 		const void *salt = sqlite3_column_blob(st, 5), *verify = sqlite3_column_blob(st, 6);
-		if (pre < 0 || pre >= (1LL << HOOKS_PRE_BITS) || len < HOOKS_WINDOW || len > 16 * 1024 * 1024 || !salt ||
-		    sqlite3_column_bytes(st, 5) != HOOKS_SALT_BYTES || !verify ||
+		if (pre < 0 || pre >= (1LL << HOOKS_PRE_BITS) || len < HOOKS_WINDOW || len > 16 * 1024 * 1024 ||
+		    !salt || sqlite3_column_bytes(st, 5) != HOOKS_SALT_BYTES || !verify ||
 		    sqlite3_column_bytes(st, 6) != HOOKS_VERIFY_BYTES) {
-			rc = latch_error(LATCH_OPERR, "the scan index is damaged: run 'latch rekey' (it rebuilds the index)");
+			rc = latch_error(LATCH_OPERR,
+					 "the scan index is damaged: run 'latch rekey' (it rebuilds the index)");
 			break;
 		}
 		e->secret = sqlite3_column_int64(st, 0);
@@ -220,7 +222,8 @@ int hooks_index_scan(const struct hooks_index *ix, const unsigned char *p, size_
 					continue;
 				struct hooks_finding f = {.secret = e->secret,
 							  .name = hooks_index_name(ix, e->secret),
-							  .encoding = match_encoding_name((enum match_encoding)(e->enc / 4)),
+							  .encoding = match_encoding_name(
+								  (enum match_encoding)(e->enc / 4)),
 							  .offset = pos,
 							  .len = e->len};
 				int rc = fn(&f, ctx);

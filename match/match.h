@@ -142,7 +142,7 @@ int match_set_scan(const struct match_set *s, const unsigned char *text, size_t 
  * one that ended that occurrence, and the rest of the chunk is not fed. */
 struct match_stream {
 	const struct match_set *s;
-	uint32_t state;
+	uint32_t state; /* where the automaton is (opaque) */
 	uint64_t fed;
 };
 void match_stream_init(struct match_stream *st, const struct match_set *s);

@@ -120,7 +120,38 @@ show "latch audit --since 1h --event release"
 show "latch revoke --all"
 "$LATCH" revoke --all
 
-step "10. The model token: minted from workload identity, never a stored key"
+step "10. A git hook stops the value from being committed, in any common encoding"
+export GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.invalid \
+	GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.invalid
+git init -q -b main "$work/repo"
+cd "$work/repo"
+echo "# app" >README.md
+git add README.md
+git -c core.hooksPath=/dev/null commit -qm init
+show "latch hook install        (pre-commit, commit-msg, pre-push; no passphrase needed to run them)"
+"$LATCH" hook install
+show "(the agent writes the value, base64-encoded, into a Kubernetes manifest)"
+printf 'apiVersion: v1\nkind: Secret\ndata:\n  url: %s\n' \
+	"$(printf '%s' 'postgres://app:s3cr3t-Demo-Value@db/prod' | base64 -w0)" >secret.yaml
+show "git add secret.yaml && git commit -m 'add db secret'"
+git add secret.yaml
+set +e
+setsid -w git commit -qm "add db secret" </dev/null
+echo "exit status $? (the commit was refused)"
+set -e
+show "git commit --no-verify ... && git push   (the pre-push hook scans every object new to the remote)"
+git init -q --bare "$work/remote.git"
+git remote add origin "$work/remote.git"
+git commit -q --no-verify -m "add db secret"
+set +e
+setsid -w git push -q origin main </dev/null
+echo "exit status $? (the push was refused)"
+set -e
+cd - >/dev/null
+show "latch audit --event scan_block          (the running broker recorded both: names and paths, never the value)"
+"$LATCH" audit --event scan_block
+
+step "11. The model token: minted from workload identity, never a stored key"
 echo "(a token server on 127.0.0.1 plays Anthropic's token endpoint, and checks the"
 echo " request and the identity token's signature; the identity token is signed the way"
 echo " a CI platform or a Kubernetes cluster signs the one it gives a workload)"
@@ -154,7 +185,7 @@ kill "$tokensrv" 2>/dev/null || true
 wait "$tokensrv" 2>/dev/null || true
 tokensrv=""
 
-step "11. An agent poses as the broker: grant gives it nothing and names it"
+step "12. An agent poses as the broker: grant gives it nothing and names it"
 show "latch broker stop"
 "$LATCH" broker stop
 sock=$(ls "$XDG_RUNTIME_DIR"/latch/broker-*.sock 2>/dev/null || true)
@@ -181,7 +212,7 @@ kill "$fake" 2>/dev/null
 wait "$fake" 2>/dev/null || true
 rm -f "$sock"
 
-step "12. An agent rewrites history: verification names the first bad record"
+step "13. An agent rewrites history: verification names the first bad record"
 show "sqlite3 vault.db \"UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'\""
 sqlite3 "$LATCH_HOME/vault.db" "UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'"
 show "latch audit verify"
@@ -190,4 +221,4 @@ p audit verify
 echo "exit status $? (1 = tampered)"
 set -e
 
-printf '\nDone. Next: redaction, git hooks and sessions (see README.md).\n'
+printf '\nDone. Next: redaction and sessions (see README.md).\n'

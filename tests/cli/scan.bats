@@ -273,3 +273,85 @@ EOF
 	lx scan "$BATS_TEST_TMPDIR/v.txt" </dev/null
 	want_status 0
 }
+
+@test "a blocked scan is a scan_block audit record when a broker runs (names, paths, scope; never a value); none without one" {
+	sc_repo
+	printf 'k=%s\n' "$CANARY" >leak.txt
+	git add leak.txt
+	# No broker: blocked, nothing recorded, none started.
+	sc_want_found --staged
+	lx audit --json --event scan_block </dev/null
+	[ "$(jq length <<<"$out")" = 0 ]
+	[ -z "$(ls "$BATS_TEST_TMPDIR"/home/.local/share/latch/run/broker-*.lock 2>/dev/null)" ]
+	# A broker (started by a grant): the block is recorded.
+	br_runtime "$BATS_TEST_TMPDIR/rt"
+	br_grant api --ttl 5m
+	sc_want_found --staged
+	lx audit --json --event scan_block </dev/null
+	[ "$(jq length <<<"$out")" = 1 ]
+	[ "$(jq -r '.[0].secrets | join(",")' <<<"$out")" = api ]
+	[ "$(jq -r '.[0].paths | join(",")' <<<"$out")" = leak.txt ]
+	[ "$(jq -r '.[0].scope' <<<"$out")" = staged ]
+	au_want_verified
+	# Nothing latch printed, stored or recorded holds the value: its
+	# files, the repository's .git (but the staged blob itself, which is
+	# zlib-compressed, and the index) and every output.
+	local files=()
+	mapfile -t files < <(find "$LATCH_HOME" "$XDG_RUNTIME_DIR" "$REPO/.git" -type f -readable 2>/dev/null)
+	sqlite3 "$VAULT" .dump >"$BATS_TEST_TMPDIR/dump.sql"
+	assert_absent "$CANARY" "${files[@]}" "$BATS_TEST_TMPDIR/dump.sql" "$BATS_TEST_TMPDIR"/lx.*
+}
+
+@test "an allowed (secret, path) pair is not reported; changing the allow-list needs the passphrase and is recorded" {
+	mkdir "$BATS_TEST_TMPDIR/w"
+	printf '%s\n' "$CANARY" >"$BATS_TEST_TMPDIR/w/fixture.txt"
+	printf '%s\n' "$CANARY" >"$BATS_TEST_TMPDIR/w/other.txt"
+	cd "$BATS_TEST_TMPDIR"
+	# No terminal, no passphrase: refused, nothing changed.
+	lx scan allow api w/fixture.txt </dev/null
+	want_status 4
+	lx scan allow api w/fixture.txt --passphrase-fd 3 3<<<"$PASS" </dev/null
+	want_status 0
+	lx scan allowed </dev/null
+	[ "$out" = "api w/fixture.txt" ]
+	lx scan w </dev/null
+	want_status 1
+	[[ $err == *"w/other.txt:1: api (raw)"* ]]
+	[[ $err != *"fixture.txt:1:"* ]]
+	[[ $err == *"1 finding allowed by the allow-list"* ]]
+	lx audit --json --event scan_allow </dev/null
+	[ "$(jq -r '.[0].paths[0]' <<<"$out")" = w/fixture.txt ]
+	# A comment in the file silences nothing.
+	printf '%s # latch:allow\n' "$CANARY" >"$BATS_TEST_TMPDIR/w/other.txt"
+	lx scan w/other.txt </dev/null
+	want_status 1
+	lx scan disallow api w/fixture.txt --passphrase-fd 3 3<<<"$PASS" </dev/null
+	want_status 0
+	sc_want_found w/fixture.txt
+}
+
+@test "--sarif: SARIF 2.1.0 with one result per finding, never the value" {
+	printf 'a\n%s\n' "$CANARY" >"$BATS_TEST_TMPDIR/s.txt"
+	lx scan --sarif "$BATS_TEST_TMPDIR/s.txt" </dev/null
+	want_status 1
+	[ "$(jq -r .version <<<"$out")" = 2.1.0 ]
+	[ "$(jq -r '.runs[0].tool.driver.name' <<<"$out")" = latch ]
+	[ "$(jq -r '.runs[0].results | length' <<<"$out")" = 1 ]
+	[ "$(jq -r '.runs[0].results[0].locations[0].physicalLocation.region.startLine' <<<"$out")" = 2 ]
+	[ "$(jq -r '.runs[0].results[0].ruleId' <<<"$out")" = latch/managed-value ]
+	assert_absent "$CANARY" "$LX_OUT" "$LX_ERR"
+	lx scan --sarif --json "$BATS_TEST_TMPDIR/s.txt" </dev/null
+	want_status 2
+}
+
+@test "git commit --amend that adds the value is blocked" {
+	sc_repo
+	printf '#!/bin/sh\nexec "%s" scan --staged\n' "$LATCH" >.git/hooks/pre-commit
+	chmod +x .git/hooks/pre-commit
+	printf '%s\n' "$(enc b64-0)" >>README
+	git add README
+	run git commit -q --amend -m "amended"
+	[ "$status" -ne 0 ]
+	[[ $output == *"README:2: api (base64)"* ]]
+	[ "$(git log -1 --format=%s)" = init ]
+}

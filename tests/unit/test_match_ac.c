@@ -352,6 +352,37 @@ static void deep_and_wide(void **state)
 	pats_free(&ps);
 }
 
+/* Byte classes: 255 bytes used (the most that leaves a class for the
+ * rest), and a set of NUL alone over a text of NULs and other bytes. */
+static void byte_classes(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 2; round++) {
+		size_t np = round ? 1 : 300;
+		struct pats ps = {calloc(np, sizeof *ps.p), calloc(np, sizeof *ps.len), np};
+		for (size_t i = 0; i < np; i++) {
+			size_t len = round ? 1 : i < 255 ? 1 : rnd_between(2, 5);
+			ps.p[i] = malloc(len);
+			ps.len[i] = len;
+			for (size_t k = 0; k < len; k++) {
+				unsigned char c = (unsigned char)(i < 255 ? i : rnd());
+				ps.p[i][k] = round ? 0 : c >= 'A' ? (unsigned char)(c + 1) : c; /* no 'A' */
+			}
+		}
+		struct match_set *s = build(&ps);
+		size_t n = 3000;
+		unsigned char *t = malloc(n);
+		for (size_t i = 0; i < n; i++)
+			t[i] = rnd() % 3 == 0 ? (round ? 0 : 'A') : (unsigned char)rnd();
+		struct hits got = check_scan(s, &ps, t, n);
+		check_stream(s, t, n, &got, 0);
+		free(got.h);
+		free(t);
+		match_set_free(s);
+		pats_free(&ps);
+	}
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -360,7 +391,7 @@ int main(void)
 		cmocka_unit_test(overlapping),   cmocka_unit_test(prefixes_suffixes),
 		cmocka_unit_test(all_bytes),     cmocka_unit_test(random_against_naive),
 		cmocka_unit_test(stop),          cmocka_unit_test(misuse),
-		cmocka_unit_test(deep_and_wide),
+		cmocka_unit_test(deep_and_wide), cmocka_unit_test(byte_classes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -434,7 +434,7 @@ static void unwrap_cases(void **state)
 	static const struct {
 		const char *in, *out; /* out NULL: nothing removed */
 	} cases[] = {
-		{"abcdefghijklmno\nabcdefghijklmnop\n", NULL},  /* 15 characters before the break */
+		{"abcdefghijklmno\nabcdefghijklmnop\n", NULL}, /* 15 characters before the break */
 		{"abcdefghijklmnop\nqr\n", "abcdefghijklmnopqr\n"},
 		{"abcdefghijklmnop\r\nqr==\r\nst\r\n", "abcdefghijklmnopqr==\r\nst\r\n"},
 		{"abcdefghijklmno=\nabcdefghijklmnop\n", NULL},
@@ -444,7 +444,8 @@ static void unwrap_cases(void **state)
 		{"the quick brown fox jumps\nover the lazy dog\n", NULL},
 		{"int main(void) { return 0; }\nint x;\n", NULL},
 		{"  aGVsbG8gd29ybGQgaGVsbG8g\n  d29y-_bGQ=\n", "  aGVsbG8gd29ybGQgaGVsbG8gd29y-_bGQ=\n"},
-		{"\taGVsbG8gd29ybGQgaGVsbG8g\n\t\taGVsbG8gd29ybGQgaGVsbG8g\nx", "\taGVsbG8gd29ybGQgaGVsbG8gaGVsbG8gd29ybGQgaGVsbG8gx"},
+		{"\taGVsbG8gd29ybGQgaGVsbG8g\n\t\taGVsbG8gd29ybGQgaGVsbG8g\nx",
+		 "\taGVsbG8gd29ybGQgaGVsbG8gaGVsbG8gd29ybGQgaGVsbG8gx"},
 		{"abcdefghijklmnop\nabc===\n", NULL},
 		{"abcdefghijklmnop\n", NULL},
 		{"", NULL},
@@ -495,7 +496,9 @@ int main(void)
 		cmocka_unit_test(base64_alignment),
 		cmocka_unit_test(dedupe_order_min_len),
 		cmocka_unit_test(utf16),
-		cmocka_unit_test(edges), cmocka_unit_test(unwrap_wrapped), cmocka_unit_test(unwrap_cases),
+		cmocka_unit_test(edges),
+		cmocka_unit_test(unwrap_wrapped),
+		cmocka_unit_test(unwrap_cases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
