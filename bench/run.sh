@@ -371,3 +371,6 @@ sh "$ROOT/bench/audit.sh"
 echo
 echo "== federation: what latch run --fed adds (bench/fed.sh)"
 sh "$ROOT/bench/fed.sh"
+echo
+echo "== latch scan and its git hooks, beside git-secrets (bench/scan.sh)"
+sh "$ROOT/bench/scan.sh"
