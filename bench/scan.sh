@@ -52,52 +52,11 @@ done
 command -v git >/dev/null 2>&1 || { echo "bench: git is needed" >&2; exit 3; }
 [ -x "$PY" ] || { echo "bench: $PY is needed" >&2; exit 3; }
 
-# --- temporary directory, children, cleanup (as bench/run.sh) -----------------
-TMP=
-child=
-descendants() {
-	for d in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-		echo "$d"
-		descendants "$d"
-	done
-}
-cleanup() {
-	if [ -n "$child" ]; then
-		# shellcheck disable=SC2046 # one pid per word
-		kill -TERM $(descendants "$child") "$child" 2>/dev/null
-		kill -TERM "-$child" 2>/dev/null
-		wait "$child" 2>/dev/null
-	fi
-	[ -n "$TMP" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-umask 077
+# --- temporary directory, children, cleanup (bench/lib.sh) ------------------
+. "$ROOT/bench/lib.sh"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/latch-bench-scan.XXXXXX") || exit 3
 LOG=$TMP/log
 : >"$LOG"
-if command -v setsid >/dev/null 2>&1; then SETSID=setsid; else SETSID=; fi
-# run CMD...: in the background, in a process group of its own, so that
-# the trap can stop it and everything it started.
-run() {
-	$SETSID "$@" &
-	child=$!
-	wait "$child"
-	rc=$?
-	child=
-	return $rc
-}
-fail() {
-	echo "bench: $*" >&2
-	if [ -s "$LOG" ]; then
-		echo "bench: last lines of the log:" >&2
-		tail -n 20 "$LOG" >&2
-	fi
-	exit 3
-}
-note() { printf '%s\n' "$*" >&2; }
 
 # --- tools: /usr/bin/time (max RSS), git-secrets ------------------------------
 apt_install() { # PACKAGE
