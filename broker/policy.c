@@ -6,7 +6,9 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 bool policy_live(const struct grant *g, int64_t now)
 {
@@ -109,4 +111,59 @@ void policy_grant_free(struct grant *g)
 	for (size_t i = 0; i < g->n_cmds; i++)
 		free(g->cmds[i]);
 	free(g);
+}
+
+static void pin_of(const struct stat *st, struct pin *p)
+{
+	*p = (struct pin){st->st_dev, st->st_ino, st->st_size, st->st_mtim, st->st_ctim};
+}
+
+int policy_pin(struct grant *g, char *why, size_t len)
+{
+	for (size_t i = 0; i < g->n_cmds; i++) {
+		struct stat st;
+		if (stat(g->cmds[i], &st) != 0) {
+			snprintf(why, len, "cannot pin program '%s': %s", g->cmds[i], strerror(errno));
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(why, len, "cannot pin program '%s': not a regular file", g->cmds[i]);
+			return -1;
+		}
+		pin_of(&st, &g->pins[i]);
+	}
+	return 0;
+}
+
+static bool same_time(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+bool policy_pin_holds(const struct grant *g, const char *cmd, char *why, size_t len)
+{
+	for (size_t i = 0; i < g->n_cmds; i++) {
+		if (strcmp(g->cmds[i], cmd))
+			continue;
+		struct stat st;
+		struct pin now;
+		if (stat(cmd, &st) != 0) {
+			snprintf(why, len, "the program '%s' is gone since the grant", cmd);
+			return false;
+		}
+		pin_of(&st, &now);
+		const struct pin *p = &g->pins[i];
+		if (now.dev != p->dev || now.ino != p->ino) {
+			snprintf(why, len, "the program '%s' was replaced since the grant: a human must grant it again",
+				 cmd);
+			return false;
+		}
+		if (now.size != p->size || !same_time(now.mtime, p->mtime) || !same_time(now.ctime, p->ctime)) {
+			snprintf(why, len, "the program '%s' was changed since the grant: a human must grant it again",
+				 cmd);
+			return false;
+		}
+		return true;
+	}
+	return true; /* a grant for any command pins none */
 }

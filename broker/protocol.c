@@ -142,6 +142,11 @@ static struct secbuf *grant_parse(struct broker *b, struct secbuf *plain, struct
 	snprintf(g->id, sizeof g->id, "%s", id);
 	g->deadline = broker_now() + ttl;
 	g->uses_left = json_is_integer(uses) ? json_integer_value(uses) : -1;
+	char why[PATH_MAX + 64];
+	if (policy_pin(g, why, sizeof why) != 0) {
+		err = reply_error("denied", "%s", why);
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++)
 		g->items[i] = (struct grant_item){names[i], m.frame[i]};
 	g->n = n;
@@ -239,6 +244,8 @@ static struct secbuf *op_release(struct broker *b, json_t *req, const struct ucr
 	 * policy is what it enforces, and every release is recorded (N1). */
 	const char *const *cnames = (const char *const *)names;
 	struct grant *g = policy_find(b->grants, cnames, n, cmd, now);
+	char changed[PATH_MAX + 128];
+	bool pinned = !g || policy_pin_holds(g, cmd, changed, sizeof changed);
 	struct broker_event ev = {.event = "release",
 				  .names = cnames,
 				  .n = n,
@@ -257,6 +264,15 @@ static struct secbuf *op_release(struct broker *b, json_t *req, const struct ucr
 		/* The refusal stands whether or not it could be recorded. */
 		exits_record(b, &ev);
 		answer = reply_error("denied", "%s", why);
+		goto out;
+	}
+	if (!pinned) {
+		/* The grant covers this path, but not what is there now. */
+		ev.decision = "deny";
+		ev.reason = changed;
+		ev.grant_id = g->id;
+		exits_record(b, &ev);
+		answer = reply_error("denied", "%s", changed);
 		goto out;
 	}
 	char rid[BROKER_ID_MAX];

@@ -21,6 +21,17 @@ struct grant_item {
 	struct secbuf value;
 };
 
+/* A granted program as the broker found it when the grant arrived: a
+ * program replaced (a new inode) or changed in place (size, mtime or
+ * ctime; ctime cannot be set back by a process of the user) since then
+ * is not the program the human granted. */
+struct pin {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+};
+
 struct grant {
 	char id[BROKER_ID_MAX];
 	size_t n;
@@ -28,6 +39,7 @@ struct grant {
 	struct secbuf *store; /* the opened grant: every value lives here */
 	size_t n_cmds;
 	char *cmds[BROKER_MAX_CMDS];
+	struct pin pins[BROKER_MAX_CMDS]; /* cmds[i]'s, taken by the broker itself */
 	int64_t deadline;
 	int64_t uses_left; /* -1: unlimited */
 	const char *ended; /* NULL while live; else why it ended */
@@ -103,6 +115,12 @@ bool policy_live(const struct grant *g, int64_t now);
 const struct grant_item *policy_item(const struct grant *g, const char *name);
 /* True if g has no command list or lists `cmd`. */
 bool policy_allows_cmd(const struct grant *g, const char *cmd);
+/* Pin every program of a grant (stat, by the broker itself): 0, or -1
+ * with `why` saying which could not be pinned. */
+int policy_pin(struct grant *g, char *why, size_t len);
+/* Whether `cmd`, one of the grant's programs (or any, with none named),
+ * is still the file that was pinned: true, or false with `why`. */
+bool policy_pin_holds(const struct grant *g, const char *cmd, char *why, size_t len);
 /* The first grant of `list` live at `now` that covers every name and
  * allows `cmd`; NULL if none. */
 struct grant *policy_find(struct grant *list, const char *const *names, size_t n, const char *cmd, int64_t now);
