@@ -79,6 +79,9 @@ struct audit_event {
 	const char *const *paths;
 	size_t n_paths;
 	const char *scope;
+	/* A grant's --allow-env: variables of the unsafe list its child keeps. */
+	const char *const *allow_env;
+	size_t n_allow_env;
 	/* The process the event is about. With `self`, this process (latch
 	 * itself): pid, uid, exe and cwd are read from /proc/self and the
 	 * four fields below are ignored. Otherwise they are as given; pid 0
@@ -155,6 +158,8 @@ struct audit_grant {
 	int64_t uses; /* 0: unlimited */
 	const char *const *cmds;
 	size_t n_cmds;
+	const char *const *allow_env; /* variables the child may keep (--allow-env) */
+	size_t n_allow_env;
 };
 struct audit_recorder {
 	int argc;

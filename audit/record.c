@@ -212,6 +212,12 @@ static char *record_tail(const struct audit_event *ev, const unsigned char *argv
 	}
 	if (ev->scope)
 		json_object_set_new(o, "scope", json_string(ev->scope));
+	if (ev->n_allow_env) {
+		json_t *vars = json_array();
+		for (size_t i = 0; i < ev->n_allow_env; i++)
+			json_array_append_new(vars, json_string(ev->allow_env[i]));
+		json_object_set_new(o, "allow_env", vars);
+	}
 	if (ev->mint) {
 		const struct audit_mint *m = ev->mint;
 		json_t *f = json_object();

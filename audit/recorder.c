@@ -51,6 +51,8 @@ int audit_record_change(struct vault *v, const struct vault_change *c, void *rec
 		.uses = grant ? grant->uses : 0,
 		.cmds = grant ? grant->cmds : NULL,
 		.n_cmds = grant ? grant->n_cmds : 0,
+		.allow_env = grant ? grant->allow_env : NULL,
+		.n_allow_env = grant ? grant->n_allow_env : 0,
 		.secrets = refs,
 		.n_secrets = c->n,
 		/* set: the new version; rm: the version removed */

@@ -42,6 +42,8 @@
 #define BROKER_MAX_MESSAGE (8u << 20)
 #define BROKER_MAX_NAMES 64         /* secrets in one grant or one release */
 #define BROKER_MAX_CMDS 16          /* --cmd in one grant */
+#define BROKER_MAX_ALLOW_ENV 16     /* --allow-env in one grant */
+#define BROKER_VAR_MAX 128          /* an --allow-env variable's name, with its NUL */
 #define BROKER_VALUE_MAX (1u << 20) /* bytes in one value (VAULT_VALUE_MAX) */
 #define BROKER_ID_MAX 32            /* a grant or release id, with its NUL */
 #define BROKER_REASON_MAX 512       /* a refusal's reason, with its NUL */
@@ -174,6 +176,8 @@ struct broker_grant_spec {
 	size_t n;                /* 1..BROKER_MAX_NAMES */
 	const char *const *cmds; /* absolute paths; none: any command */
 	size_t n_cmds;
+	const char *const *allow_env; /* unsafe variables the child may keep */
+	size_t n_allow_env;
 	int64_t ttl;  /* seconds, 1..BROKER_MAX_TTL */
 	int64_t uses; /* at most this many releases; 0 or less: no limit */
 };
@@ -194,6 +198,9 @@ struct broker_release {
 	char id[BROKER_ID_MAX];
 	struct secbuf *store;
 	char reason[BROKER_REASON_MAX]; /* why not, when refused */
+	/* The grant's --allow-env: variables the child may keep. */
+	char allow_env[BROKER_MAX_ALLOW_ENV][BROKER_VAR_MAX];
+	size_t n_allow_env;
 };
 /* Ask this vault's broker for the values of items[0..n) (distinct names).
  * 0: released, items[i].value set (views into r->store; free it with

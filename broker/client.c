@@ -415,9 +415,12 @@ int broker_grant(struct broker_session *s, const struct broker_grant_spec *g, in
 		names[i] = g->items[i].name;
 		frames[i] = g->items[i].value;
 	}
-	json_t *head = json_pack("{s:s, s:o, s:o, s:I, s:o}", "grant", g->id, "names", string_array(names, g->n),
+	if (g->n_allow_env > BROKER_MAX_ALLOW_ENV)
+		return latch_error(LATCH_USAGE, "at most %d --allow-env", BROKER_MAX_ALLOW_ENV);
+	json_t *head = json_pack("{s:s, s:o, s:o, s:I, s:o, s:o}", "grant", g->id, "names", string_array(names, g->n),
 				 "cmds", string_array(g->cmds, g->n_cmds), "ttl", (json_int_t)g->ttl, "uses",
-				 g->uses > 0 ? json_integer(g->uses) : json_null());
+				 g->uses > 0 ? json_integer(g->uses) : json_null(), "allow_env",
+				 string_array(g->allow_env, g->n_allow_env));
 	struct secbuf *plain = head ? wire_build(head, frames, g->n) : NULL;
 	json_decref(head);
 	sodium_memzero(frames, sizeof frames);
@@ -512,6 +515,15 @@ int broker_release(const char *vault_dir, const struct broker_release_req *req, 
 		for (size_t i = 0; i < n; i++)
 			items[i].value = m.frame[i];
 		snprintf(r->id, sizeof r->id, "%s", id);
+		/* Which unsafe variables the grant lets the child keep: names
+		 * only, checked again here (the broker is proved, not the
+		 * socket's every byte). */
+		json_t *vars = json_object_get(m.head, "allow_env");
+		for (size_t v = 0; v < json_array_size(vars) && r->n_allow_env < BROKER_MAX_ALLOW_ENV; v++) {
+			const char *var = json_string_value(json_array_get(vars, v));
+			if (var && strlen(var) < BROKER_VAR_MAX)
+				snprintf(r->allow_env[r->n_allow_env++], BROKER_VAR_MAX, "%s", var);
+		}
 		r->store = buf;
 		buf = NULL;
 	}

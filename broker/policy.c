@@ -110,6 +110,8 @@ void policy_grant_free(struct grant *g)
 		free(g->items[i].name);
 	for (size_t i = 0; i < g->n_cmds; i++)
 		free(g->cmds[i]);
+	for (size_t i = 0; i < g->n_allow_env; i++)
+		free(g->allow_env[i]);
 	free(g);
 }
 

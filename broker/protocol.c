@@ -85,6 +85,30 @@ static int strings_of(json_t *arr, size_t max, char **out, size_t *n, bool names
 	return 0;
 }
 
+/* A grant's --allow-env: at most BROKER_MAX_ALLOW_ENV variable names,
+ * [A-Za-z_][A-Za-z0-9_]*, shorter than BROKER_VAR_MAX. Absent: none. */
+static int vars_of(json_t *arr, char **out, size_t *n)
+{
+	*n = 0;
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr) || json_array_size(arr) > BROKER_MAX_ALLOW_ENV)
+		return -1;
+	size_t i;
+	json_t *s;
+	json_array_foreach(arr, i, s)
+	{
+		const char *v = json_string_value(s);
+		size_t len = v ? strlen(v) : 0;
+		bool ok = len > 0 && len < BROKER_VAR_MAX && !(v[0] >= '0' && v[0] <= '9');
+		for (size_t k = 0; ok && k < len; k++)
+			ok = v[k] == '_' || (v[k] >= '0' && v[k] <= '9') || ((v[k] | 0x20) >= 'a' && (v[k] | 0x20) <= 'z');
+		if (!ok || !(out[(*n)++] = strdup(v)))
+			return -1;
+	}
+	return 0;
+}
+
 static void strings_free(char **s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -125,7 +149,8 @@ static struct secbuf *grant_parse(struct broker *b, struct secbuf *plain, struct
 	if (!id || !latch_name_valid(id) || strlen(id) >= sizeof g->id || ttl < 1 || ttl > BROKER_MAX_TTL ||
 	    (!json_is_null(uses) && (!json_is_integer(uses) || json_integer_value(uses) < 1)) ||
 	    strings_of(json_object_get(h, "names"), BROKER_MAX_NAMES, names, &n, true) != 0 || n == 0 ||
-	    strings_of(json_object_get(h, "cmds"), BROKER_MAX_CMDS, g->cmds, &g->n_cmds, false) != 0 || m.n != n) {
+	    strings_of(json_object_get(h, "cmds"), BROKER_MAX_CMDS, g->cmds, &g->n_cmds, false) != 0 ||
+	    vars_of(json_object_get(h, "allow_env"), g->allow_env, &g->n_allow_env) != 0 || m.n != n) {
 		err = reply_error("bad-request", "malformed grant");
 		goto out;
 	}
@@ -288,7 +313,11 @@ static struct secbuf *op_release(struct broker *b, json_t *req, const struct ucr
 	struct secbuf values[BROKER_MAX_NAMES];
 	for (size_t k = 0; k < n; k++)
 		values[k] = policy_item(g, names[k])->value;
-	answer = reply(json_pack("{s:b, s:s, s:s}", "ok", 1, "release", rid, "grant", g->id), values, n);
+	json_t *vars = json_array();
+	for (size_t k = 0; k < g->n_allow_env; k++)
+		json_array_append_new(vars, json_string(g->allow_env[k]));
+	answer = reply(json_pack("{s:b, s:s, s:s, s:o}", "ok", 1, "release", rid, "grant", g->id, "allow_env", vars),
+		       values, n);
 	sodium_memzero(values, sizeof values);
 	if (answer) {
 		exits_await(b, rid, g, cnames, n);

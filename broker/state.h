@@ -40,6 +40,8 @@ struct grant {
 	size_t n_cmds;
 	char *cmds[BROKER_MAX_CMDS];
 	struct pin pins[BROKER_MAX_CMDS]; /* cmds[i]'s, taken by the broker itself */
+	size_t n_allow_env;
+	char *allow_env[BROKER_MAX_ALLOW_ENV];
 	int64_t deadline;
 	int64_t uses_left; /* -1: unlimited */
 	const char *ended; /* NULL while live; else why it ended */

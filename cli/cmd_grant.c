@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 const char usage_grant[] =
-	"usage: latch grant NAME... [--ttl DUR] [--uses N] [--cmd PROGRAM]... [--passphrase-fd N]\n"
+	"usage: latch grant NAME... [--ttl DUR] [--uses N] [--cmd PROGRAM]... [--allow-env VAR]...\n"
+	"                   [--passphrase-fd N]\n"
 	"\n"
 	"Let 'latch run' release the named secrets, without a passphrase, until the\n"
 	"grant ends: at its deadline, after N releases, or on 'latch revoke'. Needs\n"
@@ -26,11 +27,16 @@ const char usage_grant[] =
 	"  --ttl DUR          how long: 90s, 30m, 2h, ... (default 15m, at most 24h)\n"
 	"  --uses N           at most N releases (default: no limit within the TTL)\n"
 	"  --cmd PROGRAM      only for this program (resolved along PATH to its real\n"
-	"                     path); repeat for several; default: any command\n"
+	"                     path); repeat for several; default: any command. The\n"
+	"                     broker pins the file it finds there: replaced or\n"
+	"                     changed later, it is refused\n"
+	"  --allow-env VAR    let the child keep VAR, one of the variables latch\n"
+	"                     otherwise removes (LD_*, PYTHONPATH, ...;\n"
+	"                     docs/environment.md); repeat for several\n"
 	"  --passphrase-fd N  read the passphrase from fd N instead of /dev/tty\n"
 	"  -h, --help         show this help\n"
 	"\n"
-	"Limits: at most 64 secrets and 16 --cmd in one grant; a secret name is at\n"
+	"Limits: at most 64 secrets, 16 --cmd and 16 --allow-env in one grant; a secret name is at\n"
 	"most 128 bytes, a value at most 1 MiB; --ttl at most 24h.\n";
 
 const char usage_grants[] =
@@ -67,6 +73,8 @@ static int hand_over(struct vault *v, const char *dir, const struct audit_grant 
 					 .n = n,
 					 .cmds = g->cmds,
 					 .n_cmds = g->n_cmds,
+					 .allow_env = g->allow_env,
+					 .n_allow_env = g->n_allow_env,
 					 .ttl = g->ttl,
 					 .uses = g->uses};
 	int rc = broker_grant(&s, &spec, deadline);
@@ -98,12 +106,13 @@ int cmd_grant(int argc, char **argv)
 	static const struct option opts[] = {{"ttl", required_argument, NULL, 't'},
 					     {"uses", required_argument, NULL, 'u'},
 					     {"cmd", required_argument, NULL, 'c'},
+					     {"allow-env", required_argument, NULL, 'a'},
 					     {"passphrase-fd", required_argument, NULL, 'p'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	struct audit_grant g = {NULL, BROKER_DEFAULT_TTL, 0, NULL, 0};
+	struct audit_grant g = {NULL, BROKER_DEFAULT_TTL, 0, NULL, 0, NULL, 0};
 	static char cmd_paths[BROKER_MAX_CMDS][PATH_MAX];
-	const char *cmds[BROKER_MAX_CMDS];
+	const char *cmds[BROKER_MAX_CMDS], *allow_env[BROKER_MAX_ALLOW_ENV];
 	int fd = -1, c;
 	while ((c = cli_getopt(argc, argv, ":h", opts, "grant")) != -1) {
 		switch (c) {
@@ -137,6 +146,21 @@ int cmd_grant(int argc, char **argv)
 			cmds[g.n_cmds] = cmd_paths[g.n_cmds];
 			g.n_cmds++;
 			break;
+		case 'a': {
+			/* Only the variables latch removes need allowing; any other
+			 * name reaches the child anyway, so it is refused as a
+			 * likely mistake. */
+			if (g.n_allow_env == BROKER_MAX_ALLOW_ENV)
+				return cli_usage("grant", "at most %d --allow-env", BROKER_MAX_ALLOW_ENV);
+			size_t len = strlen(optarg);
+			if (len == 0 || len >= BROKER_VAR_MAX || strchr(optarg, '=') || !run_env_unsafe(optarg, len))
+				return cli_usage("grant",
+						 "--allow-env names a variable latch removes from the child (docs/environment.md): "
+						 "'%s' is not one",
+						 optarg);
+			allow_env[g.n_allow_env++] = optarg;
+			break;
+		}
 		case 'p':
 			if (parse_fd(optarg, &fd) != 0)
 				return cli_fail();
@@ -161,6 +185,7 @@ int cmd_grant(int argc, char **argv)
 				return cli_usage("grant", "'%s' is named twice", names[i]);
 	}
 	g.cmds = cmds;
+	g.allow_env = allow_env;
 	char id[BROKER_ID_MAX], dir[PATH_MAX];
 	broker_new_id('g', id);
 	g.id = id;

@@ -93,6 +93,8 @@ struct release {
 	char id[BROKER_ID_MAX];         /* the broker's release id */
 	struct vault *v;                /* a one-shot release: the unlocked vault */
 	char reason[BROKER_REASON_MAX]; /* why the broker said no */
+	char allow_env[16][BROKER_VAR_MAX]; /* the grant's --allow-env */
+	size_t n_allow_env;
 };
 
 /* Ask the broker; the values land in the plan, each with its secret. 0
@@ -112,6 +114,13 @@ static int ask_broker(const char *dir, struct run_plan *p, struct release *r)
 		return rc;
 	snprintf(r->id, sizeof r->id, "%s", rel.id);
 	p->store = rel.store;
+	/* Kept in r (the plan points at it for the child's environment). */
+	r->n_allow_env = rel.n_allow_env < 16 ? rel.n_allow_env : 16;
+	for (size_t i = 0; i < r->n_allow_env; i++) {
+		memcpy(r->allow_env[i], rel.allow_env[i], BROKER_VAR_MAX);
+		p->allow_env[i] = r->allow_env[i];
+	}
+	p->n_allow_env = r->n_allow_env;
 	for (size_t i = 0; i < r->n; i++)
 		p->secrets[i].value = items[i].value;
 	return 0;

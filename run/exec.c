@@ -95,7 +95,8 @@ static char **build_env(const struct run_plan *p, struct secbuf **store)
 		const char *eq = strchr(*e, '=');
 		size_t vlen = eq ? (size_t)(eq - *e) : strlen(*e);
 		if ((p->pristine && !named((const char *const *)p->keep, p->n_keep, *e, vlen)) ||
-		    named(vars, p->n_refs + p->n_vars, *e, vlen) || run_env_unsafe(*e, vlen) ||
+		    named(vars, p->n_refs + p->n_vars, *e, vlen) ||
+		    (run_env_unsafe(*e, vlen) && !named(p->allow_env, p->n_allow_env, *e, vlen)) ||
 		    (p->drop && p->drop(*e, vlen)))
 			continue;
 		env[k++] = *e;

@@ -52,6 +52,10 @@ struct run_plan {
 	size_t n_keep;
 	struct run_var vars[RUN_MAX_VARS]; /* set last, over any other */
 	size_t n_vars;
+	/* Unsafe variables (run_env_unsafe) the grant lets the child keep
+	 * (grant --allow-env), as the broker said at release. */
+	const char *allow_env[16];
+	size_t n_allow_env;
 	/* Variables the child must not get (federation's list), or NULL. */
 	bool (*drop)(const char *name, size_t len);
 	/* While the child runs: called `tick_s` seconds after it starts, then
