@@ -594,12 +594,24 @@ static size_t count_exact(const struct found *fd, int64_t secret, const char *en
 	return k;
 }
 
+/* Whether p[0..len) is one of the forms, under the encoding named. */
+static bool is_form(const struct match_form *forms, size_t n, const char *enc, const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (forms[i].bytes->len == len && !strcmp(match_encoding_name(forms[i].enc), enc) &&
+		    !memcmp(forms[i].bytes->data, p, len))
+			return true;
+	return false;
+}
+
 #define MIB ((size_t)1024 * 1024)
 
 /* Each form of a value, planted at 0, 1, 7, 4095 and at the very end of a
  * 1 MiB random buffer, is found there once, with its encoding's name and
- * the secret's; whatever else is found lies inside it (a base64 core is
- * part of the whole value's base64). */
+ * the secret's. Whatever else is found is another form of the value, byte
+ * for byte, that overlaps it: a base64 core is part of the whole value's
+ * base64, and the random byte after a form completes a longer one (the
+ * padded base64 after the unpadded, '=') once in 256 plantings or so. */
 static void scan_finds_every_form(void **state)
 {
 	struct fx *f = *state;
@@ -649,13 +661,35 @@ static void scan_finds_every_form(void **state)
 			for (size_t j = 0; j < fd->n; j++) {
 				assert_int_equal(fd->f[j].secret, id);
 				assert_string_equal(fd->f[j].name, "tok");
-				assert_true(fd->f[j].off >= offs[k]);
-				assert_true(fd->f[j].off + fd->f[j].len <= offs[k] + form->len);
+				assert_true(fd->f[j].off < offs[k] + form->len &&
+					    fd->f[j].off + fd->f[j].len > offs[k]);
+				assert_true(fd->f[j].off + fd->f[j].len <= MIB);
+				assert_true(is_form(forms, n, fd->f[j].enc, buf + fd->f[j].off, fd->f[j].len));
 			}
 			free(fd);
 			memcpy(buf + offs[k], saved, form->len);
 		}
 	}
+	/* Planted with what completes a longer form after it (the whole
+	 * value's base64 unpadded, then its padding), both are found there. */
+	size_t unpadded = n, padded = n;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n; j++)
+			if (forms[i].enc == MATCH_BASE64 && forms[j].enc == MATCH_BASE64 &&
+			    forms[j].bytes->len > forms[i].bytes->len &&
+			    forms[j].bytes->data[forms[j].bytes->len - 1] == '=' &&
+			    !memcmp(forms[i].bytes->data, forms[j].bytes->data, forms[i].bytes->len) &&
+			    forms[i].bytes->data[forms[i].bytes->len - 1] != '=') {
+				unpadded = i;
+				padded = j;
+			}
+	assert_true(unpadded < n);
+	memcpy(buf + 100, forms[padded].bytes->data, forms[padded].bytes->len);
+	struct found *both = scan(ix, buf, MIB);
+	assert_int_equal(count_exact(both, id, "base64", 100, forms[unpadded].bytes->len), 1);
+	assert_int_equal(count_exact(both, id, "base64", 100, forms[padded].bytes->len), 1);
+	free(both);
+
 	/* The value has every kind of form. */
 	for (int e = 0; e < MATCH_N_ENCODINGS; e++)
 		if (!seen[e])
