@@ -102,7 +102,8 @@ static int vars_of(json_t *arr, char **out, size_t *n)
 		size_t len = v ? strlen(v) : 0;
 		bool ok = len > 0 && len < BROKER_VAR_MAX && !(v[0] >= '0' && v[0] <= '9');
 		for (size_t k = 0; ok && k < len; k++)
-			ok = v[k] == '_' || (v[k] >= '0' && v[k] <= '9') || ((v[k] | 0x20) >= 'a' && (v[k] | 0x20) <= 'z');
+			ok = v[k] == '_' || (v[k] >= '0' && v[k] <= '9') ||
+			     ((v[k] | 0x20) >= 'a' && (v[k] | 0x20) <= 'z');
 		if (!ok || !(out[(*n)++] = strdup(v)))
 			return -1;
 	}

@@ -154,10 +154,11 @@ int cmd_grant(int argc, char **argv)
 				return cli_usage("grant", "at most %d --allow-env", BROKER_MAX_ALLOW_ENV);
 			size_t len = strlen(optarg);
 			if (len == 0 || len >= BROKER_VAR_MAX || strchr(optarg, '=') || !run_env_unsafe(optarg, len))
-				return cli_usage("grant",
-						 "--allow-env names a variable latch removes from the child (docs/environment.md): "
-						 "'%s' is not one",
-						 optarg);
+				return cli_usage(
+					"grant",
+					"--allow-env names a variable latch removes from the child (docs/environment.md): "
+					"'%s' is not one",
+					optarg);
 			allow_env[g.n_allow_env++] = optarg;
 			break;
 		}

@@ -90,9 +90,9 @@ static int run_usage(const char *fmt, ...)
 struct release {
 	const char *names[RUN_MAX_REFS]; /* the plan's secrets' names */
 	size_t n;
-	char id[BROKER_ID_MAX];         /* the broker's release id */
-	struct vault *v;                /* a one-shot release: the unlocked vault */
-	char reason[BROKER_REASON_MAX]; /* why the broker said no */
+	char id[BROKER_ID_MAX];             /* the broker's release id */
+	struct vault *v;                    /* a one-shot release: the unlocked vault */
+	char reason[BROKER_REASON_MAX];     /* why the broker said no */
 	char allow_env[16][BROKER_VAR_MAX]; /* the grant's --allow-env */
 	size_t n_allow_env;
 };
