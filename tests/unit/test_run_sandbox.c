@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -32,6 +33,9 @@
 #define NOBODY 65534
 
 static int kernel_abi;
+/* The probe's end of its report pipe: closed in the processes it starts,
+ * so that the parent sees end-of-file when the probe dies. */
+static int report_fd = -1;
 
 /* What a child saw: 0 for "it worked", else the errno. */
 struct probe {
@@ -51,11 +55,16 @@ struct probe {
 	int kill_parent; /* after a refusal: the parent can still be signalled */
 };
 
-/* A process that waits to be killed, and dies with its parent. */
+/* A process that waits to be killed. PDEATHSIG is only a backstop: a
+ * parent inside a domain that dies cannot signal a child outside it (the
+ * signal scope covers the parent-death signal too); run_probe kills the
+ * whole process group. */
 static pid_t start_sleeper(void)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
+		if (report_fd >= 0)
+			close(report_fd);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		for (;;)
 			pause();
@@ -95,6 +104,14 @@ static int open_proc(pid_t pid, const char *file)
 static int try_kill(pid_t pid)
 {
 	return kill(pid, 0) == 0 ? 0 : errno;
+}
+
+/* Kill and reap a process started here, if it can still be signalled
+ * (else run_probe does). */
+static void end(pid_t pid)
+{
+	if (pid > 0 && kill(pid, SIGKILL) == 0)
+		waitpid(pid, NULL, 0);
 }
 
 /* Attach, wait for the stop, detach. */
@@ -213,10 +230,9 @@ static void probe_domain(struct probe *r)
 	r->connect_own = ifd < 0 ? EBADF : try_connect("in");
 	r->file_read = try_files(&r->file_write);
 	r->inet_bind = try_inet();
-	/* The domain's own child can be ended from inside; the victim dies
-	 * with this process (PDEATHSIG), the parent reaps both. */
-	kill(own, SIGKILL);
-	waitpid(own, NULL, 0);
+	/* The domain's own child can be ended from inside; the victim can
+	 * not, run_probe ends it. */
+	end(own);
 }
 
 /* A kernel too old (simulated): refused, and nothing changed. */
@@ -232,8 +248,7 @@ static void probe_old_abi(struct probe *r)
 	r->kill_after = try_kill(victim);
 	r->trace_after = try_trace(victim);
 	r->kill_parent = try_kill(getppid());
-	kill(victim, SIGKILL);
-	waitpid(victim, NULL, 0);
+	end(victim);
 }
 
 /* As root: refused, and nothing changed. */
@@ -244,8 +259,7 @@ static void probe_root(struct probe *r)
 	r->kill_after = try_kill(victim);
 	r->environ_after = open_proc(victim, "environ");
 	r->kill_parent = try_kill(getppid());
-	kill(victim, SIGKILL);
-	waitpid(victim, NULL, 0);
+	end(victim);
 }
 
 /* Run `fn` in a child in a process group of its own; fill *r from what
@@ -260,6 +274,7 @@ static void run_probe(void (*fn)(struct probe *), struct probe *r)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(p[0]);
+		report_fd = p[1];
 		setpgid(0, 0);
 		alarm(20); /* a hung probe dies, and the parent sees a short read */
 		struct probe mine;
@@ -272,7 +287,8 @@ static void run_probe(void (*fn)(struct probe *), struct probe *r)
 	close(p[1]);
 	memset(r, 0, sizeof *r);
 	size_t got = 0;
-	while (got < sizeof *r) {
+	struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+	while (got < sizeof *r && poll(&pfd, 1, 30000) > 0) {
 		ssize_t n = read(p[0], (char *)r + got, sizeof *r - got);
 		if (n < 0 && errno == EINTR)
 			continue;
