@@ -2,10 +2,11 @@
  * in a child process, as an ordinary uid (65534 when the test runs as
  * root, since Landlock does not hold root back), and reports through a
  * pipe; only the parent asserts. A "victim" started before the domain
- * stands for the broker's child: the same reads, signals, traces and
- * socket connections are first shown to work against it (so the test can
- * fail), then to be refused from inside, while a process the domain
- * started itself stays within reach. */
+ * stands for the broker's child, holding a memory file as a --file value
+ * does: the same reads, signals, traces and socket connections are first
+ * shown to work against it (so the test can fail), then to be refused
+ * from inside, while a process the domain started itself stays within
+ * reach. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -46,10 +48,10 @@ struct probe {
 	struct run_sandbox sb;
 	int nnp_after;
 	/* Against the victim, before and after entering. */
-	int environ_before, mem_before, kill_before, trace_before, connect_before;
-	int environ_after, mem_after, kill_after, trace_after, connect_after;
+	int environ_before, mem_before, fd_before, kill_before, trace_before, connect_before;
+	int environ_after, mem_after, fd_after, kill_after, trace_after, connect_after;
 	/* Against a process the domain started, and a socket bound inside. */
-	int environ_own, mem_own, kill_own, trace_own, connect_own;
+	int environ_own, mem_own, fd_own, kill_own, trace_own, connect_own;
 	/* Files and the network still work inside. */
 	int file_read, file_write, inet_bind;
 	int kill_parent; /* after a refusal: the parent can still be signalled */
@@ -97,6 +99,31 @@ static int open_proc(pid_t pid, const char *file)
 	int e = 0;
 	if (strcmp(file, "environ") == 0 && read(fd, buf, sizeof buf) < 0)
 		e = errno;
+	close(fd);
+	return e;
+}
+
+/* A sleeper holding a memory file at descriptor *fd, as a child holds a
+ * --file value; this process keeps no copy. */
+static pid_t start_holder(int *fd)
+{
+	*fd = memfd_create("latch-test-file", MFD_CLOEXEC);
+	if (*fd < 0 || write(*fd, "value", 5) != 5)
+		return -1;
+	pid_t pid = start_sleeper();
+	close(*fd);
+	return pid;
+}
+
+/* Read the holder's memory file through /proc/PID/fd/N. */
+static int read_fd(pid_t pid, int n)
+{
+	char path[64], buf[8] = "";
+	snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, n);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int e = pread(fd, buf, 5, 0) == 5 && memcmp(buf, "value", 5) == 0 ? 0 : EIO;
 	close(fd);
 	return e;
 }
@@ -204,10 +231,12 @@ static void probe_domain(struct probe *r)
 	r->dropped = drop_privileges();
 	if (r->dropped)
 		return;
-	pid_t victim = start_sleeper();
+	int vfd;
+	pid_t victim = start_holder(&vfd);
 	int lfd = listen_abstract("out");
 	r->environ_before = open_proc(victim, "environ");
 	r->mem_before = open_proc(victim, "mem");
+	r->fd_before = read_fd(victim, vfd);
 	r->kill_before = try_kill(victim);
 	r->trace_before = try_trace(victim);
 	r->connect_before = lfd < 0 ? EBADF : try_connect("out");
@@ -217,14 +246,17 @@ static void probe_domain(struct probe *r)
 		return;
 	r->environ_after = open_proc(victim, "environ");
 	r->mem_after = open_proc(victim, "mem");
+	r->fd_after = read_fd(victim, vfd);
 	r->kill_after = try_kill(victim);
 	r->trace_after = try_trace(victim);
 	r->connect_after = try_connect("out");
 
-	pid_t own = start_sleeper();
+	int ofd;
+	pid_t own = start_holder(&ofd);
 	int ifd = listen_abstract("in");
 	r->environ_own = open_proc(own, "environ");
 	r->mem_own = open_proc(own, "mem");
+	r->fd_own = read_fd(own, ofd);
 	r->kill_own = try_kill(own);
 	r->trace_own = try_trace(own);
 	r->connect_own = ifd < 0 ? EBADF : try_connect("in");
@@ -382,6 +414,7 @@ static void domain_cannot_reach_outside(void **state)
 	/* Before entering, every attack works: the test can fail. */
 	assert_int_equal(r.environ_before, 0);
 	assert_int_equal(r.mem_before, 0);
+	assert_int_equal(r.fd_before, 0);
 	assert_int_equal(r.kill_before, 0);
 	assert_int_equal(r.trace_before, 0);
 	assert_int_equal(r.connect_before, 0);
@@ -396,8 +429,12 @@ static void domain_cannot_reach_outside(void **state)
 	assert_int_equal(r.nnp_after, 1);
 
 	/* Inside, the victim is out of reach. */
+	print_message("inside: environ %s, mem %s, fd %s, kill %s, ptrace %s, connect %s\n", strerror(r.environ_after),
+		      strerror(r.mem_after), strerror(r.fd_after), strerror(r.kill_after), strerror(r.trace_after),
+		      strerror(r.connect_after));
 	assert_true(r.environ_after == EACCES || r.environ_after == EPERM);
 	assert_true(r.mem_after == EACCES || r.mem_after == EPERM);
+	assert_true(r.fd_after == EACCES || r.fd_after == EPERM);
 	assert_int_equal(r.kill_after, EPERM);
 	assert_int_equal(r.trace_after, EPERM);
 	assert_int_equal(r.connect_after, EPERM);
@@ -405,6 +442,7 @@ static void domain_cannot_reach_outside(void **state)
 	/* What the domain started itself is not. */
 	assert_int_equal(r.environ_own, 0);
 	assert_int_equal(r.mem_own, 0);
+	assert_int_equal(r.fd_own, 0);
 	assert_int_equal(r.kill_own, 0);
 	assert_int_equal(r.trace_own, 0);
 	assert_int_equal(r.connect_own, 0);
