@@ -112,4 +112,38 @@ int run_child(struct run_plan *p);
 /* Free the references and every value (run_values_free). */
 void run_plan_free(struct run_plan *p);
 
+/* ---- Sandbox (run/sandbox.c) ---- */
+
+/* The Landlock ABI the kernel offers, 0 if none (or disabled);
+ * LATCH_LANDLOCK_ABI_MAX (a number) caps it, so tests can simulate an old
+ * kernel — only downwards: a larger number changes nothing, and a value
+ * that is not a plain decimal number caps it at 0 (never pretends). */
+int run_landlock_abi(void);
+
+/* What a session's domain scopes, for `latch status`: abi is the ABI the
+ * domain was made under; ptrace covers ptrace and the /proc/PID files
+ * that need it (environ, mem, fd/N); signals and abstract_unix are the
+ * ABI-6 scopes. */
+struct run_sandbox {
+	int abi;
+	bool ptrace;
+	bool signals;
+	bool abstract_unix;
+};
+
+/* Put this process (and what it starts) in a new Landlock domain:
+ * no_new_privs, a ruleset handling no filesystem or network access (so
+ * files and the network work as before) but scoping signals and abstract
+ * unix sockets when the ABI is 6 or more; ptrace and /proc access to
+ * processes outside the domain are refused by Landlock itself at every
+ * ABI. Refuses (LATCH_OPERR, one line saying why, nothing changed) when:
+ * running as root (euid 0: Landlock does not hold root back), Landlock
+ * is missing or disabled, or the ABI is below 6 (signal scoping is what
+ * keeps the agent from signalling the broker's children). Call it while
+ * the process has one thread: the domain is the calling thread's, and
+ * what it starts after. If the kernel refuses the final step (more than
+ * 16 nested domains), no_new_privs stays set, as it cannot be undone.
+ * 0 and *out filled, or -1. */
+int run_sandbox_enter(struct run_sandbox *out);
+
 #endif
