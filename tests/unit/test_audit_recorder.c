@@ -176,7 +176,7 @@ static void grant_recorded_with_its_policy(void **state)
 	set_str(f, "db", "one");
 	static const char *const cmds[] = {"/usr/bin/psql"};
 	static char *const argv[] = {"latch", "grant", "db"};
-	struct audit_grant g = {"g-00000000beef", 600, 0, cmds, 1};
+	struct audit_grant g = {"g-00000000beef", 600, 0, cmds, 1, NULL, 0};
 	struct audit_recorder r = {3, argv, &g};
 	vault_on_change(f->v, audit_record_change, &r);
 	const char *names[] = {"db"};
