@@ -124,7 +124,7 @@ struct match_set *match_set_new(void);
 int match_set_add(struct match_set *s, const unsigned char *pat, size_t n, uint32_t id);
 
 /* Compile the automaton, after the last add; the copies of the patterns
- * are wiped. At most 2^31 - 2 pattern bytes in all. 0, or -1 reported. */
+ * are wiped. At most 2^30 - 2 pattern bytes in all. 0, or -1 reported. */
 int match_set_build(struct match_set *s);
 
 /* Find every occurrence in `text` (overlapping ones too), in order of end
