@@ -160,12 +160,54 @@ int hooks_verify_hash(const unsigned char *form, size_t n, const unsigned char s
 	return 0;
 }
 
+/* Word passphrases ("correct horse battery staple"): the character count
+ * overrates them most. At least three words (runs of three or more
+ * letters, lower case or capitalised) that together are at least three
+ * quarters of the value are counted as words from a 7,776-word list
+ * (12.9 bits each), every other character at 4 bits. Random tokens are
+ * not read as words: their letter runs are short, mixed in case, or a
+ * small share of the value. *cap is set when the value reads as words. */
+static bool words_cap(const unsigned char *v, size_t n, double *cap)
+{
+	size_t words = 0, in_words = 0, i = 0;
+	while (i < n) {
+		size_t start = i;
+		while (i < n && ((v[i] | 0x20) >= 'a' && (v[i] | 0x20) <= 'z'))
+			i++;
+		size_t len = i - start;
+		bool word = len >= 3;
+		for (size_t k = start + 1; word && k < i; k++)
+			word = v[k] >= 'a' && v[k] <= 'z';
+		if (word) {
+			words++;
+			in_words += len;
+		}
+		if (i == start)
+			i++;
+	}
+	if (words < 3 || 4 * in_words < 3 * n)
+		return false;
+	/* Words are set apart by separators, not by digits or symbols in
+	 * between (a random token of lower-case letters and digits is not a
+	 * passphrase); digits may only close the value ("...staple2024"). */
+	size_t end = n;
+	while (end > 0 && v[end - 1] >= '0' && v[end - 1] <= '9' && n - end < 4)
+		end--;
+	for (size_t k = 0; k < end; k++)
+		if (!((v[k] | 0x20) >= 'a' && (v[k] | 0x20) <= 'z') && !strchr(" -_.,+:/", v[k]))
+			return false;
+	*cap = (double)words * 12.92 + (double)(n - in_words) * 4;
+	return true;
+}
+
 int hooks_entropy_bits(const unsigned char *v, size_t n)
 {
 	/* A deliberately plain estimate: the size of the alphabets the value
 	 * draws on (lower, upper, digits, other printable, other bytes),
-	 * per character, with runs and repeats counted once. It overrates
-	 * words and known prefixes; docs/scanning.md says what it means. */
+	 * per character, with runs and repeats counted once, and word
+	 * passphrases as words (words_cap). It still overrates known
+	 * prefixes and words mixed with other characters; docs/scanning.md
+	 * says what it means. */
 	bool lower = false, upper = false, digit = false, punct = false, high = false;
 	unsigned char seen[256] = {0};
 	size_t distinct = 0;
@@ -206,6 +248,9 @@ int hooks_entropy_bits(const unsigned char *v, size_t n)
 	double cap = (double)n * log2((double)(distinct ? distinct : 1));
 	for (size_t i = 0; i < distinct && i < (size_t)alphabet; i++)
 		cap += log2((double)((size_t)alphabet - i) / (double)(i + 1));
+	double words;
+	if (words_cap(v, n, &words) && words < cap)
+		cap = words;
 	/* Whole bits, without a last-digit rounding error taking one away
 	 * (32 hex digits are 128 bits, not 127). */
 	return (int)((bits < cap ? bits : cap) + 1e-9);

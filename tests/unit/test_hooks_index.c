@@ -150,6 +150,14 @@ static void entropy_table(void **state)
 
 	/* A password repeated: well below the bound. */
 	assert_true(bits_of("password123password123") <= 100);
+	/* Word passphrases count as words from a 7,776-word list, whatever
+	 * separates them; words among random characters do not. */
+	assert_true(bits_of("correct horse battery staple") < HOOKS_WEAK_BITS);
+	assert_true(bits_of("correct-horse-battery-staple-extra") < HOOKS_WEAK_BITS);
+	assert_true(bits_of("Correct.Horse.Battery.Staple") < HOOKS_WEAK_BITS);
+	assert_true(bits_of("Zq7vX2mK9pL4wE1rTy8uIo3pAs5dFg") >= HOOKS_WEAK_BITS);
+	/* Lower-case letters and digits at random are not words. */
+	assert_true(bits_of("kqpw7xyzm3nbvcr9tlhe4dsjf2gqwzr8") >= HOOKS_WEAK_BITS);
 	assert_true(bits_of("hunter2hunter") < 64);
 
 	/* A version-4 UUID holds 122 random bits: fingerprinted. The
