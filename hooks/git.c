@@ -28,7 +28,7 @@
  * text all the same). Local files (paths, LFS objects) are mmapped: a
  * multi-GB LFS object costs no heap, and a file truncated while it is read
  * kills the scan with SIGBUS, which fails closed. */
-#include "hooks.h"
+#include "internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -63,11 +63,6 @@ extern char **environ;
 
 /* A buffer reused from object to object; its old contents are wiped when
  * it grows, since they may be a file's text. */
-struct growbuf {
-	unsigned char *p;
-	size_t len, cap;
-};
-
 static int grow(struct growbuf *g, size_t need, bool keep)
 {
 	if (need <= g->cap)
@@ -89,7 +84,7 @@ static int grow(struct growbuf *g, size_t need, bool keep)
 	return 0;
 }
 
-static void growbuf_free(struct growbuf *g)
+void hooks_growbuf_free(struct growbuf *g)
 {
 	if (g->p) {
 		explicit_bzero(g->p, g->cap);
@@ -165,9 +160,7 @@ static int git_wait(pid_t pid, const char *what, int *status)
 	return 0;
 }
 
-/* Run git to its end with stdin from `in`; its whole stdout (plus a NUL)
- * in `out`, its exit status in *status. */
-static int git_capture(char *const argv[], int in, struct growbuf *out, int *status)
+int hooks_git_capture(char *const argv[], int in, struct growbuf *out, int *status)
 {
 	int p[2];
 	out->len = 0;
@@ -470,8 +463,8 @@ static const char *lfs_objects(struct emitter *e)
 	int st;
 	char *dir_argv[] = {"git", NO_REPLACE, "rev-parse", "--git-common-dir", NULL};
 	char *cfg_argv[] = {"git", NO_REPLACE, "config", "--get", "lfs.storage", NULL};
-	if (git_capture(dir_argv, -1, &common, &st) == 0 && st == 0 && common.len > 1 &&
-	    git_capture(cfg_argv, -1, &storage, &st) == 0) {
+	if (hooks_git_capture(dir_argv, -1, &common, &st) == 0 && st == 0 && common.len > 1 &&
+	    hooks_git_capture(cfg_argv, -1, &storage, &st) == 0) {
 		char *c = (char *)common.p, *s = (char *)storage.p;
 		c[strcspn(c, "\n")] = '\0';
 		s[st == 0 ? strcspn(s, "\n") : 0] = '\0';
@@ -480,8 +473,8 @@ static const char *lfs_objects(struct emitter *e)
 		if (asprintf(&e->lfs_objects, "%s%s%s/objects", base, sep, sub) < 0)
 			e->lfs_objects = NULL;
 	}
-	growbuf_free(&common);
-	growbuf_free(&storage);
+	hooks_growbuf_free(&common);
+	hooks_growbuf_free(&storage);
 	return e->lfs_objects;
 }
 
@@ -521,7 +514,7 @@ static int emit_lfs_object(struct emitter *e, const char *path, const char *oid,
 		rc = emit(e, HOOKS_LFS_OBJECT, path, oid, c.data, c.len);
 		unload_file(&c);
 	}
-	growbuf_free(&g);
+	hooks_growbuf_free(&g);
 	return rc;
 }
 
@@ -559,10 +552,10 @@ static int base_tree(char tree[OID_MAX + 1])
 	int st, rc = -1;
 	char *head[] = {"git", NO_REPLACE, "rev-parse", "-q", "--verify", "HEAD^{tree}", NULL};
 	char *empty[] = {"git", NO_REPLACE, "hash-object", "-t", "tree", "/dev/null", NULL};
-	if (git_capture(head, -1, &out, &st) != 0)
+	if (hooks_git_capture(head, -1, &out, &st) != 0)
 		goto out;
 	if (st == 1) { /* no HEAD yet: every staged file is new */
-		if (git_capture(empty, -1, &out, &st) != 0)
+		if (hooks_git_capture(empty, -1, &out, &st) != 0)
 			goto out;
 		if (st != 0) {
 			latch_error(LATCH_OPERR, "git hash-object failed (status %d)", st);
@@ -581,7 +574,7 @@ static int base_tree(char tree[OID_MAX + 1])
 	tree[n] = '\0';
 	rc = 0;
 out:
-	growbuf_free(&out);
+	hooks_growbuf_free(&out);
 	return rc;
 }
 
@@ -669,11 +662,11 @@ static int fetch_staged(const struct staged *v, size_t n, struct emitter *e)
 	struct growbuf req = {0};
 	for (size_t i = 0; i < n; i++)
 		if (append(&req, "%s %zu\n", v[i].oid, i) != 0) {
-			growbuf_free(&req);
+			hooks_growbuf_free(&req);
 			return -1;
 		}
 	int in = memfd_of((char *)req.p, req.len, "cat-file");
-	growbuf_free(&req);
+	hooks_growbuf_free(&req);
 	if (in < 0)
 		return -1;
 	struct reader *r = calloc(1, sizeof *r);
@@ -729,8 +722,8 @@ static int fetch_staged(const struct staged *v, size_t n, struct emitter *e)
 		rc = latch_error(LATCH_OPERR, "git cat-file failed (status %d)", st);
 	if (rc == 0 && seen != n)
 		rc = latch_error(LATCH_OPERR, "git cat-file answered for %zu of %zu staged files", seen, n);
-	growbuf_free(&r->line);
-	growbuf_free(&r->data);
+	hooks_growbuf_free(&r->line);
+	hooks_growbuf_free(&r->data);
 	free(r);
 	return rc;
 }
@@ -743,12 +736,12 @@ int hooks_staged(hooks_blob_fn fn, void *ctx)
 	char *argv[] = {"git", NO_REPLACE, "diff-index", "--cached", "-z", "--raw", "--no-renames", base, "--", NULL};
 	struct growbuf out = {0};
 	int st;
-	if (git_capture(argv, -1, &out, &st) != 0) {
-		growbuf_free(&out);
+	if (hooks_git_capture(argv, -1, &out, &st) != 0) {
+		hooks_growbuf_free(&out);
 		return -1;
 	}
 	if (st != 0) {
-		growbuf_free(&out);
+		hooks_growbuf_free(&out);
 		return latch_error(LATCH_OPERR, "git diff-index failed (status %d)", st);
 	}
 	struct staged *v;
@@ -760,7 +753,7 @@ int hooks_staged(hooks_blob_fn fn, void *ctx)
 		emitter_done(&e);
 	}
 	free(v);
-	growbuf_free(&out);
+	hooks_growbuf_free(&out);
 	return rc;
 }
 
@@ -882,8 +875,8 @@ static int walk(char *const revs[], int in, struct emitter *e)
 	else if (rc == 0 && st_cf != 0)
 		rc = latch_error(LATCH_OPERR, "git cat-file failed (status %d)", st_cf);
 	if (r) {
-		growbuf_free(&r->line);
-		growbuf_free(&r->data);
+		hooks_growbuf_free(&r->line);
+		hooks_growbuf_free(&r->data);
 		free(r);
 	}
 	return rc;
@@ -915,16 +908,16 @@ static int known_remote_oids(const struct hooks_push_ref *refs, size_t n, struct
 		if (!all_zeros(refs[i].local_oid) && !all_zeros(refs[i].remote_oid))
 			rc = append(&req, "%s\n", refs[i].remote_oid);
 	if (rc != 0 || req.len == 0) {
-		growbuf_free(&req);
+		hooks_growbuf_free(&req);
 		return rc;
 	}
 	int in = memfd_of((char *)req.p, req.len, "cat-file");
-	growbuf_free(&req);
+	hooks_growbuf_free(&req);
 	if (in < 0)
 		return -1;
 	char *argv[] = {"git", NO_REPLACE, "cat-file", "--batch-check=%(objectname)", NULL};
 	int st;
-	rc = git_capture(argv, in, &out, &st);
+	rc = hooks_git_capture(argv, in, &out, &st);
 	close(in);
 	if (rc == 0 && st != 0)
 		rc = latch_error(LATCH_OPERR, "git cat-file failed (status %d)", st);
@@ -937,7 +930,7 @@ static int known_remote_oids(const struct hooks_push_ref *refs, size_t n, struct
 			rc = append(revs, "^%s\n", line);
 		line = nl + 1;
 	}
-	growbuf_free(&out);
+	hooks_growbuf_free(&out);
 	return rc;
 }
 
@@ -950,23 +943,23 @@ int hooks_push(const char *remote, const struct hooks_push_ref *refs, size_t n, 
 		size_t l = strlen(x->local_oid);
 		if (!hex_oid(x->local_oid, l) || !hex_oid(x->remote_oid, strlen(x->remote_oid)) ||
 		    strlen(x->remote_oid) != l || (len && l != len)) {
-			growbuf_free(&revs);
+			hooks_growbuf_free(&revs);
 			return latch_error(LATCH_USAGE, "pre-push ref %zu does not name objects of one hash", i + 1);
 		}
 		len = l;
 		if (!all_zeros(x->local_oid) && append(&revs, "%s\n", x->local_oid) != 0) {
-			growbuf_free(&revs);
+			hooks_growbuf_free(&revs);
 			return -1;
 		}
 	}
 	if (revs.len == 0) /* deletions only, or nothing */
 		return 0;
 	if (known_remote_oids(refs, n, &revs) != 0) {
-		growbuf_free(&revs);
+		hooks_growbuf_free(&revs);
 		return -1;
 	}
 	int in = memfd_of((char *)revs.p, revs.len, "rev-list");
-	growbuf_free(&revs);
+	hooks_growbuf_free(&revs);
 	if (in < 0)
 		return -1;
 	char *remotes = NULL;
@@ -1242,7 +1235,7 @@ int hooks_paths(char *const *paths, size_t n, hooks_blob_fn fn, void *ctx)
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = scan_at(&d, AT_FDCWD, paths[i], paths[i]);
-	growbuf_free(&d.buf);
+	hooks_growbuf_free(&d.buf);
 	emitter_done(&e);
 	return rc;
 }

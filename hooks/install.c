@@ -10,21 +10,16 @@
  * its bytes and mode. A hooks manager's directory (husky, lefthook) is
  * refused: the manager would overwrite latch's scripts, or latch would
  * break the manager; the message says what to add to its configuration. */
-#include "hooks.h"
+#include "internal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 /* More than any hook script latch writes or any manager's stub. */
 #define HOOK_READ_MAX (64 * 1024)
@@ -43,82 +38,30 @@ static const struct {
 
 /* ---- git ------------------------------------------------------------- */
 
-/* Run git with `args` (argv[0] "git") in the current directory, stdin
- * /dev/null, stderr the user's (git says why it failed), and read its
- * stdout into out, without the trailing newline. 0 when git exited 0,
- * 1 when it failed, -1 (reported) when it could not be run. */
-static int git_line(char *const args[], char *out, size_t n)
-{
-	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) != 0)
-		return latch_error(LATCH_OPERR, "cannot run git: %s", strerror(errno));
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	pid_t pid = -1;
-	int e = posix_spawn_file_actions_init(&fa);
-	if (e == 0 && (e = posix_spawnattr_init(&at)) != 0)
-		posix_spawn_file_actions_destroy(&fa);
-	if (e == 0) {
-		if (!(e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) &&
-		    !(e = posix_spawn_file_actions_adddup2(&fa, fds[1], 1)) &&
-		    !(e = posix_spawnattr_setsigmask(&at, &none)) && !(e = posix_spawnattr_setsigdefault(&at, &all)) &&
-		    !(e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)))
-			e = posix_spawnp(&pid, "git", &fa, &at, args, environ);
-		posix_spawnattr_destroy(&at);
-		posix_spawn_file_actions_destroy(&fa);
-	}
-	close(fds[1]);
-	if (e != 0) {
-		close(fds[0]);
-		return latch_error(LATCH_OPERR, "cannot run git: %s", strerror(e));
-	}
-	size_t len = 0;
-	bool too_long = false, read_failed = false;
-	for (;;) {
-		char buf[512];
-		ssize_t r = read(fds[0], buf, sizeof buf);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			read_failed = true;
-		if (r <= 0)
-			break;
-		if (len + (size_t)r >= n) {
-			too_long = true;
-			continue; /* drain, so git does not block */
-		}
-		memcpy(out + len, buf, (size_t)r);
-		len += (size_t)r;
-	}
-	close(fds[0]);
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return latch_error(LATCH_OPERR, "cannot wait for git: %s", strerror(errno));
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return 1;
-	if (read_failed || too_long)
-		return latch_error(LATCH_OPERR, "cannot read what 'git %s' printed%s", args[1],
-				   too_long ? ": too long" : "");
-	while (len > 0 && out[len - 1] == '\n')
-		len--;
-	out[len] = '\0';
-	if (memchr(out, '\0', len) || memchr(out, '\n', len))
-		return latch_error(LATCH_OPERR, "'git %s' printed more than one path", args[1]);
-	return 0;
-}
-
 /* The hooks directory, absolute. --path-format needs git 2.31. */
 static int locate(char dir[PATH_MAX])
 {
-	char *where[] = {"git", "rev-parse", "--path-format=absolute", "--git-path", "hooks", NULL};
-	int rc = git_line(where, dir, PATH_MAX);
-	if (rc < 0)
+	char *where[] = {"git", "--no-replace-objects", "rev-parse", "--path-format=absolute", "--git-path", "hooks",
+			 NULL};
+	struct growbuf out = {0};
+	int st, rc = hooks_git_capture(where, -1, &out, &st);
+	if (rc == 0 && st == 0) {
+		/* One absolute path, its newline dropped. */
+		while (out.len > 0 && out.p[out.len - 1] == '\n')
+			out.len--;
+		out.p[out.len] = '\0';
+		if (memchr(out.p, '\0', out.len) || memchr(out.p, '\n', out.len))
+			rc = latch_error(LATCH_OPERR, "'git rev-parse' printed more than one path");
+		else if (out.len >= PATH_MAX)
+			rc = latch_error(LATCH_OPERR, "cannot read what 'git rev-parse' printed: too long");
+		else
+			memcpy(dir, out.p, out.len + 1);
+	}
+	bool found = rc == 0 && st == 0 && dir[0] == '/';
+	hooks_growbuf_free(&out);
+	if (rc != 0)
 		return -1;
-	if (rc > 0 || dir[0] != '/')
+	if (!found)
 		return latch_error(LATCH_USAGE,
 				   "cannot find the git hooks directory here: 'git rev-parse --git-path "
 				   "hooks' failed (not in a git repository, or git older than 2.31)");
