@@ -86,6 +86,12 @@ int latch_runtime_dir(char *buf, size_t n);
 
 /* fsync a directory, so that a rename or link in it is durable. */
 int fsync_dir(const char *dir);
+/* The first half of replacing a file atomically: a new file named from
+ * `tmpl` (a path ending in "XXXXXX", filled in place; in the directory
+ * of the file it will replace), mode `mode`, holding the `len` bytes of
+ * `data`, synced and closed. The caller renames or links it into place.
+ * 0, or -1 reported, with no file left behind. */
+int file_write_temp(char *tmpl, mode_t mode, const void *data, size_t len);
 
 /* Read at most `max` bytes from fd into a new secbuf. If more than `max`
  * bytes are available it fails: with `*too_big` set and nothing reported

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,4 +82,19 @@ int fsync_dir(const char *dir)
 	}
 	close(fd);
 	return 0;
+}
+
+int file_write_temp(char *tmpl, mode_t mode, const void *data, size_t len)
+{
+	int fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd < 0)
+		return latch_error(LATCH_OPERR, "cannot create '%s': %s", tmpl, strerror(errno));
+	int rc = 0;
+	if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
+		rc = latch_error(LATCH_OPERR, "cannot write '%s': %s", tmpl, strerror(errno));
+	if (close(fd) != 0 && rc == 0)
+		rc = latch_error(LATCH_OPERR, "cannot write '%s': %s", tmpl, strerror(errno));
+	if (rc != 0)
+		unlink(tmpl);
+	return rc;
 }

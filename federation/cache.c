@@ -166,19 +166,14 @@ static int write_atomic(const char *path, const unsigned char *data, size_t len)
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp)
 		return latch_error(LATCH_USAGE, "path '%s' is too long", path);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return latch_error(LATCH_OPERR, "cannot create a file next to '%s': %s", path, strerror(errno));
-	int rc = 0;
-	if (fchmod(fd, 0600) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
-		rc = latch_error(LATCH_OPERR, "cannot write '%s': %s", tmp, strerror(errno));
-	if (close(fd) != 0 && rc == 0)
-		rc = latch_error(LATCH_OPERR, "cannot write '%s': %s", tmp, strerror(errno));
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = latch_error(LATCH_OPERR, "cannot replace '%s': %s", path, strerror(errno));
-	if (rc != 0)
+	if (file_write_temp(tmp, 0600, data, len) != 0)
+		return -1;
+	if (rename(tmp, path) != 0) {
+		int rc = latch_error(LATCH_OPERR, "cannot replace '%s': %s", path, strerror(errno));
 		unlink(tmp);
-	return rc;
+		return rc;
+	}
+	return 0;
 }
 
 /* A JSON object's text in secure memory (the object holds a token):

@@ -805,22 +805,11 @@ int fed_profile_add(const char *name, const char *json, size_t len, bool replace
 		return -1;
 	/* The temporary name never ends in ".json", so `fed ls` never lists
 	 * one left behind by a crash. */
-	if (snprintf(tmp, sizeof tmp, "%s/.%s.%ld-%08x.new", dir, name, (long)getpid(), randombytes_random()) >=
-	    (int)sizeof tmp)
+	if (snprintf(tmp, sizeof tmp, "%s/.%s.new-XXXXXX", dir, name) >= (int)sizeof tmp)
 		return latch_error(LATCH_USAGE, "configuration directory path is too long");
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return latch_error(LATCH_OPERR, "cannot create '%s': %s", tmp, strerror(errno));
+	if (file_write_temp(tmp, 0600, json, len) != 0)
+		return -1;
 	int rc = -1;
-	if (write_all(fd, json, len) != 0 || fsync(fd) != 0) {
-		latch_error(LATCH_OPERR, "cannot write '%s': %s", tmp, strerror(errno));
-		close(fd);
-		goto out;
-	}
-	if (close(fd) != 0) {
-		latch_error(LATCH_OPERR, "cannot write '%s': %s", tmp, strerror(errno));
-		goto out;
-	}
 	/* link() refuses to replace: a profile is never clobbered unless the
 	 * caller asked for it. */
 	if (replace ? rename(tmp, path) != 0 : link(tmp, path) != 0) {

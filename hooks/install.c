@@ -361,23 +361,10 @@ static int write_temp(const char *dir, const struct hooks_hook_status *h, const 
 	char *text = script(h, latch_exe);
 	if (!text)
 		return latch_error(LATCH_OPERR, "out of memory");
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		free(text);
-		return latch_error(LATCH_OPERR, "cannot write a hook in '%s': %s", dir, strerror(e));
-	}
-	int rc = 0;
 	/* A hook is run by git as the user; group and others may read and
 	 * run it, as git's own samples (0755). */
-	if (fchmod(fd, 0755) != 0 || write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
-		rc = latch_error(LATCH_OPERR, "cannot write '%s': %s", tmp, strerror(errno));
-	}
+	int rc = file_write_temp(tmp, 0755, text, strlen(text));
 	free(text);
-	if (close(fd) != 0 && rc == 0)
-		rc = latch_error(LATCH_OPERR, "cannot write '%s': %s", tmp, strerror(errno));
-	if (rc != 0)
-		unlink(tmp);
 	return rc;
 }
 
