@@ -138,7 +138,7 @@ static void accept_all(struct daemon *d, int lfd)
 		d->conns[d->n_conns++] = (struct conn){.fd = fd,
 						       .peer = {.cred = peer},
 						       .in = in,
-						       .deadline_ms = broker_now_ms() + BROKER_CONN_DEADLINE_MS};
+						       .deadline_ms = monotonic_ms() + BROKER_CONN_DEADLINE_MS};
 	}
 }
 
@@ -258,7 +258,7 @@ static int listen_on(const char *sock, const char *lock, int enrol_fd, int *lfd_
  * connection's, the exit queue's), at least 1 s apart for grants. */
 static int wait_ms(struct daemon *d, int64_t last, int idle, bool *live)
 {
-	int64_t now = broker_now(), t = broker_now_ms(), next = last + idle;
+	int64_t now = broker_now(), t = monotonic_ms(), next = last + idle;
 	*live = false;
 	for (struct grant *g = d->b.grants; g; g = g->next)
 		if (policy_live(g, now)) {
@@ -288,7 +288,7 @@ static void serve_loop(struct daemon *d, int fd)
 	struct pollfd pfds[MAX_CONNS + 1];
 	while (!stopping && !d->b.stop_asked) {
 		policy_sweep(d->b.grants, broker_now());
-		int64_t t = broker_now_ms();
+		int64_t t = monotonic_ms();
 		for (size_t i = 0; i < d->n_conns;)
 			if (d->conns[i].deadline_ms <= t)
 				conn_close(d, i);
@@ -330,7 +330,7 @@ static void serve_loop(struct daemon *d, int fd)
 			if (pfds[0].revents & POLLIN)
 				accept_all(d, fd);
 		}
-		if (exits_due(&d->b, broker_now_ms()))
+		if (exits_due(&d->b, monotonic_ms()))
 			exits_record(&d->b, NULL);
 	}
 }

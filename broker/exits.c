@@ -58,7 +58,7 @@ int exits_record(struct broker *b, const struct broker_event *ev)
 		return 0;
 	}
 	if (b->n_pending > 0) {
-		b->pending_since_ms = broker_now_ms(); /* retry later, not in a loop */
+		b->pending_since_ms = monotonic_ms(); /* retry later, not in a loop */
 		if (++b->flush_failures >= EXITS_MAX_FAILURES) {
 			b->lost += (int64_t)b->n_pending;
 			pending_drop_all(b);
@@ -107,7 +107,7 @@ int exits_report(struct broker *b, const char *id, int status, const struct ucre
 		r->time = broker_now();
 		r->next = NULL;
 		if (b->n_pending++ == 0)
-			b->pending_since_ms = broker_now_ms();
+			b->pending_since_ms = monotonic_ms();
 		*b->pending_tail = r;
 		b->pending_tail = &r->next;
 		if (b->n_pending >= EXITS_MAX_PENDING && exits_record(b, NULL) != 0)

@@ -19,13 +19,6 @@ int64_t broker_now(void)
 	return (int64_t)time(NULL);
 }
 
-int64_t broker_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void state_init(struct broker *b, const struct broker_recorder *rec)
 {
 	memset(b, 0, sizeof *b);

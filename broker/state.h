@@ -100,9 +100,8 @@ struct broker_peer {
 	unsigned char nc[AUTH_NONCE_BYTES], nb[AUTH_NONCE_BYTES];
 };
 
-/* UNIX time and monotonic milliseconds. */
+/* UNIX time (monotonic milliseconds: common's monotonic_ms). */
 int64_t broker_now(void);
-int64_t broker_now_ms(void);
 
 /* A fresh state recording through `rec`; state_free forgets every value
  * and frees everything. */

@@ -126,6 +126,9 @@ void text_escape(const char *s, char *out, size_t n);
 #define LATCH_NAME_RULE "1-128 of [A-Za-z0-9_./-], starting with a letter or digit"
 bool latch_name_valid(const char *name);
 
+/* Milliseconds of CLOCK_MONOTONIC: for timeouts and schedules, which a
+ * change of the wall clock must not move. */
+int64_t monotonic_ms(void);
 /* Format a UNIX time as RFC 3339 UTC ("2026-11-23T15:42:09Z"). */
 void format_time_utc(int64_t t, char buf[32]);
 /* Parse a decimal file descriptor number >= 0. */

@@ -314,13 +314,6 @@ static int from_url(const struct fed_profile *p, struct secbuf **out)
 
 /* ---- exec ---------------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Text from the command's JSON for a message: escaped and short, and
  * withheld if it looks like a token (a JWT or an Anthropic key). */
 static void shown_text(json_t *v, char *out, size_t n)
@@ -403,7 +396,7 @@ enum run_end { RUN_EOF, RUN_TIMEOUT, RUN_TOO_BIG, RUN_ERROR };
 static enum run_end read_output(int fd, struct secbuf *b, int64_t deadline)
 {
 	for (;;) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - monotonic_ms();
 		if (left <= 0)
 			return RUN_TIMEOUT;
 		struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -435,7 +428,7 @@ static int wait_until(pid_t pid, int64_t deadline, int *status)
 			return 0;
 		if (w < 0 && errno != EINTR)
 			return -1;
-		if (now_ms() >= deadline)
+		if (monotonic_ms() >= deadline)
 			return -1;
 		struct timespec ten_ms = {0, 10 * 1000 * 1000};
 		nanosleep(&ten_ms, NULL);
@@ -465,7 +458,7 @@ static int from_exec(const struct fed_source *s, struct secbuf **out)
 		secbuf_free(b);
 		return latch_error(LATCH_OPERR, "cannot run identity command '%s': %s", argv0, strerror(e));
 	}
-	int64_t deadline = now_ms() + (int64_t)timeout * 1000;
+	int64_t deadline = monotonic_ms() + (int64_t)timeout * 1000;
 	enum run_end end = read_output(fds[0], b, deadline);
 	close(fds[0]);
 	int status = 0;

@@ -54,13 +54,6 @@ static void held_signals(sigset_t *set)
 		sigaddset(set, sig);
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const struct secbuf *value_of(const struct run_plan *p, size_t ref)
 {
 	return &p->secrets[p->refs[ref].secret].value;
