@@ -162,6 +162,13 @@ void jout_add(struct jout *j, const char *key, struct jout *child);
 int jout_print(struct jout *j, bool pretty);
 void jout_free(struct jout *j);
 
+/* Start a helper process: argv[0] a path (`search`: looked up along PATH,
+ * as execvp), stdin from `in` and stdout to `out` (-1: /dev/null), stderr
+ * inherited, no other descriptor, an empty signal mask and default
+ * dispositions, in a process group of its own when `own_group`. No shell.
+ * 0 with *pid, or the errno value (nothing reported). (common/spawn.c) */
+int spawn_plain(char *const argv[], bool search, int in, int out, bool own_group, pid_t *pid);
+
 /* write(2) until done, across EINTR and short writes; -1 on error. */
 int write_all(int fd, const void *buf, size_t n);
 

@@ -16,7 +16,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +35,6 @@
 #define WHAT_GITHUB "GitHub's OIDC endpoint"
 #define WHAT_GCP "the GCP metadata server"
 #define WHAT_URL "the identity-token URL"
-
-extern char **environ;
 
 static int timeout_of(const struct fed_source *s)
 {
@@ -362,34 +359,6 @@ static int google_output(const char *argv0, const struct secbuf *b, struct secbu
 	return rc;
 }
 
-static int spawn(const struct fed_source *s, int out_fd, pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	int e = posix_spawn_file_actions_init(&fa);
-	if (e != 0)
-		return e;
-	if ((e = posix_spawnattr_init(&at)) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return e;
-	}
-	/* No shell; stdin /dev/null, stdout the pipe, stderr the user's (the
-	 * command is theirs and its complaints help them); nothing else. */
-	if (!(e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) &&
-	    !(e = posix_spawn_file_actions_adddup2(&fa, out_fd, 1)) &&
-	    !(e = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) && !(e = posix_spawnattr_setsigmask(&at, &none)) &&
-	    !(e = posix_spawnattr_setsigdefault(&at, &all)) && !(e = posix_spawnattr_setpgroup(&at, 0)) &&
-	    !(e = posix_spawnattr_setflags(&at,
-					   POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)))
-		e = posix_spawn(pid, s->argv[0], &fa, &at, s->argv, environ);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	return e;
-}
-
 enum run_end { RUN_EOF, RUN_TIMEOUT, RUN_TOO_BIG, RUN_ERROR };
 
 /* Read the command's stdout into b until EOF, the deadline or the limit. */
@@ -451,7 +420,10 @@ static int from_exec(const struct fed_source *s, struct secbuf **out)
 		return latch_error(LATCH_OPERR, "cannot run identity command '%s': %s", argv0, strerror(errno));
 	}
 	pid_t pid;
-	int e = spawn(s, fds[1], &pid);
+	/* No shell; stdin /dev/null, stdout the pipe, stderr the user's (the
+	 * command is theirs and its complaints help them); nothing else; a
+	 * process group of its own, so that a timeout ends all it started. */
+	int e = spawn_plain(s->argv, false, -1, fds[1], true, &pid);
 	close(fds[1]);
 	if (e != 0) {
 		close(fds[0]);

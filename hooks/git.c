@@ -33,8 +33,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +41,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 /* git's buffer_is_binary() looks this far for a NUL (FIRST_FEW_BYTES). */
 #define BINARY_PROBE 8000
@@ -119,31 +115,7 @@ static bool is_binary(const unsigned char *d, size_t n)
  * from `in` and stdout to `out` (-1: /dev/null). */
 static int git_spawn(char *const argv[], int in, int out, pid_t *pid)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	int e = posix_spawn_file_actions_init(&fa);
-	if (e != 0)
-		return latch_error(LATCH_OPERR, "cannot run git %s: %s", argv[2], strerror(e));
-	if ((e = posix_spawnattr_init(&at)) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return latch_error(LATCH_OPERR, "cannot run git %s: %s", argv[2], strerror(e));
-	}
-	e = in < 0 ? posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
-		   : posix_spawn_file_actions_adddup2(&fa, in, 0);
-	if (!e)
-		e = out < 0 ? posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0)
-			    : posix_spawn_file_actions_adddup2(&fa, out, 1);
-	/* Default signal dispositions (a SIGPIPE ignored here must not be
-	 * ignored by git) and nothing of ours past stderr. */
-	if (!e && !(e = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) &&
-	    !(e = posix_spawnattr_setsigmask(&at, &none)) && !(e = posix_spawnattr_setsigdefault(&at, &all)) &&
-	    !(e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)))
-		e = posix_spawnp(pid, "git", &fa, &at, argv, environ);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
+	int e = spawn_plain(argv, true, in, out, false, pid);
 	if (e != 0)
 		return latch_error(LATCH_OPERR, "cannot run git %s: %s", argv[2], strerror(e));
 	return 0;
