@@ -82,6 +82,12 @@ struct audit_event {
 	/* A grant's --allow-env: variables of the unsafe list its child keeps. */
 	const char *const *allow_env;
 	size_t n_allow_env;
+	/* A release by the broker: the runner it forked to start the child
+	 * (0: none), and whether the caller said it runs inside a latch
+	 * session (has_session). */
+	pid_t runner;
+	bool has_session;
+	bool in_session;
 	/* The process the event is about. With `self`, this process (latch
 	 * itself): pid, uid, exe and cwd are read from /proc/self and the
 	 * four fields below are ignored. Otherwise they are as given; pid 0

@@ -218,6 +218,10 @@ static char *record_tail(const struct audit_event *ev, const unsigned char *argv
 			json_array_append_new(vars, json_string(ev->allow_env[i]));
 		json_object_set_new(o, "allow_env", vars);
 	}
+	if (ev->runner > 0)
+		json_object_set_new(o, "runner", json_integer(ev->runner));
+	if (ev->has_session)
+		json_object_set_new(o, "session", json_boolean(ev->in_session));
 	if (ev->mint) {
 		const struct audit_mint *m = ev->mint;
 		json_t *f = json_object();

@@ -19,8 +19,17 @@
  * nothing and cannot replay it. A process that cannot prove itself is
  * refused and never used.
  *
- * Exit records are not on any run's critical path: the daemon answers an
- * exit report at once and writes the record with its next commit (the
+ * Values never leave the broker's processes (P8): no operation answers
+ * with one. `latch run` sends what to run and its descriptors; the daemon
+ * checks the grant, forks a runner (non-dumpable, as the daemon is),
+ * durably records the release with the runner's pid, and only then lets
+ * the runner go. The runner takes over the connection: it starts the
+ * child with the values, takes signals from the caller as messages, ends
+ * the child's process group if the caller goes away, and says how the
+ * child ended; the daemon records that exit when it reaps the runner.
+ *
+ * Exit records are not on any run's critical path: the daemon reaps a
+ * runner at once and writes the exit record with its next commit (the
  * next release, refusal or revoke), after BROKER_EXIT_FLUSH_MS of quiet,
  * when asked to flush (every `latch audit` command asks first), or when
  * it stops. A release record is always durable before its values leave.
@@ -30,8 +39,8 @@
  * each a JSON header on one line followed by binary frames (wire.h); the
  * peer must have the daemon's uid (SO_PEERCRED); every connection has an
  * absolute deadline, so a slow client holds nothing up. A value is never
- * JSON: it travels as a length-prefixed frame (inside the sealed grant, or
- * after a release's header) and is read straight into secure memory. */
+ * JSON: it travels as a length-prefixed frame inside the sealed grant and
+ * is read straight into secure memory. */
 #ifndef LATCH_BROKER_H
 #define LATCH_BROKER_H
 
@@ -91,6 +100,9 @@ struct broker_event {
 	const char *const *paths;       /* scan_block: where values were found */
 	size_t n_paths;
 	const char *scope; /* scan_block: what was scanned */
+	pid_t runner;      /* release: the runner forked for it */
+	bool has_session;  /* release: whether the caller said ... */
+	bool in_session;   /* ... it runs inside a latch session */
 };
 struct broker_recorder {
 	/* Take the audit stream keys the enrolling passphrase holder made
@@ -114,12 +126,20 @@ int broker_check_pristine(void);
  * be held open) and, unless `foreground`, detach (double fork, new
  * session, /dev/null for 0-2). */
 int broker_detach(bool foreground, int keep);
+/* What a runner calls (struct broker_run_job, below): start the job's
+ * child (its stdin, stdout and stderr are already the runner's 0, 1 and
+ * 2), relay the caller's signals, stop the child's process group if the
+ * caller goes away, send the exit and return the status to exit with.
+ * Provided by the command that runs the daemon, so that broker/ does not
+ * depend on run/. */
+struct broker_run_job;
+typedef int (*broker_run_fn)(const struct broker_run_job *job);
 /* Run the daemon: take the vault's lock, listen, report ready on
  * `enrol_fd`, take the enrolment from it, serve until idle, stopped or
  * signalled, write its last records, wipe, return. It stops
  * LATCH_BROKER_IDLE seconds (default 600) after its last grant ended and
  * it last served a request. */
-int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec);
+int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec, broker_run_fn run);
 
 /* For the recorder while a commit waits for the vault's lock: runs the
  * expiry sweep, so a value still goes at its deadline; false once the
@@ -162,8 +182,7 @@ int broker_start(const char *vault_dir, const char *self_exe, bool foreground, b
  * randomness. The one place ids are made. */
 void broker_new_id(char prefix, char out[BROKER_ID_MAX]);
 
-/* A secret with its value: for a grant, the value to hand over; after a
- * release, a view into the release's store. */
+/* A secret with its value, for a grant. */
 struct broker_item {
 	const char *name;
 	struct secbuf value;
@@ -186,33 +205,74 @@ struct broker_grant_spec {
  * *deadline set; -1 reported (LATCH_DENIED if the broker refused it). */
 int broker_grant(struct broker_session *s, const struct broker_grant_spec *g, int64_t *deadline);
 
-/* What `latch run` asks for, besides the names. */
-struct broker_release_req {
+/* A reference as `latch run` sends it: VAR gets secret NAME's value in
+ * the child, as the variable or (as_file) as a sealed memory file whose
+ * /dev/fd/N path VAR holds. */
+struct broker_ref {
+	const char *var;
+	const char *name;
+	bool as_file;
+};
+
+/* What `latch run` asks the broker to run. The values never come back:
+ * the broker forks a runner that starts the child with them. */
+struct broker_run_req {
 	const char *exe;   /* the resolved program: what grants name */
-	const char *cwd;   /* NULL: unknown */
-	char *const *argv; /* the child's argv (any bytes): recorded as a keyed hash */
+	const char *cwd;   /* for the record; NULL: unknown */
+	char *const *argv; /* the child's argv (any bytes but NUL) */
+	char *const *env;  /* the child's environment without the references */
+	const struct broker_ref *refs;
+	size_t n_refs;   /* 1..BROKER_MAX_NAMES distinct names among them */
+	bool in_session; /* the caller found itself inside a latch session */
+	int stdio[3];    /* the child's stdin, stdout, stderr */
+	int cwd_fd;      /* an O_PATH descriptor of the child's directory */
 };
-/* A release: its id (for the exit report) and the secure buffer every
- * released value is a view into (one allocation for them all). */
-struct broker_release {
+
+/* A started run: the connection to its runner. */
+struct broker_run {
+	int fd;
+	pid_t runner;
 	char id[BROKER_ID_MAX];
-	struct secbuf *store;
 	char reason[BROKER_REASON_MAX]; /* why not, when refused */
-	/* The grant's --allow-env: variables the child may keep. */
-	char allow_env[BROKER_MAX_ALLOW_ENV][BROKER_VAR_MAX];
-	size_t n_allow_env;
 };
-/* Ask this vault's broker for the values of items[0..n) (distinct names).
- * 0: released, items[i].value set (views into r->store; free it with
- * broker_release_free); 1: refused for lack of a grant, or no broker runs
+
+/* Ask this vault's broker to run req->exe under a live grant. The
+ * request travels with the four descriptors (SCM_RIGHTS); the broker
+ * records the release and forks a runner, which answers on this
+ * connection. 0: started (r->fd is the runner's; wait with
+ * broker_run_wait); 1: refused for lack of a grant, or no broker runs
  * (r->reason says which); -1 reported. */
-int broker_release(const char *vault_dir, const struct broker_release_req *req, struct broker_item *items, size_t n,
-		   struct broker_release *r);
-/* Wipe and free the released values (the views become empty). */
-void broker_release_free(struct broker_release *r, struct broker_item *items, size_t n);
-/* Tell the broker how the child of release `id` ended, for its exit
- * record. 0, or -1 reported. */
-int broker_report_exit(const char *vault_dir, const char *id, int status);
+int broker_run_start(const char *vault_dir, const struct broker_run_req *req, struct broker_run *r);
+/* Have the runner send signal `sig` to the child's process group
+ * (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT, SIGWINCH, SIGUSR1,
+ * SIGUSR2). 0, or -1 if the runner is gone. */
+int broker_run_signal(struct broker_run *r, int sig);
+/* Wait up to `timeout_ms` (-1: no limit) for the child's end. 0 with
+ * *status (the child's status as latch run exits with it: 128+N for
+ * signal N, 125-127 for a child that could not start), 1 timed out or
+ * interrupted by a signal, -1 reported (the runner is gone without
+ * saying). */
+int broker_run_wait(struct broker_run *r, int timeout_ms, int *status);
+void broker_run_close(struct broker_run *r);
+
+/* The runner's side, in the runner process the broker forked after the
+ * release record became durable: what to start. The values are views
+ * into the broker's memory, which the runner process has a copy of. */
+struct broker_run_job {
+	const char *id; /* the release */
+	const char *exe;
+	char *const *argv;
+	char *const *env;
+	const struct broker_ref *refs;
+	const struct secbuf *values; /* values[i] is refs[i]'s: views into store */
+	struct secbuf *store;        /* the runner's copy of the grant's values:
+					wiped (secbuf_free) once the child has its own */
+	size_t n_refs;
+	const char *const *allow_env; /* the grant's --allow-env */
+	size_t n_allow_env;
+	int cwd_fd;  /* the caller's working directory (O_PATH) */
+	int control; /* the caller's connection: signals in, the exit out */
+};
 
 /* A live grant as the broker lists it (no values). */
 struct broker_grant_info {

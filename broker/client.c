@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -450,9 +451,10 @@ int broker_grant(struct broker_session *s, const struct broker_grant_spec *g, in
 	return rc;
 }
 
-/* argv as base64 of each element's bytes: JSON carries only UTF-8, and an
- * argument that is not must still be hashed as it is. */
-static json_t *argv_b64(char *const *argv)
+/* argv or an environment as base64 of each element's bytes: JSON
+ * carries only UTF-8, and what is not must still run (and be hashed) as
+ * it is. */
+static json_t *b64_array(char *const *argv)
 {
 	json_t *a = json_array();
 	for (char *const *p = argv; a && p && *p; p++) {
@@ -470,84 +472,168 @@ static json_t *argv_b64(char *const *argv)
 	return a;
 }
 
-int broker_release(const char *vault_dir, const struct broker_release_req *req, struct broker_item *items, size_t n,
-		   struct broker_release *r)
+static json_t *refs_array(const struct broker_ref *refs, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++) {
+		json_t *r =
+			json_pack("{s:s, s:s, s:b}", "var", refs[i].var, "name", refs[i].name, "file", refs[i].as_file);
+		if (!r || json_array_append_new(a, r) != 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+/* The request, with the four descriptors riding on its first byte. */
+static int send_with_fds(int fd, const struct secbuf *msg, const int fds[4])
+{
+	union {
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	memset(&ctl, 0, sizeof ctl);
+	struct iovec iov = {msg->data, msg->len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(4 * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, 4 * sizeof(int));
+	ssize_t w;
+	while ((w = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (w < 0)
+		return latch_error(LATCH_OPERR, "cannot reach the broker: %s", strerror(errno));
+	struct secbuf rest = {msg->data + w, msg->len - (size_t)w, msg->len - (size_t)w};
+	return rest.len ? wire_send(fd, &rest) : 0;
+}
+
+/* One message of a run's connection: a header line and no frames (the
+ * daemon's refusal, the runner's hello, its exit). Read a byte at a time,
+ * so that nothing of the next message is taken with it. 0 with m->head
+ * set, -1 on EOF, error, or a line that is not a JSON object. */
+static int read_line(int fd, struct wire_msg *m)
+{
+	char line[1024];
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(fd, line + len, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || len + 1 == sizeof line)
+			return -1;
+		if (line[len] == '\n')
+			break;
+		len++;
+	}
+	m->n = 0;
+	m->head = json_loadb(line, len, 0, NULL);
+	return json_is_object(m->head) ? 0 : (wire_msg_clear(m), -1);
+}
+
+int broker_run_start(const char *vault_dir, const struct broker_run_req *req, struct broker_run *r)
 {
 	memset(r, 0, sizeof *r);
-	if (n == 0 || n > BROKER_MAX_NAMES)
-		return latch_error(LATCH_USAGE, "a release names 1 to %d secrets", BROKER_MAX_NAMES);
+	r->fd = -1;
+	if (req->n_refs == 0 || req->n_refs > BROKER_MAX_NAMES)
+		return latch_error(LATCH_USAGE, "a run names 1 to %d references", BROKER_MAX_NAMES);
 	/* JSON carries only UTF-8: a path that is not was "out of memory". */
 	json_t *exe = json_string(req->exe);
 	if (!exe)
 		return latch_error(LATCH_USAGE, "the program's path is not UTF-8, so no grant can name it");
-	const char *names[BROKER_MAX_NAMES];
-	for (size_t i = 0; i < n; i++)
-		names[i] = items[i].name;
 	json_t *cwd = req->cwd ? json_string(req->cwd) : NULL;
-	struct wire_msg m;
-	struct secbuf *buf;
-	int rc = call(vault_dir,
-		      json_pack("{s:s, s:o, s:o, s:o, s:o}", "op", "release", "names", string_array(names, n), "cmd",
-				exe, "argv", argv_b64(req->argv), "cwd", cwd ? cwd : json_string("")),
-		      &m, &buf);
-	if (rc == 1) {
-		snprintf(r->reason, sizeof r->reason, "no live grant (the broker is not running)");
-		return 1;
+	json_t *head = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:b}", "op", "run", "cmd", exe, "argv",
+				 b64_array(req->argv), "env", b64_array(req->env), "refs",
+				 refs_array(req->refs, req->n_refs), "cwd", cwd ? cwd : json_string(""), "session",
+				 req->in_session);
+	struct secbuf *msg = head ? wire_build(head, NULL, 0) : NULL;
+	json_decref(head);
+	if (!msg)
+		return latch_error(LATCH_OPERR, "the run request could not be built (out of memory?)");
+	char sock[PATH_MAX], lock[PATH_MAX];
+	int rc = broker_paths(vault_dir, sock, lock);
+	int fd = rc == 0 ? connect_to(sock) : -1;
+	if (rc == 0 && fd < 0) {
+		rc = errno == ENOENT || errno == ECONNREFUSED
+			     ? 1
+			     : latch_error(LATCH_OPERR, "cannot reach the broker at '%s': %s", sock, strerror(errno));
+		if (rc == 1)
+			snprintf(r->reason, sizeof r->reason, "no live grant (the broker is not running)");
 	}
-	if (rc != 0)
-		return -1;
+	int fds[4] = {req->stdio[0], req->stdio[1], req->stdio[2], req->cwd_fd};
+	if (fd >= 0 && send_with_fds(fd, msg, fds) != 0)
+		rc = -1;
+	secbuf_free(msg);
+	if (fd < 0 || rc != 0) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	/* The answer: a refusal from the daemon, or the runner's hello. */
+	struct wire_msg m = {0};
+	struct secbuf *buf = NULL;
+	if (read_line(fd, &m) != 0) {
+		close(fd);
+		return latch_error(LATCH_OPERR, "the broker did not answer");
+	}
 	const char *id = json_string_value(json_object_get(m.head, "release"));
+	json_t *runner = json_object_get(m.head, "runner");
 	if (!json_is_true(json_object_get(m.head, "ok"))) {
 		const char *code = json_string_value(json_object_get(m.head, "error"));
 		snprintf(r->reason, sizeof r->reason, "%s", message_of(&m, "refused"));
 		rc = code && !strcmp(code, "denied") ? 1
 						     : latch_error(LATCH_OPERR, "the broker refused: %s", r->reason);
-	} else if (m.n != n || !id || strlen(id) >= sizeof r->id) {
+	} else if (!id || strlen(id) >= sizeof r->id || !json_is_integer(runner)) {
 		rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
 	} else {
-		for (size_t i = 0; i < n && rc == 0; i++)
-			if (m.frame[i].len == 0 || m.frame[i].len > BROKER_VALUE_MAX)
-				rc = latch_error(LATCH_OPERR, "the broker's answer is not understood");
-	}
-	if (rc == 0) {
-		/* The answer as it came is the store: its frames are the values,
-		 * each with its name, and no other copy is made. */
-		for (size_t i = 0; i < n; i++)
-			items[i].value = m.frame[i];
 		snprintf(r->id, sizeof r->id, "%s", id);
-		/* Which unsafe variables the grant lets the child keep: names
-		 * only, checked again here (the broker is proved, not the
-		 * socket's every byte). */
-		json_t *vars = json_object_get(m.head, "allow_env");
-		for (size_t v = 0; v < json_array_size(vars) && r->n_allow_env < BROKER_MAX_ALLOW_ENV; v++) {
-			const char *var = json_string_value(json_array_get(vars, v));
-			if (var && strlen(var) < BROKER_VAR_MAX)
-				snprintf(r->allow_env[r->n_allow_env++], BROKER_VAR_MAX, "%s", var);
-		}
-		r->store = buf;
-		buf = NULL;
+		r->runner = (pid_t)json_integer_value(runner);
+		/* The child may read stdin for hours: no timeout from here on. */
+		struct timeval none = {0, 0};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+		r->fd = fd;
+		fd = -1;
 	}
 	answer_free(&m, buf);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
-void broker_release_free(struct broker_release *r, struct broker_item *items, size_t n)
+int broker_run_signal(struct broker_run *r, int sig)
 {
-	secbuf_free(r->store);
-	r->store = NULL;
-	for (size_t i = 0; i < n; i++)
-		items[i].value = (struct secbuf){NULL, 0, 0};
+	json_t *m = json_pack("{s:i}", "signal", sig);
+	int rc = m && r->fd >= 0 ? wire_send_json(r->fd, m, NULL, 0) : -1;
+	json_decref(m);
+	return rc;
 }
 
-int broker_report_exit(const char *vault_dir, const char *id, int status)
+int broker_run_wait(struct broker_run *r, int timeout_ms, int *status)
 {
-	struct wire_msg m;
-	struct secbuf *buf;
-	int rc = call(vault_dir, json_pack("{s:s, s:s, s:i}", "op", "exit", "release", id, "status", status), &m, &buf);
-	if (rc == 0 && !json_is_true(json_object_get(m.head, "ok")))
-		rc = latch_error(LATCH_OPERR, "the exit was not recorded: %s", message_of(&m, "(null)"));
-	answer_free(&m, buf);
-	return rc == 0 ? 0 : -1;
+	struct pollfd p = {.fd = r->fd, .events = POLLIN};
+	int n = poll(&p, 1, timeout_ms);
+	if (n <= 0 && (n == 0 || errno == EINTR))
+		return 1;
+	struct wire_msg m = {0};
+	if (n < 0 || read_line(r->fd, &m) != 0)
+		return latch_error(LATCH_OPERR, "the broker's runner ended without saying how the program ended");
+	json_t *st = json_object_get(m.head, "exit");
+	int rc = 0;
+	if (!json_is_integer(st) || json_integer_value(st) < 0 || json_integer_value(st) > 255)
+		rc = latch_error(LATCH_OPERR, "the broker's runner said something not understood");
+	else
+		*status = (int)json_integer_value(st);
+	wire_msg_clear(&m);
+	return rc;
+}
+
+void broker_run_close(struct broker_run *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
 }
 
 int broker_record_mint(const char *vault_dir, const struct broker_mint *mt)

@@ -54,6 +54,8 @@ static void conn_close(struct daemon *d, size_t i)
 {
 	struct conn *c = &d->conns[i];
 	close(c->fd);
+	for (size_t k = 0; k < c->peer.n_fds; k++)
+		close(c->peer.fds[k]);
 	secbuf_free(c->in);
 	secbuf_free(c->out);
 	sodium_memzero(&c->peer, sizeof c->peer);
@@ -100,13 +102,47 @@ static int conn_handle(struct daemon *d, struct conn *c)
 	return conn_send(c) < 0 ? -1 : 1;
 }
 
+/* Keep the descriptors that came with a message: at most four, once
+ * per connection (a run's); any others are closed and the run refused. */
+static void take_fds(struct conn *c, struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int fds[8];
+		memcpy(fds, CMSG_DATA(cm), (n < 8 ? n : 8) * sizeof(int));
+		bool room = !c->peer.n_fds && n <= 4;
+		for (size_t k = 0; k < n && k < 8; k++) {
+			if (room)
+				c->peer.fds[c->peer.n_fds++] = fds[k];
+			else
+				close(fds[k]);
+		}
+		c->peer.fds_bad = c->peer.fds_bad || !room;
+	}
+	if (mh->msg_flags & MSG_CTRUNC)
+		c->peer.fds_bad = true;
+}
+
 /* Reads what has arrived. -1: close (EOF, error, too long a request). */
 static int conn_read(struct conn *c)
 {
 	for (;;) {
 		if (c->in->len == c->in->cap && wire_grow(&c->in) != 0)
 			return -1;
-		ssize_t r = recv(c->fd, c->in->data + c->in->len, c->in->cap - c->in->len, 0);
+		union {
+			char buf[CMSG_SPACE(8 * sizeof(int))];
+			struct cmsghdr align;
+		} ctl;
+		struct iovec iov = {c->in->data + c->in->len, c->in->cap - c->in->len};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = ctl.buf,
+				    .msg_controllen = sizeof ctl};
+		ssize_t r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+		if (r >= 0)
+			take_fds(c, &mh);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -136,7 +172,7 @@ static void accept_all(struct daemon *d, int lfd)
 			continue;
 		}
 		d->conns[d->n_conns++] = (struct conn){.fd = fd,
-						       .peer = {.cred = peer},
+						       .peer = {.cred = peer, .conn_fd = fd},
 						       .in = in,
 						       .deadline_ms = monotonic_ms() + BROKER_CONN_DEADLINE_MS};
 	}
@@ -146,6 +182,13 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stopping = 1;
+}
+
+/* SIGCHLD: a runner ended. Blocked but while the loop waits (ppoll), so
+ * the wait cannot miss one. */
+static void on_child(int sig)
+{
+	(void)sig;
 }
 
 static int detach(void)
@@ -286,7 +329,13 @@ static void serve_loop(struct daemon *d, int fd)
 	int64_t last = broker_now();
 	int idle = idle_seconds();
 	struct pollfd pfds[MAX_CONNS + 1];
+	sigset_t chld, waiting;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &waiting);
+	sigdelset(&waiting, SIGCHLD);
 	while (!stopping && !d->b.stop_asked) {
+		runner_reap(&d->b);
 		policy_sweep(d->b.grants, broker_now());
 		int64_t t = monotonic_ms();
 		for (size_t i = 0; i < d->n_conns;)
@@ -296,13 +345,14 @@ static void serve_loop(struct daemon *d, int fd)
 				i++;
 		bool live;
 		int ms = wait_ms(d, last, idle, &live);
-		if (!live && !d->b.pending && !d->n_conns && broker_now() - last >= idle)
+		if (!live && !d->b.pending && !d->n_conns && !d->b.n_runners && broker_now() - last >= idle)
 			break;
 		size_t np = 0;
 		pfds[np++] = (struct pollfd){fd, d->n_conns < MAX_CONNS ? POLLIN : 0, 0};
 		for (size_t i = 0; i < d->n_conns; i++)
 			pfds[np++] = (struct pollfd){d->conns[i].fd, d->conns[i].out ? POLLOUT : POLLIN, 0};
-		int r = poll(pfds, np, ms);
+		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+		int r = ppoll(pfds, np, &ts, &waiting);
 		if (r < 0 && errno != EINTR)
 			break;
 		if (r > 0) {
@@ -335,7 +385,7 @@ static void serve_loop(struct daemon *d, int fd)
 	}
 }
 
-int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec)
+int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec, broker_run_fn run)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
 	if (broker_paths(vault_dir, sock, lock) != 0)
@@ -347,11 +397,14 @@ int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_record
 		return -1;
 	static struct daemon d;
 	state_init(&d.b, rec);
+	d.b.run = run;
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_child;
+	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* Ready: the passphrase holder that started us opens our audit stream
@@ -364,7 +417,9 @@ int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_record
 		serving = &d;
 		serve_loop(&d, fd);
 		/* Its last record: what it still holds, and that it stopped,
-		 * which ends its stream. */
+		 * which ends its stream. Runners still running go on; their
+		 * exits go unrecorded (docs/audit.md). */
+		runner_reap(&d.b);
 		struct broker_event ev = {.event = "stop", .pid = d.b.pid, .uid = getuid(), .exit_status = -1};
 		exits_record(&d.b, &ev);
 		serving = NULL;

@@ -1,5 +1,5 @@
-/* The exit queue: exit records are not on any run's critical path. An
- * exit report is answered at once and its record rides on the next
+/* The exit queue: exit records are not on any run's critical path. A
+ * runner is reaped at once and its exit record rides on the next
  * commit (the next release, refusal or revoke), or is written after
  * BROKER_EXIT_FLUSH_MS of quiet, on a flush, or when the broker stops. */
 #include "state.h"
@@ -68,12 +68,14 @@ int exits_record(struct broker *b, const struct broker_event *ev)
 	return ev && n_queued > 0 ? b->rec->record(b->rec->ctx, ev, 1) : -1;
 }
 
-void exits_await(struct broker *b, const char *id, const struct grant *g, const char *const *names, size_t n)
+void exits_await(struct broker *b, const char *id, const struct grant *g, const char *const *names, size_t n,
+		 pid_t runner)
 {
 	struct release *r = calloc(1, sizeof *r);
 	if (!r)
-		return; /* its exit will be "unknown release" */
+		return; /* its exit goes unrecorded */
 	snprintf(r->id, sizeof r->id, "%s", id);
+	r->runner = runner;
 	snprintf(r->grant_id, sizeof r->grant_id, "%s", g->id);
 	for (size_t i = 0; i < n; i++)
 		if (!(r->names[r->n++] = strdup(names[i]))) {
@@ -82,7 +84,8 @@ void exits_await(struct broker *b, const char *id, const struct grant *g, const 
 		}
 	r->next = b->releases;
 	b->releases = r;
-	/* Bounded: a child that never reports its exit is forgotten. */
+	/* Bounded: beyond this many children running at once, the oldest
+	 * one's exit goes unrecorded. */
 	if (++b->n_releases > EXITS_MAX_AWAITED) {
 		struct release **p = &b->releases;
 		while ((*p)->next)
@@ -93,16 +96,16 @@ void exits_await(struct broker *b, const char *id, const struct grant *g, const 
 	}
 }
 
-int exits_report(struct broker *b, const char *id, int status, const struct ucred *peer)
+int exits_report(struct broker *b, pid_t runner, int status)
 {
 	for (struct release **p = &b->releases; *p; p = &(*p)->next) {
 		struct release *r = *p;
-		if (strcmp(r->id, id) != 0)
+		if (r->runner != runner)
 			continue;
 		*p = r->next;
 		b->n_releases--;
-		r->pid = peer->pid;
-		r->uid = peer->uid;
+		r->pid = runner;
+		r->uid = getuid();
 		r->status = status;
 		r->time = broker_now();
 		r->next = NULL;

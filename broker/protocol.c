@@ -8,11 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/* argv elements in one release request at most (more are not recorded). */
-#define MAX_ARGV 255
 
 int64_t broker_now(void)
 {
@@ -207,135 +205,191 @@ static struct secbuf *op_grant(struct broker *b, json_t *req, struct broker_peer
 		     NULL, 0);
 }
 
-/* argv as the client sent it: base64 of each element's bytes (any bytes
- * but NUL, which no argv element holds), so that arguments that are not
- * UTF-8 are hashed as they are. -1 if malformed. */
-static int argv_of(json_t *arr, char **argv, size_t *argc)
+/* argv or the environment as the client sent it: base64 of each
+ * element's bytes (any bytes but NUL, which no element holds), so that
+ * what is not UTF-8 runs and is hashed as it is. A NULL-terminated array
+ * (strings_free + free), or NULL if malformed. */
+static char **b64_strings(json_t *arr, size_t *count)
 {
-	*argc = 0;
+	*count = 0;
 	if (!json_is_array(arr))
-		return -1;
-	size_t i;
-	json_t *a;
-	json_array_foreach(arr, i, a)
-	{
-		const char *s = json_string_value(a);
-		if (!s)
-			return -1;
-		if (*argc == MAX_ARGV)
-			break;
-		size_t slen = strlen(s), got = 0;
-		char *v = malloc(slen / 4 * 3 + 3);
+		return NULL;
+	size_t cap = json_array_size(arr);
+	char **out = calloc(cap + 1, sizeof *out);
+	for (size_t i = 0; out && i < cap; i++) {
+		const char *s = json_string_value(json_array_get(arr, i));
+		size_t slen = s ? strlen(s) : 0, got = 0;
+		char *v = s ? malloc(slen / 4 * 3 + 3) : NULL;
 		if (!v ||
 		    sodium_base642bin((unsigned char *)v, slen / 4 * 3 + 2, s, slen, NULL, &got, NULL,
 				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 		    memchr(v, '\0', got)) {
 			free(v);
-			return -1;
+			strings_free(out, *count);
+			free(out);
+			return NULL;
 		}
 		v[got] = '\0';
-		argv[(*argc)++] = v;
+		out[(*count)++] = v;
 	}
-	argv[*argc] = NULL;
+	return out;
+}
+
+/* A variable's name as a shell takes it: [A-Za-z_][A-Za-z0-9_]*, < 128. */
+static bool var_name_valid(const char *v)
+{
+	size_t len = strlen(v);
+	return len > 0 && len < BROKER_VAR_MAX &&
+	       strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_") > 0 &&
+	       strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789") == len;
+}
+
+/* The references: {"var", "name", "file"} each, 1..BROKER_MAX_NAMES, no
+ * variable twice; refs[] points into `arr`. The distinct names, in first
+ * use order, go to names[]. -1 if malformed. */
+static int refs_of(json_t *arr, struct broker_ref *refs, size_t *n, const char **names, size_t *n_names)
+{
+	*n = *n_names = 0;
+	if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > BROKER_MAX_NAMES)
+		return -1;
+	size_t i;
+	json_t *r;
+	json_array_foreach(arr, i, r)
+	{
+		const char *var = json_string_value(json_object_get(r, "var"));
+		const char *name = json_string_value(json_object_get(r, "name"));
+		json_t *file = json_object_get(r, "file");
+		if (!var || !name || !var_name_valid(var) || !latch_name_valid(name) || !json_is_boolean(file))
+			return -1;
+		for (size_t k = 0; k < *n; k++)
+			if (!strcmp(refs[k].var, var))
+				return -1;
+		refs[(*n)++] = (struct broker_ref){var, name, json_is_true(file)};
+		size_t k = 0;
+		while (k < *n_names && strcmp(names[k], name) != 0)
+			k++;
+		if (k == *n_names)
+			names[(*n_names)++] = name;
+	}
 	return 0;
 }
 
-static struct secbuf *op_release(struct broker *b, json_t *req, const struct ucred *peer)
+/* The descriptors a run needs: stdin, stdout, stderr and a directory. */
+static bool run_fds_ok(const struct broker_peer *c)
 {
-	char *names[BROKER_MAX_NAMES], *argv[MAX_ARGV + 1];
-	size_t n = 0, argc = 0;
+	struct stat st;
+	return !c->fds_bad && c->n_fds == 4 && fstat(c->fds[3], &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Run a granted program: check the grant and the program's pin, fork the
+ * runner, record the release with its pid, and only then let it go. The
+ * runner takes the connection over (the answer is NULL: the daemon
+ * closes its copy). No value is ever sent back. */
+static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *c)
+{
+	struct broker_ref refs[BROKER_MAX_NAMES];
+	const char *names[BROKER_MAX_NAMES];
+	size_t n_refs = 0, n = 0, argc = 0, envc = 0;
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	const char *cwd = json_string_value(json_object_get(req, "cwd"));
+	json_t *session = json_object_get(req, "session");
 	struct secbuf *answer = NULL;
+	char **argv = b64_strings(json_object_get(req, "argv"), &argc);
+	char **env = b64_strings(json_object_get(req, "env"), &envc);
 	/* A command or directory holding control characters would reach the
 	 * human's terminal through the log and the denial hint: refused. */
-	if (!cmd || cmd[0] != '/' || !text_is_plain(cmd) || (cwd && !text_is_plain(cwd)) ||
-	    strings_of(json_object_get(req, "names"), BROKER_MAX_NAMES, names, &n, true) != 0 || n == 0 ||
-	    argv_of(json_object_get(req, "argv"), argv, &argc) != 0) {
-		answer = reply_error("bad-request", "malformed release");
+	if (!cmd || cmd[0] != '/' || !text_is_plain(cmd) || (cwd && !text_is_plain(cwd)) || !argv || argc == 0 ||
+	    !env || (session && !json_is_boolean(session)) ||
+	    refs_of(json_object_get(req, "refs"), refs, &n_refs, names, &n) != 0) {
+		answer = reply_error("bad-request", "malformed run request");
+		goto out;
+	}
+	if (!run_fds_ok(c)) {
+		answer = reply_error("bad-request", "a run sends its stdin, stdout, stderr and directory");
+		goto out;
+	}
+	if (!b->run) {
+		answer = reply_error("bad-request", "this broker starts no programs");
 		goto out;
 	}
 	int64_t now = broker_now();
 	policy_sweep(b->grants, now);
 	/* The daemon cannot tell latch from another program of this user
-	 * speaking its protocol (a non-dumpable peer's /proc/PID/exe is closed
-	 * to it, and a connection can be handed between processes): the
-	 * policy is what it enforces, and every release is recorded (N1). */
-	const char *const *cnames = (const char *const *)names;
-	struct grant *g = policy_find(b->grants, cnames, n, cmd, now);
+	 * speaking its protocol: the policy is what it enforces, every
+	 * release is recorded, and no value ever goes back on the socket. */
+	struct grant *g = policy_find(b->grants, names, n, cmd, now);
 	char changed[PATH_MAX + 128];
 	bool pinned = !g || policy_pin_holds(g, cmd, changed, sizeof changed);
 	struct broker_event ev = {.event = "release",
-				  .names = cnames,
+				  .names = names,
 				  .n = n,
-				  .pid = peer->pid,
-				  .uid = peer->uid,
+				  .pid = c->cred.pid,
+				  .uid = c->cred.uid,
 				  .exe = cmd,
 				  .cwd = cwd,
 				  .argv = argv,
 				  .argc = (int)argc,
-				  .exit_status = -1};
-	if (!g) {
+				  .exit_status = -1,
+				  .has_session = session != NULL,
+				  .in_session = json_is_true(session)};
+	if (!g || !pinned) {
 		char why[256];
-		policy_denial(b->grants, cnames, n, cmd, now, why, sizeof why);
+		if (!g)
+			policy_denial(b->grants, names, n, cmd, now, why, sizeof why);
 		ev.decision = "deny";
-		ev.reason = why;
+		/* Without a grant: why none covers it; with one, the program
+		 * is not what it pinned. */
+		ev.reason = g ? changed : why;
+		ev.grant_id = g ? g->id : NULL;
 		/* The refusal stands whether or not it could be recorded. */
 		exits_record(b, &ev);
-		answer = reply_error("denied", "%s", why);
-		goto out;
-	}
-	if (!pinned) {
-		/* The grant covers this path, but not what is there now. */
-		ev.decision = "deny";
-		ev.reason = changed;
-		ev.grant_id = g->id;
-		exits_record(b, &ev);
-		answer = reply_error("denied", "%s", changed);
+		answer = reply_error("denied", "%s", ev.reason);
 		goto out;
 	}
 	char rid[BROKER_ID_MAX];
 	broker_new_id('r', rid);
+	struct secbuf values[BROKER_MAX_NAMES];
+	for (size_t k = 0; k < n_refs; k++)
+		values[k] = policy_item(g, refs[k].name)->value;
+	struct broker_run_job job = {.id = rid,
+				     .exe = cmd,
+				     .argv = argv,
+				     .env = env,
+				     .refs = refs,
+				     .values = values,
+				     .store = g->store,
+				     .n_refs = n_refs,
+				     .allow_env = (const char *const *)g->allow_env,
+				     .n_allow_env = g->n_allow_env,
+				     .cwd_fd = c->fds[3],
+				     .control = c->conn_fd};
+	int gate = -1;
+	pid_t runner = runner_fork(b, g, &job, c->fds, &gate);
+	sodium_memzero(values, sizeof values);
+	if (runner < 0) {
+		answer = reply_error("runner", "%s", latch_last_message());
+		goto out;
+	}
 	ev.decision = "allow";
 	ev.grant_id = g->id;
-	/* Recorded durably first; if that fails nothing is released. */
+	ev.runner = runner;
+	/* Recorded durably first; if that fails the runner ends unstarted. */
 	if (exits_record(b, &ev) != 0) {
+		runner_go(b, runner, gate, false);
 		answer = reply_error("audit", "the release could not be recorded, so it was refused");
 		goto out;
 	}
-	/* One frame per name asked for, in the order asked. */
-	struct secbuf values[BROKER_MAX_NAMES];
-	for (size_t k = 0; k < n; k++)
-		values[k] = policy_item(g, names[k])->value;
-	json_t *vars = json_array();
-	for (size_t k = 0; k < g->n_allow_env; k++)
-		json_array_append_new(vars, json_string(g->allow_env[k]));
-	answer = reply(json_pack("{s:b, s:s, s:s, s:o}", "ok", 1, "release", rid, "grant", g->id, "allow_env", vars),
-		       values, n);
-	sodium_memzero(values, sizeof values);
-	if (answer) {
-		exits_await(b, rid, g, cnames, n);
-		policy_use(g);
-	}
+	runner_go(b, runner, gate, true);
+	exits_await(b, rid, g, names, n, runner);
+	policy_use(g);
 out:
-	strings_free(names, n);
-	strings_free(argv, argc);
+	if (argv)
+		strings_free(argv, argc);
+	if (env)
+		strings_free(env, envc);
+	free(argv);
+	free(env);
 	return answer;
-}
-
-/* The exit is queued, not written: see BROKER_EXIT_FLUSH_MS. */
-static struct secbuf *op_exit(struct broker *b, json_t *req, const struct ucred *peer)
-{
-	const char *rid = json_string_value(json_object_get(req, "release"));
-	json_t *status = json_object_get(req, "status");
-	if (!rid || !json_is_integer(status))
-		return reply_error("bad-request", "malformed exit report");
-	int rc = exits_report(b, rid, (int)json_integer_value(status), peer);
-	if (rc > 0)
-		return reply_error("bad-request", "unknown release");
-	if (rc < 0)
-		return reply_error("audit", "the exit could not be recorded");
-	return reply(json_pack("{s:b}", "ok", 1), NULL, 0);
 }
 
 /* A string member of a mint or scan report: present, plain text, < 256
@@ -470,10 +524,8 @@ static struct secbuf *dispatch(struct broker *b, json_t *req, struct broker_peer
 		return op_hello(b, req, c);
 	if (!strcmp(op, "grant"))
 		return op_grant(b, req, c);
-	if (!strcmp(op, "release"))
-		return op_release(b, req, &c->cred);
-	if (!strcmp(op, "exit"))
-		return op_exit(b, req, &c->cred);
+	if (!strcmp(op, "run"))
+		return op_run(b, req, c);
 	if (!strcmp(op, "mint"))
 		return op_mint(b, req, &c->cred);
 	if (!strcmp(op, "scan_block"))

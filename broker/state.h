@@ -55,7 +55,8 @@ struct release {
 	char grant_id[BROKER_ID_MAX];
 	size_t n;
 	char *names[BROKER_MAX_NAMES];
-	pid_t pid; /* who reported the exit */
+	pid_t runner; /* the runner that starts its child, reaped for the exit */
+	pid_t pid;    /* who reported the exit: the runner */
 	uid_t uid;
 	int status;
 	int64_t time;
@@ -84,8 +85,10 @@ struct broker {
 	const struct broker_recorder *rec;
 	struct secbuf *key; /* from the enrolment */
 	unsigned char instance[BROKER_INSTANCE_BYTES];
-	pid_t pid;       /* the daemon's, for its answers and records */
-	bool stop_asked; /* a "stop" request came */
+	pid_t pid;         /* the daemon's, for its answers and records */
+	bool stop_asked;   /* a "stop" request came */
+	broker_run_fn run; /* what a runner calls; NULL: this broker runs nothing */
+	size_t n_runners;  /* runners forked and not reaped yet */
 	/* Scratch for one commit: a "lost" record, the pending exits, the
 	 * event itself. */
 	struct broker_event batch[BROKER_RECORD_BATCH];
@@ -95,7 +98,13 @@ struct broker {
  * and the challenge it was given. */
 struct broker_peer {
 	struct ucred cred;
-	bool hello; /* challenged: nc and nb are set */
+	int conn_fd; /* the connection itself: a runner takes it over */
+	bool hello;  /* challenged: nc and nb are set */
+	/* Descriptors that came with the request (SCM_RIGHTS): a run's
+	 * stdin, stdout, stderr and working directory; -1 unused. */
+	int fds[4];
+	size_t n_fds;
+	bool fds_bad; /* more than four came, or more than once */
 	bool granted;
 	unsigned char nc[AUTH_NONCE_BYTES], nb[AUTH_NONCE_BYTES];
 };
@@ -144,23 +153,41 @@ void policy_grant_free(struct grant *g);
  * release must not be refused because an earlier exit could not be
  * written. 0, or -1 if `ev` (or, without one, the queue) was not written. */
 int exits_record(struct broker *b, const struct broker_event *ev);
-/* Await the exit of release `id` of grant g for `names`. */
-void exits_await(struct broker *b, const char *id, const struct grant *g, const char *const *names, size_t n);
-/* The exit of release `id`: queued for the next commit. 0 queued, 1 no
- * such release awaited, -1 it had to be written now and could not be. */
-int exits_report(struct broker *b, const char *id, int status, const struct ucred *peer);
+/* Await the exit of release `id` of grant g for `names`, whose child
+ * `runner` starts. */
+void exits_await(struct broker *b, const char *id, const struct grant *g, const char *const *names, size_t n,
+		 pid_t runner);
+/* The runner `runner` ended with `status` (its child's): its release's
+ * exit is queued for the next commit. 0 queued, 1 no such release
+ * awaited, -1 it had to be written now and could not be. */
+int exits_report(struct broker *b, pid_t runner, int status);
 /* True if the queue's oldest exit has waited BROKER_EXIT_FLUSH_MS. */
 bool exits_due(const struct broker *b, int64_t now_ms);
 /* Milliseconds until the queue is due (0 if due; -1 if empty). */
 int64_t exits_wait_ms(const struct broker *b, int64_t now_ms);
 void exits_free(struct broker *b);
 
+/* ---- runner.c: forking runners and reaping them ---- */
+
+/* Fork the runner of `job` (release job->id of grant g, the caller's
+ * stdio in stdio[0..3)). It waits for runner_go before it touches
+ * anything: the release is recorded with its pid first. Returns its pid
+ * with *gate set, or -1 reported. */
+pid_t runner_fork(struct broker *b, const struct grant *g, const struct broker_run_job *job, const int stdio[3],
+		  int *gate);
+/* Let the runner go (`go`), or end it unstarted; closes the gate. An
+ * ended runner is reaped here, and never reported as an exit. */
+void runner_go(struct broker *b, pid_t pid, int gate, bool go);
+/* Reap every runner that has ended and queue its exit. */
+void runner_reap(struct broker *b);
+
 /* ---- protocol.c: a request in, its answer out ---- */
 
 /* The first whole request in p[0..len), answered. Returns the answer (a
  * message in secure memory) and sets *used to the bytes consumed; NULL
- * with *used 0: the request is not complete yet; NULL with *used set: no
- * answer could be made (out of memory): close the connection. */
+ * with *used 0: the request is not complete yet; NULL with *used set:
+ * close the connection (a runner took it over, or no answer could be
+ * made: out of memory). */
 struct secbuf *proto_answer(struct broker *b, struct broker_peer *c, const unsigned char *p, size_t len, size_t *used);
 /* Take an enrolment (instance id, key, audit stream keys) from its
  * message and hand the stream keys to the recorder. 0 or -1 reported. */

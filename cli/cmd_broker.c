@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "../audit/audit.h"
+#include "../run/run.h"
 
 #include <errno.h>
 #include <string.h>
@@ -76,6 +77,9 @@ static int record(void *ctx, const struct broker_event *evs, size_t n)
 			.argv = e->argv,
 			.argc = e->argc,
 		};
+		out[k].runner = e->runner;
+		out[k].has_session = e->has_session;
+		out[k].in_session = e->in_session;
 		out[k].paths = e->paths;
 		out[k].n_paths = e->n_paths;
 		out[k].scope = e->scope;
@@ -86,6 +90,30 @@ static int record(void *ctx, const struct broker_event *evs, size_t n)
 		}
 	}
 	return audit_stream_append_commit(vault_db(r->v), r->stream, out, n);
+}
+
+/* In a runner the broker forked: start the job's child with run/. The
+ * values stay views into the runner's copy of the grant. */
+static int run_job(const struct broker_run_job *j)
+{
+	static struct run_plan p;
+	if (j->n_refs > RUN_MAX_REFS || j->n_allow_env > sizeof p.allow_env / sizeof p.allow_env[0] ||
+	    strlen(j->exe) >= sizeof p.path)
+		return 125;
+	for (size_t i = 0; i < j->n_refs; i++) {
+		p.refs[i] = (struct run_ref){(char *)j->refs[i].var, (char *)j->refs[i].name, j->refs[i].as_file, i};
+		p.secrets[i] = (struct run_secret){.name = j->refs[i].name, .value = j->values[i]};
+	}
+	p.n_refs = p.n_secrets = j->n_refs;
+	/* run/ wipes it with the plan's values, once the child has them. */
+	p.store = j->store;
+	for (size_t i = 0; i < j->n_allow_env; i++)
+		p.allow_env[i] = j->allow_env[i];
+	p.n_allow_env = j->n_allow_env;
+	p.base_env = j->env;
+	p.argv = j->argv;
+	snprintf(p.path, sizeof p.path, "%s", j->exe);
+	return run_serve(&p, j->cwd_fd, j->control);
 }
 
 /* The daemon itself: exec'd by a passphrase holder with the enrolment
@@ -101,7 +129,7 @@ static int serve(bool foreground)
 	 * time and a stop is not held up. */
 	vault_on_busy(r.v, broker_busy_tick);
 	struct broker_recorder rec = {enrol, record, &r};
-	int rc = broker_serve(dir, 3, &rec);
+	int rc = broker_serve(dir, 3, &rec, run_job);
 	audit_stream_free(r.stream);
 	vault_close(r.v);
 	return rc == 0 ? 0 : cli_fail();

@@ -11,6 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 
 extern char **environ;
 
@@ -90,40 +95,94 @@ static int run_usage(const char *fmt, ...)
 struct release {
 	const char *names[RUN_MAX_REFS]; /* the plan's secrets' names */
 	size_t n;
-	char id[BROKER_ID_MAX];             /* the broker's release id */
-	struct vault *v;                    /* a one-shot release: the unlocked vault */
-	char reason[BROKER_REASON_MAX];     /* why the broker said no */
-	char allow_env[16][BROKER_VAR_MAX]; /* the grant's --allow-env */
-	size_t n_allow_env;
+	struct vault *v;                /* a one-shot release: the unlocked vault */
+	char reason[BROKER_REASON_MAX]; /* why the broker said no */
 };
 
-/* Ask the broker; the values land in the plan, each with its secret. 0
- * released, 1 refused or no broker (reason set), -1 error. */
-static int ask_broker(const char *dir, struct run_plan *p, struct release *r)
+/* Ask the broker to run the plan under a grant: it sends the request and
+ * our stdin, stdout, stderr and working directory; the values stay in
+ * the broker. 0 started (*run connected to its runner), 1 refused or no
+ * broker (reason set), -1 error. */
+static int start_run(const char *dir, struct run_plan *p, struct release *r, struct broker_run *run)
 {
 	char cwd[PATH_MAX];
-	struct broker_release_req req = {p->path, getcwd(cwd, sizeof cwd) ? cwd : NULL, p->argv};
-	struct broker_item items[RUN_MAX_REFS];
-	struct broker_release rel;
-	for (size_t i = 0; i < r->n; i++)
-		items[i] = (struct broker_item){.name = r->names[i]};
-	int rc = broker_release(dir, &req, items, r->n, &rel);
+	struct broker_ref refs[RUN_MAX_REFS];
+	for (size_t i = 0; i < p->n_refs; i++)
+		refs[i] = (struct broker_ref){p->refs[i].var, p->refs[i].name, p->refs[i].as_file};
+	int cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cwd_fd < 0)
+		return latch_error(LATCH_OPERR, "cannot open the working directory: %s", strerror(errno));
+	char **env = run_request_env(p);
+	struct broker_run_req req = {.exe = p->path,
+				     .cwd = getcwd(cwd, sizeof cwd) ? cwd : NULL,
+				     .argv = p->argv,
+				     .env = env,
+				     .refs = refs,
+				     .n_refs = p->n_refs,
+				     .in_session = false, /* TODO(session): run_in_session */
+				     .stdio = {0, 1, 2},
+				     .cwd_fd = cwd_fd};
+	int rc = env ? broker_run_start(dir, &req, run) : latch_error(LATCH_OPERR, "out of memory");
+	run_request_env_free(env, p);
+	close(cwd_fd);
 	if (rc == 1)
-		snprintf(r->reason, sizeof r->reason, "%s", rel.reason);
-	if (rc != 0)
-		return rc;
-	snprintf(r->id, sizeof r->id, "%s", rel.id);
-	p->store = rel.store;
-	/* Kept in r (the plan points at it for the child's environment). */
-	r->n_allow_env = rel.n_allow_env < 16 ? rel.n_allow_env : 16;
-	for (size_t i = 0; i < r->n_allow_env; i++) {
-		memcpy(r->allow_env[i], rel.allow_env[i], BROKER_VAR_MAX);
-		p->allow_env[i] = r->allow_env[i];
+		snprintf(r->reason, sizeof r->reason, "%s", run->reason);
+	return rc;
+}
+
+/* Signals latch run passes to the child through its runner (the child is
+ * the broker's, beyond our reach, and inside a session beyond our
+ * signals), and those it holds so that a stray one cannot end it before
+ * the child does (SIGALRM, SIGPIPE, ...: blocked, never delivered). */
+static const int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT, SIGWINCH, SIGUSR1, SIGUSR2};
+static const int held[] = {SIGALRM, SIGPIPE, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT};
+
+/* Wait for the child's end, relaying our signals as messages and, with
+ * --fed-file, keeping its credentials fresh. The child's status, or 125
+ * if the runner went away without saying (reported). */
+static int wait_run(struct broker_run *run, struct run_plan *p)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof relayed / sizeof relayed[0]; i++)
+		sigaddset(&set, relayed[i]);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
+		sigaddset(&set, held[i]);
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaddset(&set, sig);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int64_t next_tick = p->tick ? monotonic_ms() + (int64_t)p->tick_s * 1000 : -1;
+	int status = 125;
+	for (;;) {
+		struct pollfd w[2] = {{.fd = run->fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+		int64_t ms = next_tick < 0 ? -1 : next_tick - monotonic_ms();
+		int n = poll(w, sfd >= 0 ? 2 : 1, ms < 0 && next_tick < 0 ? -1 : (int)(ms > 0 ? ms : 0));
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0 && w[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+				broker_run_signal(run, (int)si.ssi_signo);
+				/* Stopped as the child is: the shell gets its prompt back,
+				 * and fg continues us (SIGCONT, relayed in turn). */
+				if (si.ssi_signo == SIGTSTP)
+					raise(SIGSTOP);
+			}
+		}
+		if (n > 0 && w[0].revents) {
+			if (broker_run_wait(run, 0, &status) < 0)
+				status = 125;
+			break;
+		}
+		if (next_tick >= 0 && monotonic_ms() >= next_tick) {
+			int again = p->tick(p->tick_ctx);
+			next_tick = again > 0 ? monotonic_ms() + (int64_t)again * 1000 : -1;
+		}
 	}
-	p->n_allow_env = r->n_allow_env;
-	for (size_t i = 0; i < r->n; i++)
-		p->secrets[i].value = items[i].value;
-	return 0;
+	if (sfd >= 0)
+		close(sfd);
+	return status;
 }
 
 /* A word the human's shell reads back as exactly itself: bare when it
@@ -271,9 +330,11 @@ static int plan_fed(struct run_plan *p, struct fed_profile *prof, struct fed_tok
 	return 0;
 }
 
-static void report_exit(const char *dir, struct release *r, const struct run_plan *p, int status)
+/* A one-shot run's exit, recorded by this process (a runner's is
+ * recorded by the broker when it reaps the runner). */
+static void report_exit(struct release *r, const struct run_plan *p, int status)
 {
-	if (r->v) {
+	{
 		struct audit_secret_ref refs[RUN_MAX_REFS];
 		for (size_t i = 0; i < r->n; i++)
 			refs[i] = (struct audit_secret_ref){r->names[i], 0};
@@ -285,11 +346,7 @@ static void report_exit(const char *dir, struct release *r, const struct run_pla
 					 .self = true,
 					 .exe = p->path};
 		audit_record_event(r->v, &ev);
-		return;
 	}
-	if (!r->id[0])
-		return;
-	broker_report_exit(dir, r->id, status);
 }
 
 int cmd_run(int argc, char **argv)
@@ -400,16 +457,19 @@ int cmd_run(int argc, char **argv)
 	r.n = run_secrets(p);
 	for (size_t i = 0; i < r.n; i++)
 		r.names[i] = p->secrets[i].name;
-	if (r.n > 0) {
-		if (vault_dir(dir, sizeof dir) != 0)
-			return RUN_FAILED;
-		rc = ask_broker(dir, p, &r);
+	int status;
+	if (r.n == 0) {
+		cli_passphrase_done(fd);
+		status = run_child(p); /* nothing to release: no broker */
+	} else {
+		struct broker_run run = {.fd = -1};
+		rc = vault_dir(dir, sizeof dir) != 0 ? -1 : start_run(dir, p, &r, &run);
 		if (rc == 1 && (fd >= 0 || tty_available())) {
 			rc = one_shot(fd, &r, p); /* reads fd, and closes it */
 			fd = -1;
 		} else if (rc == 1) {
 			deny_with_hint(&r, p);
-			return LATCH_DENIED;
+			rc = LATCH_DENIED;
 		} else if (rc != 0) {
 			rc = RUN_FAILED;
 		}
@@ -421,14 +481,18 @@ int cmd_run(int argc, char **argv)
 			fed_profile_free(&prof);
 			return rc;
 		}
+		cli_passphrase_done(fd); /* unread: a grant covered the run */
+		if (run.fd >= 0) {
+			status = wait_run(&run, p);
+			broker_run_close(&run);
+		} else {
+			status = run_child(p);
+			report_exit(&r, p, status);
+		}
 	}
-	cli_passphrase_done(fd); /* unread: a grant covered the run */
-	int status = run_child(p);
 	fed_file_remove(ff.dir);
 	fed_token_clear(&tok);
 	fed_profile_free(&prof);
-	if (r.n > 0)
-		report_exit(dir, &r, p, status);
 	vault_close(r.v);
 	run_plan_free(p);
 	return status;

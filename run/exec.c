@@ -10,10 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <jansson.h>
+#include <sodium.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -67,32 +71,40 @@ static bool named(const char *const *list, size_t n, const char *s, size_t len)
 	return false;
 }
 
-/* The child's environment: ours (or only --keep with --pristine) less
- * every unsafe variable (run_env_unsafe), with every reference set to
- * its value, or for --file to "/dev/fd/N" (N = 3, 4, ... in order). */
+/* Whether the child keeps variable `e` (its name `vlen` bytes) of the
+ * base environment: not with --pristine unless kept, not one a reference
+ * or a latch variable sets, not one `drop` names, and (with `scrub`) not
+ * an unsafe one the grant does not allow. */
+static bool kept(const struct run_plan *p, const char *e, size_t vlen, bool scrub)
+{
+	for (size_t i = 0; i < p->n_refs; i++)
+		if (strlen(p->refs[i].var) == vlen && !strncmp(p->refs[i].var, e, vlen))
+			return false;
+	for (size_t i = 0; i < p->n_vars; i++)
+		if (strlen(p->vars[i].name) == vlen && !strncmp(p->vars[i].name, e, vlen))
+			return false;
+	return !(p->pristine && !named((const char *const *)p->keep, p->n_keep, e, vlen)) &&
+	       !(scrub && run_env_unsafe(e, vlen) && !named(p->allow_env, p->n_allow_env, e, vlen)) &&
+	       !(p->drop && p->drop(e, vlen));
+}
+
+/* The child's environment: the base (ours, or a runner's caller's) less
+ * what `kept` removes, with every reference set to its value, or for
+ * --file to "/dev/fd/N" (N = 3, 4, ... in order). */
 static char **build_env(const struct run_plan *p, struct secbuf **store)
 {
+	char *const *base = p->base_env ? p->base_env : environ;
 	size_t count = 0;
-	for (char **e = environ; e && *e; e++)
+	for (char *const *e = base; e && *e; e++)
 		count++;
 	char **env = calloc(count + p->n_refs + p->n_vars + 1, sizeof *env);
 	if (!env)
 		return NULL;
-	const char *vars[RUN_MAX_REFS + RUN_MAX_VARS];
-	for (size_t i = 0; i < p->n_refs; i++)
-		vars[i] = p->refs[i].var;
-	for (size_t i = 0; i < p->n_vars; i++)
-		vars[p->n_refs + i] = p->vars[i].name;
 	size_t k = 0;
-	for (char **e = environ; e && *e; e++) {
+	for (char *const *e = base; e && *e; e++) {
 		const char *eq = strchr(*e, '=');
-		size_t vlen = eq ? (size_t)(eq - *e) : strlen(*e);
-		if ((p->pristine && !named((const char *const *)p->keep, p->n_keep, *e, vlen)) ||
-		    named(vars, p->n_refs + p->n_vars, *e, vlen) ||
-		    (run_env_unsafe(*e, vlen) && !named(p->allow_env, p->n_allow_env, *e, vlen)) ||
-		    (p->drop && p->drop(*e, vlen)))
-			continue;
-		env[k++] = *e;
+		if (kept(p, *e, eq ? (size_t)(eq - *e) : strlen(*e), true))
+			env[k++] = *e;
 	}
 	/* One secure buffer holds every "VAR=value" string. */
 	size_t need = 0;
@@ -211,94 +223,121 @@ static void wait_ticking(struct run_plan *p, pid_t pid)
 	close(pfd);
 }
 
-int run_child(struct run_plan *p)
+/* Everything before the spawn: the values checked, the memory files
+ * made (fds[0..*n_files)), the environment built (*env, its strings in
+ * *store), and the plan's own copy of the values wiped. 0, or the status
+ * to exit with (reported). */
+static int prepare(struct run_plan *p, int *fds, size_t *n_files, char ***env, struct secbuf **store)
 {
-	size_t n_files = 0;
-	for (size_t i = 0; i < p->n_refs; i++) {
-		const struct secbuf *v = value_of(p, i);
-		if (!v->data) {
-			latch_error(LATCH_OPERR, "no value for '%s'", p->refs[i].name);
-			run_values_free(p);
-			return 125;
-		}
-		if (!p->refs[i].as_file && memchr(v->data, '\0', v->len)) {
-			latch_error(
-				LATCH_USAGE,
-				"secret '%s' holds a NUL byte, which no variable can carry: use --file %s=latch://%s",
-				p->refs[i].name, p->refs[i].var, p->refs[i].name);
-			run_values_free(p);
-			return 125;
-		}
-		n_files += p->refs[i].as_file;
-	}
-	int fds[RUN_MAX_REFS];
+	*n_files = 0;
 	for (size_t i = 0; i < RUN_MAX_REFS; i++)
 		fds[i] = -1;
-	struct secbuf *store = NULL;
-	char **env = NULL;
-	int status = 125;
-	if (make_files(p, fds, n_files) != 0)
-		goto out;
-	if (!(env = build_env(p, &store))) {
-		latch_error(LATCH_OPERR, "cannot build the child's environment");
-		goto out;
+	for (size_t i = 0; i < p->n_refs; i++) {
+		const struct secbuf *v = value_of(p, i);
+		if (!v->data)
+			return latch_error(LATCH_OPERR, "no value for '%s'", p->refs[i].name), 125;
+		/* Checked here too: a runner's references come off a socket. */
+		if (run_env_unsafe(p->refs[i].var, strlen(p->refs[i].var)))
+			return latch_error(LATCH_USAGE, "a reference may not set '%s'", p->refs[i].var), 125;
+		if (!p->refs[i].as_file && memchr(v->data, '\0', v->len))
+			return latch_error(
+				       LATCH_USAGE,
+				       "secret '%s' holds a NUL byte, which no variable can carry: use --file %s=latch://%s",
+				       p->refs[i].name, p->refs[i].var, p->refs[i].name),
+			       125;
+		*n_files += p->refs[i].as_file;
 	}
+	if (make_files(p, fds, *n_files) != 0)
+		return 125;
+	if (!(*env = build_env(p, store)))
+		return latch_error(LATCH_OPERR, "cannot build the child's environment"), 125;
 	/* From here the environment is the one copy of the values in latch. */
 	run_values_free(p);
-	/* posix_spawn, not fork: glibc's clones without copying our page
-	 * tables (a fork costs more with every locked mapping), and it
-	 * reports an exec failure as its result. */
-	child_own_group = !tty_available();
-	sigset_t all, old, held, dfl, none;
-	sigfillset(&all);
-	sigemptyset(&none);
-	held_signals(&held);
-	dfl = held;
-	for (size_t i = 0; i < N_FORWARDED; i++)
-		sigaddset(&dfl, forwarded[i]);
+	return 0;
+}
+
+/* Start the child: descriptors 0-2 as they are, the --file ones at 3..,
+ * nothing else; default dispositions for `dfl` and an empty mask; a
+ * process group of its own with `own_group`; in directory `cwd_fd` if
+ * not -1. 0 with *pid set, or the status to exit with (reported). The
+ * caller has every signal blocked. */
+static int spawn(const struct run_plan *p, char **env, const int *fds, size_t n_files, const sigset_t *dfl,
+		 bool own_group, int cwd_fd, pid_t *pid)
+{
 	posix_spawnattr_t attr;
 	posix_spawn_file_actions_t fa;
-	if (posix_spawnattr_init(&attr) != 0) {
-		latch_error(LATCH_OPERR, "cannot start '%s': out of memory", p->path);
-		goto out;
-	}
+	if (posix_spawnattr_init(&attr) != 0)
+		return latch_error(LATCH_OPERR, "cannot start '%s': out of memory", p->path), 125;
 	if (posix_spawn_file_actions_init(&fa) != 0) {
 		posix_spawnattr_destroy(&attr);
-		latch_error(LATCH_OPERR, "cannot start '%s': out of memory", p->path);
-		goto out;
+		return latch_error(LATCH_OPERR, "cannot start '%s': out of memory", p->path), 125;
 	}
 	/* The child gets 0-2 and its --file descriptors, nothing else of
 	 * ours: a --passphrase-fd, the vault, a socket, whatever latch's own
 	 * parent left open. (closefrom_np: glibc 2.34.) */
 	int err = 0;
+	/* The directory first: the moves below may land on its descriptor. */
+	if (cwd_fd >= 0)
+		err = posix_spawn_file_actions_addfchdir_np(&fa, cwd_fd);
 	for (size_t i = 0; i < n_files && !err; i++)
 		err = posix_spawn_file_actions_adddup2(&fa, fds[i], (int)(3 + i));
 	if (!err)
 		err = posix_spawn_file_actions_addclosefrom_np(&fa, (int)(3 + n_files));
-	/* Default dispositions and an empty mask, whatever latch inherited
-	 * or blocks while it waits. */
-	posix_spawnattr_setsigdefault(&attr, &dfl);
+	sigset_t none;
+	sigemptyset(&none);
+	posix_spawnattr_setsigdefault(&attr, dfl);
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setpgroup(&attr, 0);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
-						(child_own_group ? POSIX_SPAWN_SETPGROUP : 0));
+						(own_group ? POSIX_SPAWN_SETPGROUP : 0));
+	if (!err)
+		err = posix_spawn(pid, p->path, &fa, &attr, p->argv, env);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	if (err == 0)
+		return 0;
+	if (err == EAGAIN || err == ENOMEM)
+		return latch_error(LATCH_OPERR, "cannot start '%s': %s", p->path, strerror(err)), 125;
+	latch_error(LATCH_USAGE, "cannot run '%s': %s", p->path, strerror(err));
+	return err == ENOENT ? 127 : 126;
+}
+
+static int status_of(int ws)
+{
+	if (WIFEXITED(ws))
+		return WEXITSTATUS(ws);
+	if (WIFSIGNALED(ws))
+		return 128 + WTERMSIG(ws);
+	return 125;
+}
+
+int run_child(struct run_plan *p)
+{
+	int fds[RUN_MAX_REFS];
+	size_t n_files = 0;
+	struct secbuf *store = NULL;
+	char **env = NULL;
+	int status = prepare(p, fds, &n_files, &env, &store);
+	if (status != 0)
+		goto out;
+	/* posix_spawn, not fork: glibc's clones without copying our page
+	 * tables (a fork costs more with every locked mapping), and it
+	 * reports an exec failure as its result. */
+	child_own_group = !tty_available();
+	sigset_t all, old, held, dfl;
+	sigfillset(&all);
+	held_signals(&held);
+	dfl = held;
+	for (size_t i = 0; i < N_FORWARDED; i++)
+		sigaddset(&dfl, forwarded[i]);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid_t pid;
-	if (!err)
-		err = posix_spawn(&pid, p->path, &fa, &attr, p->argv, env);
+	status = spawn(p, env, fds, n_files, &dfl, child_own_group, -1, &pid);
 	/* The child has its copy (or none): wipe ours at once. */
 	secbuf_free(store);
 	store = NULL;
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	if (err != 0) {
+	if (status != 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		if (err == EAGAIN || err == ENOMEM) {
-			latch_error(LATCH_OPERR, "cannot start '%s': %s", p->path, strerror(err));
-		} else {
-			status = err == ENOENT ? 127 : 126;
-			latch_error(LATCH_USAGE, "cannot run '%s': %s", p->path, strerror(err));
-		}
 		goto out;
 	}
 	child_pid = pid;
@@ -316,11 +355,188 @@ int run_child(struct run_plan *p)
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
 		;
 	child_pid = 0;
-	if (WIFEXITED(ws))
-		status = WEXITSTATUS(ws);
-	else if (WIFSIGNALED(ws))
-		status = 128 + WTERMSIG(ws);
+	status = status_of(ws);
 out:
+	close_files(fds, n_files);
+	secbuf_free(store);
+	free(env);
+	run_values_free(p);
+	return status;
+}
+
+char **run_request_env(const struct run_plan *p)
+{
+	size_t count = 0;
+	for (char **e = environ; e && *e; e++)
+		count++;
+	char **env = calloc(count + p->n_vars + 1, sizeof *env);
+	size_t k = 0;
+	for (char **e = environ; env && e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (kept(p, *e, eq ? (size_t)(eq - *e) : strlen(*e), false))
+			env[k++] = *e;
+	}
+	for (size_t i = 0; env && i < p->n_vars; i++) {
+		size_t len = strlen(p->vars[i].name);
+		if (!(env[k] = malloc(len + p->vars[i].len + 2))) {
+			for (size_t j = k - i; j < k; j++)
+				free(env[j]);
+			free(env);
+			return NULL;
+		}
+		memcpy(env[k], p->vars[i].name, len);
+		env[k][len] = '=';
+		memcpy(env[k] + len + 1, p->vars[i].value, p->vars[i].len);
+		env[k++][len + 1 + p->vars[i].len] = '\0';
+	}
+	return env;
+}
+
+void run_request_env_free(char **env, const struct run_plan *p)
+{
+	if (!env)
+		return;
+	/* The latch variables, at the end, are this function's copies: wiped
+	 * (a model token among them). The rest are environ's own. */
+	size_t n = 0;
+	while (env[n])
+		n++;
+	for (size_t i = n > p->n_vars ? n - p->n_vars : 0; i < n; i++) {
+		sodium_memzero(env[i], strlen(env[i]));
+		free(env[i]);
+	}
+	free(env);
+}
+
+/* ---- The runner: the broker's process that starts a child ---- */
+
+/* Signals the caller may have the runner pass on, as `latch run` would
+ * have sent them itself. */
+static bool relayed(int sig)
+{
+	static const int ok[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT, SIGWINCH, SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (ok[i] == sig)
+			return true;
+	return false;
+}
+
+/* The caller's messages: one JSON object a line, {"signal": N}. What is
+ * not understood is skipped. -1: the caller is gone (EOF, error, or a
+ * line longer than the buffer: not latch). */
+static int read_control(int control, char *buf, size_t cap, size_t *len, pid_t child)
+{
+	ssize_t r = recv(control, buf + *len, cap - *len, MSG_DONTWAIT);
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (r <= 0)
+		return -1;
+	*len += (size_t)r;
+	char *nl;
+	while ((nl = memchr(buf, '\n', *len))) {
+		json_t *m = json_loadb(buf, (size_t)(nl - buf), 0, NULL);
+		json_t *sig = json_object_get(m, "signal");
+		if (json_is_integer(sig) && relayed((int)json_integer_value(sig)))
+			kill(-child, (int)json_integer_value(sig));
+		json_decref(m);
+		*len -= (size_t)(nl + 1 - buf);
+		memmove(buf, nl + 1, *len);
+	}
+	return *len == cap ? -1 : 0;
+}
+
+static void say_exit(int control, int status)
+{
+	char line[32];
+	int n = snprintf(line, sizeof line, "{\"exit\":%d}\n", status);
+	for (ssize_t off = 0, w; off < n; off += w)
+		if ((w = send(control, line + off, (size_t)(n - off), MSG_NOSIGNAL)) <= 0)
+			return;
+}
+
+int run_serve(struct run_plan *p, int cwd_fd, int control)
+{
+	int fds[RUN_MAX_REFS];
+	size_t n_files = 0;
+	struct secbuf *store = NULL;
+	char **env = NULL;
+	int pfd = -1, sfd = -1;
+	bool caller = true;
+	int status = prepare(p, fds, &n_files, &env, &store);
+	if (status != 0)
+		goto out;
+	sigset_t all, dfl;
+	sigfillset(&all);
+	held_signals(&dfl);
+	for (size_t i = 0; i < N_FORWARDED; i++)
+		sigaddset(&dfl, forwarded[i]);
+	sigaddset(&dfl, SIGTSTP);
+	sigaddset(&dfl, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	pid_t pid;
+	/* A process group of its own: what the caller's signals reach, and
+	 * what ends when the caller goes away. */
+	status = spawn(p, env, fds, n_files, &dfl, true, cwd_fd, &pid);
+	secbuf_free(store);
+	store = NULL;
+	if (status != 0)
+		goto out;
+	close_files(fds, n_files);
+	/* Every signal stays blocked in the runner: a stray one (an alarm, a
+	 * closed pipe) cannot end it before its child. One that asks it to
+	 * stop ends the child as the caller's going away does. */
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGQUIT);
+	sfd = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	char buf[512];
+	size_t len = 0;
+	int64_t kill_at = -1;
+	for (;;) {
+		struct pollfd w[3] = {{.fd = pfd, .events = POLLIN},
+				      {.fd = caller ? control : -1, .events = POLLIN},
+				      {.fd = kill_at < 0 ? sfd : -1, .events = POLLIN}};
+		int ms = kill_at < 0 ? -1 : (int)(kill_at > monotonic_ms() ? kill_at - monotonic_ms() : 0);
+		int r = poll(w, 3, pfd < 0 && (ms < 0 || ms > 100) ? 100 : ms);
+		if (r < 0 && errno != EINTR)
+			break;
+		int ws;
+		pid_t done = waitpid(pid, &ws, WNOHANG);
+		if (done == pid) {
+			status = status_of(ws);
+			break;
+		}
+		bool gone = caller && r > 0 && (w[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    read_control(control, buf, sizeof buf, &len, pid) != 0;
+		if (gone)
+			caller = false;
+		bool told = r > 0 && (w[2].revents & POLLIN);
+		if ((gone || told) && kill_at < 0) {
+			/* latch run is gone (an agent harness's timeout kills it
+			 * with SIGKILL), or the runner was told to stop: the child
+			 * goes too, gently first. */
+			kill(-pid, SIGTERM);
+			kill(-pid, SIGCONT);
+			kill_at = monotonic_ms() + RUN_GRACE_MS;
+		}
+		if (kill_at >= 0 && monotonic_ms() >= kill_at) {
+			kill(-pid, SIGKILL);
+			kill_at = -1;
+		}
+	}
+out:
+	/* Also when the child could not start (125-127, the reason already
+	 * on the caller's stderr, which is ours). */
+	if (caller)
+		say_exit(control, status);
+	if (pfd >= 0)
+		close(pfd);
+	if (sfd >= 0)
+		close(sfd);
 	close_files(fds, n_files);
 	secbuf_free(store);
 	free(env);

@@ -56,6 +56,9 @@ struct run_plan {
 	 * (grant --allow-env), as the broker said at release. */
 	const char *allow_env[16];
 	size_t n_allow_env;
+	/* The environment to start from instead of latch's own (a runner's:
+	 * what the caller sent), or NULL. */
+	char *const *base_env;
 	/* Variables the child must not get (federation's list), or NULL. */
 	bool (*drop)(const char *name, size_t len);
 	/* While the child runs: called `tick_s` seconds after it starts, then
@@ -111,6 +114,32 @@ int run_child(struct run_plan *p);
 
 /* Free the references and every value (run_values_free). */
 void run_plan_free(struct run_plan *p);
+
+/* The environment `latch run` sends the broker for a runner: latch's
+ * own, less what --pristine/--keep, the references' variables and `drop`
+ * remove, with the plan's latch variables (--fed) added; the unsafe
+ * variables stay in it (the runner removes them, keeping those the grant
+ * allows). NULL-terminated; NULL out of memory. */
+char **run_request_env(const struct run_plan *p);
+void run_request_env_free(char **env, const struct run_plan *p);
+
+/* ---- The runner (in a process the broker forked) ---- */
+
+/* After the caller of a runner went away, its child's process group gets
+ * SIGTERM, and SIGKILL this much later if still there. */
+#define RUN_GRACE_MS 3000
+
+/* Run the plan's command as a runner: as run_child, but with the
+ * caller's stdin, stdout and stderr already at this process's 0-2 (the
+ * broker put them there), in the directory `cwd_fd`, in a process group
+ * of its own, starting from p->base_env (scrubbed as run_child scrubs,
+ * keeping only the unsafe variables p->allow_env names). While the child
+ * runs, the caller's messages on `control` ({"signal": N}, one a line)
+ * become signals to that process group; if `control` closes (the caller
+ * died, even by SIGKILL), the group gets SIGTERM, then SIGKILL after
+ * RUN_GRACE_MS. At the end {"exit": status} goes to the caller if it is
+ * still there. Returns the status (run_child's encoding). */
+int run_serve(struct run_plan *p, int cwd_fd, int control);
 
 /* ---- Sandbox (run/sandbox.c) ---- */
 

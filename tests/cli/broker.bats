@@ -35,23 +35,27 @@ teardown() {
 	local bg=$!
 	bg_track "$bg"
 	wait_file "$d/pids" "$bg" || { echo "the child never started: $(cat "$BATS_TEST_TMPDIR/lx.hold.err")" >&2; false; }
-	local child latchpid broker
-	read -r child latchpid <"$d/pids"
+	local child runner latchpid=$bg broker
+	read -r child runner <"$d/pids"
 	bg_track "$child"
-	bg_track "$latchpid"
+	bg_track "$runner"
 	broker=$(br_broker_pid)
 	[[ "$(tr '\0' ' ' <"/proc/$latchpid/cmdline")" == "$LATCH run --env X=latch://canary -- sh -c "* ]] ||
 		{ echo "pid $latchpid is not the latch run: $(tr '\0' ' ' <"/proc/$latchpid/cmdline")" >&2; false; }
+	# The child's parent is the broker's runner, a fork of the daemon.
+	[ "$(awk '/^PPid:/ {print $2}' "/proc/$runner/status")" = "$broker" ] ||
+		{ echo "the child's parent $runner is not a runner of the broker $broker" >&2; false; }
 	# Positive control: the value is where it must be, and the scan finds
 	# it (assert_absent also fails on a file missing or unreadable: the
 	# grep shows this one is neither).
 	grep -qaF "$CANARY" "/proc/$child/environ"
 	refute assert_absent "$CANARY" "/proc/$child/environ" 2>/dev/null
-	assert_absent "$CANARY" "/proc/$child/cmdline" "/proc/$latchpid/cmdline" "/proc/$broker/cmdline"
+	assert_absent "$CANARY" "/proc/$child/cmdline" "/proc/$latchpid/cmdline" "/proc/$broker/cmdline" \
+		"/proc/$runner/cmdline"
 	if [ "$(id -u)" -eq 0 ]; then
 		# latch and the daemon are not dumpable: only root reads these.
 		grep -qa 'Y=latch://canary' "/proc/$latchpid/environ" # the scan reads it
-		assert_absent "$CANARY" "/proc/$latchpid/environ" "/proc/$broker/environ"
+		assert_absent "$CANARY" "/proc/$latchpid/environ" "/proc/$broker/environ" "/proc/$runner/environ"
 	fi
 	touch "$d/go"
 	local rc=0

@@ -92,7 +92,7 @@ assert all(x["grant"] == sys.argv[2] for x in r), r
 	br_audit 'assert [x["exit"] for x in r] == [127, 126], r' --event exit
 }
 
-@test "under a terminal, one Ctrl-C reaches the child exactly once" {
+@test "under a terminal, one Ctrl-C reaches the child exactly once, through latch run and the runner" {
 	br_grant canary --ttl 10m
 	local t=$BATS_TEST_TMPDIR
 	cat >"$t/count.py" <<'EOF'
@@ -102,8 +102,10 @@ def on_int(sig, frame):
     global n
     n += 1
 signal.signal(signal.SIGINT, on_int)
-with open("/dev/tty", "w") as tty:
-    tty.write("READY\n")
+# stdout is the terminal (the child runs without a controlling one: it is
+# the broker's, not in the terminal's session).
+sys.stdout.write("READY\n")
+sys.stdout.flush()
 deadline = time.monotonic() + 20
 while n == 0 and time.monotonic() < deadline:
     time.sleep(0.02)
@@ -123,7 +125,7 @@ EOF
 
 @test "without a terminal, kill -INT of latch reaches the child exactly once; SIGTERM stops the child's process group" {
 	br_grant canary --ttl 10m --uses 1000
-	local d=$BATS_TEST_TMPDIR/s child latchpid bg rc
+	local d=$BATS_TEST_TMPDIR/s child runner latchpid bg rc
 	mkdir "$d"
 	# The child traps INT (it could not if latch left SIGINT ignored, as a
 	# background job inherits it), counts it in $0/ints, and waits.
@@ -135,7 +137,8 @@ EOF
 	bg=$!
 	bg_track "$bg"
 	wait_file "$d/pids" "$bg"
-	read -r child latchpid <"$d/pids"
+	read -r child runner <"$d/pids"
+	latchpid=$bg
 	bg_track "$child"
 	[[ "$(tr '\0' ' ' <"/proc/$latchpid/cmdline")" == "$LATCH run "* ]]
 	kill -INT "$latchpid"
@@ -158,7 +161,8 @@ EOF
 	bg_track "$bg"
 	wait_file "$d/pids" "$bg"
 	local gc
-	read -r child latchpid <"$d/pids"
+	read -r child runner <"$d/pids"
+	latchpid=$bg
 	gc=$(cat "$d/gc")
 	bg_track "$child"
 	bg_track "$gc"
@@ -183,6 +187,7 @@ EOF
 		bg+=($!)
 		bg_track "$!"
 	done
+	echo "${bg[*]}" >"$d/latchpids"
 	for i in 0 1 2 3 4 5 6 7; do
 		rc=0
 		wait "${bg[$i]}" || rc=$?
@@ -190,7 +195,7 @@ EOF
 	done
 	br_audit '
 before = int(sys.argv[2])
-pids = sorted(int(p) for p in sys.argv[3:])
+pids = sorted(int(p) for p in sys.argv[3:-1])
 assert len(set(pids)) == 8, pids
 new = r[before:]
 rel = [x for x in new if x["event"] == "release"]
@@ -198,11 +203,15 @@ ex = [x for x in new if x["event"] == "exit"]
 assert len(new) == 16 and len(rel) == 8 and len(ex) == 8, new
 assert all(x["decision"] == "allow" for x in rel), rel
 assert all(x["exit"] == 0 for x in ex), ex
-assert sorted(x["pid"] for x in rel) == pids, (rel, pids)
+# Each release names the latch run that asked and the runner that is the
+# parent of its child; each exit is the runner own.
+latch = sorted(int(p) for p in open(sys.argv[-1]).read().split())
+assert sorted(x["pid"] for x in rel) == latch, (rel, latch)
+assert sorted(x["runner"] for x in rel) == pids, (rel, pids)
 assert sorted(x["pid"] for x in ex) == pids, (ex, pids)
 seqs = [x["seq"] for x in r]
 assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
-' -- "$before" $(cat "$d"/ppid.*)
+' -- "$before" $(cat "$d"/ppid.*) "$d/latchpids"
 	lx audit verify --passphrase-fd 3 3<<<"$PASS" </dev/null
 	want_status 0
 	[[ "$out" == "audit log verified: "* ]]
@@ -236,11 +245,11 @@ memfds_of() {
 		[ "$(sha256sum <"$F" | cut -d" " -f1)" = "$1" ] || exit 17
 		# Read again from the start: each open of the path is a fresh one.
 		cmp -s "$G" "$0/nonl.want" || exit 18
-		echo $PPID >"$0/latchpid"
+		echo $PPID >"$0/runnerpid"
 		ls -l /proc/$PPID/fd >"$0/latch.fds" 2>&1' "$t" "$BR_CANARY_SHA"
 	want_status 0
-	# latch closed its copies once the child had them (root reads the
-	# fds of latch, which is not dumpable).
+	# The runner (the child's parent) closed its copies once the child had
+	# them (root reads the fds of a runner, which is not dumpable).
 	if [ "$(id -u)" -eq 0 ]; then
 		grep -q ' -> ' "$t/latch.fds" || { echo "latch's fds were not listed: $(cat "$t/latch.fds")" >&2; false; }
 		refute grep -q memfd "$t/latch.fds"
@@ -261,16 +270,18 @@ memfds_of() {
 	setsid -w "$LATCH" run --file F=latch://canary -- sh -c '
 		echo $$ $PPID >"$0/p3.tmp" && mv "$0/p3.tmp" "$0/p3"
 		while :; do sleep 0.05; done' "$t" </dev/null >"$t/out3" 2>"$t/err3" &
-	local bg=$! child latchpid rc=0
+	local bg=$! child runner latchpid rc=0
 	bg_track "$bg"
 	wait_file "$t/p3" "$bg"
-	read -r child latchpid <"$t/p3"
+	read -r child runner <"$t/p3"
+	latchpid=$bg
 	bg_track "$child"
-	# The child holds the memory file; latch does not (root only: latch is
-	# not dumpable).
+	# The child holds the memory file; latch and the runner do not (root
+	# only: they are not dumpable).
 	[ -n "$(memfds_of "$child")" ] || { echo "the child holds no memory file" >&2; false; }
 	if [ "$(id -u)" -eq 0 ]; then
 		[ -z "$(memfds_of "$latchpid")" ] || { echo "latch still holds: $(memfds_of "$latchpid")" >&2; false; }
+		[ -z "$(memfds_of "$runner")" ] || { echo "the runner still holds: $(memfds_of "$runner")" >&2; false; }
 	fi
 	br_scan_files "$CANARY"
 	kill -TERM "$latchpid"

@@ -346,7 +346,7 @@ for p in sys.argv[1:]:
 
 @test "--file: no file holds the value while the child runs, after SIGKILL of latch run, or after revoke" {
 	br_grant canary --ttl 10m --uses 1000
-	local t=$BATS_TEST_TMPDIR d=$BATS_TEST_TMPDIR/k bg child latchpid rc
+	local t=$BATS_TEST_TMPDIR d=$BATS_TEST_TMPDIR/k bg child runner latchpid rc
 	mkdir "$d"
 	touch "$t/start"
 	# hy_scan: br_scan_files, and every file under /tmp changed since the
@@ -379,25 +379,26 @@ for p in sys.argv[1:]:
 	bg=$!
 	bg_track "$bg"
 	wait_file "$d/pids" "$bg"
-	read -r child latchpid <"$d/pids"
+	read -r child runner <"$d/pids"
+	latchpid=$bg
 	bg_track "$child"
-	bg_track "$latchpid"
-	hy_scan
-
-	kill -KILL "$latchpid"
-	rc=0
-	wait "$bg" || rc=$?
-	[ "$rc" -eq 137 ] || { echo "latch run exited $rc: $(cat "$t/lx.k.err")" >&2; false; }
-	refute proc_gone "$child"
+	bg_track "$runner"
 	hy_scan
 	lx revoke --all </dev/null
 	want_status 0
 	hy_scan
-	# The value lives on only in the orphaned child's descriptor.
+	# After the revoke the value lives on only in the child's descriptor.
 	touch "$d/again"
 	wait_file "$d/reread" "$child"
-	touch "$d/stop"
+
+	# SIGKILL of latch run (an agent harness's timeout): the runner ends
+	# the child, and itself.
+	kill -KILL "$latchpid"
+	rc=0
+	wait "$bg" || rc=$?
+	[ "$rc" -eq 137 ] || { echo "latch run exited $rc: $(cat "$t/lx.k.err")" >&2; false; }
 	wait_gone "$child" 100
+	wait_gone "$runner" 100
 	hy_scan
 }
 
@@ -406,7 +407,7 @@ for p in sys.argv[1:]:
 
 @test "SIGALRM, SIGPIPE, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, real-time signals sent to latch run: it keeps waiting and records the exit" {
 	br_grant canary --ttl 10m --uses 1000
-	local d=$BATS_TEST_TMPDIR/s sig n bg child latchpid rc pend sigs=(ALRM PIPE XCPU XFSZ VTALRM PROF RTMIN RTMIN+3 RTMAX)
+	local d=$BATS_TEST_TMPDIR/s sig n bg child runner latchpid rc pend sigs=(ALRM PIPE XCPU XFSZ VTALRM PROF RTMIN RTMIN+3 RTMAX)
 	mkdir "$d"
 	for sig in "${sigs[@]}"; do
 		rm -f "$d/pids" "$d/stop"
@@ -417,7 +418,8 @@ for p in sys.argv[1:]:
 		bg=$!
 		bg_track "$bg"
 		wait_file "$d/pids" "$bg"
-		read -r child latchpid <"$d/pids"
+		read -r child runner <"$d/pids"
+		latchpid=$bg
 		bg_track "$child"
 		kill -s "$sig" "$latchpid"
 		# Held, not lost or acted on: pending in latch, which still runs.

@@ -1,14 +1,17 @@
 #!/usr/bin/env bats
-# One plaintext path (issue 9): at the moment `latch run` spawns its child,
-# its memory holds exactly one copy of each granted value, the child's
-# environment; once the child runs, it holds none. And argv is hashed as
+# One plaintext path (issue 9): at the moment `latch run` spawns its child
+# (a one-shot release), its memory holds exactly one copy of each value,
+# the child's environment; once the child runs, it holds none. Under a
+# grant (issue 12) latch run never holds a value at all: the broker's
+# runner starts the child, and once it has, the runner holds none either. And argv is hashed as
 # bytes: two commands whose arguments differ only in bytes that are not
 # UTF-8 get different argv hashes in the audit log.
 #
 # The count at spawn time comes from inside latch: a small library,
 # LD_PRELOADed into latch run (it never reaches the child: latch removes
-# LD_* from the child's environment), wraps posix_spawn and waitpid and,
-# before each, counts the occurrences of the value in every readable
+# LD_* from the child's environment), wraps posix_spawn, waitpid and poll
+# (which latch run waits in under a grant) and, before the first of each,
+# counts the occurrences of the value in every readable
 # region of the process (/proc/self/maps). It holds the value only XORed
 # with 0xa5, so it adds no copy of its own.
 
@@ -30,6 +33,7 @@ rm_shim() {
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +44,7 @@ rm_shim() {
 #define KEY 0xa5
 static unsigned char enc[4096];
 static size_t n_enc;
-static int spawned;
+static int spawned, polled;
 
 static void load_needle(void)
 {
@@ -116,6 +120,16 @@ pid_t waitpid(pid_t pid, int *status, int options)
 	}
 	return real(pid, status, options);
 }
+
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	int (*real)(struct pollfd *, nfds_t, int) = dlsym(RTLD_NEXT, "poll");
+	if (!polled) {
+		polled = 1;
+		report("poll", count());
+	}
+	return real(fds, n, timeout);
+}
 CEOF
 	cc -shared -fPIC -O1 -o "$RM_SHIM" "$BATS_TEST_TMPDIR/count.c" -ldl ||
 		{ echo "cannot build the counting library" >&2; return 1; }
@@ -127,7 +141,7 @@ rm_needle() {
 }
 
 # rm_counted ARGS...: latch ARGS with the counting library; RM_REPORT
-# holds its lines ("spawn N", "wait N").
+# holds its lines ("spawn N", "wait N", "poll N").
 rm_counted() {
 	RM_REPORT=$BATS_TEST_TMPDIR/report.$((${LX_N:-0} + 1))
 	local BR_ENV=("LD_PRELOAD=$RM_SHIM" "RM_NEEDLE=$RM_NEEDLE" "RM_REPORT=$RM_REPORT"
@@ -144,25 +158,19 @@ rm_want_report() {
 	fi
 }
 
-@test "at spawn latch run holds exactly one copy of a granted value (the child's environment), after it none" {
+@test "under a grant latch run never holds a value: it starts nothing, and while it waits its memory has no copy" {
 	rm_shim
 	RM_NEEDLE=$(rm_needle "$CANARY")
 	br_grant canary --ttl 5m --cmd sh
 	rm_counted run --env X=latch://canary -- sh -c "$(br_check_canary)"
 	want_status 0
-	rm_want_report $'spawn 1\nwait 0'
-	# Again with the value also delivered as a file: a memory file is not
-	# in latch's memory, so still one copy (the variable's).
+	rm_want_report 'poll 0'
 	rm_counted run --env X=latch://canary --file F=latch://canary -- sh -c "$(br_check_canary)"' && [ "$(cat "$F")" = "$X" ]'
 	want_status 0
-	rm_want_report $'spawn 1\nwait 0'
-	# Only as a file: no copy at all in latch at spawn.
-	rm_counted run --file F=latch://canary -- sh -c 'X=$(cat "$F"); '"$(br_check_canary)"
-	want_status 0
-	rm_want_report $'spawn 0\nwait 0'
+	rm_want_report 'poll 0'
 }
 
-@test "20 references: at spawn one copy of each value, after it none" {
+@test "20 references under a grant: latch run holds no copy of any value while it waits" {
 	rm_shim
 	local i refs=() names=()
 	for i in $(seq 1 20); do
@@ -175,7 +183,7 @@ rm_want_report() {
 		RM_NEEDLE=$(rm_needle "value-$i-$CANARY-end")
 		rm_counted run "${refs[@]}" -- /bin/true
 		want_status 0
-		rm_want_report $'spawn 1\nwait 0'
+		rm_want_report 'poll 0'
 	done
 }
 
@@ -187,10 +195,10 @@ rm_want_report() {
 	rm_want_report $'spawn 1\nwait 0'
 }
 
-@test "while the child runs, latch run's memory holds the value in no form (read from outside, as root)" {
+@test "while the child runs, neither latch run's memory nor the runner's holds the value in any form (read from outside, as root)" {
 	[ "$(id -u)" -eq 0 ] || skip "reading the non-dumpable latch run's memory needs root"
 	br_grant canary --ttl 5m --cmd sh
-	local d=$BATS_TEST_TMPDIR/hold child latchpid forms
+	local d=$BATS_TEST_TMPDIR/hold child runner latchpid forms
 	mkdir "$d"
 	setsid -w "$LATCH" run --env X=latch://canary -- sh -c "$(br_check_canary)"'
 		echo $$ $PPID >"$0/pids.tmp" && mv "$0/pids.tmp" "$0/pids"
@@ -199,9 +207,10 @@ rm_want_report() {
 	local bg=$!
 	bg_track "$bg"
 	wait_file "$d/pids" "$bg" || { echo "the child never started: $(cat "$BATS_TEST_TMPDIR/hold.err")" >&2; false; }
-	read -r child latchpid <"$d/pids"
+	read -r child runner <"$d/pids"
+	latchpid=$bg
 	bg_track "$child"
-	bg_track "$latchpid"
+	bg_track "$runner"
 	forms=$(br_forms_file "$CANARY")
 	# Positive control: the scan finds the value where it is, in the
 	# child's memory.
@@ -209,10 +218,13 @@ rm_want_report() {
 	"$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["found"] and r["scanned"] > 0, r' \
 		"$BATS_TEST_TMPDIR/scan.child"
 	br_memscan "$latchpid" "$forms" >"$BATS_TEST_TMPDIR/scan.latch"
+	br_memscan "$runner" "$forms" >"$BATS_TEST_TMPDIR/scan.runner"
 	touch "$d/go"
 	wait "$bg" || { echo "latch run failed: $(cat "$BATS_TEST_TMPDIR/hold.err")" >&2; false; }
 	"$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["regions"] > 0 and not r["found"], r' \
 		"$BATS_TEST_TMPDIR/scan.latch"
+	"$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["regions"] > 0 and not r["found"], r' \
+		"$BATS_TEST_TMPDIR/scan.runner"
 }
 
 @test "argv is hashed as bytes: arguments that differ only in bytes that are not UTF-8 hash differently" {

@@ -5,13 +5,12 @@
  * called until it has no whole request left. The state is fresh for each
  * input: enrolled with a fixed key, holding one live grant made directly
  * (db = "fuzz-db-value", api = "fuzz-api-value", for /bin/true, 3 uses)
- * and a recorder that records nothing but counts. Checked on every
- * answer:
+ * and a recorder that records nothing but counts. The connection brought
+ * no descriptors and the state has no runner function, so a run is
+ * refused before any fork. Checked on every answer:
  *   - it is one whole message (wire_parse), a JSON object with "ok";
- *   - an answer that carries frames is a successful release (ok, a
- *     release id, the grant's id), each frame exactly one of the grant's
- *     values, and it was recorded first;
- *   - a refusal carries no frame;
+ *   - it carries no frame, and no granted value anywhere in its bytes:
+ *     no operation hands a value back (P8);
  * and after the input: every value and buffer is freed (LeakSanitizer,
  * and secmem.h for secure memory). */
 #include "fuzz.h"
@@ -95,15 +94,15 @@ static void enrol(struct broker *b)
 	secbuf_free(msg);
 }
 
-static bool is_value(const struct secbuf *f)
+static bool holds_value(const struct secbuf *a)
 {
 	for (size_t i = 0; i < 2; i++)
-		if (f->len == strlen(VALUES[i]) && !memcmp(f->data, VALUES[i], f->len))
+		if (memmem(a->data, a->len, VALUES[i], strlen(VALUES[i])))
 			return true;
 	return false;
 }
 
-static void check_answer(const struct secbuf *a, size_t recorded_before)
+static void check_answer(const struct secbuf *a)
 {
 	struct wire_msg m;
 	size_t end = 0;
@@ -112,18 +111,10 @@ static void check_answer(const struct secbuf *a, size_t recorded_before)
 	json_t *ok = json_object_get(m.head, "ok");
 	if (!json_is_boolean(ok))
 		fail("an answer without \"ok\"");
-	if (m.n > 0) {
-		const char *rid = json_string_value(json_object_get(m.head, "release"));
-		const char *gid = json_string_value(json_object_get(m.head, "grant"));
-		if (!json_is_true(ok) || !rid || strncmp(rid, "r-", 2) != 0 || !gid ||
-		    strcmp(gid, "g-f00000000001") != 0)
-			fail("frames in an answer that is not a release");
-		for (size_t i = 0; i < m.n; i++)
-			if (!is_value(&m.frame[i]))
-				fail("a frame that is not a granted value");
-		if (n_recorded == recorded_before)
-			fail("a release that was not recorded first");
-	}
+	if (m.n > 0)
+		fail("an answer that carries frames");
+	if (holds_value(a))
+		fail("an answer that holds a granted value");
 	wire_msg_clear(&m);
 }
 
@@ -144,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct broker_peer peer = {.cred = {.pid = 1234, .uid = 1000, .gid = 1000}};
 	size_t off = 0;
 	while (off < size) {
-		size_t used = 0, recorded = n_recorded;
+		size_t used = 0;
 		struct secbuf *a = proto_answer(&b, &peer, data + off, size - off, &used);
 		if (used > size - off)
 			fail("proto_answer used more than it was given");
@@ -155,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (!a)
 			fail("no answer (out of memory?)");
-		check_answer(a, recorded);
+		check_answer(a);
 		secbuf_free(a);
 		off += used;
 	}

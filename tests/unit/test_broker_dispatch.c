@@ -1,11 +1,12 @@
 /* Unit test: the broker's protocol without a socket or a daemon
  * (broker/protocol.c). Requests go into proto_answer as bytes; answers
  * come out as messages, checked header and frames. Covered: the
- * challenge, a sealed grant and its receipt, releases (values as frames,
- * one per name asked, in order), refusals and their records, a recorder
- * that fails (nothing released), exit reports, list, revoke, flush, stop,
- * argv bytes that are not UTF-8 (recorded as they are), and requests
- * that are malformed or not yet complete. */
+ * challenge, a sealed grant and its receipt, runs (a real fork: the
+ * runner gets each reference's value, in the order asked, and its exit is
+ * recorded when it is reaped; no answer carries a value), refusals and
+ * their records, a recorder that fails (nothing runs), list, revoke,
+ * flush, stop, argv bytes that are not UTF-8 (recorded as they are), and
+ * requests that are malformed or not yet complete. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,10 +15,13 @@
 
 #include "../../broker/state.h"
 
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 /* ---- a recorder that remembers what it was asked to record ---- */
 
@@ -27,6 +31,7 @@ struct seen {
 	size_t n_names, argv1_len;
 	int status;
 	int64_t lost;
+	pid_t runner;
 };
 static struct seen seen[MAX_SEEN];
 static size_t n_seen;
@@ -56,6 +61,7 @@ static int rec_record(void *ctx, const struct broker_event *evs, size_t n)
 		s->n_names = evs[i].n;
 		s->status = evs[i].exit_status;
 		s->lost = evs[i].lost_exits;
+		s->runner = evs[i].runner;
 	}
 	return 0;
 }
@@ -121,9 +127,23 @@ static json_t *b64(const void *p, size_t n)
 	return auth_b64_json(p, n);
 }
 
+/* ---- runs: a real fork of a runner, whose broker_run_fn reports what
+ * it was given on its control connection ---- */
+
+/* What the test's runner writes: VAR=value; for each reference, in the
+ * order of the references, then the environment's first entry. */
+static int test_run(const struct broker_run_job *j)
+{
+	for (size_t i = 0; i < j->n_refs; i++)
+		dprintf(j->control, "%s=%.*s;", j->refs[i].var, (int)j->values[i].len, (const char *)j->values[i].data);
+	dprintf(j->control, "env:%s\n", j->env[0] ? j->env[0] : "");
+	return 3;
+}
+
 static void setup_broker(void)
 {
 	state_init(&b, &recorder);
+	b.run = test_run;
 	memset(&peer, 0, sizeof peer);
 	peer.cred.pid = 4242;
 	peer.cred.uid = 1000;
@@ -197,25 +217,69 @@ static struct answer grant(const char *id, const char *const *names, const char 
 	return ask(json_pack("{s:s, s:o}", "op", "grant", "box", box));
 }
 
-static json_t *strings(const char *const *s, size_t n)
+/* Until every runner forked is reaped (and its exit queued). */
+static void reap_all(void)
 {
-	json_t *a = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_string(s[i]));
-	return a;
+	for (int i = 0; i < 5000 && b.n_runners; i++) {
+		runner_reap(&b);
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(b.n_runners, 0);
 }
 
-static struct answer release(const char *const *names, size_t n, const char *cmd, const char *arg1)
+/* A run of `cmd` (argv: cmd, arg1) with V0=latch://names[0], ...: the
+ * daemon's answer, or, when a runner took the connection over (no
+ * answer), what the runner wrote, in *out. */
+static struct answer run(const char *const *names, size_t n, const char *cmd, const char *arg1, char *out, size_t cap)
 {
-	json_t *argv = json_array();
+	int sp[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	peer.conn_fd = sp[1];
+	for (int i = 0; i < 3; i++)
+		peer.fds[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
+	peer.fds[3] = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	peer.n_fds = 4;
+	json_t *argv = json_array(), *refs = json_array();
 	json_array_append_new(argv, b64(cmd, strlen(cmd)));
 	if (arg1)
 		json_array_append_new(argv, b64(arg1, strlen(arg1)));
-	return ask(json_pack("{s:s, s:o, s:s, s:o, s:s}", "op", "release", "names", strings(names, n), "cmd", cmd,
-			     "argv", argv, "cwd", "/tmp"));
+	for (size_t i = 0; i < n; i++) {
+		char var[8];
+		snprintf(var, sizeof var, "V%zu", i);
+		json_array_append_new(refs, json_pack("{s:s, s:s, s:b}", "var", var, "name", names[i], "file", 0));
+	}
+	json_t *env = json_array();
+	json_array_append_new(env, b64("HOME=/h", 7));
+	struct secbuf *msg = wire_build(json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:b}", "op", "run", "cmd", cmd,
+						  "argv", argv, "env", env, "refs", refs, "cwd", "/tmp", "session", 0),
+					NULL, 0);
+	struct answer a = {0};
+	size_t used = 0;
+	a.buf = proto_answer(&b, &peer, msg->data, msg->len, &used);
+	assert_int_equal(used, msg->len);
+	secbuf_free(msg);
+	/* What the daemon's conn_close does. */
+	for (size_t i = 0; i < peer.n_fds; i++)
+		close(peer.fds[i]);
+	peer.n_fds = 0;
+	close(sp[1]);
+	out[0] = '\0';
+	if (a.buf) {
+		size_t end = 0;
+		assert_int_equal(wire_parse(a.buf->data, a.buf->len, &a.m, &end), 1);
+	} else {
+		size_t len = 0;
+		ssize_t r;
+		while (len + 1 < cap && (r = read(sp[0], out + len, cap - 1 - len)) > 0)
+			len += (size_t)r;
+		out[len] = '\0';
+	}
+	close(sp[0]);
+	return a;
 }
 
-static void grant_then_release(void **state)
+static void grant_then_run(void **state)
 {
 	(void)state;
 	hello();
@@ -236,34 +300,36 @@ static void grant_then_release(void **state)
 	assert_string_equal(field(&a, "error"), "denied");
 	answer_free(&a);
 
-	/* Asked in another order: one frame per name, in the order asked. */
+	/* Asked in another order: the runner gets each reference's value;
+	 * the daemon answers nothing (the runner took the connection). */
 	const char *ask2[] = {"api", "db"};
-	a = release(ask2, 2, "/bin/true", "x");
-	assert_true(ok(&a));
-	assert_int_equal(a.m.n, 2);
-	assert_int_equal(a.m.frame[0].len, strlen("api-value-2"));
-	assert_memory_equal(a.m.frame[0].data, "api-value-2", a.m.frame[0].len);
-	assert_memory_equal(a.m.frame[1].data, "db-value", a.m.frame[1].len);
-	assert_string_equal(field(&a, "grant"), "g-000000000001");
-	char rid[BROKER_ID_MAX];
-	snprintf(rid, sizeof rid, "%s", field(&a, "release"));
+	char out[512];
+	a = run(ask2, 2, "/bin/true", "x", out, sizeof out);
+	assert_null(a.buf);
+	char *nl = strchr(out, '\n');
+	assert_non_null(nl);
+	*nl = '\0';
+	json_t *hi = json_loads(out, 0, NULL);
+	assert_true(json_is_true(json_object_get(hi, "ok")));
+	const char *rid = json_string_value(json_object_get(hi, "release"));
+	assert_non_null(rid);
 	assert_int_equal(strlen(rid), 14);
 	assert_memory_equal(rid, "r-", 2);
-	answer_free(&a);
+	pid_t runner = (pid_t)json_integer_value(json_object_get(hi, "runner"));
+	assert_true(runner > 0 && runner != getpid());
+	json_decref(hi);
+	assert_string_equal(nl + 1, "V0=api-value-2;V1=db-value;env:HOME=/h\n");
 	assert_int_equal(n_seen, 1);
 	assert_string_equal(seen[0].event, "release");
 	assert_string_equal(seen[0].decision, "allow");
+	assert_string_equal(seen[0].grant, "g-000000000001");
 	assert_int_equal(seen[0].n_names, 2);
+	assert_int_equal(seen[0].runner, runner);
 
-	/* Its exit: queued, then written with the next commit. */
-	a = ask(json_pack("{s:s, s:s, s:i}", "op", "exit", "release", rid, "status", 3));
-	assert_true(ok(&a));
-	answer_free(&a);
+	/* Its exit: the runner's status, queued when it is reaped, then
+	 * written with the next commit. */
+	reap_all();
 	assert_int_equal(n_seen, 1);
-	a = ask(json_pack("{s:s, s:s, s:i}", "op", "exit", "release", rid, "status", 3));
-	assert_false(ok(&a)); /* reported once */
-	assert_string_equal(field(&a, "message"), "unknown release");
-	answer_free(&a);
 	a = ask(json_pack("{s:s}", "op", "flush"));
 	assert_true(ok(&a));
 	assert_int_equal(json_integer_value(json_object_get(a.m.head, "written")), 1);
@@ -272,16 +338,28 @@ static void grant_then_release(void **state)
 	assert_string_equal(seen[1].event, "exit");
 	assert_int_equal(seen[1].status, 3);
 
-	/* The second use is the last. */
-	a = release(names, 1, "/bin/true", NULL);
-	assert_true(ok(&a));
+	/* No operation hands a value back, the old "release" included. */
+	a = ask(json_pack("{s:s, s:[s], s:s}", "op", "release", "names", "db", "cmd", "/bin/true"));
+	assert_string_equal(field(&a, "message"), "unknown op");
+	assert_int_equal(a.m.n, 0);
 	answer_free(&a);
-	a = release(names, 1, "/bin/true", NULL);
+	a = ask(json_pack("{s:s, s:s, s:i}", "op", "exit", "release", "r-000000000000", "status", 0));
+	assert_string_equal(field(&a, "message"), "unknown op");
+	answer_free(&a);
+
+	/* The second use is the last. */
+	a = run(names, 1, "/bin/true", NULL, out, sizeof out);
+	assert_null(a.buf);
+	assert_non_null(strstr(out, "V0=db-value;"));
+	a = run(names, 1, "/bin/true", NULL, out, sizeof out);
 	assert_false(ok(&a));
 	assert_string_equal(field(&a, "error"), "denied");
 	assert_string_equal(field(&a, "message"), "grant g-000000000001 for 'db' has no uses left");
+	assert_int_equal(a.m.n, 0);
+	assert_string_equal(out, "");
 	answer_free(&a);
 	assert_string_equal(seen[n_seen - 1].decision, "deny");
+	reap_all();
 }
 
 static void list_revoke_stop(void **state)
@@ -300,7 +378,8 @@ static void list_revoke_stop(void **state)
 	assert_string_equal(json_string_value(json_array_get(json_object_get(g, "cmds"), 0)), "/usr/bin/psql");
 	assert_int_equal(a.m.n, 0); /* no values in a list */
 	answer_free(&a);
-	a = release(names, 1, "/bin/sh", NULL);
+	char out[64];
+	a = run(names, 1, "/bin/sh", NULL, out, sizeof out);
 	assert_string_equal(field(&a, "message"), "no grant for 'db' allows the command '/bin/sh'");
 	answer_free(&a);
 	a = ask(json_pack("{s:s, s:s}", "op", "revoke", "grant", "g-nope"));
@@ -313,7 +392,7 @@ static void list_revoke_stop(void **state)
 	answer_free(&a);
 	assert_null(b.grants->store); /* wiped at once */
 	assert_string_equal(seen[n_seen - 1].event, "revoke");
-	a = release(names, 1, "/usr/bin/psql", NULL);
+	a = run(names, 1, "/usr/bin/psql", NULL, out, sizeof out);
 	assert_string_equal(field(&a, "message"), "grant g-00000000000a for 'db' has been revoked");
 	answer_free(&a);
 	assert_false(b.stop_asked);
@@ -323,19 +402,23 @@ static void list_revoke_stop(void **state)
 	answer_free(&a);
 }
 
-static void recorder_failure_releases_nothing(void **state)
+static void recorder_failure_runs_nothing(void **state)
 {
 	(void)state;
 	hello();
-	const char *names[] = {"db"}, *values[] = {"v"};
+	const char *names[] = {"db"}, *values[] = {"v-not-to-be-seen"};
 	struct answer a = grant("g-00000000000b", names, values, 1, NULL, 0);
 	answer_free(&a);
 	recorder_fails = true;
-	a = release(names, 1, "/bin/true", NULL);
+	char out[256];
+	a = run(names, 1, "/bin/true", NULL, out, sizeof out);
 	assert_false(ok(&a));
 	assert_string_equal(field(&a, "error"), "audit");
 	assert_int_equal(a.m.n, 0);
 	answer_free(&a);
+	/* The runner forked for it ended unstarted, reaped at once. */
+	assert_int_equal(b.n_runners, 0);
+	assert_string_equal(out, "");
 }
 
 /* argv is carried as bytes: two arguments that differ only in bytes
@@ -347,25 +430,45 @@ static void argv_bytes_reach_the_record(void **state)
 	const char *names[] = {"db"}, *values[] = {"v"};
 	struct answer a = grant("g-00000000000c", names, values, 1, NULL, 0);
 	answer_free(&a);
-	a = release(names, 1, "/bin/true", "a\xff");
-	assert_true(ok(&a));
-	answer_free(&a);
-	a = release(names, 1, "/bin/true", "a\xfe");
-	assert_true(ok(&a));
-	answer_free(&a);
+	char out[256];
+	a = run(names, 1, "/bin/true", "a\xff", out, sizeof out);
+	assert_null(a.buf);
+	a = run(names, 1, "/bin/true", "a\xfe", out, sizeof out);
+	assert_null(a.buf);
+	reap_all();
 	assert_int_equal(seen[n_seen - 2].argv1_len, 2);
 	assert_memory_equal(seen[n_seen - 2].argv1, "a\xff", 2);
 	assert_memory_equal(seen[n_seen - 1].argv1, "a\xfe", 2);
 	/* A NUL inside an argument, or what is not base64, is malformed. */
 	json_t *argv = json_array();
 	json_array_append_new(argv, b64("a\0b", 3));
-	a = ask(json_pack("{s:s, s:[s], s:s, s:o}", "op", "release", "names", "db", "cmd", "/bin/true", "argv", argv));
-	assert_string_equal(field(&a, "message"), "malformed release");
+	json_t *refs = json_pack("[{s:s, s:s, s:b}]", "var", "X", "name", "db", "file", 0);
+	a = ask(json_pack("{s:s, s:O, s:s, s:o, s:[]}", "op", "run", "refs", refs, "cmd", "/bin/true", "argv", argv,
+			  "env"));
+	assert_string_equal(field(&a, "message"), "malformed run request");
 	answer_free(&a);
-	a = ask(json_pack("{s:s, s:[s], s:s, s:[s]}", "op", "release", "names", "db", "cmd", "/bin/true", "argv",
-			  "not base64!"));
-	assert_string_equal(field(&a, "message"), "malformed release");
+	a = ask(json_pack("{s:s, s:O, s:s, s:[s], s:[]}", "op", "run", "refs", refs, "cmd", "/bin/true", "argv",
+			  "not base64!", "env"));
+	assert_string_equal(field(&a, "message"), "malformed run request");
 	answer_free(&a);
+	/* A variable named twice, or not a variable's name. */
+	json_t *twice = json_pack("[{s:s, s:s, s:b}, {s:s, s:s, s:b}]", "var", "X", "name", "db", "file", 0, "var", "X",
+				  "name", "db", "file", 1);
+	a = ask(json_pack("{s:s, s:o, s:s, s:[s], s:[]}", "op", "run", "refs", twice, "cmd", "/bin/true", "argv",
+			  "YQ==", "env"));
+	assert_string_equal(field(&a, "message"), "malformed run request");
+	answer_free(&a);
+	json_t *bad = json_pack("[{s:s, s:s, s:b}]", "var", "X=Y", "name", "db", "file", 0);
+	a = ask(json_pack("{s:s, s:o, s:s, s:[s], s:[]}", "op", "run", "refs", bad, "cmd", "/bin/true", "argv",
+			  "YQ==", "env"));
+	assert_string_equal(field(&a, "message"), "malformed run request");
+	answer_free(&a);
+	/* Whole, but without its four descriptors. */
+	a = ask(json_pack("{s:s, s:O, s:s, s:[s], s:[]}", "op", "run", "refs", refs, "cmd", "/bin/true", "argv",
+			  "YQ==", "env"));
+	assert_string_equal(field(&a, "message"), "a run sends its stdin, stdout, stderr and directory");
+	answer_free(&a);
+	json_decref(refs);
 }
 
 static void malformed_requests(void **state)
@@ -431,9 +534,9 @@ int main(void)
 		return 1;
 	latch_error_quiet(true);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(grant_then_release, setup, teardown),
+		cmocka_unit_test_setup_teardown(grant_then_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(list_revoke_stop, setup, teardown),
-		cmocka_unit_test_setup_teardown(recorder_failure_releases_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(recorder_failure_runs_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(argv_bytes_reach_the_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(malformed_requests, setup, teardown),
 	};
