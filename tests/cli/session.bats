@@ -15,6 +15,10 @@ load helpers
 
 NOBODY=65534
 
+setup_file() {
+	[ "$(id -u)" -ne 0 ] || fed_keys
+}
+
 setup() {
 	home_setup
 	S=$(mktemp -d /tmp/latch-session.XXXXXX)
@@ -391,4 +395,66 @@ nobody_brokers() {
 	[ "$(nobody_brokers)" -eq 1 ]
 	run as_nobody "$SL" grants
 	[[ $output == *canary* ]]
+}
+
+# ---------------------------------------------------------------------------
+# --fed: the session's model token, as a file the launcher keeps fresh
+
+@test "--fed: CMD gets a private configuration directory, no API key or token variable; refreshed from outside before expiry; removed at the end" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to run latch as uid $NOBODY"
+	unset ANTHROPIC_AUTH_TOKEN ANTHROPIC_BASE_URL ANTHROPIC_PROFILE ANTHROPIC_CONFIG_DIR \
+		ANTHROPIC_FEDERATION_RULE_ID ANTHROPIC_ORGANIZATION_ID ANTHROPIC_SERVICE_ACCOUNT_ID \
+		ANTHROPIC_WORKSPACE_ID ANTHROPIC_SCOPE ANTHROPIC_IDENTITY_TOKEN ANTHROPIC_IDENTITY_TOKEN_FILE \
+		ACTIONS_ID_TOKEN_REQUEST_URL ACTIONS_ID_TOKEN_REQUEST_TOKEN LATCH_FED_PROFILE
+	fed_server
+	echo 125 >"$FED_DIR/expires_in"
+	# The identity tokens and the profile where uid 65534 can read them.
+	local id=$S/pub/idtoken o=$S/pub/out
+	fed_idtoken "$id"
+	fed_jwt >"$id.next"
+	chmod 0644 "$id" "$id.next"
+	fed_profile_json p ".authentication.identity_token.path = \"$id\""
+	install -m 0644 "$FED_PROFILE_FILE" "$S/pub/profile.json"
+	as_nobody "$SL" fed add p --from "$S/pub/profile.json" </dev/null >/dev/null
+	mkdir "$o"
+	chown "$NOBODY" "$o"
+	# CMD records what it got, swaps in the next identity token for the
+	# refresh, then waits (at most 30 s) for the credentials to change.
+	cat >"$S/pub/child.sh" <<'EOF'
+o=$1
+d=$ANTHROPIC_CONFIG_DIR
+printf '%s\n' "$d" >"$o/dir"
+printf '%s\n' "${ANTHROPIC_PROFILE-unset}" >"$o/profile"
+for v in ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN ANTHROPIC_FEDERATION_RULE_ID; do
+	eval "[ \"\${$v+set}\" = set ]" && echo "$v" >>"$o/leaked"
+done
+cred=$d/credentials/$ANTHROPIC_PROFILE.json
+cp "$cred" "$o/cred1.json"
+mv "$2" "$3"
+first=$(jq -r .access_token "$o/cred1.json")
+i=0
+while [ $i -lt 300 ]; do
+	if t=$(jq -er .access_token "$cred" 2>/dev/null) && [ "$t" != "$first" ]; then
+		cp "$cred" "$o/cred2.json"
+		exit 0
+	fi
+	sleep 0.1
+	i=$((i + 1))
+done
+exit 7
+EOF
+	chmod 0644 "$S/pub/child.sh"
+	SX_ENV=(ANTHROPIC_API_KEY=sk-ant-api03-parent ANTHROPIC_AUTH_TOKEN=sk-ant-oat01-parent
+		ANTHROPIC_FEDERATION_RULE_ID=fdrl_x)
+	sx session --fed p -- sh "$S/pub/child.sh" "$o" "$id.next" "$id"
+	want_status 0
+	[ ! -e "$o/leaked" ] || { echo "CMD got: $(cat "$o/leaked")" >&2; false; }
+	[ "$(cat "$o/profile")" = p ]
+	local d
+	d=$(cat "$o/dir")
+	[[ $d == "$XDG_RUNTIME_DIR"/latch/fed/* ]] || { echo "the directory is $d" >&2; false; }
+	[ ! -e "$d" ]
+	fed_want_requests 2
+	jq -e --arg t "$(fed_tokens_issued | head -n 1)" '.access_token == $t' "$o/cred1.json" >/dev/null
+	jq -e --arg t "$(fed_tokens_issued | tail -n 1)" '.access_token == $t' "$o/cred2.json" >/dev/null
 }
