@@ -1,4 +1,4 @@
-/* latch session: a human starts the agent (by default a shell) in a
+/* latch session: a human runs the coding agent (by default a shell) in a
  * Landlock domain, from which the broker, its runners and their children
  * cannot be traced, read through /proc or signalled (docs/design.md
  * section 1, P8). The broker is started first, outside the domain; the
@@ -28,8 +28,8 @@ const char usage_session[] =
 	"'latch session -- claude', in a Linux Landlock domain: nothing started\n"
 	"inside can trace, read the /proc files (environ, mem, fd) of, or signal a\n"
 	"process outside it, nor reach an abstract unix socket bound outside. The\n"
-	"broker, and every child it starts for 'latch run', live outside, so the\n"
-	"agent cannot take a granted value from them. Files and the network are\n"
+	"broker, and every child it starts for 'latch run', live outside, so no\n"
+	"agent inside can take a granted value from them. Files and the network are\n"
 	"not restricted: inside, everything works as before ('latch run', 'latch\n"
 	"grants', git), except those attacks. CMD gets LATCH_SESSION (the pid of\n"
 	"this launcher, which stays outside and waits) and descriptors 0-2 only.\n"
