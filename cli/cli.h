@@ -9,6 +9,7 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 struct cli_command {
 	const char *name;
@@ -35,10 +36,11 @@ int cmd_hook(int argc, char **argv);
 extern const char usage_hook[];
 int cmd_fed(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_session(int argc, char **argv);
 
 extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passwd[], usage_rekey[], usage_reveal[],
 	usage_status[], usage_audit[], usage_grant[], usage_grants[], usage_revoke[], usage_run[], usage_broker[],
-	usage_fed[], usage_scan[];
+	usage_fed[], usage_scan[], usage_session[];
 
 /* The exit status for the last reported error (docs/design.md). */
 int cli_fail(void);
@@ -88,6 +90,10 @@ struct audit_recorder *cli_recorder(const struct audit_grant *grant);
  * and a verified session with this vault's broker, started if none runs. */
 int cli_broker_key(void *vault, const unsigned char instance[BROKER_INSTANCE_BYTES], struct secbuf **key);
 int cli_broker_start(struct vault *v, const char *dir, bool foreground, pid_t *pid);
+/* 0 if this process may start a broker; -1 reported inside a session
+ * (run_in_session), where it would be within the agent's reach. The one
+ * check cli_broker_start makes; `grant` also asks before the passphrase. */
+int cli_broker_may_start(void);
 int cli_broker_session(struct vault *v, const char *dir, struct broker_session *s);
 int cli_self_exe(char out[PATH_MAX]);
 
@@ -100,6 +106,29 @@ struct jout *cli_grants_json(const struct broker_list *l);
 struct fed_profile;
 struct fed_token;
 int cli_fed_token(const struct fed_profile *p, struct fed_token *t);
+
+/* The file form of the model token (cli/fed_file.c): a private Anthropic
+ * configuration directory (fed_file_create) for a command that outlives
+ * a token. open writes it for `t` (the caller clears `t` after); tick,
+ * while the command runs, rewrites the credentials file once a fresh
+ * token is due and returns the seconds until it should be called again
+ * (a failure is reported and retried in 5 s); close removes the
+ * directory (safe on one never opened, if zeroed). until_refresh: the
+ * seconds until a token expiring at `expires_at` enters its refresh
+ * window, at least 1 (5 once inside it). */
+struct cli_fed_file {
+	const struct fed_profile *p;
+	char dir[PATH_MAX];
+	int64_t expires_at;
+};
+int cli_fed_file_open(struct cli_fed_file *f, const struct fed_profile *p, const struct fed_token *t);
+int cli_fed_file_tick(void *ctx);
+void cli_fed_file_close(struct cli_fed_file *f);
+int cli_fed_until_refresh(int64_t expires_at);
+
+/* The caller's umask, before latch's hardening set 077: what a session's
+ * command gets back (main.c saves it). */
+extern mode_t cli_caller_umask;
 
 /* Flush stdout; a write error (a full disk, a closed pipe) is an error. */
 int cli_finish_output(void);

@@ -101,6 +101,24 @@ static void record_failure(struct vault *v, const struct audit_grant *g, const c
 	latch_error_quiet(false);
 }
 
+/* False (reported) inside a session where no broker answers: one would
+ * have to be started, and cli_broker_start refuses that there. */
+static bool broker_possible(const char *dir)
+{
+	if (!run_in_session(NULL))
+		return true;
+	struct broker_list l;
+	latch_error_quiet(true);
+	int rc = broker_list(dir, &l);
+	latch_error_quiet(false);
+	if (rc == 0) {
+		broker_list_free(&l);
+		return true;
+	}
+	cli_broker_may_start(); /* reports the refusal */
+	return false;
+}
+
 int cmd_grant(int argc, char **argv)
 {
 	static const struct option opts[] = {{"ttl", required_argument, NULL, 't'},
@@ -194,7 +212,17 @@ int cmd_grant(int argc, char **argv)
 	struct vault *v = NULL;
 	struct secbuf *values[BROKER_MAX_NAMES] = {0};
 	struct broker_session s;
-	if (vault_dir(dir, sizeof dir) != 0 || cli_open_unlocked(fd, &v) != 0)
+	if (vault_dir(dir, sizeof dir) != 0) {
+		cli_passphrase_done(fd);
+		return cli_fail();
+	}
+	/* Inside a session only a running broker will do: say so before
+	 * the passphrase is typed for nothing. */
+	if (!broker_possible(dir)) {
+		cli_passphrase_done(fd);
+		return cli_fail();
+	}
+	if (cli_open_unlocked(fd, &v) != 0)
 		return cli_fail();
 	/* First the broker must prove itself (started and enrolled now if
 	 * none runs): nothing is recorded or read for an impostor. */

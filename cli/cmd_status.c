@@ -5,6 +5,7 @@
 #include "../broker/broker.h"
 #include "../federation/federation.h"
 #include "../hooks/hooks.h"
+#include "../run/run.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,13 @@ const char usage_status[] =
 	"LATCH_FED_PROFILE, or the SDK's own federation variables). Needs no\n"
 	"passphrase. Exits 0 when the vault is usable, 3 when it is missing or\n"
 	"refused (the reason is printed).\n"
+	"\n"
+	"It also says whether this shell is inside a 'latch session', found by a\n"
+	"probe (LATCH_SESSION names the launcher, which a process inside may not\n"
+	"signal; a variable set by hand outside proves nothing) and what the\n"
+	"sandbox covers: ptrace and the /proc files that need it, signals,\n"
+	"abstract unix sockets, under which Landlock ABI; outside one, whether\n"
+	"this machine could run one, or why not.\n"
 	"\n"
 	"  --json      print a JSON object\n"
 	"  -h, --help  show this help\n";
@@ -52,6 +60,55 @@ static void weak_free(struct weak *w)
 	for (size_t i = 0; i < w->n_names; i++)
 		free(w->names[i]);
 	free(w->names);
+}
+
+/* Whether this process is inside a session, and what a session here
+ * covers or why there can be none. */
+struct session_state {
+	bool inside;
+	pid_t launcher;
+	bool available;
+	int abi;
+	char why[128];
+};
+
+static void session_probe(struct session_state *st)
+{
+	*st = (struct session_state){0};
+	st->inside = run_in_session(&st->launcher);
+	st->available = run_sandbox_available(&st->abi, st->why, sizeof st->why) == 0;
+}
+
+/* Inside, the domain is the one `latch session` makes, which it makes
+ * only at ABI 6 or more: ptrace, signals and abstract sockets. */
+static struct jout *session_json(const struct session_state *st)
+{
+	struct jout *o = jout_object();
+	jout_bool(o, "inside", st->inside);
+	if (st->inside) {
+		jout_int(o, "launcher", st->launcher);
+		jout_int(o, "abi", st->abi);
+		jout_bool(o, "ptrace", true);
+		jout_bool(o, "signals", true);
+		jout_bool(o, "abstract_unix", true);
+	} else {
+		jout_bool(o, "available", st->available);
+		jout_int(o, "abi", st->abi);
+		if (!st->available)
+			jout_str(o, "why_not", st->why);
+	}
+	return o;
+}
+
+static void session_print(const struct session_state *st)
+{
+	if (st->inside)
+		printf("session:  inside a latch session (launcher pid %d): no process here can trace, read the /proc files of, or signal the broker's processes, nor reach their abstract unix sockets (Landlock ABI %d)\n",
+		       (int)st->launcher, st->abi);
+	else if (st->available)
+		printf("session:  not in a latch session; this machine can run one (Landlock ABI %d)\n", st->abi);
+	else
+		printf("session:  not in a latch session; none can run here: %s\n", st->why);
 }
 
 int cmd_status(int argc, char **argv)
@@ -95,6 +152,8 @@ int cmd_status(int argc, char **argv)
 	latch_error_quiet(true);
 	int arc = broker_list(dir, &l);
 	latch_error_quiet(false);
+	struct session_state sess;
+	session_probe(&sess);
 	const char *fed = getenv("LATCH_FED_PROFILE");
 	struct fed_choice model;
 	fed_model_credential(fed && *fed ? fed : NULL, &model);
@@ -133,6 +192,7 @@ int cmd_status(int argc, char **argv)
 		jout_str(m, "winner", model.winner);
 		jout_str(m, "why", model.why);
 		jout_add(o, "model_credential", m);
+		jout_add(o, "session", session_json(&sess));
 		if (jout_print(o, true) != 0) {
 			broker_list_free(&l);
 			weak_free(&weak);
@@ -184,6 +244,7 @@ int cmd_status(int argc, char **argv)
 		char why[2 * sizeof model.why];
 		text_escape(model.why, why, sizeof why); /* may name a variable's profile */
 		printf("model:    %s: %s\n", model.winner, why);
+		session_print(&sess);
 	}
 	broker_list_free(&l);
 	weak_free(&weak);

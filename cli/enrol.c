@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include "../audit/audit.h"
+#include "../run/run.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -45,10 +46,23 @@ int cli_self_exe(char out[PATH_MAX])
 	return 0;
 }
 
+int cli_broker_may_start(void)
+{
+	/* A broker started inside would be in the agent's domain, and so
+	 * would every runner and child it starts: P8 would be gone. */
+	pid_t launcher = 0;
+	if (run_in_session(&launcher))
+		return latch_error(
+			LATCH_OPERR,
+			"cannot start a broker inside a latch session (launched by pid %d), where the agent could reach it: run 'latch grant' in a terminal outside the session",
+			(int)launcher);
+	return 0;
+}
+
 int cli_broker_start(struct vault *v, const char *dir, bool foreground, pid_t *pid)
 {
 	char self[PATH_MAX];
-	if (cli_self_exe(self) != 0)
+	if (cli_broker_may_start() != 0 || cli_self_exe(self) != 0)
 		return -1;
 	return broker_start(dir, self, foreground, enrol, v, pid);
 }

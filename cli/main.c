@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const struct cli_command commands[] = {
 	{"init", cmd_init, "create a new vault", usage_init},
@@ -25,6 +26,8 @@ static const struct cli_command commands[] = {
 	{"scan", cmd_scan, "find managed values, in any common encoding, in a commit, a push or files", usage_scan},
 	{"fed", cmd_fed, "model-API tokens from workload identity (federation profiles)", usage_fed},
 	{"hook", cmd_hook, "install, remove or show the git hooks that run 'latch scan'", usage_hook},
+	{"session", cmd_session, "run an agent (default: a shell) where it cannot reach the broker's processes",
+	 usage_session},
 	{"broker", cmd_broker, "the broker daemon (started on demand)", usage_broker},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -51,8 +54,13 @@ static const struct cli_command *find(const char *name)
 	return NULL;
 }
 
+mode_t cli_caller_umask = 022;
+
 int main(int argc, char **argv)
 {
+	/* harden_process sets 077 for latch's own files; a session's command
+	 * is the user's, and gets the user's umask back. */
+	cli_caller_umask = umask(077);
 	/* Every vault this process opens holds the audit log's tables. */
 	if (harden_process() != 0 || sodium_init() < 0 || vault_add_tables(&audit_tables) != 0 ||
 	    vault_add_tables(&hooks_tables) != 0)

@@ -175,4 +175,20 @@ struct run_sandbox {
  * 0 and *out filled, or -1. */
 int run_sandbox_enter(struct run_sandbox *out);
 
+/* Whether run_sandbox_enter could succeed here: 0, or -1 with `why` (a
+ * clause for "cannot sandbox: ...": root, no Landlock, too old an ABI)
+ * filled. *abi: run_landlock_abi(). Reports nothing. */
+int run_sandbox_available(int *abi, char *why, size_t n);
+
+/* Whether this process is inside a `latch session` (or another Landlock
+ * domain scoping signals): a probe, not trust in a variable. The session
+ * sets LATCH_SESSION to its launcher's pid; we are inside if that
+ * process is ours (its uids, from /proc/PID/status) and kill(pid, 0)
+ * fails with EPERM, which for a process of our own uid only a signal
+ * scope does. An agent outside that sets the variable gets a working
+ * kill and the truth. Since the variable can also be removed, our
+ * ancestors are probed the same way: the launcher is one of them. True
+ * with *launcher (may be NULL) the process found out of reach. */
+bool run_in_session(pid_t *launcher);
+
 #endif

@@ -17,6 +17,8 @@
 #include "run.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,19 +71,27 @@ int run_landlock_abi(void)
 	return abi > INT32_MAX ? INT32_MAX : (int)abi;
 }
 
+int run_sandbox_available(int *abi, char *why, size_t n)
+{
+	*abi = run_landlock_abi();
+	if (geteuid() == 0)
+		snprintf(why, n, "latch runs as root, and Landlock does not hold root back");
+	else if (*abi == 0)
+		snprintf(why, n, "Landlock is missing or disabled in this kernel");
+	else if (*abi < LATCH_LL_ABI_SCOPED)
+		snprintf(why, n, "Landlock ABI %d cannot scope signals (ABI 6, Linux 6.12, is needed)", *abi);
+	else
+		return 0;
+	return -1;
+}
+
 int run_sandbox_enter(struct run_sandbox *out)
 {
 	/* Every refusal comes before the first change. */
-	if (geteuid() == 0)
-		return latch_error(LATCH_OPERR,
-				   "cannot sandbox a process running as root: Landlock does not hold root back");
-	int abi = run_landlock_abi();
-	if (abi == 0)
-		return latch_error(LATCH_OPERR, "cannot sandbox: Landlock is missing or disabled in this kernel");
-	if (abi < LATCH_LL_ABI_SCOPED)
-		return latch_error(
-			LATCH_OPERR,
-			"cannot sandbox: Landlock ABI %d cannot scope signals (ABI 6, Linux 6.12, is needed)", abi);
+	char why[128];
+	int abi;
+	if (run_sandbox_available(&abi, why, sizeof why) != 0)
+		return latch_error(LATCH_OPERR, "cannot sandbox: %s", why);
 
 	struct latch_ll_ruleset_attr attr = {
 		.handled_access_fs = 0,
@@ -113,4 +123,77 @@ int run_sandbox_enter(struct run_sandbox *out)
 		.abstract_unix = true,
 	};
 	return 0;
+}
+
+/* The real and saved uids of process `pid` (from /proc/PID/status, which
+ * any process may read, even inside a domain and for a non-dumpable
+ * target, whose /proc/PID directory the kernel gives to root). 0, or -1
+ * if it is gone or unreadable. */
+static int proc_uids(pid_t pid, uid_t *real, uid_t *saved, pid_t *ppid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	int found = 0;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long r, e, s;
+		long pp;
+		if (sscanf(line, "PPid: %ld", &pp) == 1) {
+			*ppid = (pid_t)pp;
+			found |= 1;
+		} else if (sscanf(line, "Uid: %lu %lu %lu", &r, &e, &s) == 3) {
+			*real = (uid_t)r;
+			*saved = (uid_t)s;
+			found |= 2;
+		}
+	}
+	fclose(f);
+	return found == 3 ? 0 : -1;
+}
+
+/* True if `pid` is a process of ours that we may not signal. kill()
+ * lets a process signal any other whose real or saved uid is its own
+ * real or effective uid; refused for such a process, only a scope stands
+ * in the way: the Landlock domain we are in and it is not. */
+static bool scoped_away(pid_t pid, pid_t *ppid)
+{
+	uid_t real, saved;
+	if (pid <= 1 || proc_uids(pid, &real, &saved, ppid) != 0)
+		return false;
+	uid_t me = getuid(), eme = geteuid();
+	if (real != me && real != eme && saved != me && saved != eme)
+		return false;
+	return kill(pid, 0) != 0 && errno == EPERM;
+}
+
+bool run_in_session(pid_t *launcher)
+{
+	pid_t ppid = 0;
+	const char *s = getenv("LATCH_SESSION");
+	if (s && *s >= '1' && *s <= '9') {
+		char *end;
+		errno = 0;
+		long pid = strtol(s, &end, 10);
+		if (!errno && !*end && pid <= INT32_MAX && scoped_away((pid_t)pid, &ppid)) {
+			if (launcher)
+				*launcher = (pid_t)pid;
+			return true;
+		}
+	}
+	/* The variable can be removed or changed by anyone: also walk up
+	 * our ancestors, among which the launcher of any session we are in
+	 * stays while the session lasts. */
+	pid_t pid = getppid();
+	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+		ppid = 0;
+		if (scoped_away(pid, &ppid)) {
+			if (launcher)
+				*launcher = pid;
+			return true;
+		}
+		pid = ppid;
+	}
+	return false;
 }
