@@ -119,7 +119,7 @@ static int start_run(const char *dir, struct run_plan *p, struct release *r, str
 				     .env = env,
 				     .refs = refs,
 				     .n_refs = p->n_refs,
-				     .in_session = false, /* TODO(session): run_in_session */
+				     .in_session = run_in_session(NULL),
 				     .stdio = {0, 1, 2},
 				     .cwd_fd = cwd_fd};
 	int rc = env ? broker_run_start(dir, &req, run) : latch_error(LATCH_OPERR, "out of memory");
@@ -268,40 +268,11 @@ static int one_shot(int fd, struct release *r, struct run_plan *p)
 	return rc == 0 ? 0 : RUN_FAILED;
 }
 
-/* --fed-file: keep the child's credentials file fresh while it runs. */
-struct fed_file_ctx {
-	struct fed_profile *p;
-	char dir[PATH_MAX];
-	int64_t expires_at;
-};
-
-/* Seconds until the token enters its refresh window (at least 1); once
- * in it, every 5 s, as Anthropic's SDKs back off a failed refresh. */
-static int until_refresh(int64_t expires_at)
-{
-	int64_t left = expires_at - (int64_t)time(NULL) - FED_REFRESH_BEFORE;
-	return left > 5 ? (int)(left < 86400 ? left + 1 : 86400) : 5;
-}
-
-static int refresh_fed_file(void *ctx)
-{
-	struct fed_file_ctx *f = ctx;
-	struct fed_token t;
-	/* A failure is reported (a line on the child's stderr) and tried
-	 * again: the child keeps its old token until it expires. */
-	if (cli_fed_token(f->p, &t) != 0)
-		return 5;
-	if (t.expires_at != f->expires_at && fed_file_update(f->dir, f->p, &t) == 0)
-		f->expires_at = t.expires_at;
-	fed_token_clear(&t);
-	return until_refresh(f->expires_at);
-}
-
 /* The child's model token: the token (and the profile's base URL) as
  * variables, or with --fed-file a directory. Every federation variable
  * goes; a reference may not name one. 0, or -1 reported. */
 static int plan_fed(struct run_plan *p, struct fed_profile *prof, struct fed_token *t, bool as_file,
-		    struct fed_file_ctx *f)
+		    struct cli_fed_file *f)
 {
 	for (size_t i = 0; i < p->n_refs; i++)
 		if (fed_child_drops(p->refs[i].var, strlen(p->refs[i].var)))
@@ -318,15 +289,13 @@ static int plan_fed(struct run_plan *p, struct fed_profile *prof, struct fed_tok
 			(struct run_var){"ANTHROPIC_AUTH_TOKEN", (const char *)t->token->data, t->token->len};
 		return 0;
 	}
-	f->p = prof;
-	f->expires_at = t->expires_at;
-	if (fed_file_create(prof, t, f->dir) != 0)
+	if (cli_fed_file_open(f, prof, t) != 0)
 		return -1;
 	p->vars[p->n_vars++] = (struct run_var){"ANTHROPIC_CONFIG_DIR", f->dir, strlen(f->dir)};
 	p->vars[p->n_vars++] = (struct run_var){"ANTHROPIC_PROFILE", prof->name, strlen(prof->name)};
-	p->tick = refresh_fed_file;
+	p->tick = cli_fed_file_tick;
 	p->tick_ctx = f;
-	p->tick_s = until_refresh(t->expires_at);
+	p->tick_s = cli_fed_until_refresh(t->expires_at);
 	return 0;
 }
 
@@ -444,9 +413,9 @@ int cmd_run(int argc, char **argv)
 	 * (and no release recorded) for a run that will not happen. */
 	static struct fed_profile prof;
 	static struct fed_token tok;
-	static struct fed_file_ctx ff;
+	static struct cli_fed_file ff;
 	if (fed && (fed_profile_load(fed, &prof) != 0 || plan_fed(p, &prof, &tok, fed_file, &ff) != 0)) {
-		fed_file_remove(ff.dir);
+		cli_fed_file_close(&ff);
 		fed_token_clear(&tok);
 		fed_profile_free(&prof);
 		return RUN_FAILED;
@@ -476,7 +445,7 @@ int cmd_run(int argc, char **argv)
 		if (rc != 0) {
 			run_values_free(p);
 			vault_close(r.v);
-			fed_file_remove(ff.dir);
+			cli_fed_file_close(&ff);
 			fed_token_clear(&tok);
 			fed_profile_free(&prof);
 			return rc;
@@ -490,7 +459,7 @@ int cmd_run(int argc, char **argv)
 			report_exit(&r, p, status);
 		}
 	}
-	fed_file_remove(ff.dir);
+	cli_fed_file_close(&ff);
 	fed_token_clear(&tok);
 	fed_profile_free(&prof);
 	vault_close(r.v);

@@ -370,3 +370,70 @@ assert len(ex) == 1 and ex[0]["exit"] == 0, r
 	[ ! -e "$t/ran2" ]
 	br_audit 'assert len([x for x in r if x["event"] == "release"]) == 1, r'
 }
+
+@test "kill -9 of latch run: the runner ends the child's process group, TERM first, KILL after the grace period; no runner or child outlives it; each exit is recorded" {
+	br_grant canary --ttl 10m --uses 1000
+	local d=$BATS_TEST_TMPDIR/k9 bg child runner gc rc
+	mkdir "$d"
+	# A child that ends on TERM, with a process of its own in its group.
+	setsid -w "$LATCH" run --env X=latch://canary -- sh -c '
+		sleep 1000 &
+		echo $! >"$0/gc"
+		echo $$ $PPID >"$0/pids.tmp" && mv "$0/pids.tmp" "$0/pids"
+		while :; do sleep 0.05; done' "$d" </dev/null >"$d/out" 2>"$d/err" &
+	bg=$!
+	bg_track "$bg"
+	wait_file "$d/pids" "$bg"
+	read -r child runner <"$d/pids"
+	gc=$(cat "$d/gc")
+	bg_track "$child"
+	bg_track "$runner"
+	bg_track "$gc"
+	kill -KILL "$bg"
+	rc=0
+	wait "$bg" || rc=$?
+	[ "$rc" -eq 137 ]
+	# TERM at once: well within the 3 s grace period.
+	wait_gone "$child" 25 || { echo "the child outlived latch run by 2.5 s" >&2; false; }
+	wait_gone "$gc" 25 || { echo "the child's own child outlived latch run" >&2; false; }
+	wait_gone "$runner" 25 || { echo "the runner outlived its child" >&2; false; }
+
+	# A child that ignores TERM: KILL after the grace period (3 s), not
+	# before, and not much later.
+	rm -f "$d/pids"
+	setsid -w "$LATCH" run --env X=latch://canary -- sh -c '
+		trap "" TERM
+		echo $$ $PPID >"$0/pids.tmp" && mv "$0/pids.tmp" "$0/pids"
+		while :; do sleep 0.05; done' "$d" </dev/null >"$d/out" 2>"$d/err" &
+	bg=$!
+	bg_track "$bg"
+	wait_file "$d/pids" "$bg"
+	read -r child runner <"$d/pids"
+	bg_track "$child"
+	bg_track "$runner"
+	kill -KILL "$bg"
+	wait "$bg" || true
+	sleep 1.5
+	refute proc_gone "$child" # still in its grace period
+	wait_gone "$child" 50 || { echo "the child that ignores TERM outlived the grace period by 3.5 s" >&2; false; }
+	wait_gone "$runner" 25
+	br_audit 'assert [x["exit"] for x in r] == [143, 137], r' --event exit
+}
+
+@test "a child that opens /dev/tty fails at once with the system's clear message (it has no controlling terminal yet); it does not hang" {
+	need_pty
+	br_grant canary --ttl 10m
+	local t=$BATS_TEST_TMPDIR rc=0
+	pty_run --timeout 20 --log "$t/tty.log" -- "$LATCH" run --env X=latch://canary -- \
+		"$PY" -c 'open("/dev/tty", "w")' || rc=$?
+	[ "$rc" -eq 1 ] || { echo "latch run under a pty exited $rc: $(cat -v "$t/tty.log")" >&2; false; }
+	grep -q "No such device or address: '/dev/tty'" "$t/tty.log" ||
+		{ echo "the terminal showed: $(cat -v "$t/tty.log")" >&2; false; }
+	# What a prompt for a password does: psql, ssh and sudo read /dev/tty.
+	rc=0
+	pty_run --timeout 20 --log "$t/tty2.log" -- "$LATCH" run --env X=latch://canary -- \
+		sh -c 'read -r pw </dev/tty' || rc=$?
+	[ "$rc" -eq 2 ] || { echo "latch run under a pty exited $rc: $(cat -v "$t/tty2.log")" >&2; false; }
+	grep -q "/dev/tty: No such device or address" "$t/tty2.log" ||
+		{ echo "the terminal showed: $(cat -v "$t/tty2.log")" >&2; false; }
+}
