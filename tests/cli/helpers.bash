@@ -955,7 +955,8 @@ br_as() {
 # execs latch in the connecting process (a `latch run` with no reference
 # that waits for the helper). The helper, once its parent is latch, sends
 # each REQUEST on its own connection and writes the replies, one line each
-# (an empty line when the daemon answered nothing), to OUT. So the daemon
+# (an empty line when the daemon answered nothing), to OUT; a "run"
+# request goes with /dev/null as its stdio and / as its directory. So the daemon
 # sees latch as its peer while a script writes the requests and reads the
 # answers. Returns when OUT is complete (bounded: 30 s).
 br_handoff() {
@@ -988,7 +989,12 @@ if child == 0:
             time.sleep(0.01)
         for s, req in zip(conns, reqs):
             s.settimeout(20)
-            s.sendall(req.encode() + b"\n")
+            if json.loads(req).get("op") == "run":
+                # A run brings stdin, stdout, stderr and a directory.
+                fds = [os.open("/dev/null", os.O_RDWR)] * 3 + [os.open("/", os.O_PATH)]
+                socket.send_fds(s, [req.encode() + b"\n"], fds)
+            else:
+                s.sendall(req.encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
                 c = s.recv(65536)
