@@ -11,13 +11,13 @@ mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 # The broker daemon this demo starts is stopped, by pid, on every exit.
 stop_broker() {
-	for f in "$XDG_RUNTIME_DIR"/latch/broker-*.lock; do
+	for f in "$XDG_RUNTIME_DIR"/latch/broker-*.lock ${sess:+"$sess"/run/latch/broker-*.lock}; do
 		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
 	done
 	return 0
 }
-fake="" tokensrv=""
-trap 'stop_broker; for pid in $fake $tokensrv; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"' EXIT INT TERM
+fake="" tokensrv="" sess=""
+trap 'stop_broker; for pid in $fake $tokensrv; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work" ${sess:+"$sess"}' EXIT INT TERM
 # A human types the passphrase at a no-echo prompt on /dev/tty. The demo has
 # no human, so it hands the passphrase over on file descriptor 3 instead;
 # never argv, never an environment variable.
@@ -221,4 +221,52 @@ p audit verify
 echo "exit status $? (1 = tampered)"
 set -e
 
-printf '\nDone. Next: redaction and sessions (see README.md).\n'
+step "14. A session: the agent, sandboxed, cannot reach the child the broker started"
+# Landlock does not hold root back, so as root the demo plays the agent's
+# user as uid 65534, with a vault of its own; as anyone else, as you.
+sess=$(mktemp -d /tmp/latch-demo-session.XXXXXX)
+chmod 755 "$sess"
+install -m 0755 "$LATCH" "$sess/latch"
+mkdir -p "$sess/home" "$sess/run"
+chmod 700 "$sess/home" "$sess/run"
+as=""
+if [ "$(id -u)" -eq 0 ]; then
+	chown 65534:65534 "$sess/home" "$sess/run"
+	as="setpriv --reuid 65534 --regid 65534 --clear-groups"
+fi
+sl() { env HOME="$sess/home" LATCH_HOME="$sess/home/vault" XDG_RUNTIME_DIR="$sess/run" $as "$sess/latch" "$@"; }
+slp() { sl "$@" --passphrase-fd 3 3<<EOF_PASS
+$PASS
+EOF_PASS
+}
+if ! sl status 2>/dev/null | grep -q "this machine can run one"; then
+	sl status 2>/dev/null | grep '^session:' || true
+	echo "(skipped: this machine cannot run a session)"
+else
+	slp init --kdf interactive >/dev/null
+	printf 'postgres://app:s3cr3t-session@db.internal/prod' | slp set prod-db --file - 2>/dev/null
+	show "latch grant prod-db --cmd sleep --ttl 2m     (the human, outside the session: the broker starts here)"
+	slp grant prod-db --cmd sleep --ttl 2m
+	show "latch session -- sh agent.sh     (the agent, inside: a granted run, then attacks on its child)"
+	cat >"$sess/agent.sh" <<'EOF_AGENT'
+latch=$1
+"$latch" run --env DATABASE_URL=latch://prod-db -- sleep 30 </dev/null &
+run=$!
+child=""
+while [ -z "$child" ]; do sleep 0.1; child=$(pgrep -u "$(id -u)" -f '^sleep 30$' | head -n 1); done
+echo "the granted child is pid $child, started by the broker's runner $(awk '/^PPid:/ {print $2}' /proc/$child/status)"
+printf '$ cat /proc/%s/environ\n' "$child"
+cat "/proc/$child/environ" >/dev/null || true
+printf '$ kill %s\n' "$child"
+kill "$child" || true
+"$latch" status | grep '^session:'
+kill "$run"     # its own latch run: the runner ends the child
+wait "$run" 2>/dev/null
+echo "latch run ended; the child is gone: $(ps -p "$child" >/dev/null && echo no || echo yes)"
+EOF_AGENT
+	sl session -- sh "$sess/agent.sh" "$sess/latch" </dev/null
+	show "latch audit --event release --json     (the release names the runner and the session)"
+	sl audit --event release --json | grep -o '"runner":[0-9]*,"session":[a-z]*'
+fi
+
+printf '\nDone. Next: redaction of what the child prints (see README.md).\n'
