@@ -283,3 +283,31 @@ EOF
 	[ "$(cat "$S/pub/work/ints")" = INT ]
 	assert_absent "$CANARY" "$S"/pub/*.txt "$LX_OUT" "$LX_ERR"
 }
+
+@test "inside a session, under a terminal: the child writes to it, and one Ctrl-C reaches the child exactly once" {
+	need_pty
+	as_nobody "$SL" grant canary --cmd "$PY" --ttl 10m --passphrase-fd 3 3<<<"$PASS" >/dev/null
+	cat >"$S/count.py" <<'EOF2'
+import os, signal, sys, time
+n = 0
+def on_int(sig, frame):
+    global n
+    n += 1
+signal.signal(signal.SIGINT, on_int)
+sys.stdout.write("READY tty=%s\n" % os.isatty(1))
+sys.stdout.flush()
+deadline = time.monotonic() + 20
+while n == 0 and time.monotonic() < deadline:
+    time.sleep(0.02)
+time.sleep(1)  # a second SIGINT would arrive within this second
+with open(sys.argv[1], "w") as f:
+    f.write(str(n))
+sys.exit(0 if n else 3)
+EOF2
+	chmod 0644 "$S/count.py"
+	local rc=0
+	pty_run --timeout 30 --log "$S/pub/tty.log" --answer "READY tty=True" $'\x03' -- \
+		"${AS[@]}" "$SL" session -- "$SL" run --env X=latch://canary -- "$PY" "$S/count.py" "$S/pub/count" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "the session under a pty exited $rc: $(cat -v "$S/pub/tty.log")" >&2; false; }
+	[ "$(cat "$S/pub/count")" = 1 ] || { echo "the child saw $(cat "$S/pub/count") SIGINTs" >&2; false; }
+}
