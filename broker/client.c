@@ -511,25 +511,36 @@ static int send_with_fds(int fd, const struct secbuf *msg, const int fds[4])
 }
 
 /* One message of a run's connection: a header line and no frames (the
- * daemon's refusal, the runner's hello, its exit). Read a byte at a time,
- * so that nothing of the next message is taken with it. 0 with m->head
- * set, -1 on EOF, error, or a line that is not a JSON object. */
+ * daemon's refusal, the runner's hello, its exit), taken up to its
+ * newline only, so that nothing of the next message is consumed with it:
+ * looked at first (MSG_PEEK) and read in one go when it is all there (it
+ * is sent with one write), else a byte at a time. 0 with m->head set, -1
+ * on EOF, error, or a line that is not a JSON object (or over 1 KiB). */
 static int read_line(int fd, struct wire_msg *m)
 {
 	char line[1024];
-	size_t len = 0;
+	ssize_t n;
+	while ((n = recv(fd, line, sizeof line, MSG_PEEK)) < 0 && errno == EINTR)
+		;
+	if (n <= 0)
+		return -1;
+	char *nl = memchr(line, '\n', (size_t)n);
+	size_t want = nl ? (size_t)(nl - line) + 1 : 1, len = 0;
 	for (;;) {
-		ssize_t n = read(fd, line + len, 1);
+		n = recv(fd, line + len, want, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0 || len + 1 == sizeof line)
+		if (n <= 0)
 			return -1;
-		if (line[len] == '\n')
+		len += (size_t)n;
+		if (line[len - 1] == '\n')
 			break;
-		len++;
+		if (len == sizeof line)
+			return -1;
+		want = nl ? want - (size_t)n : 1;
 	}
 	m->n = 0;
-	m->head = json_loadb(line, len, 0, NULL);
+	m->head = json_loadb(line, len - 1, 0, NULL);
 	return json_is_object(m->head) ? 0 : (wire_msg_clear(m), -1);
 }
 

@@ -170,6 +170,12 @@ static bool scoped_away(pid_t pid, pid_t *ppid)
 
 bool run_in_session(pid_t *launcher)
 {
+	/* A session always sets no_new_privs (Landlock needs it of a process
+	 * without CAP_SYS_ADMIN, and sessions refuse root), which no process
+	 * can clear: without it this is no session, known in one system call
+	 * (latch run asks on every run). */
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		return false;
 	pid_t ppid = 0;
 	const char *s = getenv("LATCH_SESSION");
 	if (s && *s >= '1' && *s <= '9') {
