@@ -5,16 +5,19 @@
 # Every suite speaks TAP; this script counts "ok" and "not ok" lines (an
 # "ok ... # skip" line is a skipped test, counted apart, not a pass) and
 # ends with "N skipped" and then "N passed, N failed". Exit status 0 only
-# when nothing failed.
+# when nothing failed. The end-to-end files run in two lanes (make test
+# must stay under 15 minutes on two cores); the files that act as another
+# uid or look at processes machine-wide never run at the same time.
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
 logdir=$root/build/test-logs
 rm -rf "$logdir"
 mkdir -p "$logdir/sanitizer"
-passed=0
-failed=0
-skipped=0
+# One line per suite, "ok nok skip", appended by run_tap (in whichever
+# lane ran it) and summed at the end.
+counts=$logdir/counts
+: >"$counts"
 
 # run_tap LABEL CMD...: run a TAP-speaking command, count its results.
 # A command that exits non-zero without a "not ok" line (a crash, a
@@ -23,8 +26,10 @@ run_tap() {
 	label=$1
 	shift
 	log=$logdir/$(printf '%s' "$label" | tr ' /' '__').tap
+	t0=$(date +%s)
 	"$@" >"$log" 2>&1
 	status=$?
+	took=$(($(date +%s) - t0))
 	# A skip is "ok N ... # skip" (bats) or "not ok N # SKIP" (cmocka).
 	ok=$(grep -c '^ok ' "$log")
 	nok=$(grep -c '^not ok ' "$log")
@@ -37,13 +42,11 @@ run_tap() {
 		nok=1
 		echo "not ok - $label exited with status $status" >>"$log"
 	fi
-	passed=$((passed + ok))
-	failed=$((failed + nok))
-	skipped=$((skipped + skip))
+	echo "$ok $nok $skip" >>"$counts"
 	if [ "$skip" -ne 0 ]; then
-		printf '%-40s %4d passed, %d failed, %d skipped\n' "$label" "$ok" "$nok" "$skip"
+		printf '%-40s %4d passed, %d failed, %d skipped (%ds)\n' "$label" "$ok" "$nok" "$skip" "$took"
 	else
-		printf '%-40s %4d passed, %d failed\n' "$label" "$ok" "$nok"
+		printf '%-40s %4d passed, %d failed (%ds)\n' "$label" "$ok" "$nok" "$took"
 	fi
 	if [ "$nok" -ne 0 ]; then
 		grep -iv '^not ok .*# skip' "$log" | grep -A15 '^not ok ' | head -60 | sed 's/^/    /'
@@ -68,20 +71,59 @@ export ASAN_OPTIONS="exitcode=97:abort_on_error=0:detect_leaks=1:log_path=$logdi
 export UBSAN_OPTIONS="halt_on_error=1:exitcode=98:print_stacktrace=1:log_path=$logdir/sanitizer/ubsan"
 
 for variant in plain asan; do
-	if [ $variant = plain ]; then
-		bindir=build
-	else
-		bindir=build/asan
-	fi
+	bindir=build
+	[ $variant = plain ] || bindir=build/asan
 	for t in "$bindir"/tests/test_*; do
 		[ -x "$t" ] || continue
 		run_tap "$variant unit $(basename "$t")" "$t"
 	done
-	for b in tests/cli/*.bats; do
-		[ -f "$b" ] || continue
-		run_tap "$variant e2e $(basename "$b" .bats)" env LATCH_BIN="$root/$bindir/latch" bats --tap "$b"
+done
+
+# The end-to-end files, both variants, in two lanes taking from one queue.
+# Files that run latch as uid 65534 or count processes of the machine
+# (pgrep, setpriv) are "shared": they run in lane 1 only, one at a time,
+# before it takes from the queue; the rest are queued, slowest first.
+shared="audit_fail broker broker_attack broker_proof perms run_hygiene session session_attack"
+queue=$logdir/queue
+: >"$queue"
+echo 1 >"$queue.next"
+for b in fed_exchange fed_errors fed_refresh audit_fed scan hook_install $(ls tests/cli/*.bats | sed 's|.*/||; s|\.bats$||'); do
+	case " $shared " in *" $b "*) continue ;; esac
+	for variant in plain asan; do
+		grep -qx "$variant $b" "$queue" || echo "$variant $b" >>"$queue"
 	done
 done
+# take: the next queued "variant file", or nothing when the queue is empty.
+take() {
+	while ! mkdir "$queue.lock" 2>/dev/null; do sleep 0.02; done
+	n=$(cat "$queue.next")
+	echo $((n + 1)) >"$queue.next"
+	rmdir "$queue.lock"
+	sed -n "${n}p" "$queue"
+}
+e2e() {
+	bindir=build
+	[ "$1" = plain ] || bindir=build/asan
+	[ -f "tests/cli/$2.bats" ] || return 0
+	run_tap "$1 e2e $2" env LATCH_BIN="$root/$bindir/latch" bats --tap "tests/cli/$2.bats"
+}
+lane() {
+	if [ "$1" = 1 ]; then
+		for b in $shared; do
+			e2e plain "$b"
+			e2e asan "$b"
+		done
+	fi
+	while job=$(take) && [ -n "$job" ]; do
+		e2e $job
+	done
+}
+lane 1 &
+lane1=$!
+lane 2 &
+lane2=$!
+wait "$lane1"
+wait "$lane2"
 
 for r in build/fuzz-replay/fuzz_*; do
 	[ -x "$r" ] || continue
@@ -89,6 +131,9 @@ for r in build/fuzz-replay/fuzz_*; do
 	run_tap "fuzz replay $n" "$r" "tests/fuzz/corpus/$n"
 done
 
+passed=$(awk '{s += $1} END {print s + 0}' "$counts")
+failed=$(awk '{s += $2} END {print s + 0}' "$counts")
+skipped=$(awk '{s += $3} END {print s + 0}' "$counts")
 reports=$(find "$logdir/sanitizer" -type f | wc -l)
 if [ "$reports" -ne 0 ]; then
 	echo "not ok - sanitizer reports in $logdir/sanitizer:"
