@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +84,9 @@ static _Noreturn void runner_main(struct broker *b, const struct grant *g, struc
 		;
 	if (r != 1 || go != 'g')
 		_exit(125); /* not recorded: nothing may run */
+	/* What ps and top show: the daemon's command line stays, its name
+	 * says what this process is. */
+	prctl(PR_SET_NAME, "latch-runner", 0, 0, 0);
 	forget_others(b, g);
 	int control = job.control, cwd = job.cwd_fd;
 	if (take_descriptors(stdio, &control, &cwd) != 0)

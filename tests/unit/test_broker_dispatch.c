@@ -251,9 +251,10 @@ static struct answer run(const char *const *names, size_t n, const char *cmd, co
 	}
 	json_t *env = json_array();
 	json_array_append_new(env, b64("HOME=/h", 7));
-	struct secbuf *msg = wire_build(json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:b}", "op", "run", "cmd", cmd,
-						  "argv", argv, "env", env, "refs", refs, "cwd", "/tmp", "session", 0),
-					NULL, 0);
+	json_t *req = json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:b}", "op", "run", "cmd", cmd, "argv", argv, "env",
+				env, "refs", refs, "cwd", "/tmp", "session", 0);
+	struct secbuf *msg = wire_build(req, NULL, 0);
+	json_decref(req);
 	struct answer a = {0};
 	size_t used = 0;
 	a.buf = proto_answer(&b, &peer, msg->data, msg->len, &used);
