@@ -30,11 +30,15 @@ teardown() {
 import base64, json, os, socket, sys
 sock, sh_real, env_real, grant, out = sys.argv[1:6]
 
-def call(line):
+def call(line, fds=None):
+    """One request line (with descriptors: SCM_RIGHTS), its one-line answer."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(20)
     s.connect(sock)
-    s.sendall(line + b"\n")
+    if fds:
+        socket.send_fds(s, [line + b"\n"], fds)
+    else:
+        s.sendall(line + b"\n")
     data = b""
     while not data.endswith(b"\n"):
         c = s.recv(65536)
@@ -71,24 +75,8 @@ def run_req(names, cmd, fds=True, **kw):
     r = dict(op="run", cmd=cmd, argv=[b64(b"x")], env=[], cwd="/",
              refs=[dict(var="V%d" % i, name=n, file=False) for i, n in enumerate(names)])
     r.update(kw)
-    line = json.dumps(r).encode() + b"\n"
-    if not fds:
-        return call(line[:-1])
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(20)
-    s.connect(sock)
     null = os.open("/dev/null", os.O_RDWR)
-    socket.send_fds(s, [line], [null, null, null, os.open("/", os.O_PATH)])
-    data = b""
-    while not data.endswith(b"\n"):
-        c = s.recv(65536)
-        if not c:
-            break
-        data += c
-    s.close()
-    with open(out, "ab") as f:
-        f.write(data)
-    return json.loads(data) if data.strip() else None
+    return call(json.dumps(r).encode(), [null, null, null, os.open("/", os.O_PATH)] if fds else None)
 refused(run_req(["other"], sh_real), "uncovered name")
 refused(run_req(["canary"], env_real), "command outside --cmd")
 refused(run_req(["canary", "other"], sh_real), "one name too many")

@@ -63,8 +63,10 @@ pin_denied() {
 	pin_denied "was changed since the grant"
 }
 
-@test "a program removed after the grant, then put back byte for byte (a new inode), is refused" {
+@test "a program removed after the grant, then put back byte for byte (a new file), is refused" {
 	br_grant canary --cmd "$PROG"
+	local ino
+	ino=$(stat -c %i "$PROG")
 	cp -p "$PROG" "$BATS_TEST_TMPDIR/keep"
 	rm "$PROG"
 	br_run --env X=latch://canary -- "$PROG"
@@ -73,5 +75,11 @@ pin_denied() {
 	# Put back byte for byte (a copy is a new inode): still refused.
 	cp -p "$BATS_TEST_TMPDIR/keep" "$PROG"
 	br_run --env X=latch://canary -- "$PROG"
-	pin_denied "was replaced since the grant"
+	# The filesystem may give the copy the freed inode number again: then
+	# its ctime (which no process can set back) is what differs.
+	if [ "$(stat -c %i "$PROG")" = "$ino" ]; then
+		pin_denied "was changed since the grant"
+	else
+		pin_denied "was replaced since the grant"
+	fi
 }

@@ -77,11 +77,11 @@ teardown() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root to run latch as uid $NOBODY"
 	start_victim
 	# Outside the session, as the same uid: every attack works (N1).
-	run as_nobody "$PY" "$S/probe.py" all "$VICTIM"
+	run as_nobody "$PY" "$S/probe.py" "$VICTIM" all
 	[ "$status" -eq 0 ]
 	[ "$output" = $'kill0=ok\nenviron=ok\nmem=ok\nfd=ok\nptrace=ok' ] || { echo "outside: $output" >&2; false; }
 	# Inside: every one refused.
-	sx session -- "$PY" "$S/probe.py" all "$VICTIM"
+	sx session -- "$PY" "$S/probe.py" "$VICTIM" all
 	want_status 0
 	[ "$out" = $'kill0=EPERM\nenviron=EACCES\nmem=EACCES\nfd=EACCES\nptrace=EPERM' ] || { echo "inside: $out" >&2; false; }
 	# kill -TERM and cat, as an agent would type them.
@@ -97,7 +97,7 @@ teardown() {
 
 @test "a process the session started itself stays within reach of the session (the domain scopes outward only)" {
 	[ "$(id -u)" -eq 0 ] || skip "needs root to run latch as uid $NOBODY"
-	sx session -- sh -c "VICTIM_MARK=here $PY -c 'import time; time.sleep(60)' & v=\$!; sleep 0.3; $PY $S/probe.py kill0 \$v; $PY $S/probe.py environ \$v; kill \$v"
+	sx session -- sh -c "VICTIM_MARK=here $PY -c 'import time; time.sleep(60)' & v=\$!; sleep 0.3; $PY $S/probe.py \$v kill0; $PY $S/probe.py \$v environ; kill \$v"
 	want_status 0
 	[ "$out" = $'kill0=ok\nenviron=ok' ] || { echo "inside, own child: $out" >&2; false; }
 }

@@ -17,48 +17,6 @@ load session_helpers
 setup() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root to run latch as uid $NOBODY"
 	session_setup
-	# probe2 WHAT PID: attacks on PID, one "name=result" line each ("ok"
-	# or the errno's name); environ also says whether PROBE_CANARY was in
-	# it (never the value itself).
-	cat >"$S/probe2.py" <<'EOF'
-import ctypes, errno, os, sys
-pid = int(sys.argv[1])
-canary = os.environ.get("PROBE_CANARY", "").encode()
-def name(e):
-    return errno.errorcode.get(e, str(e))
-def res(label, f):
-    try:
-        r = f()
-        print(label + "=ok" + (r or ""))
-    except OSError as e:
-        print(label + "=" + name(e.errno))
-def environ():
-    data = open("/proc/%d/environ" % pid, "rb").read()
-    return " canary" if canary and canary in data else " no-canary"
-def mem():
-    with open("/proc/%d/maps" % pid) as m:
-        lo = int(m.readline().split("-")[0], 16)
-    with open("/proc/%d/mem" % pid, "rb", 0) as f:
-        f.seek(lo)
-        f.read(16)
-def fd3():
-    with open("/proc/%d/fd/3" % pid, "rb") as f:
-        return " canary" if canary and canary in f.read() else " no-canary"
-def trace():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-    if libc.ptrace(16, pid, None, None) != 0:  # PTRACE_ATTACH
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    os.waitpid(pid, 0x40000000)
-    libc.ptrace(17, pid, None, None)
-def term():
-    os.kill(pid, 15)
-for label, f in (("kill0", lambda: os.kill(pid, 0)), ("environ", environ), ("mem", mem), ("fd3", fd3),
-                 ("ptrace", trace), ("term", term)):
-    if label in sys.argv[2:]:
-        res(label, f)
-EOF
 	# client.py SOCKET: a hand-written client of the broker's protocol
 	# naming the granted program: the old release operation, then a run
 	# with its own descriptors and an LD_PRELOAD of its choosing. Prints
@@ -134,7 +92,7 @@ __attribute__((constructor)) static void dump(void)
 }
 EOF
 	cc -shared -fPIC -o "$S/dump.so" "$S/dump.c"
-	chmod 0644 "$S/probe2.py" "$S/client.py" "$S/dump.so"
+	chmod 0644 "$S/client.py" "$S/dump.so"
 	nobody_vault
 	# The human's grant, outside any session: it starts the broker there.
 	as_nobody "$SL" grant canary --cmd sleep --ttl 10m --passphrase-fd 3 3<<<"$PASS" >/dev/null
@@ -176,9 +134,9 @@ granted_sleep() {
 echo \$! >"$S/pub/latchrun"
 while [ ! -s "$S/pub/targets" ]; do sleep 0.05; done
 read child runner broker <"$S/pub/targets"
-PROBE_CANARY="$CANARY" "$PY" "$S/probe2.py" "\$child" kill0 environ mem fd3 ptrace term >"$S/pub/child.txt" 2>&1
-PROBE_CANARY="$CANARY" "$PY" "$S/probe2.py" "\$runner" kill0 environ mem ptrace term >"$S/pub/runner.txt" 2>&1
-PROBE_CANARY="$CANARY" "$PY" "$S/probe2.py" "\$broker" kill0 environ mem ptrace term >"$S/pub/broker.txt" 2>&1
+PROBE_CANARY="$CANARY" "$PY" "$S/probe.py" "\$child" kill0 environ mem fd3 ptrace term >"$S/pub/child.txt" 2>&1
+PROBE_CANARY="$CANARY" "$PY" "$S/probe.py" "\$runner" kill0 environ mem ptrace term >"$S/pub/runner.txt" 2>&1
+PROBE_CANARY="$CANARY" "$PY" "$S/probe.py" "\$broker" kill0 environ mem ptrace term >"$S/pub/broker.txt" 2>&1
 PROBE_CANARY="$CANARY" "$PY" "$S/client.py" "$S/dump.so" >"$S/pub/client.txt" 2>&1
 "$SL" status >"$S/pub/status.txt" 2>&1
 kill -TERM \$(cat "$S/pub/latchrun")
@@ -236,14 +194,14 @@ assert all(x["session"] is True for x in r), r
 	local bg=$!
 	bg_track "$bg"
 	granted_sleep
-	run env PROBE_CANARY="$CANARY" "${AS[@]}" "$PY" "$S/probe2.py" "$CHILD" kill0 environ mem fd3
+	run env PROBE_CANARY="$CANARY" "${AS[@]}" "$PY" "$S/probe.py" "$CHILD" kill0 environ mem fd3
 	[ "$status" -eq 0 ]
 	[ "$output" = $'kill0=ok\nenviron=ok canary\nmem=ok\nfd3=ok canary' ] || { echo "outside: $output" >&2; false; }
 	# The runner and the broker are not dumpable: the same uid reads
 	# neither (P6), though it may signal them outside a session.
-	run env PROBE_CANARY="$CANARY" "${AS[@]}" "$PY" "$S/probe2.py" "$RUNNER" kill0 environ mem
+	run env PROBE_CANARY="$CANARY" "${AS[@]}" "$PY" "$S/probe.py" "$RUNNER" kill0 environ mem
 	[ "$output" = $'kill0=ok\nenviron=EACCES\nmem=EACCES' ] || { echo "the runner: $output" >&2; false; }
-	run env PROBE_CANARY="$CANARY" "${AS[@]}" "$PY" "$S/probe2.py" "$BROKER" kill0 environ mem
+	run env PROBE_CANARY="$CANARY" "${AS[@]}" "$PY" "$S/probe.py" "$BROKER" kill0 environ mem
 	[ "$output" = $'kill0=ok\nenviron=EACCES\nmem=EACCES' ] || { echo "the broker: $output" >&2; false; }
 	kill -TERM "$bg"
 	local rc=0

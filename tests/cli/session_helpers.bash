@@ -30,21 +30,32 @@ session_setup() {
 	export PATH=/usr/local/bin:/usr/bin:/bin
 	VAULT=$LATCH_HOME/vault.db
 	AS=(setpriv --reuid "$NOBODY" --regid "$NOBODY" --clear-groups)
-	# The probe: attacks on PID, one "name=result" line each ("ok", or
-	# the errno's name). environ is "ok" only if the marker was read.
+	# probe.py PID LABEL...: attacks on PID, one "name=result" line each
+	# ("ok", or the errno's name), for each LABEL in order ("all":
+	# kill0 environ mem fd ptrace). environ is "ok" only if the marker
+	# VICTIM_MARK=here was read; with PROBE_CANARY set it is "ok" and says
+	# whether the canary was in it (never the value), as fd3 does for
+	# descriptor 3 (a --file value). term sends SIGTERM.
 	cat >"$S/probe.py" <<'EOF'
-import ctypes, errno, os, signal, sys
-what, pid = sys.argv[1], int(sys.argv[2])
+import ctypes, errno, os, sys
+pid = int(sys.argv[1])
+labels = sys.argv[2:] if sys.argv[2:] != ["all"] else ["kill0", "environ", "mem", "fd", "ptrace"]
+canary = os.environ.get("PROBE_CANARY", "").encode()
 def name(e):
     return errno.errorcode.get(e, str(e))
 def res(label, f):
     try:
-        f()
-        print(label + "=ok")
+        r = f()
+        print(label + "=ok" + (r or ""))
     except OSError as e:
         print(label + "=" + name(e.errno))
+def has_canary(data):
+    return " canary" if canary in data else " no-canary"
 def environ():
-    if b"VICTIM_MARK=here" not in open("/proc/%d/environ" % pid, "rb").read():
+    data = open("/proc/%d/environ" % pid, "rb").read()
+    if canary:
+        return has_canary(data)
+    if b"VICTIM_MARK=here" not in data:
         raise OSError(errno.ENODATA, "no marker")
 def mem():
     with open("/proc/%d/maps" % pid) as m:
@@ -54,6 +65,9 @@ def mem():
         f.read(16)
 def fds():
     os.close(os.open("/proc/%d/fd/0" % pid, os.O_RDONLY))
+def fd3():
+    with open("/proc/%d/fd/3" % pid, "rb") as f:
+        return has_canary(f.read())
 def trace():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
@@ -62,10 +76,10 @@ def trace():
         raise OSError(e, os.strerror(e))
     os.waitpid(pid, 0x40000000)  # __WALL
     libc.ptrace(17, pid, None, None)  # PTRACE_DETACH
-for label, f in (("kill0", lambda: os.kill(pid, 0)), ("environ", environ), ("mem", mem),
-                 ("fd", fds), ("ptrace", trace)):
-    if what in ("all", label):
-        res(label, f)
+attacks = {"kill0": lambda: os.kill(pid, 0), "environ": environ, "mem": mem, "fd": fds, "fd3": fd3,
+           "ptrace": trace, "term": lambda: os.kill(pid, 15)}
+for label in labels:
+    res(label, attacks[label])
 EOF
 	chmod 0644 "$S/probe.py"
 }
