@@ -88,6 +88,7 @@ struct audit_event {
 	pid_t runner;
 	bool has_session;
 	bool in_session;
+	bool no_redact; /* a release whose child's output is not redacted */
 	/* The process the event is about. With `self`, this process (latch
 	 * itself): pid, uid, exe and cwd are read from /proc/self and the
 	 * four fields below are ignored. Otherwise they are as given; pid 0

@@ -222,6 +222,8 @@ static char *record_tail(const struct audit_event *ev, const unsigned char *argv
 		json_object_set_new(o, "runner", json_integer(ev->runner));
 	if (ev->has_session)
 		json_object_set_new(o, "session", json_boolean(ev->in_session));
+	if (ev->no_redact)
+		json_object_set_new(o, "redact", json_false());
 	if (ev->mint) {
 		const struct audit_mint *m = ev->mint;
 		json_t *f = json_object();

@@ -103,6 +103,7 @@ struct broker_event {
 	pid_t runner;      /* release: the runner forked for it */
 	bool has_session;  /* release: whether the caller said ... */
 	bool in_session;   /* ... it runs inside a latch session */
+	bool no_redact;    /* release: the child's output is not redacted */
 };
 struct broker_recorder {
 	/* Take the audit stream keys the enrolling passphrase holder made
@@ -224,6 +225,8 @@ struct broker_run_req {
 	const struct broker_ref *refs;
 	size_t n_refs;   /* 1..BROKER_MAX_NAMES distinct names among them */
 	bool in_session; /* the caller found itself inside a latch session */
+	bool no_pty;     /* --no-pty: never a pseudo-terminal for the child */
+	bool no_redact;  /* --no-redact: the child writes to stdout/stderr as they are */
 	int stdio[3];    /* the child's stdin, stdout, stderr */
 	int cwd_fd;      /* an O_PATH descriptor of the child's directory */
 };
@@ -250,8 +253,9 @@ int broker_run_signal(struct broker_run *r, int sig);
 /* Wait up to `timeout_ms` (-1: no limit) for the child's end. 0 with
  * *status (the child's status as latch run exits with it: 128+N for
  * signal N, 125-127 for a child that could not start), 1 timed out or
- * interrupted by a signal, -1 reported (the runner is gone without
- * saying). */
+ * interrupted by a signal, 2 the child stopped on its terminal (Ctrl-Z:
+ * the caller should stop too, and send SIGCONT when continued), -1
+ * reported (the runner is gone without saying). */
 int broker_run_wait(struct broker_run *r, int timeout_ms, int *status);
 void broker_run_close(struct broker_run *r);
 
@@ -272,6 +276,7 @@ struct broker_run_job {
 	size_t n_allow_env;
 	int cwd_fd;  /* the caller's working directory (O_PATH) */
 	int control; /* the caller's connection: signals in, the exit out */
+	bool no_pty, no_redact;
 };
 
 /* A live grant as the broker lists it (no values). */

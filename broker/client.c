@@ -555,10 +555,10 @@ int broker_run_start(const char *vault_dir, const struct broker_run_req *req, st
 	if (!exe)
 		return latch_error(LATCH_USAGE, "the program's path is not UTF-8, so no grant can name it");
 	json_t *cwd = req->cwd ? json_string(req->cwd) : NULL;
-	json_t *head = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:b}", "op", "run", "cmd", exe, "argv",
+	json_t *head = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:b}", "op", "run", "cmd", exe, "argv",
 				 b64_array(req->argv), "env", b64_array(req->env), "refs",
 				 refs_array(req->refs, req->n_refs), "cwd", cwd ? cwd : json_string(""), "session",
-				 req->in_session);
+				 req->in_session, "pty", !req->no_pty, "redact", !req->no_redact);
 	struct secbuf *msg = head ? wire_build(head, NULL, 0) : NULL;
 	json_decref(head);
 	if (!msg)
@@ -632,7 +632,9 @@ int broker_run_wait(struct broker_run *r, int timeout_ms, int *status)
 		return latch_error(LATCH_OPERR, "the broker's runner ended without saying how the program ended");
 	json_t *st = json_object_get(m.head, "exit");
 	int rc = 0;
-	if (!json_is_integer(st) || json_integer_value(st) < 0 || json_integer_value(st) > 255)
+	if (json_is_integer(json_object_get(m.head, "stopped")))
+		rc = 2;
+	else if (!json_is_integer(st) || json_integer_value(st) < 0 || json_integer_value(st) > 255)
 		rc = latch_error(LATCH_OPERR, "the broker's runner said something not understood");
 	else
 		*status = (int)json_integer_value(st);

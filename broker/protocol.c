@@ -293,13 +293,15 @@ static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	const char *cwd = json_string_value(json_object_get(req, "cwd"));
 	json_t *session = json_object_get(req, "session");
+	json_t *pty = json_object_get(req, "pty"), *redact = json_object_get(req, "redact");
 	struct secbuf *answer = NULL;
 	char **argv = b64_strings(json_object_get(req, "argv"), &argc);
 	char **env = b64_strings(json_object_get(req, "env"), &envc);
 	/* A command or directory holding control characters would reach the
 	 * human's terminal through the log and the denial hint: refused. */
 	if (!cmd || cmd[0] != '/' || !text_is_plain(cmd) || (cwd && !text_is_plain(cwd)) || !argv || argc == 0 ||
-	    !env || (session && !json_is_boolean(session)) ||
+	    !env || (session && !json_is_boolean(session)) || (pty && !json_is_boolean(pty)) ||
+	    (redact && !json_is_boolean(redact)) ||
 	    refs_of(json_object_get(req, "refs"), refs, &n_refs, names, &n) != 0) {
 		answer = reply_error("bad-request", "malformed run request");
 		goto out;
@@ -331,7 +333,8 @@ static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *
 				  .argc = (int)argc,
 				  .exit_status = -1,
 				  .has_session = session != NULL,
-				  .in_session = json_is_true(session)};
+				  .in_session = json_is_true(session),
+				  .no_redact = json_is_false(redact)};
 	if (!g || !pinned) {
 		char why[256];
 		if (!g)
@@ -362,7 +365,9 @@ static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *
 				     .allow_env = (const char *const *)g->allow_env,
 				     .n_allow_env = g->n_allow_env,
 				     .cwd_fd = c->fds[3],
-				     .control = c->conn_fd};
+				     .control = c->conn_fd,
+				     .no_pty = json_is_false(pty),
+				     .no_redact = json_is_false(redact)};
 	int gate = -1;
 	pid_t runner = runner_fork(b, g, &job, c->fds, &gate);
 	sodium_memzero(values, sizeof values);

@@ -80,6 +80,7 @@ static int record(void *ctx, const struct broker_event *evs, size_t n)
 		out[k].runner = e->runner;
 		out[k].has_session = e->has_session;
 		out[k].in_session = e->in_session;
+		out[k].no_redact = e->no_redact;
 		out[k].paths = e->paths;
 		out[k].n_paths = e->n_paths;
 		out[k].scope = e->scope;
@@ -111,6 +112,8 @@ static int run_job(const struct broker_run_job *j)
 		p.allow_env[i] = j->allow_env[i];
 	p.n_allow_env = j->n_allow_env;
 	p.base_env = j->env;
+	p.no_pty = j->no_pty;
+	p.no_redact = j->no_redact;
 	p.argv = j->argv;
 	snprintf(p.path, sizeof p.path, "%s", j->exe);
 	return run_serve(&p, j->cwd_fd, j->control);

@@ -127,6 +127,8 @@ static int start_run(const char *dir, struct run_plan *p, struct release *r, str
 				     .refs = refs,
 				     .n_refs = p->n_refs,
 				     .in_session = run_in_session(NULL),
+				     .no_pty = p->no_pty,
+				     .no_redact = p->no_redact,
 				     .stdio = {0, 1, 2},
 				     .cwd_fd = cwd_fd};
 	int rc = env ? broker_run_start(dir, &req, run) : latch_error(LATCH_OPERR, "out of memory");
@@ -178,7 +180,17 @@ static int wait_run(struct broker_run *run, struct run_plan *p)
 			}
 		}
 		if (n > 0 && w[0].revents) {
-			if (broker_run_wait(run, 0, &status) < 0)
+			int rc = broker_run_wait(run, 0, &status);
+			if (rc == 2) {
+				/* The child stopped on its terminal (Ctrl-Z): so do we,
+				 * and the shell takes the terminal; fg continues us, and
+				 * the SIGCONT, relayed, the child. */
+				raise(SIGSTOP);
+				continue;
+			}
+			if (rc == 1)
+				continue;
+			if (rc < 0)
 				status = 125;
 			break;
 		}
@@ -332,6 +344,7 @@ int cmd_run(int argc, char **argv)
 		 {"file", required_argument, NULL, 'f'}, {"pristine", no_argument, NULL, 'P'},
 		 {"keep", required_argument, NULL, 'k'}, {"passphrase-fd", required_argument, NULL, 'p'},
 		 {"fed", required_argument, NULL, 'F'},  {"fed-file", no_argument, NULL, 'D'},
+		 {"no-pty", no_argument, NULL, 'T'},     {"no-redact", no_argument, NULL, 'R'},
 		 {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
 	static struct run_plan plan;
 	struct run_plan *p = &plan;
@@ -383,6 +396,12 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'F':
 			fed = optarg;
+			break;
+		case 'T':
+			p->no_pty = true;
+			break;
+		case 'R':
+			p->no_redact = true;
 			break;
 		case 'D':
 			fed_file = true;

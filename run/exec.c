@@ -1,5 +1,5 @@
 /* Running the child: environment, memory files, exec, signals, status. */
-#include "run.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,13 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <jansson.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -48,7 +45,7 @@ static void forward(int sig, siginfo_t *si, void *uctx)
  * a stray real-time signal, and SIGIO, SIGPWR, SIGSTKFLT, which end a
  * process by default too. Blocked, not handled, so nothing runs in latch
  * for them. SIGUSR1/2 are forwarded instead (`forwarded` above). */
-static void held_signals(sigset_t *set)
+void run_held_signals(sigset_t *set)
 {
 	static const int held[] = {SIGALRM, SIGPIPE, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT};
 	sigemptyset(set);
@@ -56,6 +53,15 @@ static void held_signals(sigset_t *set)
 		sigaddset(set, held[i]);
 	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
 		sigaddset(set, sig);
+}
+
+void run_default_signals(sigset_t *set)
+{
+	run_held_signals(set);
+	for (size_t i = 0; i < N_FORWARDED; i++)
+		sigaddset(set, forwarded[i]);
+	sigaddset(set, SIGTSTP);
+	sigaddset(set, SIGCHLD);
 }
 
 static const struct secbuf *value_of(const struct run_plan *p, size_t ref)
@@ -187,7 +193,7 @@ static int make_files(const struct run_plan *p, int *fds, size_t n_files)
 	return 0;
 }
 
-static void close_files(int *fds, size_t n_files)
+void run_close_files(int *fds, size_t n_files)
 {
 	for (size_t i = 0; i < n_files; i++)
 		if (fds[i] >= 0) {
@@ -227,7 +233,7 @@ static void wait_ticking(struct run_plan *p, pid_t pid)
  * made (fds[0..*n_files)), the environment built (*env, its strings in
  * *store), and the plan's own copy of the values wiped. 0, or the status
  * to exit with (reported). */
-static int prepare(struct run_plan *p, int *fds, size_t *n_files, char ***env, struct secbuf **store)
+int run_prepare(struct run_plan *p, int *fds, size_t *n_files, char ***env, struct secbuf **store)
 {
 	*n_files = 0;
 	for (size_t i = 0; i < RUN_MAX_REFS; i++)
@@ -256,13 +262,8 @@ static int prepare(struct run_plan *p, int *fds, size_t *n_files, char ***env, s
 	return 0;
 }
 
-/* Start the child: descriptors 0-2 as they are, the --file ones at 3..,
- * nothing else; default dispositions for `dfl` and an empty mask; a
- * process group of its own with `own_group`; in directory `cwd_fd` if
- * not -1. 0 with *pid set, or the status to exit with (reported). The
- * caller has every signal blocked. */
-static int spawn(const struct run_plan *p, char **env, const int *fds, size_t n_files, const sigset_t *dfl,
-		 bool own_group, int cwd_fd, pid_t *pid)
+int run_spawn(const struct run_plan *p, char **env, const int *fds, size_t n_files, const sigset_t *dfl, bool own_group,
+	      int cwd_fd, const struct run_stdio *io, pid_t *pid)
 {
 	posix_spawnattr_t attr;
 	posix_spawn_file_actions_t fa;
@@ -281,6 +282,17 @@ static int spawn(const struct run_plan *p, char **env, const int *fds, size_t n_
 		err = posix_spawn_file_actions_addfchdir_np(&fa, cwd_fd);
 	for (size_t i = 0; i < n_files && !err; i++)
 		err = posix_spawn_file_actions_adddup2(&fa, fds[i], (int)(3 + i));
+	for (int i = 0; io && i < 3 && !err; i++) {
+		if (io->tty >= 0 && io->on_tty[i])
+			err = posix_spawn_file_actions_adddup2(&fa, io->tty, i);
+		else if (io->fd[i] >= 0)
+			err = posix_spawn_file_actions_adddup2(&fa, io->fd[i], i);
+	}
+	/* On a terminal, its foreground group before it runs: a program that
+	 * reads the terminal at once is not stopped as a background job.
+	 * (glibc 2.35.) */
+	if (!err && io && io->tty >= 0)
+		err = posix_spawn_file_actions_addtcsetpgrp_np(&fa, io->tty);
 	if (!err)
 		err = posix_spawn_file_actions_addclosefrom_np(&fa, (int)(3 + n_files));
 	sigset_t none;
@@ -288,8 +300,10 @@ static int spawn(const struct run_plan *p, char **env, const int *fds, size_t n_
 	posix_spawnattr_setsigdefault(&attr, dfl);
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
-						(own_group ? POSIX_SPAWN_SETPGROUP : 0));
+	short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+	if (own_group || (io && io->tty >= 0))
+		flags |= POSIX_SPAWN_SETPGROUP;
+	posix_spawnattr_setflags(&attr, flags);
 	if (!err)
 		err = posix_spawn(pid, p->path, &fa, &attr, p->argv, env);
 	posix_spawnattr_destroy(&attr);
@@ -302,7 +316,7 @@ static int spawn(const struct run_plan *p, char **env, const int *fds, size_t n_
 	return err == ENOENT ? 127 : 126;
 }
 
-static int status_of(int ws)
+int run_status_of(int ws)
 {
 	if (WIFEXITED(ws))
 		return WEXITSTATUS(ws);
@@ -317,7 +331,7 @@ int run_child(struct run_plan *p)
 	size_t n_files = 0;
 	struct secbuf *store = NULL;
 	char **env = NULL;
-	int status = prepare(p, fds, &n_files, &env, &store);
+	int status = run_prepare(p, fds, &n_files, &env, &store);
 	if (status != 0)
 		goto out;
 	/* posix_spawn, not fork: glibc's clones without copying our page
@@ -326,13 +340,13 @@ int run_child(struct run_plan *p)
 	child_own_group = !tty_available();
 	sigset_t all, old, held, dfl;
 	sigfillset(&all);
-	held_signals(&held);
+	run_held_signals(&held);
 	dfl = held;
 	for (size_t i = 0; i < N_FORWARDED; i++)
 		sigaddset(&dfl, forwarded[i]);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid_t pid;
-	status = spawn(p, env, fds, n_files, &dfl, child_own_group, -1, &pid);
+	status = run_spawn(p, env, fds, n_files, &dfl, child_own_group, -1, NULL, &pid);
 	/* The child has its copy (or none): wipe ours at once. */
 	secbuf_free(store);
 	store = NULL;
@@ -348,16 +362,16 @@ int run_child(struct run_plan *p)
 	sigorset(&old, &old, &held);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	/* The memory files are the child's now. */
-	close_files(fds, n_files);
+	run_close_files(fds, n_files);
 	int ws;
 	if (p->tick)
 		wait_ticking(p, pid);
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
 		;
 	child_pid = 0;
-	status = status_of(ws);
+	status = run_status_of(ws);
 out:
-	close_files(fds, n_files);
+	run_close_files(fds, n_files);
 	secbuf_free(store);
 	free(env);
 	run_values_free(p);
@@ -406,140 +420,4 @@ void run_request_env_free(char **env, const struct run_plan *p)
 		free(env[i]);
 	}
 	free(env);
-}
-
-/* ---- The runner: the broker's process that starts a child ---- */
-
-/* Signals the caller may have the runner pass on, as `latch run` would
- * have sent them itself. */
-static bool relayed(int sig)
-{
-	static const int ok[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT, SIGWINCH, SIGUSR1, SIGUSR2};
-	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-		if (ok[i] == sig)
-			return true;
-	return false;
-}
-
-/* The caller's messages: one JSON object a line, {"signal": N}. What is
- * not understood is skipped. -1: the caller is gone (EOF, error, or a
- * line longer than the buffer: not latch). */
-static int read_control(int control, char *buf, size_t cap, size_t *len, pid_t child)
-{
-	ssize_t r = recv(control, buf + *len, cap - *len, MSG_DONTWAIT);
-	if (r < 0 && (errno == EINTR || errno == EAGAIN))
-		return 0;
-	if (r <= 0)
-		return -1;
-	*len += (size_t)r;
-	char *nl;
-	while ((nl = memchr(buf, '\n', *len))) {
-		json_t *m = json_loadb(buf, (size_t)(nl - buf), 0, NULL);
-		json_t *sig = json_object_get(m, "signal");
-		if (json_is_integer(sig) && relayed((int)json_integer_value(sig)))
-			kill(-child, (int)json_integer_value(sig));
-		json_decref(m);
-		*len -= (size_t)(nl + 1 - buf);
-		memmove(buf, nl + 1, *len);
-	}
-	return *len == cap ? -1 : 0;
-}
-
-static void say_exit(int control, int status)
-{
-	char line[32];
-	int n = snprintf(line, sizeof line, "{\"exit\":%d}\n", status);
-	for (ssize_t off = 0, w; off < n; off += w)
-		if ((w = send(control, line + off, (size_t)(n - off), MSG_NOSIGNAL)) <= 0)
-			return;
-}
-
-int run_serve(struct run_plan *p, int cwd_fd, int control)
-{
-	int fds[RUN_MAX_REFS];
-	size_t n_files = 0;
-	struct secbuf *store = NULL;
-	char **env = NULL;
-	int pfd = -1, sfd = -1;
-	bool caller = true;
-	int status = prepare(p, fds, &n_files, &env, &store);
-	if (status != 0)
-		goto out;
-	sigset_t all, dfl;
-	sigfillset(&all);
-	held_signals(&dfl);
-	for (size_t i = 0; i < N_FORWARDED; i++)
-		sigaddset(&dfl, forwarded[i]);
-	sigaddset(&dfl, SIGTSTP);
-	sigaddset(&dfl, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &all, NULL);
-	pid_t pid;
-	/* A process group of its own: what the caller's signals reach, and
-	 * what ends when the caller goes away. */
-	status = spawn(p, env, fds, n_files, &dfl, true, cwd_fd, &pid);
-	secbuf_free(store);
-	store = NULL;
-	if (status != 0)
-		goto out;
-	close_files(fds, n_files);
-	/* Every signal stays blocked in the runner: a stray one (an alarm, a
-	 * closed pipe) cannot end it before its child. One that asks it to
-	 * stop ends the child as the caller's going away does. */
-	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGHUP);
-	sigaddset(&stop, SIGQUIT);
-	sfd = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
-	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	char buf[512];
-	size_t len = 0;
-	int64_t kill_at = -1;
-	for (;;) {
-		struct pollfd w[3] = {{.fd = pfd, .events = POLLIN},
-				      {.fd = caller ? control : -1, .events = POLLIN},
-				      {.fd = kill_at < 0 ? sfd : -1, .events = POLLIN}};
-		int ms = kill_at < 0 ? -1 : (int)(kill_at > monotonic_ms() ? kill_at - monotonic_ms() : 0);
-		int r = poll(w, 3, pfd < 0 && (ms < 0 || ms > 100) ? 100 : ms);
-		if (r < 0 && errno != EINTR)
-			break;
-		int ws;
-		pid_t done = waitpid(pid, &ws, WNOHANG);
-		if (done == pid) {
-			status = status_of(ws);
-			break;
-		}
-		bool gone = caller && r > 0 && (w[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
-			    read_control(control, buf, sizeof buf, &len, pid) != 0;
-		if (gone)
-			caller = false;
-		bool told = r > 0 && (w[2].revents & POLLIN);
-		if ((gone || told) && kill_at < 0) {
-			/* latch run is gone (an agent harness's timeout kills it
-			 * with SIGKILL), or the runner was told to stop: the child
-			 * goes too, gently first. */
-			kill(-pid, SIGTERM);
-			kill(-pid, SIGCONT);
-			kill_at = monotonic_ms() + RUN_GRACE_MS;
-		}
-		if (kill_at >= 0 && monotonic_ms() >= kill_at) {
-			kill(-pid, SIGKILL);
-			kill_at = -1;
-		}
-	}
-out:
-	/* Also when the child could not start (125-127, the reason already
-	 * on the caller's stderr, which is ours). */
-	if (caller)
-		say_exit(control, status);
-	if (pfd >= 0)
-		close(pfd);
-	if (sfd >= 0)
-		close(sfd);
-	close_files(fds, n_files);
-	secbuf_free(store);
-	free(env);
-	run_values_free(p);
-	return status;
 }

@@ -48,6 +48,8 @@ struct run_plan {
 	size_t n_secrets;
 	struct secbuf *store;     /* the buffer values are views into, if one */
 	bool pristine;            /* start from an empty environment */
+	bool no_pty;              /* never a pseudo-terminal (--no-pty) */
+	bool no_redact;           /* the child writes to the caller's own descriptors (--no-redact) */
 	char *keep[RUN_MAX_REFS]; /* with pristine: variables to keep */
 	size_t n_keep;
 	struct run_var vars[RUN_MAX_VARS]; /* set last, over any other */

@@ -420,18 +420,18 @@ assert len(ex) == 1 and ex[0]["exit"] == 0, r
 	br_audit 'assert [x["exit"] for x in r] == [143, 137], r' --event exit
 }
 
-@test "a child that opens /dev/tty fails at once with the system's clear message (it has no controlling terminal yet); it does not hang" {
+@test "with --no-pty, a child that opens /dev/tty fails at once with the system's clear message (it has no controlling terminal); it does not hang" {
 	need_pty
 	br_grant canary --ttl 10m
 	local t=$BATS_TEST_TMPDIR rc=0
-	pty_run --timeout 20 --log "$t/tty.log" -- "$LATCH" run --env X=latch://canary -- \
+	pty_run --timeout 20 --log "$t/tty.log" -- "$LATCH" run --no-pty --env X=latch://canary -- \
 		"$PY" -c 'open("/dev/tty", "w")' || rc=$?
 	[ "$rc" -eq 1 ] || { echo "latch run under a pty exited $rc: $(cat -v "$t/tty.log")" >&2; false; }
 	grep -q "No such device or address: '/dev/tty'" "$t/tty.log" ||
 		{ echo "the terminal showed: $(cat -v "$t/tty.log")" >&2; false; }
 	# What a prompt for a password does: psql, ssh and sudo read /dev/tty.
 	rc=0
-	pty_run --timeout 20 --log "$t/tty2.log" -- "$LATCH" run --env X=latch://canary -- \
+	pty_run --timeout 20 --log "$t/tty2.log" -- "$LATCH" run --no-pty --env X=latch://canary -- \
 		sh -c 'read -r pw </dev/tty' || rc=$?
 	[ "$rc" -eq 2 ] || { echo "latch run under a pty exited $rc: $(cat -v "$t/tty2.log")" >&2; false; }
 	grep -q "/dev/tty: No such device or address" "$t/tty2.log" ||

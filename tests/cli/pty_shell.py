@@ -26,6 +26,9 @@ usage: pty_shell.py [--timeout SEC] --log FILE --steps FILE [--sid-file FILE]
                      kill SIGNAME    send SIGNAME (STOP, CONT, ...) to the
                                      terminal's foreground process group,
                                      as another process would
+                     resize ROWS COLS  set the terminal's window size (the
+                                     kernel sends the foreground process
+                                     group SIGWINCH)
                    the steps file keeps typed passphrases out of argv.
   --sid-file FILE  write the session id (the shell's pid) to FILE, so a
                    caller can clean up even if this process is killed
@@ -110,6 +113,9 @@ def parse_steps(path):
                 steps.append(("sleep", float(arg)))
             elif verb == "kill":
                 steps.append(("kill", getattr(signal, "SIG" + arg.decode())))
+            elif verb == "resize":
+                rows, _, cols = arg.partition(b" ")
+                steps.append(("resize", int(rows), int(cols)))
             else:
                 fail("steps line %d: unknown verb %r" % (n, verb), 2)
     return steps
@@ -196,6 +202,8 @@ def main():
                 os.write(master, step[1])
             elif step[0] == "kill":
                 os.killpg(os.tcgetpgrp(master), step[1])
+            elif step[0] == "resize":
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", step[1], step[2], 0, 0))
             elif step[0] == "sleep":
                 until = time.monotonic() + step[1]
                 while time.monotonic() < until and time.monotonic() < deadline and not eof:

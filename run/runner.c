@@ -1,0 +1,528 @@
+/* The runner's loop (docs/design.md section 2): in the process the
+ * broker forked for one run, start the child and stay with it until it
+ * ends. The caller's stdin, stdout and stderr are this process's 0, 1
+ * and 2; `control` is the caller's connection.
+ *
+ * When the caller's stdin or stdout is a terminal (and not --no-pty),
+ * the child runs on a pseudo-terminal of its own, as its controlling
+ * terminal, so that programs that open /dev/tty (a password prompt) or
+ * manage the screen (vim, htop, a REPL) work: the caller's terminal goes
+ * to raw mode while the child has it, keystrokes go to the pty, what the
+ * child writes comes back through the relay, and the caller's settings
+ * and window size are the pty's. The runner holds the caller's terminal
+ * (a descriptor of it), so it restores the terminal's settings on every
+ * way out, the caller's death included, and hands the terminal back when
+ * the child stops (Ctrl-Z): latch run then stops too, and the shell's
+ * job control takes over; `fg` continues both.
+ *
+ * Every stream the child writes that is not the caller's own descriptor
+ * (the pty, or a pipe when the caller's stdout or stderr is not a
+ * terminal) goes through a sink on its way out (the redaction relay). */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+/* One stream of the child's output on its way to the caller. */
+struct sink {
+	int from;  /* our read end (a pipe, the pty's master), -1 once at its end */
+	int to;    /* the caller's descriptor */
+	bool pipe; /* from is a pipe of the sink's own, closed at its end */
+};
+
+struct runner {
+	struct run_plan *p;
+	pid_t pid;     /* the child */
+	int status;    /* its status, once it ended; -1 before */
+	int control;   /* the caller; -1 once gone */
+	char ctl[512]; /* the caller's messages not yet whole */
+	size_t ctl_len;
+	int sfd;         /* signalfd: SIGCHLD and the signals that stop the runner */
+	int64_t kill_at; /* when the child's group gets SIGKILL; -1 none */
+	/* The pseudo-terminal */
+	int master; /* -1: none */
+	char slave[64];
+	int slave_fd;           /* ours, held open while the child runs: without
+				a slave open, the master reads EIO (before the
+				child opened it, too) */
+	int tty;                /* the caller's terminal whose settings we change, -1 none */
+	struct termios saved;   /* its settings as we found them */
+	bool raw;               /* it is in raw mode now */
+	bool stopped;           /* the child stopped: the terminal is the caller's again */
+	bool keys;              /* the caller's keystrokes go to the pty (stdin is the terminal) */
+	unsigned char in[4096]; /* keystrokes on their way to the master */
+	size_t in_len, in_off;
+	/* What the child writes to its terminal (the master), to its stdout
+	 * and stderr when they are pipes. */
+	struct sink term, out, err;
+};
+
+/* Signals the caller may have the runner pass on, as `latch run` would
+ * have sent them itself. */
+static bool relayed(int sig)
+{
+	static const int ok[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT, SIGWINCH, SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (ok[i] == sig)
+			return true;
+	return false;
+}
+
+static void say(int control, const char *key, int value)
+{
+	char line[48];
+	int n = snprintf(line, sizeof line, "{\"%s\":%d}\n", key, value);
+	for (ssize_t off = 0, w; control >= 0 && off < n; off += w)
+		if ((w = send(control, line + off, (size_t)(n - off), MSG_NOSIGNAL)) <= 0)
+			return;
+}
+
+/* ---- The caller's terminal ---- */
+
+static void term_raw(struct runner *r)
+{
+	if (r->tty < 0 || r->raw)
+		return;
+	struct termios t = r->saved;
+	cfmakeraw(&t);
+	if (tcsetattr(r->tty, TCSADRAIN, &t) == 0)
+		r->raw = true;
+}
+
+/* Back as we found it: on every way out, and while the child is stopped. */
+static void term_restore(struct runner *r)
+{
+	if (r->tty < 0 || !r->raw)
+		return;
+	tcsetattr(r->tty, TCSADRAIN, &r->saved);
+	r->raw = false;
+}
+
+/* The caller's window size, onto the pty (the kernel then sends the
+ * child's foreground process group SIGWINCH). */
+static void term_size(const struct runner *r)
+{
+	struct winsize ws;
+	int from = isatty(1) ? 1 : 0;
+	if (r->master >= 0 && ioctl(from, TIOCGWINSZ, &ws) == 0)
+		ioctl(r->master, TIOCSWINSZ, &ws);
+}
+
+/* A pseudo-terminal for the child, with the caller's settings and size;
+ * our slave descriptor at or above `low` (run_spawn moves the --file
+ * descriptors below it). 0, or -1 reported. */
+static int pty_open(struct runner *r, int low)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0 || grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, r->slave, sizeof r->slave) != 0) {
+		int e = errno;
+		if (m >= 0)
+			close(m);
+		return latch_error(LATCH_OPERR, "cannot make a terminal for the program: %s", strerror(e));
+	}
+	r->master = m;
+	int from = isatty(0) ? 0 : 1;
+	struct termios t;
+	/* The runner leads the terminal's session, and the child runs in a
+	 * process group of its own in it: a group whose parent is in its
+	 * session is not orphaned, so the terminal's Ctrl-Z can stop it
+	 * (the kernel drops SIGTSTP for an orphaned group), and the runner
+	 * sees the stop. */
+	int s = setsid() < 0 ? -1 : open(r->slave, O_RDWR | O_CLOEXEC);
+	r->slave_fd = s < 0 ? -1 : fcntl(s, F_DUPFD_CLOEXEC, low);
+	if (s >= 0)
+		close(s);
+	if (r->slave_fd < 0 || ioctl(r->slave_fd, TIOCSCTTY, 0) != 0)
+		return latch_error(LATCH_OPERR, "cannot open the program's terminal: %s", strerror(errno));
+	if (tcgetattr(from, &t) == 0)
+		tcsetattr(r->slave_fd, TCSANOW, &t);
+	term_size(r);
+	if (isatty(0) && tcgetattr(0, &r->saved) == 0)
+		r->tty = 0;
+	return 0;
+}
+
+/* ---- The child's output ---- */
+
+static int sink_write(struct sink *s, const unsigned char *p, size_t n)
+{
+	return write_all(s->to, p, n);
+}
+
+/* Read what the stream has (once, or until it would block with `drain`)
+ * and pass it on. A stream at its end (EOF; EIO from a pty master whose
+ * terminal no process holds any more) is closed. */
+static void sink_read(struct sink *s, bool drain)
+{
+	unsigned char buf[65536];
+	while (s->from >= 0) {
+		ssize_t n = read(s->from, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			if (s->pipe)
+				close(s->from);
+			s->from = -1; /* the pty's master stays open until the end */
+			return;
+		}
+		/* A caller that stopped reading (a closed pipe) loses the
+		 * output; the child runs on, as it would without latch. */
+		sink_write(s, buf, (size_t)n);
+		if (!drain)
+			return;
+	}
+}
+
+/* ---- Signals and the child's state ---- */
+
+/* Pass signal `sig` from the caller on: on a pty, keyboard signals go to
+ * the terminal's foreground process group (a shell's job), as the
+ * terminal would send them; a window change is the pty's new size; a
+ * continue after a stop gives the child its terminal back. */
+static void pass_signal(struct runner *r, int sig)
+{
+	pid_t group = -r->pid;
+	if (r->master >= 0) {
+		if (sig == SIGWINCH) {
+			term_size(r);
+			return;
+		}
+		pid_t fg = tcgetpgrp(r->master);
+		if (fg > 0 && (sig == SIGINT || sig == SIGQUIT || sig == SIGTSTP))
+			group = -fg;
+	}
+	if (sig == SIGCONT && r->stopped) {
+		r->stopped = false;
+		term_size(r);
+		term_raw(r);
+	}
+	kill(group, sig);
+	if (sig == SIGCONT && group != -r->pid)
+		kill(-r->pid, SIGCONT);
+}
+
+/* The caller's messages: one JSON object a line, {"signal": N}. What is
+ * not understood is skipped. -1: the caller is gone (EOF, error, or a
+ * line longer than the buffer: not latch). */
+static int read_control(struct runner *r)
+{
+	ssize_t n = recv(r->control, r->ctl + r->ctl_len, sizeof r->ctl - r->ctl_len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0)
+		return -1;
+	r->ctl_len += (size_t)n;
+	char *nl;
+	while ((nl = memchr(r->ctl, '\n', r->ctl_len))) {
+		json_t *m = json_loadb(r->ctl, (size_t)(nl - r->ctl), 0, NULL);
+		json_t *sig = json_object_get(m, "signal");
+		if (json_is_integer(sig) && relayed((int)json_integer_value(sig)))
+			pass_signal(r, (int)json_integer_value(sig));
+		json_decref(m);
+		r->ctl_len -= (size_t)(nl + 1 - r->ctl);
+		memmove(r->ctl, nl + 1, r->ctl_len);
+	}
+	return r->ctl_len == sizeof r->ctl ? -1 : 0;
+}
+
+/* The child goes (latch run is gone, or the runner was told to stop):
+ * its process group gets SIGTERM now and SIGKILL after RUN_GRACE_MS; a
+ * pty's session gets its hangup when the master closes. */
+static void end_child(struct runner *r)
+{
+	if (r->kill_at >= 0 || r->status >= 0)
+		return;
+	term_restore(r);
+	kill(-r->pid, SIGTERM);
+	kill(-r->pid, SIGCONT);
+	if (r->master >= 0) {
+		pid_t fg = tcgetpgrp(r->master);
+		if (fg > 0 && fg != r->pid) {
+			kill(-fg, SIGTERM);
+			kill(-fg, SIGCONT);
+		}
+	}
+	r->kill_at = monotonic_ms() + RUN_GRACE_MS;
+}
+
+/* What SIGCHLD says: the child ended (status set), stopped (the terminal
+ * goes back to the caller, who stops too) or continued. */
+static void child_changed(struct runner *r)
+{
+	int ws;
+	pid_t got;
+	while (r->status < 0 && (got = waitpid(r->pid, &ws, WNOHANG | WUNTRACED)) == r->pid) {
+		if (WIFSTOPPED(ws)) {
+			/* Only a stop on the terminal's behalf is the caller's to
+			 * follow; without a pty the caller asked for it itself. */
+			if (r->master >= 0 && !r->stopped) {
+				r->stopped = true;
+				term_restore(r);
+				say(r->control, "stopped", WSTOPSIG(ws));
+			}
+			continue;
+		}
+		r->status = run_status_of(ws);
+	}
+}
+
+static void on_signals(struct runner *r)
+{
+	struct signalfd_siginfo si;
+	bool child = false;
+	while (read(r->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGCHLD)
+			child = true;
+		else
+			end_child(r); /* TERM, INT, HUP, QUIT: told to stop */
+	}
+	if (child)
+		child_changed(r);
+}
+
+/* ---- Keystrokes ---- */
+
+static void keys_in(struct runner *r)
+{
+	ssize_t n = read(0, r->in, sizeof r->in);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		/* The terminal hung up, or stdin ended: the pty gets no more. */
+		r->keys = false;
+		return;
+	}
+	r->in_len = (size_t)n;
+	r->in_off = 0;
+}
+
+static void keys_out(struct runner *r)
+{
+	ssize_t n = write(r->master, r->in + r->in_off, r->in_len - r->in_off);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		r->in_len = r->in_off = 0;
+		r->keys = false;
+		return;
+	}
+	r->in_off += (size_t)n;
+	if (r->in_off == r->in_len)
+		r->in_len = r->in_off = 0;
+}
+
+/* ---- Setting up ---- */
+
+/* A pipe for one of the child's output streams: its write end (moved to
+ * at or above `low`, for run_spawn) in *w, ours in s->from. */
+static int sink_pipe(struct sink *s, int to, int low, int *w)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return latch_error(LATCH_OPERR, "cannot make a pipe: %s", strerror(errno));
+	*w = fcntl(fds[1], F_DUPFD_CLOEXEC, low);
+	close(fds[1]);
+	if (*w < 0) {
+		close(fds[0]);
+		return latch_error(LATCH_OPERR, "cannot make a pipe: %s", strerror(errno));
+	}
+	*s = (struct sink){fds[0], to, true};
+	return 0;
+}
+
+/* Which of the child's streams are the pty, which go through a pipe
+ * (to be redacted), and which are the caller's own descriptor (a
+ * terminal with --no-pty, or anything with --no-redact). 0, or -1
+ * reported. */
+static int plan_stdio(struct runner *r, struct run_stdio *io, size_t n_files)
+{
+	bool tty_in = isatty(0), tty_out = isatty(1), tty_err = isatty(2);
+	int low = (int)(3 + n_files);
+	*io = (struct run_stdio){.fd = {-1, -1, -1}, .tty = -1};
+	if (!r->p->no_pty && (tty_in || tty_out)) {
+		if (pty_open(r, low) != 0)
+			return -1;
+		io->tty = r->slave_fd;
+		io->on_tty[0] = tty_in;
+		io->on_tty[1] = tty_out;
+		io->on_tty[2] = tty_err;
+		r->keys = tty_in;
+		/* What the child writes to its terminal goes to the caller's
+		 * terminal, whichever of the caller's descriptors that is. */
+		r->term = (struct sink){r->master, tty_out ? 1 : tty_err ? 2 : 0, false};
+		fcntl(r->master, F_SETFL, O_NONBLOCK);
+		if (r->keys)
+			fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+	}
+	if (!r->p->no_redact && !io->on_tty[1] && sink_pipe(&r->out, 1, low, &io->fd[1]) != 0)
+		return -1;
+	if (!r->p->no_redact && !io->on_tty[2] && sink_pipe(&r->err, 2, low, &io->fd[2]) != 0)
+		return -1;
+	return 0;
+}
+
+static void runner_close(struct runner *r, const struct run_stdio *io)
+{
+	for (int i = 1; i < 3; i++)
+		if (io->fd[i] >= 0)
+			close(io->fd[i]);
+	if (r->out.from >= 0)
+		close(r->out.from);
+	if (r->err.from >= 0)
+		close(r->err.from);
+	if (r->master >= 0)
+		close(r->master);
+	if (r->slave_fd >= 0)
+		close(r->slave_fd);
+	if (r->sfd >= 0)
+		close(r->sfd);
+	if (r->keys)
+		fcntl(0, F_SETFL, fcntl(0, F_GETFL) & ~O_NONBLOCK);
+}
+
+/* ---- The loop ---- */
+
+static void serve(struct runner *r)
+{
+	while (r->status < 0) {
+		int64_t now = monotonic_ms();
+		if (r->kill_at >= 0 && now >= r->kill_at) {
+			kill(-r->pid, SIGKILL);
+			r->kill_at = -2; /* sent */
+		}
+		enum { CHLD, CTL, MASTER, KEYS, TERM, OUT, ERR, N };
+		struct pollfd w[N] = {
+			[CHLD] = {r->sfd, POLLIN, 0},
+			[CTL] = {r->control, POLLIN, 0},
+			[MASTER] = {r->in_len ? r->master : -1, POLLOUT, 0},
+			[KEYS] = {r->keys && !r->stopped && !r->in_len ? 0 : -1, POLLIN, 0},
+			[TERM] = {r->term.from, POLLIN, 0},
+			[OUT] = {r->out.from, POLLIN, 0},
+			[ERR] = {r->err.from, POLLIN, 0},
+		};
+		int ms = r->kill_at >= 0 ? (int)(r->kill_at - now) : -1;
+		int n = poll(w, N, ms);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n <= 0)
+			continue;
+		if (w[CHLD].revents)
+			on_signals(r);
+		if (w[CTL].revents && read_control(r) != 0) {
+			/* latch run is gone (an agent harness's timeout kills it
+			 * with SIGKILL): the child goes too, gently first. */
+			r->control = -1;
+			end_child(r);
+		}
+		if (w[KEYS].revents)
+			keys_in(r);
+		if (w[MASTER].revents)
+			keys_out(r);
+		if (w[TERM].revents)
+			sink_read(&r->term, false);
+		if (w[OUT].revents)
+			sink_read(&r->out, false);
+		if (w[ERR].revents)
+			sink_read(&r->err, false);
+	}
+	/* What the child wrote before it ended, still in the pipes or the
+	 * pty; not what a process it left behind writes later. With our
+	 * slave closed, the master reads EIO once it is empty (if no process
+	 * the child left behind holds the terminal). */
+	if (r->slave_fd >= 0) {
+		close(r->slave_fd);
+		r->slave_fd = -1;
+	}
+	if (r->out.from >= 0)
+		fcntl(r->out.from, F_SETFL, O_NONBLOCK);
+	if (r->err.from >= 0)
+		fcntl(r->err.from, F_SETFL, O_NONBLOCK);
+	sink_read(&r->term, true);
+	sink_read(&r->out, true);
+	sink_read(&r->err, true);
+}
+
+int run_serve(struct run_plan *p, int cwd_fd, int control)
+{
+	int fds[RUN_MAX_REFS];
+	size_t n_files = 0;
+	struct secbuf *store = NULL;
+	char **env = NULL;
+	struct runner r = {.p = p,
+			   .status = -1,
+			   .control = control,
+			   .sfd = -1,
+			   .kill_at = -1,
+			   .master = -1,
+			   .slave_fd = -1,
+			   .tty = -1,
+			   .term = {-1, 1, false},
+			   .out = {-1, 1, false},
+			   .err = {-1, 2, false}};
+	struct run_stdio io = {.fd = {-1, -1, -1}, .tty = -1};
+	int status = run_prepare(p, fds, &n_files, &env, &store);
+	if (status != 0)
+		goto out;
+	/* Every signal stays blocked in the runner: a stray one (an alarm, a
+	 * closed pipe) cannot end it before its child. SIGCHLD and the ones
+	 * that ask it to stop are read from a signalfd. */
+	sigset_t all, dfl, watched;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	sigemptyset(&watched);
+	sigaddset(&watched, SIGCHLD);
+	sigaddset(&watched, SIGTERM);
+	sigaddset(&watched, SIGINT);
+	sigaddset(&watched, SIGHUP);
+	sigaddset(&watched, SIGQUIT);
+	r.sfd = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
+	status = 125;
+	if (r.sfd < 0) {
+		latch_error(LATCH_OPERR, "cannot watch the program: %s", strerror(errno));
+		goto out;
+	}
+	if (plan_stdio(&r, &io, n_files) != 0)
+		goto out;
+	run_default_signals(&dfl);
+	/* A process group of its own (a session, with a pty): what the
+	 * caller's signals reach, and what ends when the caller goes away. */
+	status = run_spawn(p, env, fds, n_files, &dfl, true, cwd_fd, &io, &r.pid);
+	secbuf_free(store);
+	store = NULL;
+	run_close_files(fds, n_files);
+	for (int i = 1; i < 3; i++)
+		if (io.fd[i] >= 0) {
+			close(io.fd[i]);
+			io.fd[i] = -1;
+		}
+	if (status != 0)
+		goto out;
+	term_raw(&r);
+	serve(&r);
+	status = r.status >= 0 ? r.status : 125;
+out:
+	/* Also when the child could not start (125-127, the reason already
+	 * on the caller's stderr, which is ours). The terminal first: latch
+	 * run exits as soon as it reads this. */
+	term_restore(&r);
+	say(r.control, "exit", status);
+	runner_close(&r, &io);
+	run_close_files(fds, n_files);
+	secbuf_free(store);
+	free(env);
+	run_values_free(p);
+	return status;
+}
