@@ -71,7 +71,11 @@ struct audit_event {
 	const char *const *cmds;
 	size_t n_cmds;
 	bool has_redactions;
-	int64_t redactions;            /* redaction hits, when has_redactions */
+	int64_t redactions; /* redaction hits, when has_redactions */
+	/* With has_redactions and this set: the hits per secret, aligned with
+	 * `secrets`, and the model token's (< 0: it was not redacted). */
+	const int64_t *redacted;
+	int64_t redacted_token;
 	int64_t lost_exits;            /* a broker's "lost" record: exit records it dropped */
 	const struct audit_mint *mint; /* "fed_mint" */
 	/* A scan's paths (scan_block, scan_allow), and what was scanned

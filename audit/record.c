@@ -202,6 +202,14 @@ static char *record_tail(const struct audit_event *ev, const unsigned char *argv
 		json_object_set_new(o, "exit", json_integer(ev->exit_status));
 	if (ev->has_redactions)
 		json_object_set_new(o, "redactions", json_integer(ev->redactions));
+	if (ev->has_redactions && ev->redacted) {
+		json_t *per = json_object();
+		for (size_t i = 0; ev->secrets && i < ev->n_secrets; i++)
+			json_object_set_new(per, ev->secrets[i].name, json_integer(ev->redacted[i]));
+		if (ev->redacted_token >= 0)
+			json_object_set_new(per, "model-token", json_integer(ev->redacted_token));
+		json_object_set_new(o, "redacted", per);
+	}
 	if (ev->lost_exits > 0)
 		json_object_set_new(o, "lost_exits", json_integer(ev->lost_exits));
 	if (ev->n_paths) {

@@ -101,9 +101,13 @@ struct broker_event {
 	size_t n_paths;
 	const char *scope; /* scan_block: what was scanned */
 	pid_t runner;      /* release: the runner forked for it */
-	bool has_session;  /* release: whether the caller said ... */
-	bool in_session;   /* ... it runs inside a latch session */
-	bool no_redact;    /* release: the child's output is not redacted */
+	/* exit: redactions per name (aligned with names) and of the model
+	 * token (< 0: not redacted), when the runner reported them */
+	const int64_t *redacted;
+	int64_t redacted_token;
+	bool has_session; /* release: whether the caller said ... */
+	bool in_session;  /* ... it runs inside a latch session */
+	bool no_redact;   /* release: the child's output is not redacted */
 };
 struct broker_recorder {
 	/* Take the audit stream keys the enrolling passphrase holder made
@@ -277,6 +281,9 @@ struct broker_run_job {
 	int cwd_fd;  /* the caller's working directory (O_PATH) */
 	int control; /* the caller's connection: signals in, the exit out */
 	bool no_pty, no_redact;
+	/* Out: how many occurrences of refs[i]'s value the run redacted
+	 * (redacted[n_refs]: of the model token; -1 there: none was given). */
+	int64_t *redacted;
 };
 
 /* A live grant as the broker lists it (no values). */

@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <jansson.h>
 
 static void release_free(struct release *r)
 {
+	if (r->report >= 0)
+		close(r->report);
 	for (size_t i = 0; i < r->n; i++)
 		free(r->names[i]);
 	free(r);
@@ -45,7 +48,9 @@ int exits_record(struct broker *b, const struct broker_event *ev)
 						 .pid = r->pid,
 						 .uid = r->uid,
 						 .exit_status = r->status,
-						 .time = r->time};
+						 .time = r->time,
+						 .redacted = r->has_redacted ? r->redacted : NULL,
+						 .redacted_token = r->redacted_token};
 	size_t n_queued = n;
 	if (ev)
 		evs[n++] = *ev;
@@ -69,13 +74,16 @@ int exits_record(struct broker *b, const struct broker_event *ev)
 }
 
 void exits_await(struct broker *b, const char *id, const struct grant *g, const char *const *names, size_t n,
-		 pid_t runner)
+		 pid_t runner, int report)
 {
 	struct release *r = calloc(1, sizeof *r);
-	if (!r)
+	if (!r) {
+		close(report);
 		return; /* its exit goes unrecorded */
+	}
 	snprintf(r->id, sizeof r->id, "%s", id);
 	r->runner = runner;
+	r->report = report;
 	snprintf(r->grant_id, sizeof r->grant_id, "%s", g->id);
 	for (size_t i = 0; i < n; i++)
 		if (!(r->names[r->n++] = strdup(names[i]))) {
@@ -96,6 +104,32 @@ void exits_await(struct broker *b, const char *id, const struct grant *g, const 
 	}
 }
 
+/* What the runner said when its child ended: {"redacted": {NAME: N,
+ * ...}} (the model token as "model-token"), written before it exited, so
+ * whole by now. Names it did not release are ignored. */
+static void read_report(struct release *r)
+{
+	char buf[8192];
+	ssize_t n = r->report >= 0 ? read(r->report, buf, sizeof buf - 1) : -1;
+	if (r->report >= 0)
+		close(r->report);
+	r->report = -1;
+	r->redacted_token = -1;
+	json_t *m = n > 0 ? json_loadb(buf, (size_t)n, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+	json_t *per = json_object_get(m, "redacted");
+	if (json_is_object(per)) {
+		r->has_redacted = true;
+		for (size_t i = 0; i < r->n; i++) {
+			json_t *v = json_object_get(per, r->names[i]);
+			r->redacted[i] = json_is_integer(v) && json_integer_value(v) >= 0 ? json_integer_value(v) : 0;
+		}
+		json_t *t = json_object_get(per, "model-token");
+		if (json_is_integer(t) && json_integer_value(t) >= 0)
+			r->redacted_token = json_integer_value(t);
+	}
+	json_decref(m);
+}
+
 int exits_report(struct broker *b, pid_t runner, int status)
 {
 	for (struct release **p = &b->releases; *p; p = &(*p)->next) {
@@ -104,6 +138,7 @@ int exits_report(struct broker *b, pid_t runner, int status)
 			continue;
 		*p = r->next;
 		b->n_releases--;
+		read_report(r);
 		r->pid = runner;
 		r->uid = getuid();
 		r->status = status;

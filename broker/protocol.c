@@ -368,8 +368,8 @@ static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *
 				     .control = c->conn_fd,
 				     .no_pty = json_is_false(pty),
 				     .no_redact = json_is_false(redact)};
-	int gate = -1;
-	pid_t runner = runner_fork(b, g, &job, c->fds, &gate);
+	int gate = -1, report = -1;
+	pid_t runner = runner_fork(b, g, &job, c->fds, &gate, &report);
 	sodium_memzero(values, sizeof values);
 	if (runner < 0) {
 		answer = reply_error("runner", "%s", latch_last_message());
@@ -380,12 +380,13 @@ static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *
 	ev.runner = runner;
 	/* Recorded durably first; if that fails the runner ends unstarted. */
 	if (exits_record(b, &ev) != 0) {
+		close(report);
 		runner_go(b, runner, gate, false);
 		answer = reply_error("audit", "the release could not be recorded, so it was refused");
 		goto out;
 	}
 	runner_go(b, runner, gate, true);
-	exits_await(b, rid, g, names, n, runner);
+	exits_await(b, rid, g, names, n, runner, report);
 	policy_use(g);
 out:
 	if (argv)

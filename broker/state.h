@@ -56,7 +56,11 @@ struct release {
 	size_t n;
 	char *names[BROKER_MAX_NAMES];
 	pid_t runner; /* the runner that starts its child, reaped for the exit */
-	pid_t pid;    /* who reported the exit: the runner */
+	int report;   /* the runner's report (redactions), read when it is reaped; -1 */
+	bool has_redacted;
+	int64_t redacted[BROKER_MAX_NAMES]; /* aligned with names */
+	int64_t redacted_token;
+	pid_t pid; /* who reported the exit: the runner */
 	uid_t uid;
 	int status;
 	int64_t time;
@@ -156,7 +160,7 @@ int exits_record(struct broker *b, const struct broker_event *ev);
 /* Await the exit of release `id` of grant g for `names`, whose child
  * `runner` starts. */
 void exits_await(struct broker *b, const char *id, const struct grant *g, const char *const *names, size_t n,
-		 pid_t runner);
+		 pid_t runner, int report);
 /* The runner `runner` ended with `status` (its child's): its release's
  * exit is queued for the next commit. 0 queued, 1 no such release
  * awaited, -1 it had to be written now and could not be. */
@@ -172,9 +176,10 @@ void exits_free(struct broker *b);
 /* Fork the runner of `job` (release job->id of grant g, the caller's
  * stdio in stdio[0..3)). It waits for runner_go before it touches
  * anything: the release is recorded with its pid first. Returns its pid
- * with *gate set, or -1 reported. */
+ * with *gate set and *report the read end of what it says when its child
+ * has ended (the redactions, one line of JSON), or -1 reported. */
 pid_t runner_fork(struct broker *b, const struct grant *g, const struct broker_run_job *job, const int stdio[3],
-		  int *gate);
+		  int *gate, int *report);
 /* Let the runner go (`go`), or end it unstarted; closes the gate. An
  * ended runner is reaped here, and never reported as an exit. */
 void runner_go(struct broker *b, pid_t pid, int gate, bool go);

@@ -81,6 +81,15 @@ static int record(void *ctx, const struct broker_event *evs, size_t n)
 		out[k].has_session = e->has_session;
 		out[k].in_session = e->in_session;
 		out[k].no_redact = e->no_redact;
+		if (e->redacted) {
+			int64_t total = e->redacted_token > 0 ? e->redacted_token : 0;
+			for (size_t i = 0; i < n_refs; i++)
+				total += e->redacted[i];
+			out[k].has_redactions = true;
+			out[k].redactions = total;
+			out[k].redacted = e->redacted;
+			out[k].redacted_token = e->redacted_token;
+		}
 		out[k].paths = e->paths;
 		out[k].n_paths = e->n_paths;
 		out[k].scope = e->scope;
@@ -116,7 +125,12 @@ static int run_job(const struct broker_run_job *j)
 	p.no_redact = j->no_redact;
 	p.argv = j->argv;
 	snprintf(p.path, sizeof p.path, "%s", j->exe);
-	return run_serve(&p, j->cwd_fd, j->control);
+	p.redacted_token = -1;
+	int status = run_serve(&p, j->cwd_fd, j->control);
+	for (size_t i = 0; i < j->n_refs; i++)
+		j->redacted[i] = p.redacted[i];
+	j->redacted[j->n_refs] = p.redacted_token;
+	return status;
 }
 
 /* The daemon itself: exec'd by a passphrase holder with the enrolment

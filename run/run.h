@@ -46,10 +46,14 @@ struct run_plan {
 	size_t n_refs;
 	struct run_secret secrets[RUN_MAX_REFS];
 	size_t n_secrets;
-	struct secbuf *store;     /* the buffer values are views into, if one */
-	bool pristine;            /* start from an empty environment */
-	bool no_pty;              /* never a pseudo-terminal (--no-pty) */
-	bool no_redact;           /* the child writes to the caller's own descriptors (--no-redact) */
+	struct secbuf *store; /* the buffer values are views into, if one */
+	bool pristine;        /* start from an empty environment */
+	bool no_pty;          /* never a pseudo-terminal (--no-pty) */
+	bool no_redact;       /* the child writes to the caller's own descriptors (--no-redact) */
+	/* After a runner's run: occurrences redacted per secret (aligned
+	 * with secrets[]) and of the model token (-1: there was none). */
+	int64_t redacted[RUN_MAX_REFS];
+	int64_t redacted_token;
 	char *keep[RUN_MAX_REFS]; /* with pristine: variables to keep */
 	size_t n_keep;
 	struct run_var vars[RUN_MAX_VARS]; /* set last, over any other */
