@@ -235,7 +235,8 @@ struct broker_run_req {
 	int cwd_fd;      /* an O_PATH descriptor of the child's directory */
 };
 
-/* A started run: the connection to its runner. */
+/* A started run: the connection to its runner (run/'s run_wait speaks
+ * the runner's control protocol on it). */
 struct broker_run {
 	int fd;
 	pid_t runner;
@@ -246,21 +247,9 @@ struct broker_run {
 /* Ask this vault's broker to run req->exe under a live grant. The
  * request travels with the four descriptors (SCM_RIGHTS); the broker
  * records the release and forks a runner, which answers on this
- * connection. 0: started (r->fd is the runner's; wait with
- * broker_run_wait); 1: refused for lack of a grant, or no broker runs
+ * connection. 0: started (r->fd is the runner's); 1: refused for lack of a grant, or no broker runs
  * (r->reason says which); -1 reported. */
 int broker_run_start(const char *vault_dir, const struct broker_run_req *req, struct broker_run *r);
-/* Have the runner send signal `sig` to the child's process group
- * (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT, SIGWINCH, SIGUSR1,
- * SIGUSR2). 0, or -1 if the runner is gone. */
-int broker_run_signal(struct broker_run *r, int sig);
-/* Wait up to `timeout_ms` (-1: no limit) for the child's end. 0 with
- * *status (the child's status as latch run exits with it: 128+N for
- * signal N, 125-127 for a child that could not start), 1 timed out or
- * interrupted by a signal, 2 the child stopped on its terminal (Ctrl-Z:
- * the caller should stop too, and send SIGCONT when continued), -1
- * reported (the runner is gone without saying). */
-int broker_run_wait(struct broker_run *r, int timeout_ms, int *status);
 void broker_run_close(struct broker_run *r);
 
 /* The runner's side, in the runner process the broker forked after the

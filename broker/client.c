@@ -613,35 +613,6 @@ int broker_run_start(const char *vault_dir, const struct broker_run_req *req, st
 	return rc;
 }
 
-int broker_run_signal(struct broker_run *r, int sig)
-{
-	json_t *m = json_pack("{s:i}", "signal", sig);
-	int rc = m && r->fd >= 0 ? wire_send_json(r->fd, m, NULL, 0) : -1;
-	json_decref(m);
-	return rc;
-}
-
-int broker_run_wait(struct broker_run *r, int timeout_ms, int *status)
-{
-	struct pollfd p = {.fd = r->fd, .events = POLLIN};
-	int n = poll(&p, 1, timeout_ms);
-	if (n <= 0 && (n == 0 || errno == EINTR))
-		return 1;
-	struct wire_msg m = {0};
-	if (n < 0 || read_line(r->fd, &m) != 0)
-		return latch_error(LATCH_OPERR, "the broker's runner ended without saying how the program ended");
-	json_t *st = json_object_get(m.head, "exit");
-	int rc = 0;
-	if (json_is_integer(json_object_get(m.head, "stopped")))
-		rc = 2;
-	else if (!json_is_integer(st) || json_integer_value(st) < 0 || json_integer_value(st) > 255)
-		rc = latch_error(LATCH_OPERR, "the broker's runner said something not understood");
-	else
-		*status = (int)json_integer_value(st);
-	wire_msg_clear(&m);
-	return rc;
-}
-
 void broker_run_close(struct broker_run *r)
 {
 	if (r->fd >= 0)

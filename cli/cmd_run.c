@@ -144,71 +144,6 @@ static int start_run(const char *dir, struct run_plan *p, struct release *r, str
 	return rc;
 }
 
-/* Signals latch run passes to the child through its runner (the child is
- * the broker's, beyond our reach, and inside a session beyond our
- * signals), and those it holds so that a stray one cannot end it before
- * the child does (SIGALRM, SIGPIPE, ...: blocked, never delivered). */
-static const int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT, SIGWINCH, SIGUSR1, SIGUSR2};
-static const int held[] = {SIGALRM, SIGPIPE, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT};
-
-/* Wait for the child's end, relaying our signals as messages and, with
- * --fed-file, keeping its credentials fresh. The child's status, or 125
- * if the runner went away without saying (reported). */
-static int wait_run(struct broker_run *run, struct run_plan *p)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof relayed / sizeof relayed[0]; i++)
-		sigaddset(&set, relayed[i]);
-	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
-		sigaddset(&set, held[i]);
-	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
-		sigaddset(&set, sig);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	int64_t next_tick = p->tick ? monotonic_ms() + (int64_t)p->tick_s * 1000 : -1;
-	int status = 125;
-	for (;;) {
-		struct pollfd w[2] = {{.fd = run->fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-		int64_t ms = next_tick < 0 ? -1 : next_tick - monotonic_ms();
-		int n = poll(w, sfd >= 0 ? 2 : 1, ms < 0 && next_tick < 0 ? -1 : (int)(ms > 0 ? ms : 0));
-		if (n < 0 && errno != EINTR)
-			break;
-		if (n > 0 && w[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
-				broker_run_signal(run, (int)si.ssi_signo);
-				/* Stopped as the child is: the shell gets its prompt back,
-				 * and fg continues us (SIGCONT, relayed in turn). */
-				if (si.ssi_signo == SIGTSTP)
-					raise(SIGSTOP);
-			}
-		}
-		if (n > 0 && w[0].revents) {
-			int rc = broker_run_wait(run, 0, &status);
-			if (rc == 2) {
-				/* The child stopped on its terminal (Ctrl-Z): so do we,
-				 * and the shell takes the terminal; fg continues us, and
-				 * the SIGCONT, relayed, the child. */
-				raise(SIGSTOP);
-				continue;
-			}
-			if (rc == 1)
-				continue;
-			if (rc < 0)
-				status = 125;
-			break;
-		}
-		if (next_tick >= 0 && monotonic_ms() >= next_tick) {
-			int again = p->tick(p->tick_ctx);
-			next_tick = again > 0 ? monotonic_ms() + (int64_t)again * 1000 : -1;
-		}
-	}
-	if (sfd >= 0)
-		close(sfd);
-	return status;
-}
-
 /* A word the human's shell reads back as exactly itself: bare when it
  * holds only characters no POSIX shell treats specially, else in single
  * quotes, each ' written as '\''. Appended to `b` (`cap` bytes, `*len`
@@ -483,7 +418,7 @@ int cmd_run(int argc, char **argv)
 		}
 		cli_passphrase_done(fd); /* unread: a grant covered the run */
 		if (run.fd >= 0) {
-			status = wait_run(&run, p);
+			status = run_wait(run.fd, p);
 			broker_run_close(&run);
 		} else {
 			status = run_child(p);

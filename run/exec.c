@@ -19,26 +19,10 @@
 
 extern char **environ;
 
-static volatile pid_t child_pid;
-static volatile bool child_own_group;
-
+/* Signals a child starts with at their default, besides the held ones:
+ * those latch run passes on, whatever latch itself does with them. */
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 #define N_FORWARDED (sizeof forwarded / sizeof forwarded[0])
-
-/* Pass a signal on once. Under a terminal the child shares our process
- * group, so a signal the terminal sent (si_code SI_KERNEL) reached it
- * already; only signals sent to latch alone are forwarded. Without a
- * terminal the child leads its own group, and the whole group gets it. */
-static void forward(int sig, siginfo_t *si, void *uctx)
-{
-	(void)uctx;
-	pid_t pid = child_pid;
-	if (pid <= 0)
-		return;
-	if (!child_own_group && si && si->si_code == SI_KERNEL)
-		return;
-	kill(child_own_group ? -pid : pid, sig);
-}
 
 /* Signals whose default would end latch while it waits, before the exit
  * is recorded: a harness's alarm or CPU limit, a closed pipe, a profiler,
@@ -202,33 +186,6 @@ void run_close_files(int *fds, size_t n_files)
 		}
 }
 
-/* Until the child ends, call p->tick on its schedule. A pidfd says when
- * the child is gone without reaping it (the caller's waitpid does). If
- * there is none (Linux before 5.3), the ticks are skipped. */
-static void wait_ticking(struct run_plan *p, pid_t pid)
-{
-	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd < 0)
-		return;
-	int64_t next = monotonic_ms() + (int64_t)p->tick_s * 1000;
-	for (;;) {
-		int64_t wait = next - monotonic_ms();
-		struct pollfd fd = {.fd = pfd, .events = POLLIN};
-		int r = poll(&fd, 1, wait > 0 ? (int)(wait < INT32_MAX ? wait : INT32_MAX) : 0);
-		if (r > 0)
-			break;
-		if (r < 0 && errno != EINTR)
-			break;
-		if (r == 0) {
-			int again = p->tick(p->tick_ctx);
-			if (again <= 0)
-				break;
-			next = monotonic_ms() + (int64_t)again * 1000;
-		}
-	}
-	close(pfd);
-}
-
 /* Everything before the spawn: the values checked, the memory files
  * made (fds[0..*n_files)), the environment built (*env, its strings in
  * *store), and the plan's own copy of the values wiped. 0, or the status
@@ -323,59 +280,6 @@ int run_status_of(int ws)
 	if (WIFSIGNALED(ws))
 		return 128 + WTERMSIG(ws);
 	return 125;
-}
-
-int run_child(struct run_plan *p)
-{
-	int fds[RUN_MAX_REFS];
-	size_t n_files = 0;
-	struct secbuf *store = NULL;
-	char **env = NULL;
-	int status = run_prepare(p, fds, &n_files, &env, &store);
-	if (status != 0)
-		goto out;
-	/* posix_spawn, not fork: glibc's clones without copying our page
-	 * tables (a fork costs more with every locked mapping), and it
-	 * reports an exec failure as its result. */
-	child_own_group = !tty_available();
-	sigset_t all, old, held, dfl;
-	sigfillset(&all);
-	run_held_signals(&held);
-	dfl = held;
-	for (size_t i = 0; i < N_FORWARDED; i++)
-		sigaddset(&dfl, forwarded[i]);
-	sigprocmask(SIG_BLOCK, &all, &old);
-	pid_t pid;
-	status = run_spawn(p, env, fds, n_files, &dfl, child_own_group, -1, NULL, &pid);
-	/* The child has its copy (or none): wipe ours at once. */
-	secbuf_free(store);
-	store = NULL;
-	if (status != 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		goto out;
-	}
-	child_pid = pid;
-	struct sigaction sa = {.sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART};
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < N_FORWARDED; i++)
-		sigaction(forwarded[i], &sa, NULL);
-	sigorset(&old, &old, &held);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	/* The memory files are the child's now. */
-	run_close_files(fds, n_files);
-	int ws;
-	if (p->tick)
-		wait_ticking(p, pid);
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-		;
-	child_pid = 0;
-	status = run_status_of(ws);
-out:
-	run_close_files(fds, n_files);
-	secbuf_free(store);
-	free(env);
-	run_values_free(p);
-	return status;
 }
 
 char **run_request_env(const struct run_plan *p)

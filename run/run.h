@@ -103,19 +103,14 @@ void run_values_free(struct run_plan *p);
  * Returns 0, or 127 (not found) / 126 (not executable) after reporting. */
 int run_resolve(const char *cmd, char out[PATH_MAX]);
 
-/* Run the plan's command with the values of its secrets (each set). The
- * child gets descriptors 0-2, the --file ones after them, and no other;
- * an empty signal mask and default dispositions. One plaintext copy of
- * each value at spawn: the values are wiped (run_values_free) once the
- * child's environment and memory files are built, and the environment
- * right after the spawn, so that while the child runs latch holds none
- * (and on every other path the values are wiped before it returns).
- * Returns the status to exit with: the child's, 128+N if it died of
- * signal N, 126/127 if it could not be run, 125 if latch failed before
- * exec (reported). Signals whose default would end latch before the
- * caller records the exit (SIGALRM, SIGPIPE, SIGXCPU, real-time, ...)
- * are blocked from the start of the child on and stay blocked when this
- * returns: the caller is about to exit. */
+/* Run the plan's command with the values of its secrets (each set), in
+ * this process's directory, on its stdin, stdout and stderr: a runner
+ * forked here (run_serve: a pseudo-terminal under a terminal, the relay,
+ * the --file memory files) while this process waits as run_wait does;
+ * its copy of the values is wiped as soon as the runner has them. Returns
+ * the status to exit with: the child's, 128+N if it died of signal N,
+ * 126/127 if it could not be run, 125 if latch failed before exec
+ * (reported). */
 int run_child(struct run_plan *p);
 
 /* Free the references and every value (run_values_free). */
@@ -146,6 +141,16 @@ void run_request_env_free(char **env, const struct run_plan *p);
  * RUN_GRACE_MS. At the end {"exit": status} goes to the caller if it is
  * still there. Returns the status (run_child's encoding). */
 int run_serve(struct run_plan *p, int cwd_fd, int control);
+
+/* The caller's side (run/caller.c): wait on `control`, a runner's
+ * connection, until the child ends, passing this process's SIGINT,
+ * SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT, SIGWINCH, SIGUSR1 and
+ * SIGUSR2 on as messages (and stopping after SIGTSTP, or when the runner
+ * says the child stopped on its terminal); signals that would end it
+ * before the child does (SIGALRM, SIGPIPE, real-time, ...) are blocked
+ * and stay blocked; p->tick runs on its schedule. Returns the child's
+ * status, or 125 if the runner went away without saying (reported). */
+int run_wait(int control, struct run_plan *p);
 
 /* ---- Sandbox (run/sandbox.c) ---- */
 
