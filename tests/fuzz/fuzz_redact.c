@@ -69,9 +69,21 @@ static void fail(const char *what)
 }
 
 static const char *const ESCAPES[] = {
-	"\x1b[31m", "\x1b[0m",   "\x1b[38;2;10;20;30m", "\x1b]0;a title\x07", "\x1b]8;;http://x/\x1b\\",
-	"\x1b(B",   "\033c", "\x1b",                 "\x1b[",              "\x1b]",
-	"\x1b[12",  "\x1b\x1b[m", "\x1b[?25l",          "\x1b P",             "\x1b_apc\x1b\\",
+	"\x1b[31m",
+	"\x1b[0m",
+	"\x1b[38;2;10;20;30m",
+	"\x1b]0;a title\x07",
+	"\x1b]8;;http://x/\x1b\\",
+	"\x1b(B",
+	"\033c",
+	"\x1b",
+	"\x1b[",
+	"\x1b]",
+	"\x1b[12",
+	"\x1b\x1b[m",
+	"\x1b[?25l",
+	"\x1b P",
+	"\x1b_apc\x1b\\",
 	"\x1b[1;2\n",
 };
 #define N_ESCAPES (sizeof ESCAPES / sizeof ESCAPES[0])
@@ -368,8 +380,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned op = data[at] % 8, arg = data[at + 1];
 		at += 2;
 		size_t ni = arg % ns.n;
-		const struct match_form *fm =
-			ns.n_forms[ni] ? &ns.forms[ni][(arg / MAX_NEEDLES) % ns.n_forms[ni]] : NULL;
+		const struct match_form *fm = ns.n_forms[ni] ? &ns.forms[ni][(arg / MAX_NEEDLES) % ns.n_forms[ni]]
+							     : NULL;
 		switch (op) {
 		case 0:
 			if (fm)
@@ -415,7 +427,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		}
 	}
-		size_t nf = 0;
+	size_t nf = 0;
 	for (size_t i = 0; i < ncuts; i++)
 		if (cut_flush[i])
 			flush_at[nf++] = cuts[i];
