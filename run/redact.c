@@ -85,6 +85,7 @@ struct run_redact_out {
 	unsigned esc_len;
 	uint64_t total, ftotal; /* bytes of B, of F, fed */
 	uint64_t last_esc_end;  /* B offset after the last escape byte */
+	size_t kb, kf;          /* the tails' longest proper prefixes of forms */
 	bool any_esc;
 	uint64_t written; /* W: B before this is written or replaced */
 	struct match_stream st_b, st_f;
@@ -148,10 +149,17 @@ static void prefix_put(struct run_redactor *r, uint64_t key)
 }
 
 /* The longest k < L such that the last k of the n bytes t is a proper
- * prefix of some form (0 if none). */
-static size_t tail_prefix(const struct run_redactor *r, const unsigned char *t, size_t n)
+ * prefix of some form (0 if none), given that it is at most `max`: the
+ * proper prefixes are closed under taking prefixes, so after `added`
+ * bytes the answer is at most the previous one plus `added` (a byte per
+ * feed then costs a lookup or two, not L). */
+static size_t tail_prefix(const struct run_redactor *r, const unsigned char *t, size_t n, size_t max)
 {
-	size_t best = 0, max = n < r->longest - 1 ? n : r->longest - 1;
+	size_t best = 0;
+	if (max > n)
+		max = n;
+	if (max > r->longest - 1)
+		max = r->longest - 1;
 	uint64_t h = 0;
 	for (size_t k = 1; k <= max; k++) {
 		unsigned char c = t[n - k];
@@ -747,8 +755,10 @@ int run_redact_feed(struct run_redact_out *o, const unsigned char *p, size_t n)
 	if (merge_occs(o) != 0)
 		goto fail;
 	/* Where the longest partial occurrence, of either view, starts. */
-	uint64_t hs = o->total - tail_prefix(r, o->btail->data, o->btail->len);
-	size_t kf = tail_prefix(r, o->ftail->data, o->ftail->len);
+	o->kb = tail_prefix(r, o->btail->data, o->btail->len, o->kb + n);
+	o->kf = tail_prefix(r, o->ftail->data, o->ftail->len, o->kf + (size_t)(o->ftotal - f0));
+	uint64_t hs = o->total - o->kb;
+	size_t kf = o->kf;
 	if (kf && o->ftail_pos[o->ftail->len - kf] < hs)
 		hs = o->ftail_pos[o->ftail->len - kf];
 	if (hs < o->written)
