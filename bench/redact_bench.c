@@ -10,7 +10,9 @@
  * line break every 40-120 characters, and the same text with a colour code
  * (ESC [ 3 1 m ... ESC [ 0 m) around every tenth word. Each text is fed to
  * run_redact_feed in 64 KiB and 4 KiB pieces and written to /dev/null;
- * MB/s (10^6 bytes per second) is the median of RUNS (default 5). Then
+ * MB/s (10^6 bytes per second) is the median of RUNS (default 5), beside
+ * match_set_scan alone over the same text with the same forms (the floor
+ * the redactor stands on; match/ac.c). Then
  * the cost of one feed of one byte (a child writing byte by byte), the
  * bytes held after a line of text, and the build time (run_redactor_new)
  * for 1, 20, 100 and 1,000 values. */
@@ -112,6 +114,42 @@ static void text(unsigned char *p, size_t n, bool colour)
 	}
 }
 
+static int no_hit(uint32_t id, size_t start, size_t end, void *ctx)
+{
+	(void)id, (void)start, (void)end;
+	++*(size_t *)ctx;
+	return 0;
+}
+
+/* The floor: match_set_scan alone over the text, the needles' forms. */
+static double scan_mbs(const struct run_needle *nd, size_t k, const unsigned char *t, size_t n, int runs)
+{
+	struct match_set *s = match_set_new();
+	uint32_t id = 0;
+	for (size_t i = 0; i < k; i++) {
+		struct match_form *f;
+		size_t c;
+		if (!s || match_forms(nd[i].value, nd[i].len, RUN_REDACT_MIN, &f, &c) != 0)
+			die("match_forms");
+		for (size_t j = 0; j < c; j++)
+			if (match_set_add(s, f[j].bytes->data, f[j].bytes->len, id++) != 0)
+				die("match_set_add");
+		match_forms_free(f, c);
+	}
+	if (match_set_build(s) != 0)
+		die("match_set_build");
+	double mbs[MAX_RUNS];
+	for (int r = 0; r < runs; r++) {
+		size_t hits = 0;
+		double t0 = now_ms();
+		if (match_set_scan(s, t, n, no_hit, &hits) != 0)
+			die("match_set_scan");
+		mbs[r] = (double)n / 1e3 / (now_ms() - t0);
+	}
+	match_set_free(s);
+	return median(mbs, runs);
+}
+
 static double feed_mbs(const struct run_redactor *r, const unsigned char *t, size_t n, size_t piece, int runs,
 		       int null_fd)
 {
@@ -166,7 +204,7 @@ int main(int argc, char **argv)
 
 	printf("redact_bench: %zu MiB texts, median of %d runs, MB/s (10^6 bytes/s), output to /dev/null\n", mib,
 	       runs);
-	printf("%-8s %-7s %-20s %10s %10s\n", "values", "forms", "text", "64 KiB", "4 KiB");
+	printf("%-8s %-7s %-20s %10s %10s %10s\n", "values", "forms", "text", "64 KiB", "4 KiB", "scan alone");
 	static const size_t counts[] = {1, 20, 100};
 	for (size_t c = 0; c < 3; c++) {
 		unsigned char *store;
@@ -184,9 +222,9 @@ int main(int argc, char **argv)
 			match_forms_free(f, k);
 		}
 		for (int t = 0; t < 3; t++)
-			printf("%-8zu %-7zu %-20s %10.0f %10.0f\n", counts[c], forms, text_names[t],
+			printf("%-8zu %-7zu %-20s %10.0f %10.0f %10.0f\n", counts[c], forms, text_names[t],
 			       feed_mbs(r, texts[t], n, 65536, runs, null_fd),
-			       feed_mbs(r, texts[t], n, 4096, runs, null_fd));
+			       feed_mbs(r, texts[t], n, 4096, runs, null_fd), scan_mbs(nd, counts[c], texts[t], n, runs));
 		if (counts[c] == 100) {
 			/* A byte per feed (a child that writes byte by byte). */
 			struct run_redact_out *o = run_redact_out_new(r, null_fd);

@@ -99,10 +99,13 @@ struct run_redact_out {
 	const unsigned char *chunk;
 	uint64_t chunk_b0;
 	size_t chunk_n;
-	/* A chunk's text with escape sequences out, and their B offsets. */
+	/* A chunk's text with escape sequences out: fbuf, in runs that were
+	 * contiguous in B (run i starts at fbuf[seg_f[i]], B offset
+	 * seg_b[i]); tpos: scratch for the B offsets of F's new tail. */
 	struct secbuf *fbuf;
-	uint64_t *fpos;
-	size_t fpos_cap;
+	size_t *seg_f;
+	uint64_t *seg_b, *tpos;
+	size_t n_seg, seg_cap;
 	/* The feed's occurrences. */
 	struct occ *occ;
 	size_t n_occ, cap_occ;
@@ -306,7 +309,7 @@ struct run_redact_out *run_redact_out_new(const struct run_redactor *r, int fd)
 	if (r->set) {
 		size_t t = r->longest - 1;
 		if (!(o->btail = secbuf_new(t)) || !(o->ftail = secbuf_new(t)) ||
-		    !(o->ftail_pos = zalloc(t, sizeof *o->ftail_pos)) || !(o->hold = secbuf_new(4 * r->longest)))
+		    !(o->ftail_pos = zalloc(t, sizeof *o->ftail_pos)) || !(o->tpos = zalloc(t, sizeof *o->tpos)) || !(o->hold = secbuf_new(4 * r->longest)))
 			goto fail;
 		match_stream_init(&o->st_b, r->set);
 		match_stream_init(&o->st_f, r->set);
@@ -326,7 +329,9 @@ void run_redact_out_free(struct run_redact_out *o)
 	secbuf_free(o->hold);
 	secbuf_free(o->fbuf);
 	free(o->ftail_pos);
-	free(o->fpos);
+	free(o->seg_f);
+	free(o->seg_b);
+	free(o->tpos);
 	free(o->occ);
 	free(o->ranges);
 	free(o->bits);
@@ -434,8 +439,19 @@ static int on_b(uint32_t id, uint64_t start, uint64_t end, void *ctx)
 /* The B offset of F byte f: in the chunk's F bytes, or in the tail. */
 static uint64_t f_to_b(const struct run_redact_out *o, uint64_t f, uint64_t chunk_f0, bool linear)
 {
-	if (f >= chunk_f0)
-		return linear ? o->chunk_b0 + (f - chunk_f0) : o->fpos[f - chunk_f0];
+	if (f >= chunk_f0 && linear)
+		return o->chunk_b0 + (f - chunk_f0);
+	if (f >= chunk_f0) {
+		size_t x = (size_t)(f - chunk_f0), lo = 0, hi = o->n_seg;
+		while (hi - lo > 1) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (o->seg_f[mid] <= x)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		return o->seg_b[lo] + (x - o->seg_f[lo]);
+	}
 	return o->ftail_pos[o->ftail->len - (size_t)(chunk_f0 - f)];
 }
 
@@ -615,23 +631,41 @@ static void tail_push(struct secbuf *buf, uint64_t *tpos, const unsigned char *p
 
 static int grow_fbuf(struct run_redact_out *o, size_t n)
 {
-	if (o->fbuf && o->fbuf->cap >= n && o->fpos_cap >= n)
+	/* Runs are separated by escape bytes: at most n / 2 + 1. */
+	size_t segs = n / 2 + 2;
+	if (o->fbuf && o->fbuf->cap >= n && o->seg_cap >= segs)
 		return 0;
 	size_t cap = 4096;
 	while (cap < n)
 		cap *= 2;
 	struct secbuf *b = secbuf_new(cap);
-	uint64_t *pos = b ? realloc(o->fpos, cap * sizeof *pos) : NULL;
-	if (!pos) {
+	size_t *sf = b ? realloc(o->seg_f, (cap / 2 + 2) * sizeof *sf) : NULL;
+	if (sf)
+		o->seg_f = sf;
+	uint64_t *sb = sf ? realloc(o->seg_b, (cap / 2 + 2) * sizeof *sb) : NULL;
+	if (!sb) {
 		secbuf_free(b);
 		errno = ENOMEM;
 		return -1;
 	}
 	secbuf_free(o->fbuf);
 	o->fbuf = b;
-	o->fpos = pos;
-	o->fpos_cap = cap;
+	o->seg_b = sb;
+	o->seg_cap = cap / 2 + 2;
 	return 0;
+}
+
+/* Add p[i..j) (B offsets b0 + i ...) to the chunk's text. */
+static void add_text(struct run_redact_out *o, const unsigned char *p, size_t i, size_t j, uint64_t b0, size_t *nf)
+{
+	memcpy(o->fbuf->data + *nf, p + i, j - i);
+	size_t s = o->n_seg;
+	if (s == 0 || o->seg_b[s - 1] + (*nf - o->seg_f[s - 1]) != b0 + i) {
+		o->seg_f[s] = *nf;
+		o->seg_b[s] = b0 + i;
+		o->n_seg++;
+	}
+	*nf += j - i;
 }
 
 /* Keep B[from, total) in the hold buffer (the chunk's part copied in). */
@@ -727,13 +761,21 @@ int run_redact_feed(struct run_redact_out *o, const unsigned char *p, size_t n)
 		if (grow_fbuf(o, n) != 0)
 			goto fail;
 		size_t nf = 0;
+		o->n_seg = 0;
 		for (size_t i = 0; i < n; i++) {
+			if (o->esc == E_GROUND) {
+				const unsigned char *e = memchr(p + i, ESC, n - i);
+				size_t j = e ? (size_t)(e - p) : n;
+				if (j > i)
+					add_text(o, p, i, j, b0, &nf);
+				if ((i = j) == n)
+					break;
+			}
 			if (esc_step(o, p[i])) {
 				o->last_esc_end = b0 + i + 1;
 				o->any_esc = true;
 			} else {
-				o->fbuf->data[nf] = p[i];
-				o->fpos[nf++] = b0 + i;
+				add_text(o, p, i, i + 1, b0, &nf);
 			}
 		}
 		struct f_ctx fc = {o, f0, false};
@@ -743,7 +785,10 @@ int run_redact_feed(struct run_redact_out *o, const unsigned char *p, size_t n)
 		o->ftotal += nf;
 		o->total += n;
 		tail_push(o->btail, NULL, p, NULL, 0, n);
-		tail_push(o->ftail, o->ftail_pos, o->fbuf->data, o->fpos, 0, nf);
+		size_t k = nf < r->longest - 1 ? nf : r->longest - 1;
+		for (size_t i = 0; i < k; i++)
+			o->tpos[i] = f_to_b(o, f0 + nf - k + i, f0, false);
+		tail_push(o->ftail, o->ftail_pos, o->fbuf->data + nf - k, o->tpos, 0, k);
 		sodium_memzero(o->fbuf->data, nf);
 	}
 	/* The two views' occurrences, in order of end. */
