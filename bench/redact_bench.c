@@ -202,8 +202,7 @@ int main(int argc, char **argv)
 	text(texts[1], n, false);
 	text(texts[2], n, true);
 
-	printf("redact_bench: %zu MiB texts, median of %d runs, MB/s (10^6 bytes/s), output to /dev/null\n", mib,
-	       runs);
+	printf("redact_bench: %zu MiB texts, median of %d runs, MB/s (10^6 bytes/s), output to /dev/null\n", mib, runs);
 	printf("%-8s %-7s %-20s %10s %10s %10s\n", "values", "forms", "text", "64 KiB", "4 KiB", "scan alone");
 	static const size_t counts[] = {1, 20, 100};
 	for (size_t c = 0; c < 3; c++) {
@@ -224,7 +223,8 @@ int main(int argc, char **argv)
 		for (int t = 0; t < 3; t++)
 			printf("%-8zu %-7zu %-20s %10.0f %10.0f %10.0f\n", counts[c], forms, text_names[t],
 			       feed_mbs(r, texts[t], n, 65536, runs, null_fd),
-			       feed_mbs(r, texts[t], n, 4096, runs, null_fd), scan_mbs(nd, counts[c], texts[t], n, runs));
+			       feed_mbs(r, texts[t], n, 4096, runs, null_fd),
+			       scan_mbs(nd, counts[c], texts[t], n, runs));
 		if (counts[c] == 100) {
 			/* A byte per feed (a child that writes byte by byte). */
 			struct run_redact_out *o = run_redact_out_new(r, null_fd);

@@ -309,7 +309,8 @@ struct run_redact_out *run_redact_out_new(const struct run_redactor *r, int fd)
 	if (r->set) {
 		size_t t = r->longest - 1;
 		if (!(o->btail = secbuf_new(t)) || !(o->ftail = secbuf_new(t)) ||
-		    !(o->ftail_pos = zalloc(t, sizeof *o->ftail_pos)) || !(o->tpos = zalloc(t, sizeof *o->tpos)) || !(o->hold = secbuf_new(4 * r->longest)))
+		    !(o->ftail_pos = zalloc(t, sizeof *o->ftail_pos)) || !(o->tpos = zalloc(t, sizeof *o->tpos)) ||
+		    !(o->hold = secbuf_new(4 * r->longest)))
 			goto fail;
 		match_stream_init(&o->st_b, r->set);
 		match_stream_init(&o->st_f, r->set);
