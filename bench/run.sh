@@ -327,3 +327,10 @@ sh "$ROOT/bench/fed.sh"
 echo
 echo "== latch scan and its git hooks, beside git-secrets (bench/scan.sh)"
 sh "$ROOT/bench/scan.sh"
+echo
+if [ -x "$B/redact_bench" ]; then
+	echo "== the redactor (build/bench/redact_bench)"
+	run "$B/redact_bench" 2>>"$LOG" || fail "redact_bench failed"
+else
+	echo "== the redactor: build/bench/redact_bench is not built here; skipped"
+fi

@@ -202,4 +202,55 @@ int run_sandbox_available(int *abi, char *why, size_t n);
  * with *launcher (may be NULL) the process found out of reach. */
 bool run_in_session(pid_t *launcher);
 
+/* ---- Redaction (run/redact.c; docs/redaction.md) ---- */
+#define RUN_REDACT_MIN 6      /* values shorter than this are not matched */
+#define RUN_REDACT_IDLE_MS 10 /* the I/O loop flushes after this much quiet */
+
+/* A value to keep out of the output, and the name its marker shows:
+ * "[latch:NAME]". */
+struct run_needle {
+	const char *name;
+	const unsigned char *value;
+	size_t len;
+};
+struct run_redactor;   /* the needles compiled: one per run */
+struct run_redact_out; /* one output stream (stdout, stderr, a pty) */
+
+/* Compile every encoded form (match_forms, min_len RUN_REDACT_MIN) of
+ * each needle's value; needles shorter than RUN_REDACT_MIN are skipped
+ * (run_redactor_skipped says which). The forms live in secure memory;
+ * the caller's values are not kept (it may wipe them on return). NULL
+ * reported. */
+struct run_redactor *run_redactor_new(const struct run_needle *needles, size_t n);
+bool run_redactor_skipped(const struct run_redactor *r, size_t needle);
+void run_redactor_free(struct run_redactor *r); /* NULL-safe, wipes */
+
+/* A stream that writes to `fd` (write_all; blocking). It uses `r`, which
+ * must outlive it. NULL reported. */
+struct run_redact_out *run_redact_out_new(const struct run_redactor *r, int fd);
+/* Take n bytes the child wrote: write to fd every byte that can no longer
+ * be part of an occurrence, each occurrence replaced by [latch:NAME];
+ * hold back the rest (the bytes from the start of the longest tail that
+ * is still a proper prefix of some form: at most the longest form minus
+ * one byte of text, plus the escape sequences among them). An occurrence
+ * is a form either in the bytes as they are or in the text with escape
+ * sequences left out; overlapping and touching occurrences make one
+ * marker, named after the one that starts first. 0, or -1 with errno
+ * (the write failed). */
+int run_redact_feed(struct run_redact_out *o, const unsigned char *p, size_t n);
+/* How many bytes are held back now: fed but neither written nor replaced
+ * by a marker yet (the I/O loop arms its 10 ms timer when this is not
+ * 0). */
+size_t run_redact_held(const struct run_redact_out *o);
+/* Write everything held back (after RUN_REDACT_IDLE_MS of quiet, and at
+ * the end of the stream): occurrences already found as markers, the rest
+ * as it is, even a prefix of a value. An occurrence that began before the
+ * flush and ends after it is still found; what of it was not written yet
+ * becomes a marker. 0 or -1 as feed. */
+int run_redact_flush(struct run_redact_out *o);
+/* Occurrences replaced so far in this stream for needle i: the markers
+ * its occurrences were part of. */
+uint64_t run_redact_count(const struct run_redact_out *o, size_t needle);
+void run_redact_out_free(struct run_redact_out *o); /* NULL-safe, wipes */
+
 #endif
