@@ -227,12 +227,13 @@ struct broker_run_req {
 	char *const *argv; /* the child's argv (any bytes but NUL) */
 	char *const *env;  /* the child's environment without the references */
 	const struct broker_ref *refs;
-	size_t n_refs;   /* 1..BROKER_MAX_NAMES distinct names among them */
-	bool in_session; /* the caller found itself inside a latch session */
-	bool no_pty;     /* --no-pty: never a pseudo-terminal for the child */
-	bool no_redact;  /* --no-redact: the child writes to stdout/stderr as they are */
-	int stdio[3];    /* the child's stdin, stdout, stderr */
-	int cwd_fd;      /* an O_PATH descriptor of the child's directory */
+	size_t n_refs;         /* 1..BROKER_MAX_NAMES distinct names among them */
+	bool in_session;       /* the caller found itself inside a latch session */
+	const char *token_var; /* the variable of env holding the model token (--fed), or NULL */
+	bool no_pty;           /* --no-pty: never a pseudo-terminal for the child */
+	bool no_redact;        /* --no-redact: the child writes to stdout/stderr as they are */
+	int stdio[3];          /* the child's stdin, stdout, stderr */
+	int cwd_fd;            /* an O_PATH descriptor of the child's directory */
 };
 
 /* A started run: the connection to its runner (run/'s run_wait speaks
@@ -270,6 +271,7 @@ struct broker_run_job {
 	int cwd_fd;  /* the caller's working directory (O_PATH) */
 	int control; /* the caller's connection: signals in, the exit out */
 	bool no_pty, no_redact;
+	const char *token_var; /* the model token's variable in env, or NULL */
 	/* Out: how many occurrences of refs[i]'s value the run redacted
 	 * (redacted[n_refs]: of the model token; -1 there: none was given). */
 	int64_t *redacted;

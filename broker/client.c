@@ -559,6 +559,8 @@ int broker_run_start(const char *vault_dir, const struct broker_run_req *req, st
 				 b64_array(req->argv), "env", b64_array(req->env), "refs",
 				 refs_array(req->refs, req->n_refs), "cwd", cwd ? cwd : json_string(""), "session",
 				 req->in_session, "pty", !req->no_pty, "redact", !req->no_redact);
+	if (head && req->token_var)
+		json_object_set_new(head, "token_var", json_string(req->token_var));
 	struct secbuf *msg = head ? wire_build(head, NULL, 0) : NULL;
 	json_decref(head);
 	if (!msg)

@@ -294,6 +294,7 @@ static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *
 	const char *cwd = json_string_value(json_object_get(req, "cwd"));
 	json_t *session = json_object_get(req, "session");
 	json_t *pty = json_object_get(req, "pty"), *redact = json_object_get(req, "redact");
+	json_t *token_var = json_object_get(req, "token_var");
 	struct secbuf *answer = NULL;
 	char **argv = b64_strings(json_object_get(req, "argv"), &argc);
 	char **env = b64_strings(json_object_get(req, "env"), &envc);
@@ -302,6 +303,7 @@ static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *
 	if (!cmd || cmd[0] != '/' || !text_is_plain(cmd) || (cwd && !text_is_plain(cwd)) || !argv || argc == 0 ||
 	    !env || (session && !json_is_boolean(session)) || (pty && !json_is_boolean(pty)) ||
 	    (redact && !json_is_boolean(redact)) ||
+	    (token_var && (!json_is_string(token_var) || !var_name_valid(json_string_value(token_var)))) ||
 	    refs_of(json_object_get(req, "refs"), refs, &n_refs, names, &n) != 0) {
 		answer = reply_error("bad-request", "malformed run request");
 		goto out;
@@ -367,7 +369,8 @@ static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *
 				     .cwd_fd = c->fds[3],
 				     .control = c->conn_fd,
 				     .no_pty = json_is_false(pty),
-				     .no_redact = json_is_false(redact)};
+				     .no_redact = json_is_false(redact),
+				     .token_var = json_string_value(token_var)};
 	int gate = -1, report = -1;
 	pid_t runner = runner_fork(b, g, &job, c->fds, &gate, &report);
 	sodium_memzero(values, sizeof values);

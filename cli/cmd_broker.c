@@ -123,6 +123,7 @@ static int run_job(const struct broker_run_job *j)
 	p.base_env = j->env;
 	p.no_pty = j->no_pty;
 	p.no_redact = j->no_redact;
+	p.token_var = j->token_var;
 	p.argv = j->argv;
 	snprintf(p.path, sizeof p.path, "%s", j->exe);
 	p.redacted_token = -1;

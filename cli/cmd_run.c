@@ -134,6 +134,7 @@ static int start_run(const char *dir, struct run_plan *p, struct release *r, str
 				     .in_session = run_in_session(NULL),
 				     .no_pty = p->no_pty,
 				     .no_redact = p->no_redact,
+				     .token_var = p->token_var,
 				     .stdio = {0, 1, 2},
 				     .cwd_fd = cwd_fd};
 	int rc = env ? broker_run_start(dir, &req, run) : latch_error(LATCH_OPERR, "out of memory");
@@ -246,6 +247,8 @@ static int plan_fed(struct run_plan *p, struct fed_profile *prof, struct fed_tok
 	if (!as_file) {
 		p->vars[p->n_vars++] =
 			(struct run_var){"ANTHROPIC_AUTH_TOKEN", (const char *)t->token->data, t->token->len};
+		/* The relay keeps it out of the output: [latch:model-token]. */
+		p->token_var = "ANTHROPIC_AUTH_TOKEN";
 		return 0;
 	}
 	if (cli_fed_file_open(f, prof, t) != 0)

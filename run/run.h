@@ -50,6 +50,9 @@ struct run_plan {
 	bool pristine;        /* start from an empty environment */
 	bool no_pty;          /* never a pseudo-terminal (--no-pty) */
 	bool no_redact;       /* the child writes to the caller's own descriptors (--no-redact) */
+	/* The variable that holds the model token (--fed), whose value the
+	 * relay keeps out of the output as [latch:model-token]; NULL none. */
+	const char *token_var;
 	/* After a runner's run: occurrences redacted per secret (aligned
 	 * with secrets[]) and of the model token (-1: there was none). */
 	int64_t redacted[RUN_MAX_REFS];

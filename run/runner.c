@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,11 @@
 
 /* One stream of the child's output on its way to the caller. */
 struct sink {
-	int from;  /* our read end (a pipe, the pty's master), -1 once at its end */
-	int to;    /* the caller's descriptor */
-	bool pipe; /* from is a pipe of the sink's own, closed at its end */
+	int from;                 /* our read end (a pipe, the pty's master), -1 once at its end */
+	int to;                   /* the caller's descriptor */
+	bool pipe;                /* from is a pipe of the sink's own, closed at its end */
+	struct run_redact_out *o; /* the redaction relay, NULL: none */
+	int64_t last_ms;          /* when the child last wrote to it */
 };
 
 struct runner {
@@ -157,7 +160,19 @@ static int pty_open(struct runner *r, int low)
 
 static int sink_write(struct sink *s, const unsigned char *p, size_t n)
 {
-	return write_all(s->to, p, n);
+	s->last_ms = monotonic_ms();
+	return s->o ? run_redact_feed(s->o, p, n) : write_all(s->to, p, n);
+}
+
+/* What the relay held back (the start of what may be a value), written
+ * once the stream has been quiet for RUN_REDACT_IDLE_MS, so that a prompt
+ * without a newline shows. -1: nothing held; else ms until due (0: now). */
+static int64_t sink_due(const struct sink *s, int64_t now)
+{
+	if (!s->o || !run_redact_held(s->o))
+		return -1;
+	int64_t due = s->last_ms + RUN_REDACT_IDLE_MS - now;
+	return due > 0 ? due : 0;
 }
 
 /* Read what the stream has (once, or until it would block with `drain`)
@@ -339,7 +354,7 @@ static int sink_pipe(struct sink *s, int to, int low, int *w)
 		close(fds[0]);
 		return latch_error(LATCH_OPERR, "cannot make a pipe: %s", strerror(errno));
 	}
-	*s = (struct sink){fds[0], to, true};
+	*s = (struct sink){.from = fds[0], .to = to, .pipe = true};
 	return 0;
 }
 
@@ -347,7 +362,7 @@ static int sink_pipe(struct sink *s, int to, int low, int *w)
  * (to be redacted), and which are the caller's own descriptor (a
  * terminal with --no-pty, or anything with --no-redact). 0, or -1
  * reported. */
-static int plan_stdio(struct runner *r, struct run_stdio *io, size_t n_files)
+static int plan_stdio(struct runner *r, struct run_stdio *io, size_t n_files, const struct run_redactor *red)
 {
 	bool tty_in = isatty(0), tty_out = isatty(1), tty_err = isatty(2);
 	int low = (int)(3 + n_files);
@@ -362,15 +377,19 @@ static int plan_stdio(struct runner *r, struct run_stdio *io, size_t n_files)
 		r->keys = tty_in;
 		/* What the child writes to its terminal goes to the caller's
 		 * terminal, whichever of the caller's descriptors that is. */
-		r->term = (struct sink){r->master, tty_out ? 1 : tty_err ? 2 : 0, false};
+		r->term = (struct sink){.from = r->master, .to = tty_out ? 1 : tty_err ? 2 : 0};
 		fcntl(r->master, F_SETFL, O_NONBLOCK);
 		if (r->keys)
 			fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
 	}
-	if (!r->p->no_redact && !io->on_tty[1] && sink_pipe(&r->out, 1, low, &io->fd[1]) != 0)
+	if (red && !io->on_tty[1] && sink_pipe(&r->out, 1, low, &io->fd[1]) != 0)
 		return -1;
-	if (!r->p->no_redact && !io->on_tty[2] && sink_pipe(&r->err, 2, low, &io->fd[2]) != 0)
+	if (red && !io->on_tty[2] && sink_pipe(&r->err, 2, low, &io->fd[2]) != 0)
 		return -1;
+	struct sink *sinks[] = {&r->term, &r->out, &r->err};
+	for (size_t i = 0; red && i < 3; i++)
+		if (sinks[i]->from >= 0 && !(sinks[i]->o = run_redact_out_new(red, sinks[i]->to)))
+			return -1;
 	return 0;
 }
 
@@ -389,6 +408,9 @@ static void runner_close(struct runner *r, const struct run_stdio *io)
 		close(r->slave_fd);
 	if (r->sfd >= 0)
 		close(r->sfd);
+	run_redact_out_free(r->term.o);
+	run_redact_out_free(r->out.o);
+	run_redact_out_free(r->err.o);
 	if (r->keys)
 		fcntl(0, F_SETFL, fcntl(0, F_GETFL) & ~O_NONBLOCK);
 }
@@ -413,8 +435,16 @@ static void serve(struct runner *r)
 			[OUT] = {r->out.from, POLLIN, 0},
 			[ERR] = {r->err.from, POLLIN, 0},
 		};
-		int ms = r->kill_at >= 0 ? (int)(r->kill_at - now) : -1;
-		int n = poll(w, N, ms);
+		int64_t ms = r->kill_at >= 0 ? r->kill_at - now : -1;
+		struct sink *sinks[] = {&r->term, &r->out, &r->err};
+		for (size_t i = 0; i < 3; i++) {
+			int64_t due = sink_due(sinks[i], now);
+			if (due == 0)
+				run_redact_flush(sinks[i]->o);
+			else if (due > 0 && (ms < 0 || due < ms))
+				ms = due;
+		}
+		int n = poll(w, N, (int)ms);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (n <= 0)
@@ -453,6 +483,53 @@ static void serve(struct runner *r)
 	sink_read(&r->term, true);
 	sink_read(&r->out, true);
 	sink_read(&r->err, true);
+	struct sink *sinks[] = {&r->term, &r->out, &r->err};
+	for (size_t i = 0; i < 3; i++)
+		if (sinks[i]->o)
+			run_redact_flush(sinks[i]->o);
+}
+
+/* The values to keep out of the output: every secret's, and the model
+ * token's (p->token_var, from the plan's variables or the environment the
+ * child starts from). NULL when there is none, or with --no-redact. */
+static struct run_redactor *redactor_for(struct run_plan *p, size_t *token)
+{
+	struct run_needle needles[RUN_MAX_REFS + 1];
+	size_t n = 0;
+	*token = SIZE_MAX;
+	if (p->no_redact)
+		return NULL;
+	for (size_t i = 0; i < p->n_secrets; i++)
+		needles[n++] =
+			(struct run_needle){p->secrets[i].name, p->secrets[i].value.data, p->secrets[i].value.len};
+	size_t vlen = p->token_var ? strlen(p->token_var) : 0;
+	for (size_t i = 0; vlen && i < p->n_vars && *token == SIZE_MAX; i++)
+		if (!strcmp(p->vars[i].name, p->token_var)) {
+			needles[ *token = n++] = (struct run_needle){"model-token",
+								     (const unsigned char *)p->vars[i].value,
+								     p->vars[i].len};
+		}
+	for (char *const *e = p->base_env; vlen && e && *e && *token == SIZE_MAX; e++)
+		if (!strncmp(*e, p->token_var, vlen) && (*e)[vlen] == '=') {
+			const char *v = *e + vlen + 1;
+			needles[ *token = n++] =
+				(struct run_needle){"model-token", (const unsigned char *)v, strlen(v)};
+		}
+	return n ? run_redactor_new(needles, n) : NULL;
+}
+
+/* Each stream's redactions, summed, into the plan (for the exit record). */
+static void count_redactions(struct runner *r, const struct run_redactor *red, size_t token)
+{
+	const struct sink *sinks[] = {&r->term, &r->out, &r->err};
+	for (size_t i = 0; red && i < r->p->n_secrets; i++)
+		for (size_t k = 0; k < 3; k++)
+			r->p->redacted[i] += sinks[k]->o ? (int64_t)run_redact_count(sinks[k]->o, i) : 0;
+	if (red && token != SIZE_MAX) {
+		r->p->redacted_token = 0;
+		for (size_t k = 0; k < 3; k++)
+			r->p->redacted_token += sinks[k]->o ? (int64_t)run_redact_count(sinks[k]->o, token) : 0;
+	}
 }
 
 int run_serve(struct run_plan *p, int cwd_fd, int control)
@@ -469,11 +546,15 @@ int run_serve(struct run_plan *p, int cwd_fd, int control)
 			   .master = -1,
 			   .slave_fd = -1,
 			   .tty = -1,
-			   .term = {-1, 1, false},
-			   .out = {-1, 1, false},
-			   .err = {-1, 2, false}};
+			   .term = {.from = -1, .to = 1},
+			   .out = {.from = -1, .to = 1},
+			   .err = {.from = -1, .to = 2}};
 	struct run_stdio io = {.fd = {-1, -1, -1}, .tty = -1};
-	int status = run_prepare(p, fds, &n_files, &env, &store);
+	size_t token = SIZE_MAX;
+	/* Before run_prepare wipes the plan's values: the relay keeps their
+	 * forms (in secure memory) for as long as the child can print. */
+	struct run_redactor *red = redactor_for(p, &token);
+	int status = (p->no_redact || red || !p->n_secrets) ? run_prepare(p, fds, &n_files, &env, &store) : 125;
 	if (status != 0)
 		goto out;
 	/* Every signal stays blocked in the runner: a stray one (an alarm, a
@@ -494,7 +575,7 @@ int run_serve(struct run_plan *p, int cwd_fd, int control)
 		latch_error(LATCH_OPERR, "cannot watch the program: %s", strerror(errno));
 		goto out;
 	}
-	if (plan_stdio(&r, &io, n_files) != 0)
+	if (plan_stdio(&r, &io, n_files, red) != 0)
 		goto out;
 	run_default_signals(&dfl);
 	/* A process group of its own (a session, with a pty): what the
@@ -512,6 +593,7 @@ int run_serve(struct run_plan *p, int cwd_fd, int control)
 		goto out;
 	term_raw(&r);
 	serve(&r);
+	count_redactions(&r, red, token);
 	status = r.status >= 0 ? r.status : 125;
 out:
 	/* Also when the child could not start (125-127, the reason already
@@ -520,6 +602,7 @@ out:
 	term_restore(&r);
 	say(r.control, "exit", status);
 	runner_close(&r, &io);
+	run_redactor_free(red);
 	run_close_files(fds, n_files);
 	secbuf_free(store);
 	free(env);
