@@ -149,6 +149,11 @@ void match_stream_init(struct match_stream *st, const struct match_set *s);
 int match_stream_feed(struct match_stream *st, const unsigned char *chunk, size_t n,
 		      int (*fn)(uint32_t id, uint64_t start, uint64_t end, void *ctx), void *ctx);
 
+/* The length of the shortest and of the longest pattern in a built set
+ * (0 when it has none). A redactor holds back max_len - 1 bytes. */
+size_t match_set_min_len(const struct match_set *s);
+size_t match_set_max_len(const struct match_set *s);
+
 /* Wipe and free the set. NULL-safe. */
 void match_set_free(struct match_set *s);
 
