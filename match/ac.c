@@ -652,9 +652,11 @@ void match_stream_init(struct match_stream *st, const struct match_set *s)
 
 /* A long chunk: the automaton goes on from the carried state until no
  * pattern in progress started before the chunk; then the prefiltered
- * pass; then the automaton runs over the last max_len - 1 bytes (from the
+ * pass; then the automaton runs over the last min_len - 1 bytes (from the
  * root if it stopped before them), so that the state carried to the next
- * chunk is exact for every pattern that may go on there. */
+ * chunk is exact for every pattern that may go on there: one that starts
+ * before those bytes has its first sampled gram inside the chunk, and the
+ * prefiltered pass ran the automaton from there to the chunk's end. */
 int match_stream_feed(struct match_stream *st, const unsigned char *chunk, size_t n,
 		      int (*fn)(uint32_t id, uint64_t start, uint64_t end, void *ctx), void *ctx)
 {
@@ -676,7 +678,7 @@ int match_stream_feed(struct match_stream *st, const unsigned char *chunk, size_
 		if (rc == 0)
 			rc = prefiltered(s, chunk, n, &cur, &st->state, &k);
 		if (rc == 0) {
-			size_t tail = n - (s->max_len - 1);
+			size_t tail = n - (s->min_len - 1);
 			if (cur < tail) {
 				st->state = 0;
 				cur = tail;
