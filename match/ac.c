@@ -41,9 +41,48 @@
  * byte; the outputs are then walked through `dict` (the nearest state on
  * the failure chain that ends a pattern).
  *
+ * The prefilter (issue 13: redacting a child's output at 1 GB/s and
+ * more). Every pattern has at least m bytes (the shortest), so every
+ * occurrence [start, end) contains exactly one position p in
+ * [start, start + s) that is a multiple of the stride s = m - b + 1, and
+ * the b bytes at p (a gram) lie inside it, at offset p - start < s of the
+ * pattern. The bitmap holds a hash of the grams at offsets 0 .. s - 1 of
+ * every pattern; the scan looks up the gram at every s-th byte (four a
+ * round, one branch), and on a hit runs the automaton from the root at
+ * p - s + 1 (or on from where it stopped, if that is later) until no
+ * pattern in progress started at or before p (its depth is less than the
+ * bytes since p). The automaton reads each byte at most once and reports
+ * in the order it always did, so nothing is reported twice or out of
+ * order, and the state where it stops is exact for every occurrence
+ * still in progress. A stream does the same over a chunk of at least
+ * 2 max_len bytes (shorter ones go through the automaton alone): it
+ * first runs on from the carried state until no pattern in progress
+ * started before the chunk, and ends by running over the last m - 1
+ * bytes, so that the state it carries is exact. Grams are 4 bytes, or 3
+ * for a shortest pattern of 5-7 bytes while there are few (a longer
+ * stride; with many, 3-grams hit too often); the bitmap has about 128
+ * bits per gram, at most 2^21 (256 KiB, in L2). Under 4 bytes, no
+ * prefilter.
+ *
+ * Measured (bench/match_bench -c, CPU time, 16 MiB texts, 2-core machine
+ * shared with other builds; bench/README.md has the tables): the forms
+ * (min_len 6) of 100 values of 16-40 base64 characters (945 patterns of
+ * 16-80 bytes, stride 13) scan at 4.5-8 GB/s against 420-490 for the
+ * automaton alone; with values of 6-40 printable characters (1,300
+ * patterns of 6-80 bytes, stride 4) at 2-3.4 GB/s. On printable text
+ * 0.3-0.6% of samples hit and the automaton reads about 1% of the
+ * bytes: the time is the sampling loop (two loads, a multiply and a
+ * shift per sample). Grams of 4 at stride 3 ran at 1.5-2.3 GB/s on the
+ * second set, 3 at stride 4 at 2.2-3.4; 32 bits per gram at 1.6-2.8, 128
+ * at 2.5-3.4, 512 no faster; a constant 2^21 bits (a constant shift)
+ * and eight samples a round were no faster. SSE2 has no gather and no
+ * 32-bit multiply, so it would not do the lookups, which are the cost.
+ * With 2 GB/s and more in C on every architecture, Hyperscan (above) is
+ * not needed for issue 13.
+ *
  * Everything that spells a pattern (their copies, edge bytes, rows, the
- * class map) lives in secure memory or is wiped with the set; the
- * building blocks in plain memory are indices only. */
+ * class map, the prefilter's bitmap) lives in secure memory or is wiped
+ * with the set; the building blocks in plain memory are indices only. */
 #include "match.h"
 
 #include <sodium.h>
@@ -66,9 +105,10 @@
  * its bitmap has about PF_BITS_PER bits per gram it holds, within
  * 2^PF_LOG_MIN .. 2^PF_LOG_MAX bits. */
 #define PF_MIN_LEN 4u
-#define PF_BITS_PER 32u
+#define PF_BITS_PER 128u
 #define PF_LOG_MIN 12u
 #define PF_LOG_MAX 21u
+#define PF_GRAM3_MAX 8192u
 /* A chunk fed shorter than this (a multiple of the longest pattern) goes
  * through the automaton alone. */
 #define PF_FEED_MIN 2u
@@ -231,29 +271,29 @@ static inline uint32_t gram_hash(uint32_t w, uint32_t shift)
 	return (w * 0x9e3779b1u) >> shift;
 }
 
-/* The prefilter's shape for patterns of at least m bytes: the gram b, the
- * stride s = m - b + 1, the bitmap's log2 bits for n_pat patterns; false
- * when there is none. */
+/* The prefilter's shape for n_pat patterns of at least m bytes: the gram
+ * b, the stride s = m - b + 1, the bitmap's log2 bits; false when there
+ * is none (too short a pattern, or LATCH_MATCH_PREFILTER=0: the automaton
+ * alone, for bench/match_bench and the tests). A shortest pattern of 5-7
+ * bytes takes grams of 3 (a longer stride) while they are few (at most
+ * PF_GRAM3_MAX; past that 3-grams make too many hits, and 4 is faster),
+ * 8 and more takes 4. */
 static bool prefilter_shape(size_t m, size_t n_pat, uint32_t *b, uint32_t *stride, uint32_t *log2_bits)
 {
 	const char *env = getenv("LATCH_MATCH_PREFILTER");
 	if (m < PF_MIN_LEN || n_pat == 0 || (env && strcmp(env, "0") == 0))
 		return false;
-	*b = m >= 6 ? 4 : (uint32_t)m - 2;
-	const char *g = getenv("LATCH_MATCH_GRAM");
-	if (g && atoi(g) >= 2 && atoi(g) <= 4 && (size_t)atoi(g) < m)
-		*b = (uint32_t)atoi(g);
+	if (m == 4)
+		*b = 2;
+	else if (m < 8 && n_pat * (m - 2) <= PF_GRAM3_MAX)
+		*b = 3;
+	else
+		*b = 4;
 	*stride = (uint32_t)(m - *b + 1);
 	size_t want = n_pat * *stride * PF_BITS_PER;
-	const char *bp = getenv("LATCH_MATCH_BITS");
-	if (bp)
-		want = n_pat * *stride * (size_t)atoi(bp);
 	uint32_t lg = PF_LOG_MIN;
 	while (lg < PF_LOG_MAX && ((size_t)1 << lg) < want)
 		lg++;
-	const char *lm = getenv("LATCH_MATCH_LOGMAX");
-	if (lm && lg > (uint32_t)atoi(lm))
-		lg = (uint32_t)atoi(lm);
 	*log2_bits = lg;
 	return true;
 }
@@ -539,8 +579,7 @@ static uint32_t depth_of(const struct match_set *m, uint32_t step)
 
 /* Run the automaton from step *at over t[i..lim) and report every
  * occurrence that ends there. 0, or the callback's non-zero return. */
-static int run(const struct match_set *s, uint32_t *at, const unsigned char *t, size_t i, size_t lim,
-	       struct sink *k)
+static int run(const struct match_set *s, uint32_t *at, const unsigned char *t, size_t i, size_t lim, struct sink *k)
 {
 	size_t end;
 	while ((end = advance(s, at, t, i, lim)) != 0) {
@@ -548,7 +587,8 @@ static int run(const struct match_set *s, uint32_t *at, const unsigned char *t, 
 			for (uint32_t j = 0; j < s->out_n[o]; j++) {
 				uint32_t id = s->ids[s->out_first[o] + j];
 				uint64_t e = k->base + end, b = e - s->depth[o];
-				int rc = k->fn ? k->fn(id, (size_t)b, (size_t)e, k->ctx) : k->stream_fn(id, b, e, k->ctx);
+				int rc = k->fn ? k->fn(id, (size_t)b, (size_t)e, k->ctx)
+					       : k->stream_fn(id, b, e, k->ctx);
 				if (rc) {
 					k->stop = e;
 					return rc;

@@ -111,8 +111,13 @@ void match_forms_free(struct match_form *forms, size_t count);
 /* ---- Multi-pattern search -------------------------------------------- */
 
 /* A set of byte patterns, each with a caller's id (ids need not be
- * distinct), compiled into an Aho-Corasick automaton. Patterns and the
- * automaton (whose transitions spell the patterns) live in secure memory. */
+ * distinct), compiled into an Aho-Corasick automaton, with a prefilter in
+ * front of it when every pattern has 4 bytes or more (sampled grams: the
+ * automaton runs only where one may start; the same results, 5 to 15
+ * times as fast). LATCH_MATCH_PREFILTER=0 in the environment when a set
+ * is built leaves the prefilter out (bench/match_bench, the tests).
+ * Patterns, the automaton (whose transitions spell the patterns) and the
+ * prefilter's bitmap live in secure memory. */
 struct match_set;
 
 /* A new, empty set; NULL reported if out of memory. */
