@@ -1,7 +1,7 @@
 /* bench/match_bench: how fast match/ finds many patterns, and what it
  * costs to build them.
  *
- *   match_bench [-m MIB] [-r RUNS] [DIR...]
+ *   match_bench [-m MIB] [-r RUNS] [-c] [DIR...]
  *
  * Texts (MIB MiB each, default 50): random printable ASCII with a line
  * break every 40-120 characters, and source code (the .c and .h files
@@ -13,8 +13,19 @@
  * scanner's set. For each set: the patterns, the build time, the
  * automaton's resident memory (VmRSS after build minus before the set),
  * and MB/s (10^6 bytes per second) on each text, the median of RUNS scans
- * (default 5), with the number of matches. Then match_forms per value,
- * and match_unwrap_base64 on the source code and on wrapped base64. */
+ * (default 5), with the number of matches; with -c, the time is this
+ * thread's CPU time, not the wall clock's (steadier on a loaded machine). Then match_forms per value,
+ * and match_unwrap_base64 on the source code and on wrapped base64.
+ *
+ * Then issue 13's set (redaction): the forms (min_len 6) of 100 random
+ * values of 16-40 base64 characters, on random binary data, the random
+ * printable text, the source code, and the printable text with one of
+ * the values planted every 64 KiB, each scanned three ways in the same
+ * run: match_set_scan (the prefilter in front of the automaton), the
+ * same set built with LATCH_MATCH_PREFILTER=0 (the automaton alone, as
+ * before the prefilter), and match_stream_feed in chunks of 64 KiB (what
+ * a redactor feeds). Then the build time of the forms of 1,000 such
+ * values. */
 #include "../match/match.h"
 
 #include <ftw.h>
@@ -27,10 +38,12 @@
 
 #define MAX_RUNS 100
 
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
 static double now_ms(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock_id, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
@@ -205,6 +218,140 @@ static void forms_set(size_t n_val, const unsigned char *rnd_text, const unsigne
 	match_set_free(s);
 }
 
+struct stream_counter {
+	size_t n;
+};
+static int count_stream_hit(uint32_t id, uint64_t start, uint64_t end, void *ctx)
+{
+	(void)id, (void)start, (void)end;
+	((struct stream_counter *)ctx)->n++;
+	return 0;
+}
+
+/* Median MB/s of `runs` streamed scans in chunks of `chunk` bytes. */
+static double stream_rate(const struct match_set *s, const unsigned char *t, size_t n, size_t chunk, int runs,
+			  size_t *matches)
+{
+	double rate[MAX_RUNS];
+	for (int r = 0; r < runs; r++) {
+		struct stream_counter c = {0};
+		struct match_stream st;
+		double t0 = now_ms();
+		match_stream_init(&st, s);
+		for (size_t i = 0; i < n; i += chunk)
+			if (match_stream_feed(&st, t + i, n - i < chunk ? n - i : chunk, count_stream_hit, &c) != 0)
+				die("feed failed");
+		rate[r] = (double)n / 1e3 / (now_ms() - t0);
+		*matches = c.n;
+	}
+	return median(rate, runs);
+}
+
+/* Issue 13's values: `n_val` random values of 16-40 base64 characters,
+ * kept for planting. */
+struct values {
+	unsigned char v[1000][40];
+	size_t len[1000];
+	size_t n;
+};
+
+/* A set of the forms (min_len 6) of the values; *n_pat patterns, the
+ * build time in *build_ms. */
+static struct match_set *values_set(const struct values *vs, size_t *n_pat, double *build_ms)
+{
+	struct match_set *s = match_set_new();
+	if (!s)
+		die("out of memory");
+	*n_pat = 0;
+	for (size_t i = 0; i < vs->n; i++) {
+		struct match_form *f;
+		size_t count;
+		if (match_forms(vs->v[i], vs->len[i], 6, &f, &count) != 0)
+			die("match_forms failed");
+		for (size_t k = 0; k < count; k++)
+			if (match_set_add(s, f[k].bytes->data, f[k].bytes->len, (uint32_t)i) != 0)
+				die("add failed");
+		*n_pat += count;
+		match_forms_free(f, count);
+	}
+	double t0 = now_ms();
+	if (match_set_build(s) != 0)
+		die("build failed");
+	*build_ms = now_ms() - t0;
+	return s;
+}
+
+/* `n` values of lo-40 characters: base64 ones, or printable ASCII (which
+ * have every form: json, shell, yaml, percent differ from raw). */
+static void random_values(struct values *vs, size_t n, size_t lo, int printable)
+{
+	vs->n = n;
+	for (size_t i = 0; i < n; i++) {
+		vs->len[i] = lo + rnd_below((uint32_t)(41 - lo));
+		if (printable)
+			for (size_t k = 0; k < vs->len[i]; k++)
+				vs->v[i][k] = (unsigned char)(0x21 + rnd_below(94));
+		else
+			random_b64(vs->v[i], vs->len[i]);
+	}
+}
+
+static void issue13(const unsigned char *prn_text, const unsigned char *src_text, size_t n, int runs, size_t lo,
+		    int printable)
+{
+	static struct values vs;
+	random_values(&vs, 100, lo, printable);
+	unsigned char *bin = malloc(n), *planted = malloc(n);
+	if (!bin || !planted)
+		die("out of memory");
+	for (size_t i = 0; i < n; i++)
+		bin[i] = (unsigned char)rnd_below(256);
+	memcpy(planted, prn_text, n);
+	for (size_t i = 0; i + 64 <= n; i += 65536) {
+		size_t k = rnd_below(100);
+		memcpy(planted + i + rnd_below(16), vs.v[k], vs.len[k]);
+	}
+	const unsigned char *texts[] = {bin, prn_text, src_text, planted};
+
+	size_t n_pat;
+	double build_ms, plain_ms;
+	struct match_set *s = values_set(&vs, &n_pat, &build_ms);
+	setenv("LATCH_MATCH_PREFILTER", "0", 1);
+	struct match_set *plain = values_set(&vs, &n_pat, &plain_ms);
+	unsetenv("LATCH_MATCH_PREFILTER");
+	printf("\nIssue 13: the forms (min_len 6) of 100 values of %zu-40 %s characters: %zu patterns of %zu-%zu "
+	       "bytes, built in %.1f ms (%.1f without the prefilter)\n",
+	       lo, printable ? "printable" : "base64", n_pat, match_set_min_len(s), match_set_max_len(s), build_ms,
+	       plain_ms);
+	printf("%-34s %12s %12s %12s %12s %8s\n", "path", "binary_MB/s", "printable", "source", "planted", "matches");
+	const char *label[] = {"match_set_scan (prefilter)", "automaton alone (PREFILTER=0)", "stream, 64 KiB chunks"};
+	for (int way = 0; way < 3; way++) {
+		double r[4];
+		size_t m[4];
+		for (int k = 0; k < 4; k++)
+			r[k] = way == 2 ? stream_rate(s, texts[k], n, 65536, runs, &m[k])
+					: scan_rate(way ? plain : s, texts[k], n, runs, &m[k]);
+		printf("%-34s %12.0f %12.0f %12.0f %12.0f %8zu\n", label[way], r[0], r[1], r[2], r[3], m[3]);
+		if (m[0] || m[1] || m[2] > n / 1000)
+			printf("(matches on binary, printable, source: %zu %zu %zu)\n", m[0], m[1], m[2]);
+	}
+	match_set_free(s);
+	match_set_free(plain);
+
+	static struct values big;
+	random_values(&big, 1000, lo, printable);
+	long before = rss_kib();
+	s = values_set(&big, &n_pat, &build_ms);
+	long kib = rss_kib() - before;
+	size_t m_src;
+	double r_src = scan_rate(s, src_text, n, runs, &m_src);
+	printf("forms of 1,000 such values: %zu patterns, built in %.1f ms, %.1f MiB; %.0f MB/s on source code\n",
+	       n_pat, build_ms, (double)kib / 1024, r_src);
+	match_set_free(s);
+	free(bin);
+	free(planted);
+}
+
 static void unwrap_rate(const char *label, const unsigned char *t, size_t n, int runs)
 {
 	double rate[MAX_RUNS];
@@ -226,13 +373,15 @@ int main(int argc, char **argv)
 {
 	size_t mib = 50;
 	int runs = 5, opt;
-	while ((opt = getopt(argc, argv, "m:r:")) != -1) {
-		if (opt == 'm')
+	while ((opt = getopt(argc, argv, "m:r:c")) != -1) {
+		if (opt == 'c')
+			clock_id = CLOCK_THREAD_CPUTIME_ID;
+		else if (opt == 'm')
 			mib = (size_t)strtoul(optarg, NULL, 10);
 		else if (opt == 'r')
 			runs = atoi(optarg);
 		else
-			die("usage: match_bench [-m MIB] [-r RUNS] [DIR...]");
+			die("usage: match_bench [-m MIB] [-r RUNS] [-c] [DIR...]");
 	}
 	if (mib == 0 || mib > 4096 || runs < 1 || runs > MAX_RUNS)
 		die("-m takes 1-4096, -r 1-100");
@@ -268,13 +417,16 @@ int main(int argc, char **argv)
 	}
 
 	printf("match_bench: %zu MiB of random printable text, %zu MiB of source code (%.1f MiB of .c/.h files, "
-	       "repeated), median of %d scans\n",
-	       mib, mib, (double)one / 1048576, runs);
+	       "repeated), median of %d scans, %s time\n",
+	       mib, mib, (double)one / 1048576, runs, clock_id == CLOCK_MONOTONIC ? "wall-clock" : "CPU");
 	printf("%-30s %8s %10s %10s %12s %10s %12s %10s\n", "set", "patterns", "build_ms", "mem_MiB", "random_MB/s",
 	       "matches", "source_MB/s", "matches");
 	random_set(1000, rnd_text, src, n, runs);
 	random_set(25000, rnd_text, src, n, runs);
 	forms_set(1000, rnd_text, src, n, runs);
+
+	issue13(rnd_text, src, n, runs, 16, 0);
+	issue13(rnd_text, src, n, runs, 6, 1);
 
 	unwrap_rate("source code", src, n, runs);
 	/* Wrapped base64: random base64 in lines of 76. */

@@ -41,9 +41,48 @@
  * byte; the outputs are then walked through `dict` (the nearest state on
  * the failure chain that ends a pattern).
  *
+ * The prefilter (issue 13: redacting a child's output at 1 GB/s and
+ * more). Every pattern has at least m bytes (the shortest), so every
+ * occurrence [start, end) contains exactly one position p in
+ * [start, start + s) that is a multiple of the stride s = m - b + 1, and
+ * the b bytes at p (a gram) lie inside it, at offset p - start < s of the
+ * pattern. The bitmap holds a hash of the grams at offsets 0 .. s - 1 of
+ * every pattern; the scan looks up the gram at every s-th byte (four a
+ * round, one branch), and on a hit runs the automaton from the root at
+ * p - s + 1 (or on from where it stopped, if that is later) until no
+ * pattern in progress started at or before p (its depth is less than the
+ * bytes since p). The automaton reads each byte at most once and reports
+ * in the order it always did, so nothing is reported twice or out of
+ * order, and the state where it stops is exact for every occurrence
+ * still in progress. A stream does the same over a chunk of at least
+ * 2 max_len bytes (shorter ones go through the automaton alone): it
+ * first runs on from the carried state until no pattern in progress
+ * started before the chunk, and ends by running over the last m - 1
+ * bytes, so that the state it carries is exact. Grams are 4 bytes, or 3
+ * for a shortest pattern of 5-7 bytes while there are few (a longer
+ * stride; with many, 3-grams hit too often); the bitmap has about 128
+ * bits per gram, at most 2^21 (256 KiB, in L2). Under 4 bytes, no
+ * prefilter.
+ *
+ * Measured (bench/match_bench -c, CPU time, 16 MiB texts, 2-core machine
+ * shared with other builds; bench/README.md has the tables): the forms
+ * (min_len 6) of 100 values of 16-40 base64 characters (945 patterns of
+ * 16-80 bytes, stride 13) scan at 4.5-8 GB/s against 420-490 for the
+ * automaton alone; with values of 6-40 printable characters (1,300
+ * patterns of 6-80 bytes, stride 4) at 2-3.4 GB/s. On printable text
+ * 0.3-0.6% of samples hit and the automaton reads about 1% of the
+ * bytes: the time is the sampling loop (two loads, a multiply and a
+ * shift per sample). Grams of 4 at stride 3 ran at 1.5-2.3 GB/s on the
+ * second set, 3 at stride 4 at 2.2-3.4; 32 bits per gram at 1.6-2.8, 128
+ * at 2.5-3.4, 512 no faster; a constant 2^21 bits (a constant shift)
+ * and eight samples a round were no faster. SSE2 has no gather and no
+ * 32-bit multiply, so it would not do the lookups, which are the cost.
+ * With 2 GB/s and more in C on every architecture, Hyperscan (above) is
+ * not needed for issue 13.
+ *
  * Everything that spells a pattern (their copies, edge bytes, rows, the
- * class map) lives in secure memory or is wiped with the set; the
- * building blocks in plain memory are indices only. */
+ * class map, the prefilter's bitmap) lives in secure memory or is wiped
+ * with the set; the building blocks in plain memory are indices only. */
 #include "match.h"
 
 #include <sodium.h>
@@ -62,6 +101,17 @@
 #define DENSE_BYTES (1024u * 1024u)
 /* At most this many pattern bytes: a state number has 30 bits. */
 #define BYTES_MAX (STATE_MASK - 1u)
+/* The prefilter: only when every pattern has at least PF_MIN_LEN bytes;
+ * its bitmap has about PF_BITS_PER bits per gram it holds, within
+ * 2^PF_LOG_MIN .. 2^PF_LOG_MAX bits. */
+#define PF_MIN_LEN 4u
+#define PF_BITS_PER 128u
+#define PF_LOG_MIN 12u
+#define PF_LOG_MAX 21u
+#define PF_GRAM3_MAX 8192u
+/* A chunk fed shorter than this (a multiple of the longest pattern) goes
+ * through the automaton alone. */
+#define PF_FEED_MIN 2u
 
 struct ac_node {
 	uint32_t child; /* first child's number; children are consecutive */
@@ -94,6 +144,12 @@ struct match_set {
 	const uint32_t *out_n;
 	const uint32_t *dict; /* next state on the failure chain with out_n > 0; 0: none */
 	const uint32_t *ids;
+	size_t min_len, max_len; /* the shortest and longest pattern */
+	/* The prefilter (block scans and long feeds): gram 0 when off. */
+	uint32_t gram, stride;    /* b and s (see the head comment) */
+	uint32_t gram_mask;       /* keeps a 4-byte load's first `gram` bytes */
+	uint32_t hash_shift;      /* 32 - log2 of the bitmap's bits */
+	const unsigned char *pfx; /* the bitmap of gram hashes */
 };
 
 struct match_set *match_set_new(void)
@@ -194,6 +250,54 @@ static size_t carve(size_t *at, size_t bytes)
 	return off;
 }
 
+/* The gram at p: its `b` bytes in a 4-byte word (the others zero), in
+ * the machine's byte order, so that the same bytes make the same word in
+ * a pattern and in the text. `have` bytes are readable at p (>= b). */
+static inline uint32_t gram_at(const unsigned char *p, size_t have, uint32_t mask)
+{
+	uint32_t w = 0;
+	if (have >= 4) {
+		memcpy(&w, p, 4);
+	} else {
+		unsigned char b[4] = {0};
+		memcpy(b, p, have);
+		memcpy(&w, b, 4);
+	}
+	return w & mask;
+}
+
+static inline uint32_t gram_hash(uint32_t w, uint32_t shift)
+{
+	return (w * 0x9e3779b1u) >> shift;
+}
+
+/* The prefilter's shape for n_pat patterns of at least m bytes: the gram
+ * b, the stride s = m - b + 1, the bitmap's log2 bits; false when there
+ * is none (too short a pattern, or LATCH_MATCH_PREFILTER=0: the automaton
+ * alone, for bench/match_bench and the tests). A shortest pattern of 5-7
+ * bytes takes grams of 3 (a longer stride) while they are few (at most
+ * PF_GRAM3_MAX; past that 3-grams make too many hits, and 4 is faster),
+ * 8 and more takes 4. */
+static bool prefilter_shape(size_t m, size_t n_pat, uint32_t *b, uint32_t *stride, uint32_t *log2_bits)
+{
+	const char *env = getenv("LATCH_MATCH_PREFILTER");
+	if (m < PF_MIN_LEN || n_pat == 0 || (env && strcmp(env, "0") == 0))
+		return false;
+	if (m == 4)
+		*b = 2;
+	else if (m < 8 && n_pat * (m - 2) <= PF_GRAM3_MAX)
+		*b = 3;
+	else
+		*b = 4;
+	*stride = (uint32_t)(m - *b + 1);
+	size_t want = n_pat * *stride * PF_BITS_PER;
+	uint32_t lg = PF_LOG_MIN;
+	while (lg < PF_LOG_MAX && ((size_t)1 << lg) < want)
+		lg++;
+	*log2_bits = lg;
+	return true;
+}
+
 int match_set_build(struct match_set *s)
 {
 	if (s->built)
@@ -245,6 +349,16 @@ int match_set_build(struct match_set *s)
 	}
 	uint32_t rows = DENSE_BYTES / (width * (uint32_t)sizeof(uint32_t));
 	uint32_t dense_end = ns < rows ? ns : rows;
+	size_t min_len = np ? SIZE_MAX : 0, max_len = 0;
+	for (size_t i = 0; i < np; i++) {
+		if (s->refs[i].len < min_len)
+			min_len = s->refs[i].len;
+		if (s->refs[i].len > max_len)
+			max_len = s->refs[i].len;
+	}
+	uint32_t gram = 0, stride = 0, log2_bits = 0;
+	if (!prefilter_shape(min_len, np, &gram, &stride, &log2_bits))
+		gram = 0;
 
 	size_t at = 0;
 	size_t o_dense = carve(&at, (size_t)dense_end * width * sizeof(uint32_t));
@@ -256,6 +370,7 @@ int match_set_build(struct match_set *s)
 	size_t o_dict = carve(&at, n_states * sizeof(uint32_t));
 	size_t o_ids = carve(&at, (np ? np : 1) * sizeof(uint32_t));
 	size_t o_cls = carve(&at, 256);
+	size_t o_pfx = carve(&at, gram ? ((size_t)1 << log2_bits) / 8 : 0);
 	struct secbuf *mem = secbuf_new(at);
 	/* lo/hi: each state's range of patterns (in `order`) sharing its prefix. */
 	uint32_t *lo = malloc(n_states * sizeof *lo), *hi = malloc(n_states * sizeof *hi);
@@ -283,6 +398,29 @@ int match_set_build(struct match_set *s)
 	s->cls = base + o_cls;
 	for (size_t i = 0; i < np; i++)
 		ids[i] = s->refs[order[i]].id;
+
+	/* The prefilter's bitmap: the grams at offsets 0 .. stride - 1 of
+	 * every pattern (each occurrence has its first sampled position
+	 * there). */
+	s->min_len = min_len;
+	s->max_len = max_len;
+	s->gram = gram;
+	if (gram) {
+		unsigned char mb[4] = {0};
+		memset(mb, 0xff, gram);
+		memcpy(&s->gram_mask, mb, 4);
+		s->stride = stride;
+		s->hash_shift = 32 - log2_bits;
+		unsigned char *pfx = base + o_pfx;
+		for (size_t i = 0; i < np; i++) {
+			const unsigned char *q = P + s->refs[i].off;
+			for (size_t k = 0; k < stride; k++) {
+				uint32_t h = gram_hash(gram_at(q + k, s->refs[i].len - k, s->gram_mask), s->hash_shift);
+				pfx[h >> 3] |= (unsigned char)(1u << (h & 7));
+			}
+		}
+		s->pfx = pfx;
+	}
 
 	/* The trie, breadth first: a state's patterns that end at its depth
 	 * come first in its range (a prefix sorts first); the rest are grouped
@@ -422,24 +560,127 @@ static uint32_t first_out(const struct match_set *m, uint32_t st)
 	return m->out_n[st] ? st : m->dict[st];
 }
 
-int match_set_scan(const struct match_set *s, const unsigned char *text, size_t n,
-		   int (*fn)(uint32_t id, size_t start, size_t end, void *ctx), void *ctx)
+/* Where occurrences go: the block scan's callback or the stream's, with
+ * the offset of the text's first byte; `stop` is the end of the
+ * occurrence whose callback returned non-zero. */
+struct sink {
+	int (*fn)(uint32_t id, size_t start, size_t end, void *ctx);
+	int (*stream_fn)(uint32_t id, uint64_t start, uint64_t end, void *ctx);
+	void *ctx;
+	uint64_t base, stop;
+};
+
+/* The depth of the state a step (without OUT) is in: how many of the
+ * bytes before it a pattern in progress may have started at. */
+static uint32_t depth_of(const struct match_set *m, uint32_t step)
 {
-	if (!s->built)
-		return latch_error(LATCH_USAGE, "the pattern set is not built");
-	uint32_t at = 0;
-	size_t i = 0, end;
-	while ((end = advance(s, &at, text, i, n)) != 0) {
-		for (uint32_t o = first_out(s, state_of(s, at)); o; o = s->dict[o]) {
-			for (uint32_t k = 0; k < s->out_n[o]; k++) {
-				int rc = fn(s->ids[s->out_first[o] + k], end - s->depth[o], end, ctx);
-				if (rc)
+	return m->depth[state_of(m, step)];
+}
+
+/* Run the automaton from step *at over t[i..lim) and report every
+ * occurrence that ends there. 0, or the callback's non-zero return. */
+static int run(const struct match_set *s, uint32_t *at, const unsigned char *t, size_t i, size_t lim, struct sink *k)
+{
+	size_t end;
+	while ((end = advance(s, at, t, i, lim)) != 0) {
+		for (uint32_t o = first_out(s, state_of(s, *at)); o; o = s->dict[o]) {
+			for (uint32_t j = 0; j < s->out_n[o]; j++) {
+				uint32_t id = s->ids[s->out_first[o] + j];
+				uint64_t e = k->base + end, b = e - s->depth[o];
+				int rc = k->fn ? k->fn(id, (size_t)b, (size_t)e, k->ctx)
+					       : k->stream_fn(id, b, e, k->ctx);
+				if (rc) {
+					k->stop = e;
 					return rc;
+				}
 			}
 		}
 		i = end;
 	}
 	return 0;
+}
+
+/* A sampled gram at p is in the bitmap: an occurrence may start in
+ * (p - stride, p]. The automaton, at *cur with step *at (exact for every
+ * occurrence still in progress), goes on from there, or starts at the
+ * root at p - stride + 1 when it stopped before; it runs until no
+ * pattern in progress started at or before p (its depth is less than the
+ * bytes since p) or the text ends. */
+static int on_sample(const struct match_set *s, const unsigned char *t, size_t n, size_t p, size_t *cur, uint32_t *at,
+		     struct sink *k)
+{
+	size_t from = p + 1 >= s->stride ? p + 1 - s->stride : 0;
+	if (*cur < from) {
+		*at = 0;
+		*cur = from;
+	}
+	while (*cur < n) {
+		if (*cur > p && depth_of(s, *at) < *cur - p)
+			break;
+		size_t lim = *cur + 8;
+		if (lim < p + s->gram)
+			lim = p + s->gram;
+		if (lim > n)
+			lim = n;
+		int rc = run(s, at, t, *cur, lim, k);
+		*cur = lim;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* The gram at p (4 bytes readable there) is in the bitmap. */
+static inline unsigned in_bitmap(const unsigned char *pfx, const unsigned char *p, uint32_t mask, uint32_t shift)
+{
+	uint32_t h = gram_hash(gram_at(p, 4, mask), shift);
+	return pfx[h >> 3] & (1u << (h & 7));
+}
+
+/* The prefiltered pass over t[0..n): every stride-th position's gram is
+ * looked up in the bitmap, and the automaton runs only around a hit
+ * (on_sample). *cur and *at: where the automaton is, as on_sample keeps
+ * them. */
+static int prefiltered(const struct match_set *s, const unsigned char *t, size_t n, size_t *cur, uint32_t *at,
+		       struct sink *k)
+{
+	const unsigned char *pfx = s->pfx;
+	const uint32_t mask = s->gram_mask, shift = s->hash_shift;
+	const size_t st = s->stride;
+	size_t p = 0;
+	int rc;
+	/* Four samples a round, one branch when none hits. */
+	while (n >= 3 * st + 4 && p <= n - 3 * st - 4) {
+		const unsigned char *q = t + p;
+		unsigned a = in_bitmap(pfx, q, mask, shift), b = in_bitmap(pfx, q + st, mask, shift),
+			 c = in_bitmap(pfx, q + 2 * st, mask, shift), d = in_bitmap(pfx, q + 3 * st, mask, shift);
+		if (a | b | c | d) {
+			for (size_t j = 0; j < 4; j++)
+				if (in_bitmap(pfx, q + j * st, mask, shift) &&
+				    (rc = on_sample(s, t, n, p + j * st, cur, at, k)) != 0)
+					return rc;
+		}
+		p += 4 * st;
+	}
+	for (; p + s->gram <= n; p += st) {
+		uint32_t h = gram_hash(gram_at(t + p, n - p, mask), shift);
+		if ((pfx[h >> 3] & (1u << (h & 7))) && (rc = on_sample(s, t, n, p, cur, at, k)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int match_set_scan(const struct match_set *s, const unsigned char *text, size_t n,
+		   int (*fn)(uint32_t id, size_t start, size_t end, void *ctx), void *ctx)
+{
+	if (!s->built)
+		return latch_error(LATCH_USAGE, "the pattern set is not built");
+	struct sink k = {.fn = fn, .ctx = ctx};
+	uint32_t at = 0;
+	if (!s->gram)
+		return run(s, &at, text, 0, n, &k);
+	size_t cur = 0;
+	return prefiltered(s, text, n, &cur, &at, &k);
 }
 
 void match_stream_init(struct match_stream *st, const struct match_set *s)
@@ -449,28 +690,58 @@ void match_stream_init(struct match_stream *st, const struct match_set *s)
 	st->fed = 0;
 }
 
+/* A long chunk: the automaton goes on from the carried state until no
+ * pattern in progress started before the chunk; then the prefiltered
+ * pass; then the automaton runs over the last min_len - 1 bytes (from the
+ * root if it stopped before them), so that the state carried to the next
+ * chunk is exact for every pattern that may go on there: one that starts
+ * before those bytes has its first sampled gram inside the chunk, and the
+ * prefiltered pass ran the automaton from there to the chunk's end. */
 int match_stream_feed(struct match_stream *st, const unsigned char *chunk, size_t n,
 		      int (*fn)(uint32_t id, uint64_t start, uint64_t end, void *ctx), void *ctx)
 {
 	const struct match_set *s = st->s;
 	if (!s->built)
 		return latch_error(LATCH_USAGE, "the pattern set is not built");
-	size_t i = 0, end;
-	while ((end = advance(s, &st->state, chunk, i, n)) != 0) {
-		uint64_t abs_end = st->fed + end;
-		for (uint32_t o = first_out(s, state_of(s, st->state)); o; o = s->dict[o]) {
-			for (uint32_t k = 0; k < s->out_n[o]; k++) {
-				int rc = fn(s->ids[s->out_first[o] + k], abs_end - s->depth[o], abs_end, ctx);
-				if (rc) {
-					st->fed = abs_end;
-					return rc;
-				}
-			}
+	struct sink k = {.stream_fn = fn, .ctx = ctx, .base = st->fed};
+	int rc = 0;
+	if (!s->gram || n < PF_FEED_MIN * s->max_len) {
+		rc = run(s, &st->state, chunk, 0, n, &k);
+	} else {
+		size_t cur = 0;
+		while (cur < n && depth_of(s, st->state) > cur) {
+			size_t lim = cur + 8 < n ? cur + 8 : n;
+			if ((rc = run(s, &st->state, chunk, cur, lim, &k)) != 0)
+				break;
+			cur = lim;
 		}
-		i = end;
+		if (rc == 0)
+			rc = prefiltered(s, chunk, n, &cur, &st->state, &k);
+		if (rc == 0) {
+			size_t tail = n - (s->min_len - 1);
+			if (cur < tail) {
+				st->state = 0;
+				cur = tail;
+			}
+			rc = run(s, &st->state, chunk, cur, n, &k);
+		}
+	}
+	if (rc) {
+		st->fed = k.stop;
+		return rc;
 	}
 	st->fed += n;
 	return 0;
+}
+
+size_t match_set_min_len(const struct match_set *s)
+{
+	return s->min_len;
+}
+
+size_t match_set_max_len(const struct match_set *s)
+{
+	return s->max_len;
 }
 
 void match_set_free(struct match_set *s)

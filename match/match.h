@@ -111,8 +111,13 @@ void match_forms_free(struct match_form *forms, size_t count);
 /* ---- Multi-pattern search -------------------------------------------- */
 
 /* A set of byte patterns, each with a caller's id (ids need not be
- * distinct), compiled into an Aho-Corasick automaton. Patterns and the
- * automaton (whose transitions spell the patterns) live in secure memory. */
+ * distinct), compiled into an Aho-Corasick automaton, with a prefilter in
+ * front of it when every pattern has 4 bytes or more (sampled grams: the
+ * automaton runs only where one may start; the same results, 5 to 15
+ * times as fast). LATCH_MATCH_PREFILTER=0 in the environment when a set
+ * is built leaves the prefilter out (bench/match_bench, the tests).
+ * Patterns, the automaton (whose transitions spell the patterns) and the
+ * prefilter's bitmap live in secure memory. */
 struct match_set;
 
 /* A new, empty set; NULL reported if out of memory. */
@@ -148,6 +153,11 @@ struct match_stream {
 void match_stream_init(struct match_stream *st, const struct match_set *s);
 int match_stream_feed(struct match_stream *st, const unsigned char *chunk, size_t n,
 		      int (*fn)(uint32_t id, uint64_t start, uint64_t end, void *ctx), void *ctx);
+
+/* The length of the shortest and of the longest pattern in a built set
+ * (0 when it has none). A redactor holds back max_len - 1 bytes. */
+size_t match_set_min_len(const struct match_set *s);
+size_t match_set_max_len(const struct match_set *s);
 
 /* Wipe and free the set. NULL-safe. */
 void match_set_free(struct match_set *s);

@@ -1,6 +1,8 @@
 /* Unit tests: the Aho-Corasick pattern set (match/ac.c), against a naive
  * search (memmem at every offset) on hand-made and random cases, one-shot
- * and streamed in every split. */
+ * and streamed in every split; and its prefilter (every pattern 4 bytes
+ * or more), against the same and against the automaton alone
+ * (LATCH_MATCH_PREFILTER=0). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,8 +113,10 @@ static struct hits check_scan(const struct match_set *s, const struct pats *ps, 
 	struct hits sorted = {0};
 	for (size_t i = 0; i < got.n; i++)
 		push(&sorted, got.h[i].id, got.h[i].start, got.h[i].end);
-	qsort(sorted.h, sorted.n, sizeof *sorted.h, by_hit);
-	qsort(want.h, want.n, sizeof *want.h, by_hit);
+	if (sorted.n)
+		qsort(sorted.h, sorted.n, sizeof *sorted.h, by_hit);
+	if (want.n)
+		qsort(want.h, want.n, sizeof *want.h, by_hit);
 	if (sorted.n != want.n)
 		fail_msg("the scan found %zu occurrences, the naive search %zu", sorted.n, want.n);
 	for (size_t i = 0; i < want.n; i++)
@@ -383,15 +387,241 @@ static void byte_classes(void **state)
 	}
 }
 
+static struct match_set *build_plain(const struct pats *ps)
+{
+	setenv("LATCH_MATCH_PREFILTER", "0", 1);
+	struct match_set *s = build(ps);
+	unsetenv("LATCH_MATCH_PREFILTER");
+	return s;
+}
+
+/* check_scan, and the automaton alone reports the same sequence. */
+static struct hits check_both(const struct match_set *s, const struct match_set *plain, const struct pats *ps,
+			      const unsigned char *t, size_t n)
+{
+	struct hits got = check_scan(s, ps, t, n), alone = {0};
+	assert_int_equal(match_set_scan(plain, t, n, on_hit, &alone), 0);
+	assert_int_equal(alone.n, got.n);
+	for (size_t i = 0; i < got.n; i++)
+		assert_int_equal(by_hit(&got.h[i], &alone.h[i]), 0);
+	free(alone.h);
+	return got;
+}
+
+/* The prefilter's edges, for a shortest pattern of m = 4, 5, 6, 7 and 16
+ * bytes (every gram and stride it picks): a pattern of exactly m bytes,
+ * one that it is a prefix of, a suffix of that one, a self-overlapping
+ * run of one byte and a longest one; each alone at every offset of texts
+ * of every length from 0 to max_len + 8 (so at offset 0, at the very end
+ * and across every sampling stride), over a filler of the same letters;
+ * one-shot, against the automaton alone, and streamed; and streamed in
+ * chunks of 2 max_len bytes and a little more, each pattern at every
+ * offset across the first boundary. */
+static void prefilter_edges(void **state)
+{
+	(void)state;
+	static const size_t ms[] = {4, 5, 6, 7, 16};
+	for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+		size_t m = ms[mi];
+		struct pats ps = {calloc(5, sizeof *ps.p), calloc(5, sizeof *ps.len), 5};
+		size_t lens[5] = {m, m + 2, m, m + 1, 3 * m};
+		for (size_t i = 0; i < 5; i++) {
+			ps.len[i] = lens[i];
+			ps.p[i] = calloc(1, 3 * 16);
+			assert_non_null(ps.p[i]);
+		}
+		/* p[0] is a prefix of p[1], p[2] a suffix of it, p[3] overlaps
+		 * itself. */
+		for (size_t k = 0; k < m + 2; k++) {
+			ps.p[1][k] = (unsigned char)("bcdab"[k % 5]);
+			if (k < m)
+				ps.p[0][k] = ps.p[1][k];
+			if (k >= 2)
+				ps.p[2][k - 2] = ps.p[1][k];
+			if (k < m + 1)
+				ps.p[3][k] = 'a';
+		}
+		for (size_t k = 0; k < 3 * m; k++) { /* the longest */
+			ps.p[4][k] = (unsigned char)("abcd"[rnd() % 4]);
+		}
+		struct match_set *s = build(&ps), *plain = build_plain(&ps);
+		assert_int_equal(match_set_min_len(s), m);
+		assert_int_equal(match_set_max_len(s), 3 * m);
+		size_t max_len = 3 * m;
+		unsigned char t[3 * 16 + 8];
+		for (size_t n = 0; n <= max_len + 8; n++) {
+			for (size_t i = 0; i < ps.n; i++) {
+				for (size_t at = 0; at + ps.len[i] <= n; at++) {
+					for (size_t k = 0; k < n; k++)
+						t[k] = (unsigned char)("abcz"[rnd() % 4]);
+					memcpy(t + at, ps.p[i], ps.len[i]);
+					struct hits got = check_both(s, plain, &ps, t, n);
+					assert_true(got.n >= 1);
+					check_stream(s, t, n, &got, 1);
+					check_stream(s, t, n, &got, 0);
+					free(got.h);
+				}
+			}
+			/* And the text alone, no pattern planted. */
+			for (size_t k = 0; k < n; k++)
+				t[k] = (unsigned char)("abcz"[rnd() % 4]);
+			struct hits got = check_both(s, plain, &ps, t, n);
+			check_stream(s, t, n, &got, 0);
+			free(got.h);
+		}
+		/* Across the boundary of chunks long enough for the prefilter
+		 * (2 max_len and a few bytes more): each pattern at every offset
+		 * that puts it across the first boundary, or just before it. */
+		for (size_t c = 2 * max_len; c < 2 * max_len + 4; c++) {
+			unsigned char u[4 * 3 * 16 + 16];
+			size_t n = 2 * c + 5;
+			for (size_t i = 0; i < ps.n; i++) {
+				for (size_t at = c - ps.len[i]; at <= c; at++) {
+					for (size_t k = 0; k < n; k++)
+						u[k] = (unsigned char)("abcz"[rnd() % 4]);
+					memcpy(u + at, ps.p[i], ps.len[i]);
+					struct hits got = check_both(s, plain, &ps, u, n);
+					check_stream(s, u, n, &got, c);
+					free(got.h);
+				}
+			}
+		}
+		match_set_free(s);
+		match_set_free(plain);
+		pats_free(&ps);
+	}
+}
+
+/* The forms (min_len 6) of 50 values of 6-24 bytes, planted 3,000 times
+ * in 1 MiB of random printable text at random offsets; one-shot, against
+ * the automaton alone, and streamed in chunks of 4093 and 65536 bytes and
+ * at random (the long feeds go through the prefilter). */
+static void prefilter_forms(void **state)
+{
+	(void)state;
+	struct pats ps = {calloc(50 * MATCH_FORMS_MAX, sizeof *ps.p), calloc(50 * MATCH_FORMS_MAX, sizeof *ps.len), 0};
+	for (size_t v = 0; v < 50; v++) {
+		unsigned char val[24];
+		size_t len = v == 0 ? 6 : rnd_between(6, 24);
+		for (size_t k = 0; k < len; k++)
+			val[k] = (unsigned char)(0x20 + rnd() % 95);
+		struct match_form *f;
+		size_t count;
+		assert_int_equal(match_forms(val, len, 6, &f, &count), 0);
+		for (size_t k = 0; k < count; k++) {
+			ps.len[ps.n] = f[k].bytes->len;
+			ps.p[ps.n] = malloc(f[k].bytes->len);
+			memcpy(ps.p[ps.n++], f[k].bytes->data, f[k].bytes->len);
+		}
+		match_forms_free(f, count);
+	}
+	struct match_set *s = build(&ps), *plain = build_plain(&ps);
+	assert_int_equal(match_set_min_len(s), 6);
+	size_t n = 1u << 20;
+	unsigned char *t = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		t[i] = (unsigned char)(0x20 + rnd() % 95);
+	for (size_t i = 0; i < 3000; i++) {
+		size_t k = rnd_between(0, ps.n - 1);
+		memcpy(t + rnd_between(0, n - ps.len[k]), ps.p[k], ps.len[k]);
+	}
+	struct hits got = check_both(s, plain, &ps, t, n);
+	assert_true(got.n >= 2900);
+	check_stream(s, t, n, &got, 4093);
+	check_stream(s, t, n, &got, 65536);
+	check_stream(s, t, n, &got, 0);
+	free(got.h);
+	free(t);
+	match_set_free(s);
+	match_set_free(plain);
+	pats_free(&ps);
+}
+
+/* random_against_naive with every pattern 6 bytes or more (the
+ * prefilter), and the stream in chunks long enough for it. */
+static void random_prefiltered(void **state)
+{
+	(void)state;
+	size_t n = 100000;
+	unsigned char *t = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		t[i] = rnd() % 16 ? (unsigned char)("abcd"[rnd() % 4]) : (unsigned char)rnd();
+	struct pats ps = {calloc(2000, sizeof *ps.p), calloc(2000, sizeof *ps.len), 2000};
+	for (size_t i = 0; i < ps.n; i++) {
+		size_t len = i % 2 ? rnd_between(6, 40) : rnd_between(6, 9);
+		ps.p[i] = malloc(len);
+		ps.len[i] = len;
+		if (i % 2) {
+			memcpy(ps.p[i], t + rnd_between(0, n - len), len);
+		} else {
+			for (size_t k = 0; k < len; k++)
+				ps.p[i][k] = (unsigned char)("abcd"[rnd() % 4]);
+		}
+	}
+	struct match_set *s = build(&ps), *plain = build_plain(&ps);
+	struct hits got = check_both(s, plain, &ps, t, n);
+	assert_true(got.n > 5000);
+	check_stream(s, t, n, &got, 4093);
+	check_stream(s, t, n, &got, 200);
+	check_stream(s, t, n, &got, 0);
+	free(got.h);
+	free(t);
+	match_set_free(s);
+	match_set_free(plain);
+	pats_free(&ps);
+}
+
+/* A stream stopped by its callback in a long feed (through the
+ * prefilter), then fed the rest: the hits after the stop are those of
+ * the one-shot scan, less the others that end at the stopping byte. */
+static void prefilter_stop(void **state)
+{
+	(void)state;
+	static const char *const list[] = {"secret", "cret12", "secret12", "zzzzzz"};
+	struct pats ps = pats_of(list, 4);
+	struct match_set *s = build(&ps);
+	size_t n = 10000;
+	unsigned char *t = malloc(n);
+	memset(t, '.', n);
+	memcpy(t + 3001, "secret12", 8);
+	memcpy(t + 7000, "zzzzzzz", 7);
+	struct hits once = check_scan(s, &ps, t, n);
+	assert_int_equal(once.n, 5); /* secret, secret12, cret12, zzzzzz twice */
+	struct match_stream st;
+	struct hits got = {.stop_after = 2};
+	match_stream_init(&st, s);
+	assert_int_equal(match_stream_feed(&st, t, n, on_stream_hit, &got), 7);
+	assert_int_equal(st.fed, 3009); /* through the '2' that ended "secret12" */
+	got.stop_after = 0;
+	assert_int_equal(match_stream_feed(&st, t + 3009, n - 3009, on_stream_hit, &got), 0);
+	assert_int_equal(st.fed, n);
+	assert_int_equal(got.n, 4); /* cret12, also ending at 3009, is not reported */
+	assert_int_equal(by_hit(&got.h[2], &once.h[3]), 0);
+	assert_int_equal(by_hit(&got.h[3], &once.h[4]), 0);
+	free(got.h);
+	free(once.h);
+	free(t);
+	match_set_free(s);
+	pats_free(&ps);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(overlapping),   cmocka_unit_test(prefixes_suffixes),
-		cmocka_unit_test(all_bytes),     cmocka_unit_test(random_against_naive),
-		cmocka_unit_test(stop),          cmocka_unit_test(misuse),
-		cmocka_unit_test(deep_and_wide), cmocka_unit_test(byte_classes),
+		cmocka_unit_test(overlapping),
+		cmocka_unit_test(prefixes_suffixes),
+		cmocka_unit_test(all_bytes),
+		cmocka_unit_test(random_against_naive),
+		cmocka_unit_test(stop),
+		cmocka_unit_test(misuse),
+		cmocka_unit_test(deep_and_wide),
+		cmocka_unit_test(byte_classes),
+		cmocka_unit_test(prefilter_edges),
+		cmocka_unit_test(prefilter_forms),
+		cmocka_unit_test(random_prefiltered),
+		cmocka_unit_test(prefilter_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
