@@ -42,6 +42,10 @@ extern const char usage_init[], usage_set[], usage_ls[], usage_rm[], usage_passw
 	usage_status[], usage_audit[], usage_grant[], usage_grants[], usage_revoke[], usage_run[], usage_broker[],
 	usage_fed[], usage_scan[], usage_session[];
 
+/* A value too short for redaction to find it in a child's output (fewer
+ * than RUN_REDACT_MIN bytes): one warning line naming the secret. */
+void cli_warn_short(const char *name);
+
 /* The exit status for the last reported error (docs/design.md). */
 int cli_fail(void);
 /* Report a usage error for `cmd` and return exit status 2. */

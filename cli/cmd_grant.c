@@ -66,8 +66,11 @@ static int hand_over(struct vault *v, const char *dir, const struct audit_grant 
 	if (cli_broker_session(v, dir, &s) != 0)
 		return -1;
 	struct broker_item items[BROKER_MAX_NAMES];
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		items[i] = (struct broker_item){names[i], *values[i]};
+		if (values[i]->len < RUN_REDACT_MIN)
+			cli_warn_short(names[i]);
+	}
 	struct broker_grant_spec spec = {.id = g->id,
 					 .items = items,
 					 .n = n,

@@ -1,6 +1,8 @@
 /* latch set: create or replace a secret. The value never comes from argv. */
 #include "cli.h"
 
+#include "../run/run.h"
+
 #include "../hooks/hooks.h"
 
 #include <errno.h>
@@ -89,7 +91,10 @@ int cmd_set(int argc, char **argv)
 	if (rc == 0)
 		rc = vault_set(v, name, value, &version);
 	int bits = rc == 0 ? hooks_entropy_bits(value->data, value->len) : HOOKS_WEAK_BITS;
+	bool short_value = rc == 0 && value->len < RUN_REDACT_MIN;
 	secbuf_free(value);
+	if (short_value)
+		cli_warn_short(name);
 	if (bits < HOOKS_WEAK_BITS)
 		fprintf(stderr,
 			"latch: warning: '%s' is too weak to fingerprint safely (about %d bits; the scan index needs "

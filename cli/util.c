@@ -1,6 +1,8 @@
 /* Helpers shared by the cmd_*.c files. */
 #include "cli.h"
 
+#include "../run/run.h"
+
 #include "../audit/audit.h"
 #include "../hooks/hooks.h"
 
@@ -161,4 +163,12 @@ void cli_print_escaped(char *const *items, size_t n, const char *first, const ch
 		text_escape(items[k] ? items[k] : "?", text, sizeof text);
 		printf("%s%s", k ? sep : first, text);
 	}
+}
+
+void cli_warn_short(const char *name)
+{
+	fprintf(stderr,
+		"latch: warning: '%s' is shorter than %d bytes: redaction does not look for it in what a child "
+		"prints (docs/redaction.md)\n",
+		name, RUN_REDACT_MIN);
 }
