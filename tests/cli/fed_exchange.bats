@@ -38,6 +38,12 @@ fx_post() {
 
 # fx_env VAR: the value of VAR in the child's `env` listing in $out;
 # fails if the child did not have it.
+# fx_child FILE: $out becomes what the child wrote to FILE (not to its
+# stdout, which latch redacts: the tests here check the token's value).
+fx_child() {
+	out=$(cat "$1")
+}
+
 fx_env() {
 	grep -m1 "^$1=" <<<"$out" | cut -d= -f2-
 	grep -q "^$1=" <<<"$out"
@@ -134,7 +140,8 @@ assert (b["federation_rule_id"], b["organization_id"], b["service_account_id"], 
 		ANTHROPIC_PROFILE=other ANTHROPIC_CONFIG_DIR=/nonexistent/anthropic
 		ACTIONS_ID_TOKEN_REQUEST_URL=http://127.0.0.1:9/gha ACTIONS_ID_TOKEN_REQUEST_TOKEN=ghreq
 		FX_KEPT=kept)
-	br_run --fed p -- env
+	br_run --fed p -- sh -c 'env >"$0"' "$BATS_TEST_TMPDIR/child"
+	fx_child "$BATS_TEST_TMPDIR/child"
 	want_status 0
 	local tok
 	tok=$(fed_tokens_issued)
@@ -155,13 +162,17 @@ assert (b["federation_rule_id"], b["organization_id"], b["service_account_id"], 
 	fed_idtoken
 	fed_profile p
 	BR_ENV=(ANTHROPIC_API_KEY= LATCH_FED_PROFILE=p)
-	br_run -- sh -c 'if [ "${ANTHROPIC_API_KEY+set}" = set ]; then echo HAS_API_KEY; fi; env'
+	br_run -- sh -c '{ if [ "${ANTHROPIC_API_KEY+set}" = set ]; then echo HAS_API_KEY; fi; env; } >"$0"' \
+		"$BATS_TEST_TMPDIR/child"
 	want_status 0
+	fx_child "$BATS_TEST_TMPDIR/child"
 	refute grep -q HAS_API_KEY <<<"$out"
 	[ "$(fx_env ANTHROPIC_AUTH_TOKEN)" = "$(fed_tokens_issued)" ]
 	BR_ENV=(ANTHROPIC_API_KEY=)
-	br_run --fed p -- sh -c 'if [ "${ANTHROPIC_API_KEY+set}" = set ]; then echo HAS_API_KEY; fi; env'
+	br_run --fed p -- sh -c '{ if [ "${ANTHROPIC_API_KEY+set}" = set ]; then echo HAS_API_KEY; fi; env; } >"$0"' \
+		"$BATS_TEST_TMPDIR/child"
 	want_status 0
+	fx_child "$BATS_TEST_TMPDIR/child"
 	refute grep -q HAS_API_KEY <<<"$out"
 	[ "$(fx_env ANTHROPIC_AUTH_TOKEN)" = "$(fed_tokens_issued)" ]
 	# Control: without federation the empty key is passed on as it was.
@@ -204,8 +215,9 @@ assert r[0]["verdict"] == "ok"
 	fed_idtoken
 	fed_profile p
 	br_run --fed p --passphrase-fd 3 --env X=latch://canary -- \
-		sh -c "$(br_check_canary); printf '%s\n' \"\$ANTHROPIC_AUTH_TOKEN\"" 3<<<"$PASS"
+		sh -c "$(br_check_canary); printf '%s\n' \"\$ANTHROPIC_AUTH_TOKEN\" >\"\$0\"" "$BATS_TEST_TMPDIR/child" 3<<<"$PASS"
 	want_status 0
+	fx_child "$BATS_TEST_TMPDIR/child"
 	[ "$out" = "$(fed_tokens_issued)" ]
 	fed_want_requests 1
 	fed_canary_scan "$FED_JWT" "$CANARY"
@@ -219,8 +231,8 @@ assert r[0]["verdict"] == "ok"
 	fed_script "stall 1"
 	local i pids=() rc bad=0
 	for i in $(seq 1 16); do
-		"$LATCH" run --fed p -- sh -c 'printf "%s\n" "$ANTHROPIC_AUTH_TOKEN"' \
-			</dev/null >"$BATS_TEST_TMPDIR/c.$i.out" 2>"$BATS_TEST_TMPDIR/c.$i.err" 3>&- &
+		"$LATCH" run --fed p -- sh -c 'printf "%s\n" "$ANTHROPIC_AUTH_TOKEN" >"$0"' "$BATS_TEST_TMPDIR/c.$i.out" \
+			</dev/null 2>"$BATS_TEST_TMPDIR/c.$i.err" 3>&- &
 		pids+=($!)
 		bg_track "$!"
 	done
@@ -257,8 +269,9 @@ assert r[0]["verdict"] == "ok"
 	lx fed token p </dev/null
 	want_status 0
 	[ "$out" = "$tok1" ]
-	br_run --fed p -- sh -c 'printf "%s\n" "$ANTHROPIC_AUTH_TOKEN"'
+	br_run --fed p -- sh -c 'printf "%s\n" "$ANTHROPIC_AUTH_TOKEN" >"$0"' "$BATS_TEST_TMPDIR/child"
 	want_status 0
+	fx_child "$BATS_TEST_TMPDIR/child"
 	[ "$out" = "$tok1" ]
 	fed_want_requests 1
 	# Where it lives and how.
@@ -275,8 +288,9 @@ assert r[0]["verdict"] == "ok"
 	want_status 0
 	[ -z "$(grep -rlF -- "$tok1" "$cache")" ]
 	fed_idtoken
-	br_run --fed p -- sh -c 'printf "%s\n" "$ANTHROPIC_AUTH_TOKEN"'
+	br_run --fed p -- sh -c 'printf "%s\n" "$ANTHROPIC_AUTH_TOKEN" >"$0"' "$BATS_TEST_TMPDIR/child"
 	want_status 0
+	fx_child "$BATS_TEST_TMPDIR/child"
 	fed_want_requests 2
 	tok2=$(fed_tokens_issued | tail -n 1)
 	[ "$out" = "$tok2" ]
@@ -496,7 +510,8 @@ q = parse_qs(ok[0]["query"])
 assert q == {"x": ["1"], "audience": ["https://api.anthropic.com"]}, q
 assert r[0]["verdict"] == "ok", r[0]["verdict"]
 '
-	br_run --fed g -- env
+	br_run --fed g -- sh -c 'env >"$0"' "$BATS_TEST_TMPDIR/child"
+	fx_child "$BATS_TEST_TMPDIR/child"
 	want_status 0
 	fx_absent ACTIONS_ID_TOKEN_REQUEST_URL ACTIONS_ID_TOKEN_REQUEST_TOKEN
 	[ "$(fx_env ANTHROPIC_AUTH_TOKEN)" = "$(fed_tokens_issued)" ]
@@ -577,4 +592,23 @@ assert r[0]["verdict"] == "ok", r[0]["verdict"]
 	fed_want_requests 2
 	fed_reqs 'assert r[1]["verdict"] == "ok" and r[1]["body"]["assertion"] == sys.argv[1]' -- "$FED_JWT"
 	fed_canary_scan "$FED_JWT"
+}
+
+@test "the model token is kept out of the child's output as [latch:model-token], and counted in the exit record" {
+	br_setup
+	br_grant canary --ttl 10m
+	fed_server
+	fed_idtoken
+	fed_profile p
+	br_run --fed p -- sh -c 'echo "token: $ANTHROPIC_AUTH_TOKEN"; echo "$ANTHROPIC_AUTH_TOKEN" | base64 >&2'
+	want_status 0
+	[ "$out" = "token: [latch:model-token]" ]
+	[[ $err == *"[latch:model-token]"* ]]
+	assert_absent "$(fed_tokens_issued)" "$LX_OUT" "$LX_ERR"
+	# Through the broker's runner (a reference in the same run): the exit
+	# record counts it beside the secret's.
+	br_run --fed p --env X=latch://canary -- sh -c 'echo "$ANTHROPIC_AUTH_TOKEN $X"'
+	want_status 0
+	[ "$out" = "[latch:model-token] [latch:canary]" ]
+	br_audit 'ex = [x for x in r if x["event"] == "exit"][-1]; assert ex["redacted"] == {"canary": 1, "model-token": 1}, ex'
 }
