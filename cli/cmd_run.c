@@ -71,7 +71,8 @@ const char usage_run[] =
 	"                           while CMD runs, and removes when it exits\n"
 	"  --no-pty                 never a pseudo-terminal: CMD gets the terminal as\n"
 	"                           it is, and has no controlling terminal\n"
-	"  --no-redact              CMD writes to stdout and stderr as they are\n"
+	"  --no-redact              CMD writes to stdout and stderr as they are (the\n"
+	"                           release record says so)\n"
 	"  --pristine               start CMD from an empty environment\n"
 	"  --keep VAR               with --pristine, keep this variable (repeatable)\n"
 	"  --passphrase-fd N        for a one-shot release without a grant (N > 2;\n"
@@ -85,8 +86,9 @@ const char usage_run[] =
 	"Exit status: CMD's own; 128+N if it died of signal N; 4 if no grant allows\n"
 	"the release; 125 if latch failed before running it (usage errors too),\n"
 	"126 if it could not be run, 127 if it was not found.\n"
-	"Redaction of CMD's output is not built yet: CMD writes straight to the\n"
-	"terminal, so a command that prints a value shows it.\n";
+	"What CMD writes reaches stdout and stderr with every granted value (and\n"
+	"the model token), in any common encoding, replaced by [latch:NAME]: a\n"
+	"backstop, not a boundary (rev, compression or a file defeat it).\n";
 
 /* Every failure of latch run's own before exec exits 125, usage errors
  * included: any other number could be CMD's own status. */

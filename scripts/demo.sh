@@ -101,17 +101,19 @@ set +e
 setsid -w "$LATCH" run --env DATABASE_URL=latch://prod-db -- sh -c 'echo "connecting with ${#DATABASE_URL} bytes"' </dev/null
 echo "exit status $? (4 = denied: only a human can grant)"
 set -e
-show "latch grant prod-db --cmd sh --ttl 2m --uses 2     (the human, with the passphrase)"
-p grant prod-db --cmd sh --ttl 2m --uses 2
+show "latch grant prod-db --cmd sh --ttl 2m --uses 3     (the human, with the passphrase)"
+p grant prod-db --cmd sh --ttl 2m --uses 3
 show "latch grants"
 "$LATCH" grants
 show "latch run --env DATABASE_URL=latch://prod-db -- sh -c 'echo \"connecting with \${#DATABASE_URL} bytes\"'"
 setsid -w "$LATCH" run --env DATABASE_URL=latch://prod-db -- sh -c 'echo "connecting with ${#DATABASE_URL} bytes"' </dev/null
+show "latch run --env DATABASE_URL=latch://prod-db -- sh -c 'echo \"\$DATABASE_URL\"; echo \"\$DATABASE_URL\" | base64'   (printed: redacted)"
+setsid -w "$LATCH" run --env DATABASE_URL=latch://prod-db -- sh -c 'echo "$DATABASE_URL"; echo "$DATABASE_URL" | base64' </dev/null
 show "latch run --env DATABASE_URL=latch://prod-db -- sh -c 'exit 42'   (the exit status passes through)"
 set +e
 setsid -w "$LATCH" run --env DATABASE_URL=latch://prod-db -- sh -c 'exit 42' </dev/null
 echo "exit status $?"
-show "latch run --env DATABASE_URL=latch://prod-db -- sh -c true   (the 2 uses are spent)"
+show "latch run --env DATABASE_URL=latch://prod-db -- sh -c true   (the 3 uses are spent)"
 setsid -w "$LATCH" run --env DATABASE_URL=latch://prod-db -- sh -c true </dev/null
 echo "exit status $?"
 set -e
@@ -269,4 +271,4 @@ EOF_AGENT
 	sl audit --event release --json | grep -o '"runner":[0-9]*,"session":[a-z]*'
 fi
 
-printf '\nDone. Next: redaction of what the child prints (see README.md).\n'
+printf '\nDone.\n'
