@@ -328,6 +328,9 @@ echo
 echo "== latch scan and its git hooks, beside git-secrets (bench/scan.sh)"
 sh "$ROOT/bench/scan.sh"
 echo
+echo "== the redaction relay: latch run -- cat of 1 GiB, and a short command (bench/relay.sh)"
+sh "$ROOT/bench/relay.sh"
+echo
 if [ -x "$B/redact_bench" ]; then
 	echo "== the redactor (build/bench/redact_bench)"
 	run "$B/redact_bench" 2>>"$LOG" || fail "redact_bench failed"

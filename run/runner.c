@@ -193,9 +193,14 @@ static void sink_read(struct sink *s, bool drain)
 			s->from = -1; /* the pty's master stays open until the end */
 			return;
 		}
-		/* A caller that stopped reading (a closed pipe) loses the
-		 * output; the child runs on, as it would without latch. */
-		sink_write(s, buf, (size_t)n);
+		/* A caller that stopped reading (`latch run -- yes | head`):
+		 * our end of the child's pipe closes too, so the child's next
+		 * write fails (SIGPIPE) as it would without latch. */
+		if (sink_write(s, buf, (size_t)n) != 0 && s->pipe) {
+			close(s->from);
+			s->from = -1;
+			return;
+		}
 		if (!drain)
 			return;
 	}

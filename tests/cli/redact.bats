@@ -191,3 +191,12 @@ assert "redact" not in rel[0] and rel[1]["redact"] is False, rel
 	want_status 0
 	[[ $err == *"latch: warning: 'tiny' is shorter than 6 bytes"* ]]
 }
+
+@test "a reader that stops (latch run -- yes | head -1): the child gets its SIGPIPE, as without latch" {
+	local rc=0
+	timeout 20 setsid -w "$LATCH" run --env X=latch://canary -- yes </dev/null 2>"$T/err" | head -1 >"$T/out" ||
+		true
+	rc=${PIPESTATUS[0]}
+	[ "$(cat "$T/out")" = y ]
+	[ "$rc" -eq 141 ] || { echo "latch run exited $rc: $(cat "$T/err")" >&2; false; }
+}
