@@ -271,11 +271,18 @@ static void report_exit(struct release *r, const struct run_plan *p, int status)
 		struct audit_secret_ref refs[RUN_MAX_REFS];
 		for (size_t i = 0; i < r->n; i++)
 			refs[i] = (struct audit_secret_ref){r->names[i], 0};
+		int64_t total = p->redacted_token > 0 ? p->redacted_token : 0;
+		for (size_t i = 0; i < r->n; i++)
+			total += p->redacted[i];
 		struct audit_event ev = {.event = "exit",
 					 .secrets = refs,
 					 .n_secrets = r->n,
 					 .has_exit = status >= 0,
 					 .exit_status = status,
+					 .has_redactions = p->has_redacted,
+					 .redactions = total,
+					 .redacted = p->has_redacted ? p->redacted : NULL,
+					 .redacted_token = p->redacted_token,
 					 .self = true,
 					 .exe = p->path};
 		audit_record_event(r->v, &ev);

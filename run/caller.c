@@ -3,7 +3,8 @@
  * one-shot release) has the child. The runner's control protocol, both
  * ends of which are run/'s: one JSON object a line; the caller sends
  * {"signal": N}, the runner sends {"stopped": N} when the child stopped on
- * its terminal and {"exit": N} at the end. */
+ * its terminal and {"exit": N} at the end (with "redacted": the counts
+ * per secret, and "token", when the relay ran). */
 #include "internal.h"
 
 #include <errno.h>
@@ -31,7 +32,7 @@ static void send_signal(int control, int sig)
 
 /* The runner's messages not yet read: 1 the exit came (*status set), 0
  * not yet, -1 the runner is gone without saying. */
-static int read_messages(int control, char *buf, size_t cap, size_t *len, int *status)
+static int read_messages(int control, char *buf, size_t cap, size_t *len, int *status, struct run_plan *p)
 {
 	ssize_t n = recv(control, buf + *len, cap - *len, MSG_DONTWAIT);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -45,8 +46,17 @@ static int read_messages(int control, char *buf, size_t cap, size_t *len, int *s
 		json_t *exit = json_object_get(m, "exit");
 		bool stopped = json_is_integer(json_object_get(m, "stopped"));
 		bool done = json_is_integer(exit) && json_integer_value(exit) >= 0 && json_integer_value(exit) <= 255;
-		if (done)
+		if (done) {
 			*status = (int)json_integer_value(exit);
+			/* The relay's counts, for the exit record of a one-shot
+			 * release (the broker takes its own runner's from it). */
+			json_t *per = json_object_get(m, "redacted");
+			p->has_redacted = json_is_array(per) && json_array_size(per) == p->n_secrets;
+			for (size_t i = 0; p->has_redacted && i < p->n_secrets; i++)
+				p->redacted[i] = json_integer_value(json_array_get(per, i));
+			json_t *tok = json_object_get(m, "token");
+			p->redacted_token = json_is_integer(tok) ? json_integer_value(tok) : -1;
+		}
 		json_decref(m);
 		*len -= (size_t)(nl + 1 - buf);
 		memmove(buf, nl + 1, *len);
@@ -94,7 +104,7 @@ int run_wait(int control, struct run_plan *p)
 			}
 		}
 		if (n > 0 && w[0].revents) {
-			int rc = read_messages(control, buf, sizeof buf, &len, &status);
+			int rc = read_messages(control, buf, sizeof buf, &len, &status, p);
 			if (rc < 0) {
 				latch_error(LATCH_OPERR, "the runner ended without saying how the program ended");
 				status = 125;

@@ -57,6 +57,7 @@ struct run_plan {
 	 * with secrets[]) and of the model token (-1: there was none). */
 	int64_t redacted[RUN_MAX_REFS];
 	int64_t redacted_token;
+	bool has_redacted;        /* run_child: the counts came back from its runner */
 	char *keep[RUN_MAX_REFS]; /* with pristine: variables to keep */
 	size_t n_keep;
 	struct run_var vars[RUN_MAX_VARS]; /* set last, over any other */

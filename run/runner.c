@@ -91,6 +91,32 @@ static void say(int control, const char *key, int value)
 			return;
 }
 
+/* The last message: {"exit": N}, with the redactions when the relay ran
+ * ("redacted": per secret, in the plan's order; "token": the model
+ * token's, -1 none): latch run records them for a one-shot release. */
+static void say_exit(const struct runner *r, int status, bool redacted)
+{
+	json_t *m = json_pack("{s:i}", "exit", status);
+	if (m && redacted) {
+		json_t *per = json_array();
+		for (size_t i = 0; i < r->p->n_secrets; i++)
+			json_array_append_new(per, json_integer(r->p->redacted[i]));
+		json_object_set_new(m, "redacted", per);
+		json_object_set_new(m, "token", json_integer(r->p->redacted_token));
+	}
+	char line[4096];
+	size_t n = m ? json_dumpb(m, line, sizeof line - 1, JSON_COMPACT) : 0;
+	json_decref(m);
+	if (n == 0 || n >= sizeof line - 1) {
+		say(r->control, "exit", status);
+		return;
+	}
+	line[n++] = '\n';
+	for (ssize_t off = 0, w; r->control >= 0 && off < (ssize_t)n; off += w)
+		if ((w = send(r->control, line + off, n - (size_t)off, MSG_NOSIGNAL)) <= 0)
+			return;
+}
+
 /* ---- The caller's terminal ---- */
 
 static void term_raw(struct runner *r)
@@ -556,6 +582,7 @@ int run_serve(struct run_plan *p, int cwd_fd, int control)
 			   .err = {.from = -1, .to = 2}};
 	struct run_stdio io = {.fd = {-1, -1, -1}, .tty = -1};
 	size_t token = SIZE_MAX;
+	p->redacted_token = -1; /* until a model token is among the needles */
 	/* Before run_prepare wipes the plan's values: the relay keeps their
 	 * forms (in secure memory) for as long as the child can print. */
 	struct run_redactor *red = redactor_for(p, &token);
@@ -605,7 +632,7 @@ out:
 	 * on the caller's stderr, which is ours). The terminal first: latch
 	 * run exits as soon as it reads this. */
 	term_restore(&r);
-	say(r.control, "exit", status);
+	say_exit(&r, status, red != NULL);
 	runner_close(&r, &io);
 	run_redactor_free(red);
 	run_close_files(fds, n_files);

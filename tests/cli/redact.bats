@@ -200,3 +200,15 @@ assert "redact" not in rel[0] and rel[1]["redact"] is False, rel
 	[ "$(cat "$T/out")" = y ]
 	[ "$rc" -eq 141 ] || { echo "latch run exited $rc: $(cat "$T/err")" >&2; false; }
 }
+
+@test "a one-shot release (passphrase, no grant) is redacted by the runner latch run forks, and its exit record counts it" {
+	lx revoke --all </dev/null
+	want_status 0
+	br_run --passphrase-fd 3 --env X=latch://canary -- sh -c 'echo "$X"; echo "$X" >&2' 3<<<"$PASS"
+	want_status 0
+	[ "$(cat "$LX_OUT")" = "[latch:canary]" ]
+	# After latch's own line saying the passphrase releases it for this run.
+	[ "$(tail -n 1 "$LX_ERR")" = "[latch:canary]" ]
+	assert_absent "$CANARY" "$LX_OUT" "$LX_ERR"
+	br_audit 'ex = [x for x in r if x["event"] == "exit"][-1]; assert ex["redacted"] == {"canary": 2} and ex["redactions"] == 2, ex'
+}
