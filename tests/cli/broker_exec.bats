@@ -329,9 +329,12 @@ EOF
 	set_secret other "value of other"
 	br_grant canary other --ttl 10m --uses 1000
 	local t=$BATS_TEST_TMPDIR
+	# --no-redact: what is checked is the environment env prints, values
+	# included (a shell in between to write it to a file would add its own
+	# variables).
 	KEEP1="kept one" KEEP2="kept two" DROPPED="dropped" FROMENV=latch://other \
-		br_run --pristine --keep KEEP1 --keep KEEP2 --keep NOT_SET --env X=latch://canary --env Y=latch://other \
-		-- env -0
+		br_run --no-redact --pristine --keep KEEP1 --keep KEEP2 --keep NOT_SET --env X=latch://canary \
+		--env Y=latch://other -- env -0
 	want_status 0
 	"$PY" -c '
 import sys
