@@ -99,6 +99,7 @@
 #define NO_CHILD 0xffffffffu
 /* The dense rows' size at most. */
 #define DENSE_BYTES (1024u * 1024u)
+#define DENSE_BYTES_PREFILTERED (64u * 1024u)
 /* At most this many pattern bytes: a state number has 30 bits. */
 #define BYTES_MAX (STATE_MASK - 1u)
 /* The prefilter: only when every pattern has at least PF_MIN_LEN bytes;
@@ -347,8 +348,6 @@ int match_set_build(struct match_set *s)
 		for (unsigned c = 0, k = 1; c < 256; c++)
 			used[c] = used[c] ? (unsigned char)k++ : 0;
 	}
-	uint32_t rows = DENSE_BYTES / (width * (uint32_t)sizeof(uint32_t));
-	uint32_t dense_end = ns < rows ? ns : rows;
 	size_t min_len = np ? SIZE_MAX : 0, max_len = 0;
 	for (size_t i = 0; i < np; i++) {
 		if (s->refs[i].len < min_len)
@@ -359,6 +358,11 @@ int match_set_build(struct match_set *s)
 	uint32_t gram = 0, stride = 0, log2_bits = 0;
 	if (!prefilter_shape(min_len, np, &gram, &stride, &log2_bits))
 		gram = 0;
+	/* Behind the prefilter the automaton reads about 1% of the text, so
+	 * a smaller block of rows costs the scan little, and a build (one per
+	 * `latch run` that redacts) much less: locked, zeroed and filled. */
+	uint32_t rows = (gram ? DENSE_BYTES_PREFILTERED : DENSE_BYTES) / (width * (uint32_t)sizeof(uint32_t));
+	uint32_t dense_end = ns < rows ? ns : rows;
 
 	size_t at = 0;
 	size_t o_dense = carve(&at, (size_t)dense_end * width * sizeof(uint32_t));
