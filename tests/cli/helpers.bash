@@ -1296,3 +1296,26 @@ fed_canary_scan() {
 	rm -f "$dump"
 	return $bad
 }
+
+# ---------------------------------------------------------------------------
+# An interactive shell on a pty, step by step (tests/cli/pty_shell.py)
+
+# step VERB ARG: one more step for pty_shell.py (see its --steps), in the
+# file STEPS.
+step() {
+	printf '%s\t%s\n' "$1" "$2" >>"$STEPS"
+}
+
+# shell_run: run the steps in an interactive bash on a pty (in all at most
+# SHELL_TIMEOUT seconds, default 30); the terminal's output goes to
+# TTY_LOG. The steps travel in a file: no passphrase in argv.
+shell_run() {
+	local rc=0
+	LATCH=$LATCH /usr/bin/python3 "$BATS_TEST_DIRNAME/pty_shell.py" --timeout "${SHELL_TIMEOUT:-30}" \
+		--log "$TTY_LOG" --steps "$STEPS" --sid-file "$BATS_TEST_TMPDIR/sid" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "pty_shell.py exited $rc; the terminal showed:" >&2
+		cat -v "$TTY_LOG" >&2
+		return 1
+	fi
+}

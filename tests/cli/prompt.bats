@@ -19,24 +19,6 @@ teardown() {
 	fi
 }
 
-# step VERB ARG: one more step for pty_shell.py (see its --steps).
-step() {
-	printf '%s\t%s\n' "$1" "$2" >>"$STEPS"
-}
-
-# shell_run: run the steps in an interactive bash on a pty; the terminal's
-# output goes to TTY_LOG. The steps travel in a file: no passphrase in argv.
-shell_run() {
-	local rc=0
-	LATCH=$LATCH /usr/bin/python3 "$BATS_TEST_DIRNAME/pty_shell.py" --timeout 30 \
-		--log "$TTY_LOG" --steps "$STEPS" --sid-file "$BATS_TEST_TMPDIR/sid" || rc=$?
-	if [ "$rc" -ne 0 ]; then
-		echo "pty_shell.py exited $rc; the terminal showed:" >&2
-		cat -v "$TTY_LOG" >&2
-		return 1
-	fi
-}
-
 # ECHO_STATE: a command printing ECHOSTATE:echo or ECHOSTATE:-echo for the
 # terminal's modes as the shell leaves them to the commands it runs.
 ECHO_STATE='stty -a | tr " ;" "\\n\\n" | grep -x -e echo -e -echo | sed s/^/ECHOSTATE:/\n'

@@ -14,6 +14,7 @@ setup() {
 	br_grant canary --ttl 10m
 	STEPS=$BATS_TEST_TMPDIR/steps
 	TTY_LOG=$BATS_TEST_TMPDIR/tty.log
+	SHELL_TIMEOUT=60
 	: >"$STEPS"
 	export T=$BATS_TEST_TMPDIR
 }
@@ -23,23 +24,6 @@ teardown() {
 		/usr/bin/python3 "$BATS_TEST_DIRNAME/pty_shell.py" --kill-session "$(cat "$BATS_TEST_TMPDIR/sid")"
 	fi
 	bg_cleanup
-}
-
-# step VERB ARG: one more step for pty_shell.py (see its --steps).
-step() {
-	printf '%s\t%s\n' "$1" "$2" >>"$STEPS"
-}
-
-# shell_run: the steps, in an interactive bash on a pty.
-shell_run() {
-	local rc=0
-	LATCH=$LATCH /usr/bin/python3 "$BATS_TEST_DIRNAME/pty_shell.py" --timeout 60 \
-		--log "$TTY_LOG" --steps "$STEPS" --sid-file "$BATS_TEST_TMPDIR/sid" || rc=$?
-	if [ "$rc" -ne 0 ]; then
-		echo "pty_shell.py exited $rc; the terminal showed:" >&2
-		cat -v "$TTY_LOG" >&2
-		return 1
-	fi
 }
 
 # same_stty A B: two `stty -a` of the outer terminal are identical.
