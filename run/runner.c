@@ -42,6 +42,9 @@ struct sink {
 	bool pipe;                /* from is a pipe of the sink's own, closed at its end */
 	struct run_redact_out *o; /* the redaction relay, NULL: none */
 	int64_t last_ms;          /* when the child last wrote to it */
+	bool broken;              /* a write to the caller failed: the relay's
+				     state is not to be used again (its counts
+				     still are) */
 };
 
 struct runner {
@@ -187,7 +190,18 @@ static int pty_open(struct runner *r, int low)
 static int sink_write(struct sink *s, const unsigned char *p, size_t n)
 {
 	s->last_ms = monotonic_ms();
-	return s->o ? run_redact_feed(s->o, p, n) : write_all(s->to, p, n);
+	if (s->broken)
+		return -1;
+	int rc = s->o ? run_redact_feed(s->o, p, n) : write_all(s->to, p, n);
+	s->broken = rc != 0;
+	return rc;
+}
+
+/* Write what the relay holds (idle, or at the end). */
+static void sink_flush(struct sink *s)
+{
+	if (s->o && !s->broken && run_redact_flush(s->o) != 0)
+		s->broken = true;
 }
 
 /* What the relay held back (the start of what may be a value), written
@@ -195,7 +209,7 @@ static int sink_write(struct sink *s, const unsigned char *p, size_t n)
  * without a newline shows. -1: nothing held; else ms until due (0: now). */
 static int64_t sink_due(const struct sink *s, int64_t now)
 {
-	if (!s->o || !run_redact_held(s->o))
+	if (!s->o || s->broken || !run_redact_held(s->o))
 		return -1;
 	int64_t due = s->last_ms + RUN_REDACT_IDLE_MS - now;
 	return due > 0 ? due : 0;
@@ -471,7 +485,7 @@ static void serve(struct runner *r)
 		for (size_t i = 0; i < 3; i++) {
 			int64_t due = sink_due(sinks[i], now);
 			if (due == 0)
-				run_redact_flush(sinks[i]->o);
+				sink_flush(sinks[i]);
 			else if (due > 0 && (ms < 0 || due < ms))
 				ms = due;
 		}
@@ -516,8 +530,7 @@ static void serve(struct runner *r)
 	sink_read(&r->err, true);
 	struct sink *sinks[] = {&r->term, &r->out, &r->err};
 	for (size_t i = 0; i < 3; i++)
-		if (sinks[i]->o)
-			run_redact_flush(sinks[i]->o);
+		sink_flush(sinks[i]);
 }
 
 /* The values to keep out of the output: every secret's, and the model

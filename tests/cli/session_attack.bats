@@ -164,11 +164,12 @@ EOF
 	[ "$(cat "$S/pub/broker.txt")" = $'kill0=EPERM\nenviron=EACCES\nmem=EACCES\nptrace=EPERM\nterm=EPERM' ] ||
 		{ echo "on the broker: $(cat "$S/pub/broker.txt")" >&2; false; }
 	# The hand-written client: no release operation; a run of the granted
-	# program with its own descriptors starts it (a hello, the exit) and
-	# hands back nothing else; its LD_PRELOAD never loaded.
+	# program with its own descriptors starts it (a hello, the exit with the
+	# redaction counts) and hands back nothing else; its LD_PRELOAD never
+	# loaded.
 	local client
 	client=$(cat "$S/pub/client.txt")
-	[ "$client" = $'release=unknown op\nrun=exit,ok,release,runner\nexit=[0]\ncanary_received=no' ] ||
+	[ "$client" = $'release=unknown op\nrun=exit,ok,redacted,release,runner,token\nexit=[0]\ncanary_received=no' ] ||
 		{ echo "the client: $client" >&2; false; }
 	[ ! -e "$S/pub/dumped" ] || { echo "the preloaded library ran in the granted program" >&2; false; }
 
