@@ -181,7 +181,7 @@ void runner_reap(struct broker *b)
 	pid_t pid;
 	while ((pid = waitpid(-1, &ws, WNOHANG)) > 0) {
 		b->n_runners -= b->n_runners > 0;
-		/* The runner exits with its child's status (run_child's
+		/* The runner exits with its child's status (run_status_of's
 		 * encoding); a runner killed itself ends as 128+N too. */
 		int status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : -1;
 		exits_report(b, pid, status);

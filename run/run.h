@@ -139,16 +139,22 @@ void run_request_env_free(char **env, const struct run_plan *p);
  * SIGTERM, and SIGKILL this much later if still there. */
 #define RUN_GRACE_MS 3000
 
-/* Run the plan's command as a runner: as run_child, but with the
- * caller's stdin, stdout and stderr already at this process's 0-2 (the
- * broker put them there), in the directory `cwd_fd`, in a process group
- * of its own, starting from p->base_env (scrubbed as run_child scrubs,
- * keeping only the unsafe variables p->allow_env names). While the child
- * runs, the caller's messages on `control` ({"signal": N}, one a line)
- * become signals to that process group; if `control` closes (the caller
- * died, even by SIGKILL), the group gets SIGTERM, then SIGKILL after
- * RUN_GRACE_MS. At the end {"exit": status} goes to the caller if it is
- * still there. Returns the status (run_child's encoding). */
+/* Be the runner of the plan's command (run/runner.c): with the caller's
+ * stdin, stdout and stderr at this process's 0-2, in the directory
+ * `cwd_fd` (-1: this one), starting from p->base_env (or environ),
+ * scrubbed of the unsafe variables but those p->allow_env names. Under a
+ * terminal (stdin or stdout, and not p->no_pty) the child gets a
+ * pseudo-terminal of its own, the caller's terminal goes raw and is
+ * restored on every way out; what the child writes to the pty or to pipes
+ * goes through the redaction relay (unless p->no_redact or nothing is to
+ * be kept out). The caller's messages on `control` ({"signal": N}, one a
+ * line) become signals to the child's process group; a child stopped on
+ * its terminal is reported ({"stopped": N}); if `control` closes (the
+ * caller died, even by SIGKILL), the group gets SIGTERM, then SIGKILL
+ * after RUN_GRACE_MS. At the end {"exit": status, ...} goes to the caller
+ * if it is still there, with the redaction counts, which also land in
+ * p->redacted. Returns the child's status as latch run exits with it
+ * (128+N for signal N, 125-127 when it could not start). */
 int run_serve(struct run_plan *p, int cwd_fd, int control);
 
 /* The caller's side (run/caller.c): wait on `control`, a runner's
