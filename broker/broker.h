@@ -138,13 +138,23 @@ int broker_detach(bool foreground, int keep);
  * Provided by the command that runs the daemon, so that broker/ does not
  * depend on run/. */
 struct broker_run_job;
+struct broker_item;
 typedef int (*broker_run_fn)(const struct broker_run_job *job);
+/* Optional, beside it: what the daemon prepares from a grant's values
+ * when the grant arrives (the relay's compiled forms, so that no run of
+ * the grant compiles them again), handed to each of its runs; discarded
+ * with the values when the grant ends. */
+struct broker_prep {
+	void *(*prepare)(const struct broker_item *items, size_t n);
+	void (*discard)(void *prepared);
+};
 /* Run the daemon: take the vault's lock, listen, report ready on
  * `enrol_fd`, take the enrolment from it, serve until idle, stopped or
  * signalled, write its last records, wipe, return. It stops
  * LATCH_BROKER_IDLE seconds (default 600) after its last grant ended and
  * it last served a request. */
-int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec, broker_run_fn run);
+int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec, broker_run_fn run,
+		 const struct broker_prep *prep);
 
 /* For the recorder while a commit waits for the vault's lock: runs the
  * expiry sweep, so a value still goes at its deadline; false once the
@@ -272,6 +282,10 @@ struct broker_run_job {
 	int control; /* the caller's connection: signals in, the exit out */
 	bool no_pty, no_redact;
 	const char *token_var; /* the model token's variable in env, or NULL */
+	/* What broker_prep made of the grant's values (NULL: nothing), and
+	 * for each ref, the index of its name among the grant's. */
+	const void *prepared;
+	const size_t *prepared_index;
 	/* Out: how many occurrences of refs[i]'s value the run redacted
 	 * (redacted[n_refs]: of the model token; -1 there: none was given). */
 	int64_t *redacted;

@@ -385,7 +385,8 @@ static void serve_loop(struct daemon *d, int fd)
 	}
 }
 
-int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec, broker_run_fn run)
+int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec, broker_run_fn run,
+		 const struct broker_prep *prep)
 {
 	char sock[PATH_MAX], lock[PATH_MAX];
 	if (broker_paths(vault_dir, sock, lock) != 0)
@@ -398,6 +399,7 @@ int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_record
 	static struct daemon d;
 	state_init(&d.b, rec);
 	d.b.run = run;
+	d.b.prep = prep;
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);

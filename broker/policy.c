@@ -82,6 +82,9 @@ void policy_end(struct grant *g, const char *why)
 {
 	secbuf_free(g->store);
 	g->store = NULL;
+	if (g->prepared && g->discard)
+		g->discard(g->prepared);
+	g->prepared = NULL;
 	for (size_t i = 0; i < g->n; i++)
 		g->items[i].value = (struct secbuf){NULL, 0, 0};
 	if (!g->ended)

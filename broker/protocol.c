@@ -196,6 +196,15 @@ static struct secbuf *op_grant(struct broker *b, json_t *req, struct broker_peer
 		policy_grant_free(g);
 		return err;
 	}
+	if (b->prep && b->prep->prepare) {
+		struct broker_item items[BROKER_MAX_NAMES];
+		for (size_t i = 0; i < g->n; i++)
+			items[i] = (struct broker_item){g->items[i].name, g->items[i].value};
+		/* Best effort: without it, each run prepares its own. */
+		g->prepared = b->prep->prepare(items, g->n);
+		g->discard = b->prep->discard;
+		sodium_memzero(items, sizeof items);
+	}
 	g->next = b->grants;
 	b->grants = g;
 	unsigned char ack[AUTH_MAC_BYTES];
@@ -354,8 +363,12 @@ static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *
 	char rid[BROKER_ID_MAX];
 	broker_new_id('r', rid);
 	struct secbuf values[BROKER_MAX_NAMES];
-	for (size_t k = 0; k < n_refs; k++)
-		values[k] = policy_item(g, refs[k].name)->value;
+	size_t index[BROKER_MAX_NAMES];
+	for (size_t k = 0; k < n_refs; k++) {
+		const struct grant_item *it = policy_item(g, refs[k].name);
+		values[k] = it->value;
+		index[k] = (size_t)(it - g->items);
+	}
 	struct broker_run_job job = {.id = rid,
 				     .exe = cmd,
 				     .argv = argv,
@@ -370,7 +383,9 @@ static struct secbuf *op_run(struct broker *b, json_t *req, struct broker_peer *
 				     .control = c->conn_fd,
 				     .no_pty = json_is_false(pty),
 				     .no_redact = json_is_false(redact),
-				     .token_var = json_string_value(token_var)};
+				     .token_var = json_string_value(token_var),
+				     .prepared = g->prepared,
+				     .prepared_index = index};
 	int gate = -1, report = -1;
 	pid_t runner = runner_fork(b, g, &job, c->fds, &gate, &report);
 	sodium_memzero(values, sizeof values);

@@ -45,6 +45,8 @@ struct grant {
 	int64_t deadline;
 	int64_t uses_left; /* -1: unlimited */
 	const char *ended; /* NULL while live; else why it ended */
+	void *prepared;    /* broker_prep's, discarded with the values */
+	void (*discard)(void *prepared);
 	struct grant *next;
 };
 
@@ -89,10 +91,11 @@ struct broker {
 	const struct broker_recorder *rec;
 	struct secbuf *key; /* from the enrolment */
 	unsigned char instance[BROKER_INSTANCE_BYTES];
-	pid_t pid;         /* the daemon's, for its answers and records */
-	bool stop_asked;   /* a "stop" request came */
-	broker_run_fn run; /* what a runner calls; NULL: this broker runs nothing */
-	size_t n_runners;  /* runners forked and not reaped yet */
+	pid_t pid;                      /* the daemon's, for its answers and records */
+	bool stop_asked;                /* a "stop" request came */
+	broker_run_fn run;              /* what a runner calls; NULL: this broker runs nothing */
+	const struct broker_prep *prep; /* NULL: nothing is prepared */
+	size_t n_runners;               /* runners forked and not reaped yet */
 	/* Scratch for one commit: a "lost" record, the pending exits, the
 	 * event itself. */
 	struct broker_event batch[BROKER_RECORD_BATCH];

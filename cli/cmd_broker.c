@@ -124,6 +124,9 @@ static int run_job(const struct broker_run_job *j)
 	p.no_pty = j->no_pty;
 	p.no_redact = j->no_redact;
 	p.token_var = j->token_var;
+	p.prepared = j->prepared;
+	for (size_t i = 0; j->prepared && i < j->n_refs; i++)
+		p.prepared_index[i] = j->prepared_index[i];
 	p.argv = j->argv;
 	snprintf(p.path, sizeof p.path, "%s", j->exe);
 	p.redacted_token = -1;
@@ -132,6 +135,21 @@ static int run_job(const struct broker_run_job *j)
 		j->redacted[i] = p.redacted[i];
 	j->redacted[j->n_refs] = p.redacted_token;
 	return status;
+}
+
+/* When a grant arrives: its relay, compiled once for all its runs (the
+ * forms of every value it holds). */
+static void *prepare_relay(const struct broker_item *items, size_t n)
+{
+	struct run_needle needles[BROKER_MAX_NAMES];
+	for (size_t i = 0; i < n && i < BROKER_MAX_NAMES; i++)
+		needles[i] = (struct run_needle){items[i].name, items[i].value.data, items[i].value.len};
+	return run_redactor_new(needles, n < BROKER_MAX_NAMES ? n : BROKER_MAX_NAMES);
+}
+
+static void discard_relay(void *prepared)
+{
+	run_redactor_free(prepared);
 }
 
 /* The daemon itself: exec'd by a passphrase holder with the enrolment
@@ -147,7 +165,8 @@ static int serve(bool foreground)
 	 * time and a stop is not held up. */
 	vault_on_busy(r.v, broker_busy_tick);
 	struct broker_recorder rec = {enrol, record, &r};
-	int rc = broker_serve(dir, 3, &rec, run_job);
+	static const struct broker_prep prep = {prepare_relay, discard_relay};
+	int rc = broker_serve(dir, 3, &rec, run_job, &prep);
 	audit_stream_free(r.stream);
 	vault_close(r.v);
 	return rc == 0 ? 0 : cli_fail();

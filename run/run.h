@@ -53,6 +53,11 @@ struct run_plan {
 	/* The variable that holds the model token (--fed), whose value the
 	 * relay keeps out of the output as [latch:model-token]; NULL none. */
 	const char *token_var;
+	/* A relay compiled beforehand (the broker's, for the whole grant) to
+	 * use instead of compiling one (when there is no model token to add),
+	 * and secrets[i]'s needle in it; NULL: compile. Not the plan's to free. */
+	const struct run_redactor *prepared;
+	size_t prepared_index[RUN_MAX_REFS];
 	/* After a runner's run: occurrences redacted per secret (aligned
 	 * with secrets[]) and of the model token (-1: there was none). */
 	int64_t redacted[RUN_MAX_REFS];

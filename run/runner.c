@@ -562,13 +562,29 @@ static struct run_redactor *redactor_for(struct run_plan *p, size_t *token)
 	return n ? run_redactor_new(needles, n) : NULL;
 }
 
+/* The relay to use: the one prepared for the grant when there is no
+ * model token to add to it (*owned false), else one compiled here. */
+static const struct run_redactor *relay_for(struct run_plan *p, size_t *token, bool *owned)
+{
+	*owned = false;
+	*token = SIZE_MAX;
+	if (p->no_redact)
+		return NULL;
+	if (p->prepared && !p->token_var)
+		return p->prepared;
+	*owned = true;
+	return redactor_for(p, token);
+}
+
 /* Each stream's redactions, summed, into the plan (for the exit record). */
-static void count_redactions(struct runner *r, const struct run_redactor *red, size_t token)
+static void count_redactions(struct runner *r, const struct run_redactor *red, size_t token, bool owned)
 {
 	const struct sink *sinks[] = {&r->term, &r->out, &r->err};
-	for (size_t i = 0; red && i < r->p->n_secrets; i++)
+	for (size_t i = 0; red && i < r->p->n_secrets; i++) {
+		size_t needle = owned ? i : r->p->prepared_index[i];
 		for (size_t k = 0; k < 3; k++)
-			r->p->redacted[i] += sinks[k]->o ? (int64_t)run_redact_count(sinks[k]->o, i) : 0;
+			r->p->redacted[i] += sinks[k]->o ? (int64_t)run_redact_count(sinks[k]->o, needle) : 0;
+	}
 	if (red && token != SIZE_MAX) {
 		r->p->redacted_token = 0;
 		for (size_t k = 0; k < 3; k++)
@@ -598,7 +614,8 @@ int run_serve(struct run_plan *p, int cwd_fd, int control)
 	p->redacted_token = -1; /* until a model token is among the needles */
 	/* Before run_prepare wipes the plan's values: the relay keeps their
 	 * forms (in secure memory) for as long as the child can print. */
-	struct run_redactor *red = redactor_for(p, &token);
+	bool owned;
+	const struct run_redactor *red = relay_for(p, &token, &owned);
 	int status = (p->no_redact || red || !p->n_secrets) ? run_prepare(p, fds, &n_files, &env, &store) : 125;
 	if (status != 0)
 		goto out;
@@ -638,7 +655,7 @@ int run_serve(struct run_plan *p, int cwd_fd, int control)
 		goto out;
 	term_raw(&r);
 	serve(&r);
-	count_redactions(&r, red, token);
+	count_redactions(&r, red, token, owned);
 	status = r.status >= 0 ? r.status : 125;
 out:
 	/* Also when the child could not start (125-127, the reason already
@@ -647,7 +664,8 @@ out:
 	term_restore(&r);
 	say_exit(&r, status, red != NULL);
 	runner_close(&r, &io);
-	run_redactor_free(red);
+	if (owned)
+		run_redactor_free((struct run_redactor *)red);
 	run_close_files(fds, n_files);
 	secbuf_free(store);
 	free(env);
