@@ -16,9 +16,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CONNS 64
+/* At stop, how long runners that are exiting are waited for. */
+#define STOP_REAP_MS 300
 
 /* A client connection: a request comes in, its answer goes out, and so
  * on until the client closes it or its deadline passes. */
@@ -419,9 +422,17 @@ int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_record
 		serving = &d;
 		serve_loop(&d, fd);
 		/* Its last record: what it still holds, and that it stopped,
-		 * which ends its stream. Runners still running go on; their
-		 * exits go unrecorded (docs/audit.md). */
+		 * which ends its stream. A runner has told its caller the exit
+		 * a moment before it exits itself: those are waited for, a
+		 * little (a stop right after a run must record its exit).
+		 * Runners whose child still runs go on; their exits go
+		 * unrecorded (docs/audit.md). */
 		runner_reap(&d.b);
+		for (int64_t until = monotonic_ms() + STOP_REAP_MS; d.b.n_runners && monotonic_ms() < until;) {
+			struct timespec nap = {0, 5 * 1000000L};
+			nanosleep(&nap, NULL);
+			runner_reap(&d.b);
+		}
 		struct broker_event ev = {.event = "stop", .pid = d.b.pid, .uid = getuid(), .exit_status = -1};
 		exits_record(&d.b, &ev);
 		serving = NULL;
