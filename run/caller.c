@@ -1,7 +1,7 @@
 /* The caller's side of a runner (docs/design.md section 2): `latch run`
  * waits while a runner (the broker's, or one it forked itself for a
  * one-shot release) has the child. The runner's control protocol, both
- * ends of which are run/'s: one JSON object a line; the caller sends
+ * ends of which are run/'s (run/ctl.c): one JSON object a line; the caller sends
  * {"signal": N}, the runner sends {"stopped": N} when the child stopped on
  * its terminal and {"exit": N} at the end (with "redacted": the counts
  * per secret, and "token", when the relay ran). */
@@ -23,52 +23,39 @@ static const int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT
 
 static void send_signal(int control, int sig)
 {
-	char line[32];
-	int n = snprintf(line, sizeof line, "{\"signal\":%d}\n", sig);
-	for (ssize_t off = 0, w; off < n; off += w)
-		if ((w = send(control, line + off, (size_t)(n - off), MSG_NOSIGNAL)) <= 0)
-			return;
+	json_t *m = json_pack("{s:i}", "signal", sig);
+	run_ctl_send(control, m);
+	json_decref(m);
 }
 
-/* The runner's messages not yet read: 1 the exit came (*status set), 0
- * not yet, -1 the runner is gone without saying. */
-static int read_messages(int control, char *buf, size_t cap, size_t *len, int *status, struct run_plan *p)
+/* A message of the runner's: 1 it is the exit (the status, and the
+ * relay's counts for a one-shot release's exit record, land in the plan),
+ * else 0. A child stopped on its terminal (Ctrl-Z) stops us too, so the
+ * shell takes the terminal; fg continues us, and the SIGCONT, relayed,
+ * the child. */
+struct waiting {
+	struct run_plan *p;
+	int status;
+};
+
+static int on_message(json_t *m, void *ctx)
 {
-	ssize_t n = recv(control, buf + *len, cap - *len, MSG_DONTWAIT);
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return 0;
-	if (n <= 0)
-		return -1;
-	*len += (size_t)n;
-	char *nl;
-	while ((nl = memchr(buf, '\n', *len))) {
-		json_t *m = json_loadb(buf, (size_t)(nl - buf), 0, NULL);
-		json_t *exit = json_object_get(m, "exit");
-		bool stopped = json_is_integer(json_object_get(m, "stopped"));
-		bool done = json_is_integer(exit) && json_integer_value(exit) >= 0 && json_integer_value(exit) <= 255;
-		if (done) {
-			*status = (int)json_integer_value(exit);
-			/* The relay's counts, for the exit record of a one-shot
-			 * release (the broker takes its own runner's from it). */
-			json_t *per = json_object_get(m, "redacted");
-			p->has_redacted = json_is_array(per) && json_array_size(per) == p->n_secrets;
-			for (size_t i = 0; p->has_redacted && i < p->n_secrets; i++)
-				p->redacted[i] = json_integer_value(json_array_get(per, i));
-			json_t *tok = json_object_get(m, "token");
-			p->redacted_token = json_is_integer(tok) ? json_integer_value(tok) : -1;
-		}
-		json_decref(m);
-		*len -= (size_t)(nl + 1 - buf);
-		memmove(buf, nl + 1, *len);
-		if (done)
-			return 1;
-		/* The child stopped on its terminal (Ctrl-Z): so do we, and the
-		 * shell takes the terminal; fg continues us, and the SIGCONT,
-		 * relayed, the child. */
-		if (stopped)
-			raise(SIGSTOP);
+	struct waiting *w = ctx;
+	struct run_plan *p = w->p;
+	json_t *exit = json_object_get(m, "exit");
+	if (json_is_integer(exit) && json_integer_value(exit) >= 0 && json_integer_value(exit) <= 255) {
+		w->status = (int)json_integer_value(exit);
+		json_t *per = json_object_get(m, "redacted");
+		p->has_redacted = json_is_array(per) && json_array_size(per) == p->n_secrets;
+		for (size_t i = 0; p->has_redacted && i < p->n_secrets; i++)
+			p->redacted[i] = json_integer_value(json_array_get(per, i));
+		json_t *tok = json_object_get(m, "token");
+		p->redacted_token = json_is_integer(tok) ? json_integer_value(tok) : -1;
+		return 1;
 	}
-	return *len == cap ? -1 : 0;
+	if (json_is_integer(json_object_get(m, "stopped")))
+		raise(SIGSTOP);
+	return 0;
 }
 
 int run_wait(int control, struct run_plan *p)
@@ -86,7 +73,7 @@ int run_wait(int control, struct run_plan *p)
 	int64_t next_tick = p->tick ? monotonic_ms() + (int64_t)p->tick_s * 1000 : -1;
 	char buf[1024];
 	size_t len = 0;
-	int status = 125;
+	struct waiting got = {p, 125};
 	for (;;) {
 		struct pollfd w[2] = {{.fd = control, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
 		int64_t ms = next_tick < 0 ? -1 : next_tick - monotonic_ms();
@@ -104,10 +91,10 @@ int run_wait(int control, struct run_plan *p)
 			}
 		}
 		if (n > 0 && w[0].revents) {
-			int rc = read_messages(control, buf, sizeof buf, &len, &status, p);
+			int rc = run_ctl_read(control, buf, sizeof buf, &len, on_message, &got);
 			if (rc < 0) {
 				latch_error(LATCH_OPERR, "the runner ended without saying how the program ended");
-				status = 125;
+				got.status = 125;
 			}
 			if (rc != 0)
 				break;
@@ -119,7 +106,7 @@ int run_wait(int control, struct run_plan *p)
 	}
 	if (sfd >= 0)
 		close(sfd);
-	return status;
+	return got.status;
 }
 
 int run_child(struct run_plan *p)

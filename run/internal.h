@@ -7,6 +7,7 @@
 
 #include "run.h"
 
+#include <jansson.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -43,6 +44,16 @@ struct run_stdio {
  * signal blocked. */
 int run_spawn(const struct run_plan *p, char **env, const int *fds, size_t n_files, const sigset_t *dfl, bool own_group,
 	      int cwd_fd, const struct run_stdio *io, pid_t *pid);
+
+/* The runner's control protocol (run/ctl.c): one JSON object a line.
+ * run_ctl_send: `m` as one line, whole; 0, or -1 (fd -1 or gone, or more
+ * than 4 KiB). run_ctl_read: read what has arrived on `fd` into buf (cap
+ * bytes, *len in use) and hand each whole line to on() (NULL if it is not
+ * JSON) until on() returns non-zero, which is returned; 0 when all is
+ * handled; -1 when the other end is gone (EOF, an error, a line longer
+ * than cap). */
+int run_ctl_send(int fd, json_t *m);
+int run_ctl_read(int fd, char *buf, size_t cap, size_t *len, int (*on)(json_t *m, void *ctx), void *ctx);
 
 /* A wait status as latch run exits with it: the code, 128+N for signal
  * N, 125 otherwise. */

@@ -87,11 +87,9 @@ static bool relayed(int sig)
 
 static void say(int control, const char *key, int value)
 {
-	char line[48];
-	int n = snprintf(line, sizeof line, "{\"%s\":%d}\n", key, value);
-	for (ssize_t off = 0, w; control >= 0 && off < n; off += w)
-		if ((w = send(control, line + off, (size_t)(n - off), MSG_NOSIGNAL)) <= 0)
-			return;
+	json_t *m = json_pack("{s:i}", key, value);
+	run_ctl_send(control, m);
+	json_decref(m);
 }
 
 /* The last message: {"exit": N}, with the redactions when the relay ran
@@ -107,17 +105,9 @@ static void say_exit(const struct runner *r, int status, bool redacted)
 		json_object_set_new(m, "redacted", per);
 		json_object_set_new(m, "token", json_integer(r->p->redacted_token));
 	}
-	char line[4096];
-	size_t n = m ? json_dumpb(m, line, sizeof line - 1, JSON_COMPACT) : 0;
+	if (run_ctl_send(r->control, m) != 0)
+		say(r->control, "exit", status); /* at least the status */
 	json_decref(m);
-	if (n == 0 || n >= sizeof line - 1) {
-		say(r->control, "exit", status);
-		return;
-	}
-	line[n++] = '\n';
-	for (ssize_t off = 0, w; r->control >= 0 && off < (ssize_t)n; off += w)
-		if ((w = send(r->control, line + off, n - (size_t)off, MSG_NOSIGNAL)) <= 0)
-			return;
 }
 
 /* ---- The caller's terminal ---- */
@@ -274,28 +264,21 @@ static void pass_signal(struct runner *r, int sig)
 		kill(-r->pid, SIGCONT);
 }
 
-/* The caller's messages: one JSON object a line, {"signal": N}. What is
- * not understood is skipped. -1: the caller is gone (EOF, error, or a
- * line longer than the buffer: not latch). */
+/* A message of the caller's: {"signal": N}. What is not understood is
+ * skipped. */
+static int on_control(json_t *m, void *ctx)
+{
+	json_t *sig = json_object_get(m, "signal");
+	if (json_is_integer(sig) && relayed((int)json_integer_value(sig)))
+		pass_signal(ctx, (int)json_integer_value(sig));
+	return 0;
+}
+
+/* The caller's messages that have arrived. -1: the caller is gone (EOF,
+ * an error, or a line longer than the buffer: not latch). */
 static int read_control(struct runner *r)
 {
-	ssize_t n = recv(r->control, r->ctl + r->ctl_len, sizeof r->ctl - r->ctl_len, MSG_DONTWAIT);
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return 0;
-	if (n <= 0)
-		return -1;
-	r->ctl_len += (size_t)n;
-	char *nl;
-	while ((nl = memchr(r->ctl, '\n', r->ctl_len))) {
-		json_t *m = json_loadb(r->ctl, (size_t)(nl - r->ctl), 0, NULL);
-		json_t *sig = json_object_get(m, "signal");
-		if (json_is_integer(sig) && relayed((int)json_integer_value(sig)))
-			pass_signal(r, (int)json_integer_value(sig));
-		json_decref(m);
-		r->ctl_len -= (size_t)(nl + 1 - r->ctl);
-		memmove(r->ctl, nl + 1, r->ctl_len);
-	}
-	return r->ctl_len == sizeof r->ctl ? -1 : 0;
+	return run_ctl_read(r->control, r->ctl, sizeof r->ctl, &r->ctl_len, on_control, r);
 }
 
 /* The child goes (latch run is gone, or the runner was told to stop):
