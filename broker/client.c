@@ -95,20 +95,30 @@ static int exchange(int fd, json_t *req, struct wire_msg *m, struct secbuf **buf
 	return 0;
 }
 
+/* A connection to this vault's broker: 0 with *fd, 1 if no daemon is
+ * listening, -1 reported. */
+static int open_broker(const char *vault_dir, int *fd)
+{
+	char sock[PATH_MAX], lock[PATH_MAX];
+	*fd = -1;
+	if (broker_paths(vault_dir, sock, lock) != 0)
+		return -1;
+	if ((*fd = connect_to(sock)) >= 0)
+		return 0;
+	return errno == ENOENT || errno == ECONNREFUSED
+		       ? 1
+		       : latch_error(LATCH_OPERR, "cannot reach the broker at '%s': %s", sock, strerror(errno));
+}
+
 /* Send `req` (taken) to this vault's broker and read its answer. 0 with
  * *m and *buf set, 1 if no daemon is listening, -1 reported. */
 static int call(const char *vault_dir, json_t *req, struct wire_msg *m, struct secbuf **buf)
 {
-	char sock[PATH_MAX], lock[PATH_MAX];
-	int rc = broker_paths(vault_dir, sock, lock);
-	int fd = rc == 0 ? connect_to(sock) : -1;
+	int fd;
+	int rc = open_broker(vault_dir, &fd);
 	*buf = NULL;
 	m->head = NULL;
 	m->n = 0;
-	if (rc == 0 && fd < 0)
-		rc = errno == ENOENT || errno == ECONNREFUSED
-			     ? 1
-			     : latch_error(LATCH_OPERR, "cannot reach the broker at '%s': %s", sock, strerror(errno));
 	if (fd >= 0) {
 		rc = exchange(fd, req, m, buf);
 		close(fd);
@@ -565,16 +575,10 @@ int broker_run_start(const char *vault_dir, const struct broker_run_req *req, st
 	json_decref(head);
 	if (!msg)
 		return latch_error(LATCH_OPERR, "the run request could not be built (out of memory?)");
-	char sock[PATH_MAX], lock[PATH_MAX];
-	int rc = broker_paths(vault_dir, sock, lock);
-	int fd = rc == 0 ? connect_to(sock) : -1;
-	if (rc == 0 && fd < 0) {
-		rc = errno == ENOENT || errno == ECONNREFUSED
-			     ? 1
-			     : latch_error(LATCH_OPERR, "cannot reach the broker at '%s': %s", sock, strerror(errno));
-		if (rc == 1)
-			snprintf(r->reason, sizeof r->reason, "no live grant (the broker is not running)");
-	}
+	int fd;
+	int rc = open_broker(vault_dir, &fd);
+	if (rc == 1)
+		snprintf(r->reason, sizeof r->reason, "no live grant (the broker is not running)");
 	int fds[4] = {req->stdio[0], req->stdio[1], req->stdio[2], req->cwd_fd};
 	if (fd >= 0 && send_with_fds(fd, msg, fds) != 0)
 		rc = -1;
