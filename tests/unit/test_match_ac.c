@@ -240,6 +240,32 @@ static void all_bytes(void **state)
 	pats_free(&ps);
 }
 
+/* A random case: n bytes of text over a small alphabet with some noise,
+ * and `count` patterns, the odd ones cut from the text (cut_lo..cut_hi
+ * bytes: they occur), the even ones random over the same alphabet
+ * (rand_lo..rand_hi bytes: they overlap and share prefixes). The text,
+ * with *ps set. */
+static unsigned char *random_case(size_t n, size_t count, size_t cut_lo, size_t cut_hi, size_t rand_lo, size_t rand_hi,
+				  struct pats *ps)
+{
+	unsigned char *t = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		t[i] = rnd() % 16 ? (unsigned char)("abcd"[rnd() % 4]) : (unsigned char)rnd();
+	*ps = (struct pats){calloc(count, sizeof *ps->p), calloc(count, sizeof *ps->len), count};
+	for (size_t i = 0; i < ps->n; i++) {
+		size_t len = i % 2 ? rnd_between(cut_lo, cut_hi) : rnd_between(rand_lo, rand_hi);
+		ps->p[i] = malloc(len);
+		ps->len[i] = len;
+		if (i % 2) {
+			memcpy(ps->p[i], t + rnd_between(0, n - len), len);
+		} else {
+			for (size_t k = 0; k < len; k++)
+				ps->p[i][k] = (unsigned char)("abcd"[rnd() % 4]);
+		}
+	}
+	return t;
+}
+
 /* 10,000 random patterns: half cut from the text (so they occur), half
  * random over a small alphabet (so they overlap and share prefixes), on
  * 20,000 bytes, one-shot and streamed. */
@@ -247,21 +273,8 @@ static void random_against_naive(void **state)
 {
 	(void)state;
 	size_t n = 20000;
-	unsigned char *t = malloc(n);
-	for (size_t i = 0; i < n; i++)
-		t[i] = rnd() % 16 ? (unsigned char)("abcd"[rnd() % 4]) : (unsigned char)rnd();
-	struct pats ps = {calloc(10000, sizeof *ps.p), calloc(10000, sizeof *ps.len), 10000};
-	for (size_t i = 0; i < ps.n; i++) {
-		size_t len = i % 2 ? rnd_between(4, 40) : rnd_between(3, 12);
-		ps.p[i] = malloc(len);
-		ps.len[i] = len;
-		if (i % 2) {
-			memcpy(ps.p[i], t + rnd_between(0, n - len), len);
-		} else {
-			for (size_t k = 0; k < len; k++)
-				ps.p[i][k] = (unsigned char)("abcd"[rnd() % 4]);
-		}
-	}
+	struct pats ps;
+	unsigned char *t = random_case(n, 10000, 4, 40, 3, 12, &ps);
 	struct match_set *s = build(&ps);
 	struct hits got = check_scan(s, &ps, t, n);
 	assert_true(got.n > 50000);
@@ -543,21 +556,8 @@ static void random_prefiltered(void **state)
 {
 	(void)state;
 	size_t n = 100000;
-	unsigned char *t = malloc(n);
-	for (size_t i = 0; i < n; i++)
-		t[i] = rnd() % 16 ? (unsigned char)("abcd"[rnd() % 4]) : (unsigned char)rnd();
-	struct pats ps = {calloc(2000, sizeof *ps.p), calloc(2000, sizeof *ps.len), 2000};
-	for (size_t i = 0; i < ps.n; i++) {
-		size_t len = i % 2 ? rnd_between(6, 40) : rnd_between(6, 9);
-		ps.p[i] = malloc(len);
-		ps.len[i] = len;
-		if (i % 2) {
-			memcpy(ps.p[i], t + rnd_between(0, n - len), len);
-		} else {
-			for (size_t k = 0; k < len; k++)
-				ps.p[i][k] = (unsigned char)("abcd"[rnd() % 4]);
-		}
-	}
+	struct pats ps;
+	unsigned char *t = random_case(n, 2000, 6, 40, 6, 9, &ps);
 	struct match_set *s = build(&ps), *plain = build_plain(&ps);
 	struct hits got = check_both(s, plain, &ps, t, n);
 	assert_true(got.n > 5000);
