@@ -8,7 +8,9 @@
  * opening and closing of broker streams); each broker has a stream of its
  * own for what it does (release, exit, revoke, lost, stop), so the key a
  * broker holds can never make a record that widens access or changes the
- * vault. Record i of a chain carries
+ * vault. A broker appends its stream to a file of its own, with one
+ * sync per release; readers fold those files into the tables first
+ * (fold.c). Record i of a chain carries
  *   mac_i = HMAC-SHA-256(k_i, chain_id || i || mac_{i-1} || len || record)
  * and the key evolves one way after every record, k_{i+1} = KDF(k_i), so a
  * key exposed today cannot rewrite the past. The main chain's state (its
@@ -211,14 +213,25 @@ int audit_stream_begin(sqlite3 *db, const struct secbuf *writer_key, const struc
 /* Close the open stream, if any, inside the caller's write transaction
  * (rekey: the broker's keys end with the data key). */
 int audit_stream_close(sqlite3 *db, const struct secbuf *writer_key);
-/* The broker's end: its stream from the keys audit_stream_begin made. */
+/* The broker's end: its stream from the keys audit_stream_begin made,
+ * appended to the file <vault_dir>/audit/stream-N that it created
+ * (empty, private; anything else is refused). */
 struct audit_stream;
-int audit_stream_open(const struct secbuf *keys, struct audit_stream **out);
+int audit_stream_open(const struct secbuf *keys, const char *vault_dir, struct audit_stream **out);
 int64_t audit_stream_number(const struct audit_stream *s);
-/* Append `n` events to the stream in one transaction of its own (a
- * release and the exits queued before it): all or none. Only release,
- * exit, revoke, lost and stop records; anything else is refused. */
-int audit_stream_append_commit(sqlite3 *db, struct audit_stream *s, const struct audit_event *evs, size_t n);
+/* Append `n` events to the stream's file in one write, then one
+ * fdatasync unless they are all exits (an exit rides on the next sync):
+ * all or none. Only release, exit, revoke, lost, stop, fed_mint and
+ * scan_block records; anything else is refused. After a failed sync
+ * nothing more is appended (what is durable is unknown). 0, or -1
+ * reported. */
+int audit_stream_append(struct audit_stream *s, const struct audit_event *evs, size_t n);
+/* Readers call this first: every open stream's new records are copied
+ * into the tables that queries read, in a transaction of its own; with
+ * nothing new it takes no lock. A damaged record stops a stream's fold
+ * there and is an error (reported) unless `quiet_damage` (verify, which
+ * names it itself). 0, or -1. */
+int audit_fold(sqlite3 *db, bool quiet_damage);
 void audit_stream_free(struct audit_stream *s);
 
 /* Verification. */

@@ -67,6 +67,11 @@ struct head_buf {
 	size_t len, cap; /* len SIZE_MAX: out of memory */
 };
 void head_begin(struct head_buf *h, int64_t seq, int64_t time, const char *event, const char *grant);
+/* The head of a record of a stream kept in a file (the broker's): it
+ * numbers its records itself, {"stream":N,"n":I,"time":T,"event":"E"...,
+ * and carries no seq (the log's sequence is given at the fold). */
+void head_begin_stream(struct head_buf *h, int64_t stream, int64_t n, int64_t time, const char *event,
+		       const char *grant);
 void head_secret(struct head_buf *h, size_t pos, const char *name);
 void head_end(struct head_buf *h, size_t n_secrets, int64_t stream);
 void head_add(struct head_buf *h, const char *s);
@@ -83,13 +88,32 @@ struct link {
 	unsigned char last_mac[AUDIT_MAC_BYTES];
 	struct secbuf *key;
 };
+/* The record `ev` makes as `l`'s next: its text into `h` (its head
+ * numbered by `seq`, or with seq 0 by `stream` and the chain's own count),
+ * its time and its MAC. `l` does not move (link_advance, once the record
+ * is kept). argv is hashed under `argv_key`. */
+int link_record(const struct link *l, const struct audit_event *ev, const unsigned char *argv_key, json_t *extra,
+		int64_t seq, int64_t stream, struct head_buf *h, int64_t *time_out, unsigned char mac[AUDIT_MAC_BYTES]);
+void link_advance(struct link *l, const unsigned char mac[AUDIT_MAC_BYTES]);
 /* Append `ev` to `l`'s chain at the next global seq, inside the caller's
  * transaction: the record (head, then the event's fields, then `extra`'s),
  * its MAC and its index rows. `l` moves on in memory only; the caller
- * makes that durable (the sealed state, or the broker's memory after
- * COMMIT). argv is hashed under `argv_key`. */
+ * makes that durable (the sealed state). */
 int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key, json_t *extra,
 		int64_t stream, int64_t *seq_out);
+/* The next seq of the whole log: the rowid b-tree's last entry + 1, or
+ * -1. */
+int64_t audit_next_seq(sqlite3 *db);
+/* Writing a record's rows (audit_log, audit_secret) with statements
+ * prepared once: the fold writes thousands at a time. */
+struct rows {
+	sqlite3 *db;
+	sqlite3_stmt *log, *secret;
+};
+int rows_prepare(sqlite3 *db, struct rows *w);
+int rows_insert(struct rows *w, int64_t seq, int64_t time, int64_t stream, const struct audit_event *ev,
+		const char *record, size_t len, const unsigned char mac[AUDIT_MAC_BYTES]);
+void rows_finish(struct rows *w);
 /* The argv hash key of a writer key: equal argv hash equally in every
  * chain of a vault (the broker gets this key, not the writer key). */
 void audit_argv_key(const struct secbuf *writer_key, unsigned char out[AUDIT_KEY_BYTES]);
@@ -129,5 +153,30 @@ int audit_digest_rows(const struct secbuf *writer_key, audit_rows_fn rows, struc
 /* A set or rm record changes one row: the digest in `s` follows it
  * (version 2 only; other events change nothing). 0, or -1 reported. */
 int digest_update(const struct secbuf *writer_key, const struct audit_event *ev, struct state *s);
+
+/* fold.c: broker streams kept in files (docs/audit.md, "Stream files").
+ * A line is the record's MAC in hex, a space, the record, "\n". */
+#define STREAM_LINE_OVERHEAD (2 * AUDIT_MAC_BYTES + 2)
+/* The file of stream `n` of the vault whose directory is `vault_dir`, or
+ * of the database `db`: <vault>/audit/stream-N. 0, or -1 reported. */
+int stream_path(const char *vault_dir, int64_t n, char *buf, size_t len);
+int stream_path_db(sqlite3 *db, int64_t n, char *buf, size_t len);
+/* The next whole line in p[0..avail): 1 with the record and MAC (and
+ * `*used`, the line's length with its newline), 0 when no whole line is
+ * left (the end, or a write cut short), -1 when the line is malformed. */
+int stream_line(const char *p, size_t avail, size_t *used, const char **rec, size_t *rec_len,
+		unsigned char mac[AUDIT_MAC_BYTES]);
+/* Fold every open stream's new records into the tables, inside the
+ * caller's write transaction: idempotent (audit_fold says where each
+ * stream's fold stands), crash-safe (it commits with the caller). A
+ * damaged record stops a stream's fold there; `*damaged` (may be NULL)
+ * then names it, and it is not an error here: verify reports it. 0, or
+ * -1 reported. */
+struct fold_damage {
+	int64_t stream, n; /* 0: none */
+};
+int fold_in(sqlite3 *db, struct fold_damage *damaged);
+/* A stream kept in a file is closed: nothing more of it is folded. */
+int fold_close(sqlite3 *db, int64_t stream);
 
 #endif

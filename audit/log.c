@@ -12,7 +12,10 @@ int audit_append(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 	bool created;
 	unsigned char argv_key[AUDIT_KEY_BYTES];
 	audit_argv_key(writer_key, argv_key);
-	int rc = audit_check_event(ev) == 0 && state_open(db, writer_key, verifier_key, &created, &s) == 0 &&
+	/* What the broker wrote before this record is folded first, so the
+	 * log's order is the order things happened in. */
+	int rc = audit_check_event(ev) == 0 && fold_in(db, NULL) == 0 &&
+				 state_open(db, writer_key, verifier_key, &created, &s) == 0 &&
 				 digest_update(writer_key, ev, &s) == 0
 			 ? 0
 			 : -1;
@@ -50,6 +53,8 @@ int audit_head(sqlite3 *db, struct audit_checkpoint *out)
 {
 	unsigned char blob[STATE_BLOB_MAX];
 	size_t len;
+	if (audit_fold(db, false) != 0)
+		return -1;
 	int rc = state_load(db, out->log_id, blob, &len, NULL);
 	if (rc <= 0)
 		return rc < 0 ? -1 : latch_error(LATCH_OPERR, "the vault has no audit log");

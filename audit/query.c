@@ -10,10 +10,14 @@
 
 /* The fields `latch audit` shows, read from the record's text: anyone
  * can edit the plaintext tables, so a record must be one JSON object of
- * its own seq before anything of it is shown. */
-static int row_fill(json_t *o, struct audit_row *r)
+ * its own seq (a broker stream's file record: of its own stream, which
+ * numbers it) before anything of it is shown. */
+static int row_fill(json_t *o, struct audit_row *r, int64_t stream)
 {
-	if (!json_is_object(o) || json_integer_value(json_object_get(o, "seq")) != r->seq)
+	bool own = json_object_get(o, "seq") ? json_integer_value(json_object_get(o, "seq")) == r->seq
+					     : stream && json_integer_value(json_object_get(o, "stream")) == stream &&
+						       json_integer_value(json_object_get(o, "n")) > 0;
+	if (!json_is_object(o) || !own)
 		return latch_error(LATCH_OPERR, "audit record %lld is damaged: run 'latch audit verify'",
 				   (long long)r->seq);
 	r->time = json_integer_value(json_object_get(o, "time"));
@@ -44,16 +48,20 @@ static int row_fill(json_t *o, struct audit_row *r)
 
 int audit_query(sqlite3 *db, const struct audit_filter *f, int (*fn)(const struct audit_row *r, void *ctx), void *ctx)
 {
+	/* The broker's newest records first join the tables. */
+	if (audit_fold(db, false) != 0)
+		return -1;
 	/* Each filter adds a clause only when set, so sqlite can pick the
 	 * index that fits: by secret, by grant, by event, or by time. */
 	char sql[512];
 	if (f->secret)
 		snprintf(sql, sizeof sql,
-			 "SELECT l.seq, l.record FROM audit_secret s JOIN audit_log l ON l.seq = s.seq"
+			 "SELECT l.seq, l.record, l.stream FROM audit_secret s JOIN audit_log l ON l.seq = s.seq"
 			 " WHERE s.secret = ?1 AND s.time >= ?2%s%s ORDER BY l.seq",
 			 f->grant_id ? " AND l.grant_id = ?3" : "", f->event ? " AND l.event = ?4" : "");
 	else
-		snprintf(sql, sizeof sql, "SELECT seq, record FROM audit_log l WHERE l.time >= ?2%s%s ORDER BY seq",
+		snprintf(sql, sizeof sql,
+			 "SELECT seq, record, stream FROM audit_log l WHERE l.time >= ?2%s%s ORDER BY seq",
 			 f->grant_id ? " AND l.grant_id = ?3" : "", f->event ? " AND l.event = ?4" : "");
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -78,7 +86,7 @@ int audit_query(sqlite3 *db, const struct audit_filter *f, int (*fn)(const struc
 		r.len = (size_t)len;
 		json_error_t err;
 		json_t *o = json_loadb(rec, (size_t)len, 0, &err);
-		ret = row_fill(o, &r);
+		ret = row_fill(o, &r, sqlite3_column_int64(st, 2));
 		if (ret == 0)
 			ret = fn(&r, ctx);
 		json_decref(o);
@@ -202,6 +210,8 @@ done:
 int audit_export(sqlite3 *db, const char *verifier_json, FILE *out)
 {
 	sqlite3_stmt *st;
+	if (audit_fold(db, false) != 0)
+		return -1;
 	if (sqlite3_prepare_v2(db, "SELECT log_id, origin FROM audit_state WHERE id = 1", -1, &st, NULL) != SQLITE_OK)
 		return latch_error(LATCH_OPERR, "cannot read the audit log: %s", sqlite3_errmsg(db));
 	int rc = sqlite3_step(st);

@@ -57,14 +57,10 @@ static const char *int_text(int64_t v, char buf[24])
 	return p;
 }
 
-void head_begin(struct head_buf *h, int64_t seq, int64_t time, const char *event, const char *grant)
+/* The head after its chain's numbering: time, event, grant. */
+static void head_rest(struct head_buf *h, int64_t time, const char *event, const char *grant)
 {
-	/* Digits by hand: verify rebuilds a head per record, and snprintf
-	 * was a tenth of its time. */
 	char num[24];
-	h->len = 0;
-	head_add(h, "{\"seq\":");
-	head_add(h, int_text(seq, num));
 	head_add(h, ",\"time\":");
 	head_add(h, int_text(time, num));
 	head_add(h, ",\"event\":\"");
@@ -75,6 +71,29 @@ void head_begin(struct head_buf *h, int64_t seq, int64_t time, const char *event
 		head_add(h, grant);
 		head_add(h, "\"");
 	}
+}
+
+void head_begin(struct head_buf *h, int64_t seq, int64_t time, const char *event, const char *grant)
+{
+	/* Digits by hand: verify rebuilds a head per record, and snprintf
+	 * was a tenth of its time. */
+	char num[24];
+	h->len = 0;
+	head_add(h, "{\"seq\":");
+	head_add(h, int_text(seq, num));
+	head_rest(h, time, event, grant);
+}
+
+void head_begin_stream(struct head_buf *h, int64_t stream, int64_t n, int64_t time, const char *event,
+		       const char *grant)
+{
+	char num[24];
+	h->len = 0;
+	head_add(h, "{\"stream\":");
+	head_add(h, int_text(stream, num));
+	head_add(h, ",\"n\":");
+	head_add(h, int_text(n, num));
+	head_rest(h, time, event, grant);
 }
 
 void head_secret(struct head_buf *h, size_t pos, const char *name)
@@ -263,46 +282,60 @@ static char *record_tail(const struct audit_event *ev, const unsigned char *argv
 	return text;
 }
 
-static int insert_record(sqlite3 *db, int64_t seq, int64_t now, int64_t stream, const struct audit_event *ev,
-			 const char *record, size_t len, const unsigned char mac[AUDIT_MAC_BYTES])
+int rows_prepare(sqlite3 *db, struct rows *w)
 {
-	sqlite3_stmt *st;
+	w->db = db;
+	w->log = w->secret = NULL;
 	if (sqlite3_prepare_v2(db,
 			       "INSERT INTO audit_log (seq, time, event, grant_id, record, mac, stream)"
 			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return audit_db_fail(db, "append to the audit log");
+			       -1, &w->log, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "INSERT INTO audit_secret (seq, pos, secret, time, event) VALUES (?1, ?2, ?3, ?4, ?5)",
+			       -1, &w->secret, NULL) != SQLITE_OK) {
+		int rc = audit_db_fail(db, "append to the audit log");
+		rows_finish(w);
+		return rc;
+	}
+	return 0;
+}
+
+void rows_finish(struct rows *w)
+{
+	sqlite3_finalize(w->log);
+	sqlite3_finalize(w->secret);
+	w->log = w->secret = NULL;
+}
+
+int rows_insert(struct rows *w, int64_t seq, int64_t time, int64_t stream, const struct audit_event *ev,
+		const char *record, size_t len, const unsigned char mac[AUDIT_MAC_BYTES])
+{
+	sqlite3_stmt *st = w->log;
+	sqlite3_reset(st);
 	sqlite3_bind_int64(st, 1, seq);
-	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 2, time);
 	sqlite3_bind_text(st, 3, ev->event, -1, SQLITE_STATIC);
 	if (ev->grant_id)
 		sqlite3_bind_text(st, 4, ev->grant_id, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
 	sqlite3_bind_blob(st, 5, record, (int)len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 6, mac, AUDIT_MAC_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, stream);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return audit_db_fail(db, "append to the audit log");
-	if (!ev->n_secrets)
-		return 0;
-	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO audit_secret (seq, pos, secret, time, event) VALUES (?1, ?2, ?3, ?4, ?5)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return audit_db_fail(db, "append to the audit log");
+	sqlite3_reset(st);
+	st = w->secret;
 	for (size_t i = 0; i < ev->n_secrets && rc == SQLITE_DONE; i++) {
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, seq);
 		sqlite3_bind_int64(st, 2, (int64_t)i);
 		sqlite3_bind_text(st, 3, ev->secrets[i].name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, now);
+		sqlite3_bind_int64(st, 4, time);
 		sqlite3_bind_text(st, 5, ev->event, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return audit_db_fail(db, "append to the audit log");
-	return 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : audit_db_fail(w->db, "append to the audit log");
 }
 
 int audit_check_event(const struct audit_event *ev)
@@ -321,7 +354,7 @@ int audit_check_event(const struct audit_event *ev)
 
 /* The next seq of the whole log (every chain): the rowid b-tree's last
  * entry, so no index is read. */
-static int64_t next_seq(sqlite3 *db)
+int64_t audit_next_seq(sqlite3 *db)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, "SELECT max(seq) FROM audit_log", -1, &st, NULL) != SQLITE_OK)
@@ -331,44 +364,65 @@ static int64_t next_seq(sqlite3 *db)
 	return seq;
 }
 
-int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key, json_t *extra,
-		int64_t stream, int64_t *seq_out)
+int link_record(const struct link *l, const struct audit_event *ev, const unsigned char *argv_key, json_t *extra,
+		int64_t seq, int64_t stream, struct head_buf *h, int64_t *time_out, unsigned char mac[AUDIT_MAC_BYTES])
 {
 	if (audit_check_event(ev) != 0)
 		return -1;
-	int64_t seq = next_seq(db), now = ev->time > 0 ? ev->time : (int64_t)time(NULL);
-	if (seq < 1)
-		return audit_db_fail(db, "read the audit log");
-	struct head_buf h = {0};
-	head_begin(&h, seq, now, ev->event, ev->grant_id);
+	int64_t now = ev->time > 0 ? ev->time : (int64_t)time(NULL);
+	/* A stream kept in a file of its own numbers its records itself
+	 * (seq 0): the log's sequence is given to them only when they are
+	 * folded into the tables. */
+	if (seq)
+		head_begin(h, seq, now, ev->event, ev->grant_id);
+	else
+		head_begin_stream(h, stream, l->cseq + 1, now, ev->event, ev->grant_id);
 	for (size_t i = 0; i < ev->n_secrets; i++)
-		head_secret(&h, i, ev->secrets[i].name);
-	head_end(&h, ev->n_secrets, stream);
+		head_secret(h, i, ev->secrets[i].name);
+	head_end(h, ev->n_secrets, seq ? stream : 0);
 	char *tail = record_tail(ev, argv_key, extra);
 	int ret = -1;
-	if (h.len == SIZE_MAX || !tail || tail[0] != '{') {
-		latch_error(LATCH_OPERR, "cannot build the audit record: out of memory");
+	if (h->len == SIZE_MAX || !tail || tail[0] != '{')
 		goto out;
-	}
 	/* head + "," + tail without its "{" (or "}" alone if the tail is "{}") */
-	head_add(&h, strcmp(tail, "{}") ? "," : "");
-	head_add(&h, tail + 1);
-	if (h.len == SIZE_MAX) {
-		latch_error(LATCH_OPERR, "cannot build the audit record: out of memory");
+	head_add(h, strcmp(tail, "{}") ? "," : "");
+	head_add(h, tail + 1);
+	if (h->len == SIZE_MAX)
 		goto out;
-	}
-	unsigned char mac[AUDIT_MAC_BYTES];
-	audit_record_mac(l->key->data, l->id, l->cseq + 1, l->last_mac, h.p, h.len, mac);
-	if (insert_record(db, seq, now, stream, ev, h.p, h.len, mac) != 0)
-		goto out;
-	l->cseq++;
-	memcpy(l->last_mac, mac, AUDIT_MAC_BYTES);
-	audit_evolve(l->key->data);
-	if (seq_out)
-		*seq_out = seq;
+	audit_record_mac(l->key->data, l->id, l->cseq + 1, l->last_mac, h->p, h->len, mac);
+	*time_out = now;
 	ret = 0;
 out:
 	json_free_text(tail);
+	return ret == 0 ? 0 : latch_error(LATCH_OPERR, "cannot build the audit record: out of memory");
+}
+
+void link_advance(struct link *l, const unsigned char mac[AUDIT_MAC_BYTES])
+{
+	l->cseq++;
+	memcpy(l->last_mac, mac, AUDIT_MAC_BYTES);
+	audit_evolve(l->key->data);
+}
+
+int link_append(sqlite3 *db, struct link *l, const struct audit_event *ev, const unsigned char *argv_key, json_t *extra,
+		int64_t stream, int64_t *seq_out)
+{
+	int64_t seq = audit_next_seq(db), now;
+	if (seq < 1)
+		return audit_db_fail(db, "read the audit log");
+	struct head_buf h = {0};
+	struct rows w;
+	unsigned char mac[AUDIT_MAC_BYTES];
+	int rc = link_record(l, ev, argv_key, extra, seq, stream, &h, &now, mac);
+	if (rc == 0 && (rc = rows_prepare(db, &w)) == 0) {
+		rc = rows_insert(&w, seq, now, stream, ev, h.p, h.len, mac);
+		rows_finish(&w);
+	}
 	free(h.p);
-	return ret;
+	if (rc != 0)
+		return -1;
+	link_advance(l, mac);
+	if (seq_out)
+		*seq_out = seq;
+	return 0;
 }

@@ -49,6 +49,16 @@ static const char *const steps[] = {
 	 * index of set/rm records goes. */
 	("ALTER TABLE audit_log ADD COLUMN stream INTEGER NOT NULL DEFAULT 0;"
 	 "DROP INDEX audit_secret_change;"),
+	/* 5: the scan index's step (hooks/). */
+	NULL,
+	/* 6: broker streams kept in files of their own (audit/fold.c): how
+	 * far each has been folded into audit_log, and whether it is
+	 * closed. An index of the files, never evidence. */
+	("CREATE TABLE audit_fold ("
+	 " stream INTEGER PRIMARY KEY,"
+	 " folded INTEGER NOT NULL,"
+	 " offset INTEGER NOT NULL,"
+	 " closed INTEGER NOT NULL);"),
 };
 
 /* What the steps leave in sqlite_master, sorted as vault_tables says. */
@@ -57,6 +67,7 @@ static const char *const schema[] = {
 	"index audit_log_grant audit_log CREATE INDEX audit_log_grant ON audit_log (grant_id, time) WHERE grant_id IS NOT NULL",
 	"index audit_log_time audit_log CREATE INDEX audit_log_time ON audit_log (time)",
 	"index audit_secret_name audit_secret CREATE INDEX audit_secret_name ON audit_secret (secret, time)",
+	"table audit_fold audit_fold CREATE TABLE audit_fold ( stream INTEGER PRIMARY KEY, folded INTEGER NOT NULL, offset INTEGER NOT NULL, closed INTEGER NOT NULL)",
 	"table audit_log audit_log CREATE TABLE audit_log ( seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, event TEXT NOT NULL, grant_id TEXT, record BLOB NOT NULL, mac BLOB NOT NULL, stream INTEGER NOT NULL DEFAULT 0)",
 	"table audit_secret audit_secret CREATE TABLE audit_secret ( seq INTEGER NOT NULL, pos INTEGER NOT NULL, secret TEXT NOT NULL, time INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (seq, pos)) WITHOUT ROWID",
 	"table audit_state audit_state CREATE TABLE audit_state ( id INTEGER PRIMARY KEY CHECK (id = 1), log_id BLOB NOT NULL, origin BLOB NOT NULL, state BLOB NOT NULL)",

@@ -4,11 +4,15 @@
  * sqlite's own indexes against their tables. */
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void vverdict(struct audit_report *r, enum audit_verdict v, int64_t first_bad, const char *fmt, va_list ap)
 	__attribute__((format(printf, 4, 0)));
@@ -54,6 +58,13 @@ struct chainw {
 	int64_t opened_at; /* a stream: the seq of its enrol record */
 	bool closed;       /* a stream: a close record ended it */
 	bool stopped;      /* a stream: its broker wrote "stop" */
+	/* A stream kept in a file (its enrol record says so): the file,
+	 * read whole, and where the walk stands in it. An export carries
+	 * its records in lines of its own (no file). */
+	bool file;
+	bool missing; /* no file where its enrolment made one */
+	char *data;
+	size_t size, pos;
 };
 
 struct walker {
@@ -62,6 +73,8 @@ struct walker {
 	size_t n_streams, cap;
 	int64_t expect; /* the next seq of the whole log */
 	const struct secbuf *verifier;
+	sqlite3 *db; /* the vault's: stream files are read beside it; NULL for an export */
+	bool torn;   /* a stream file ends in a line cut short by a crash */
 	const struct audit_checkpoint *cp;
 	bool cp_seen;
 	struct audit_report *r;
@@ -73,8 +86,10 @@ struct walker {
 static void walker_free(struct walker *w)
 {
 	secbuf_free(w->main.k);
-	for (size_t i = 0; i < w->n_streams; i++)
+	for (size_t i = 0; i < w->n_streams; i++) {
 		secbuf_free(w->streams[i].k);
+		free(w->streams[i].data);
+	}
 	free(w->streams);
 	json_decref(w->changes);
 }
@@ -115,6 +130,57 @@ static int record_event(const char *rec, size_t len, char out[33])
 	memcpy(out, p, (size_t)(q - p));
 	out[q - p] = '\0';
 	return 0;
+}
+
+/* A stream's whole file, read once (verify reads the bytes, not what
+ * was folded from them). */
+static int read_stream_file(struct walker *w, struct chainw *c)
+{
+	char path[4096];
+	if (stream_path_db(w->db, c->stream, path, sizeof path) != 0)
+		return -1;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			c->missing = true;
+			return 0;
+		}
+		return latch_error(LATCH_OPERR, "cannot open '%s': %s", path, strerror(errno));
+	}
+	struct stat sb;
+	int rc = 0;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+		rc = latch_error(LATCH_OPERR, "'%s' is not a regular file", path);
+	else if (sb.st_size > 0 && !(c->data = malloc((size_t)sb.st_size)))
+		rc = latch_error(LATCH_OPERR, "out of memory");
+	while (rc == 0 && c->size < (size_t)sb.st_size) {
+		ssize_t n = read(fd, c->data + c->size, (size_t)sb.st_size - c->size);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				rc = latch_error(LATCH_OPERR, "cannot read '%s': %s", path, strerror(errno));
+			break;
+		}
+		c->size += (size_t)n;
+	}
+	close(fd);
+	return rc;
+}
+
+/* How a record is named: by its seq, and a stream file's also by its
+ * place in its stream ("record 245 (broker stream 3, record 17)"); one
+ * not folded yet has no seq. */
+static const char *label(char buf[96], int64_t seq, const struct chainw *c, int64_t n)
+{
+	if (c && c->file && seq)
+		snprintf(buf, 96, "record %lld (broker stream %lld, record %lld)", (long long)seq, (long long)c->stream,
+			 (long long)n);
+	else if (c && c->file)
+		snprintf(buf, 96, "broker stream %lld, record %lld", (long long)c->stream, (long long)n);
+	else
+		snprintf(buf, 96, "record %lld", (long long)seq);
+	return buf;
 }
 
 static struct chainw *open_stream(struct walker *w)
@@ -167,7 +233,9 @@ static int on_enrol(struct walker *w, int64_t seq, json_t *rec)
 			    "record %lld opens broker stream %lld with a key the verifier did not seal", (long long)seq,
 			    (long long)c->stream);
 	c->k->len = AUDIT_KEY_BYTES;
-	return 0;
+	const char *store = json_string_value(json_object_get(rec, "store"));
+	c->file = store && !strcmp(store, "file");
+	return c->file && w->db ? read_stream_file(w, c) : 0;
 }
 
 /* A main-chain record that closes the open stream where it ends. */
@@ -256,51 +324,68 @@ static bool names_seq(const char *rec, size_t len, int64_t seq)
 	return i < len && rec[i] == ',' && v == (uint64_t)seq;
 }
 
-/* Checks one record; 0 good, 1 verdict given, -1 error. */
+/* A stream file's record begins {"stream":S,"n":I, with I its place in
+ * its stream: what names_seq is for the others. */
+static bool names_stream(const char *rec, size_t len, int64_t stream, int64_t n)
+{
+	char want[64];
+	int k = snprintf(want, sizeof want, "{\"stream\":%lld,\"n\":%lld,", (long long)stream, (long long)n);
+	return k > 0 && len > (size_t)k && memcmp(rec, want, (size_t)k) == 0;
+}
+
+static struct chainw *find_chain(struct walker *w, int64_t stream)
+{
+	if (stream == 0)
+		return &w->main;
+	for (size_t i = 0; i < w->n_streams; i++)
+		if (w->streams[i].stream == stream)
+			return &w->streams[i];
+	return NULL;
+}
+
+/* Checks one record; 0 good, 1 verdict given, -1 error. seq 0: a stream
+ * file's record not folded yet (it has no seq). */
 static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void *rec, size_t len, const void *mac,
 		       size_t mac_len)
 {
 	unsigned char want[AUDIT_MAC_BYTES];
-	char event[33];
-	if (seq != w->expect)
+	char event[33], at[96];
+	if (seq && seq != w->expect)
 		return stop(w->r, AUDIT_TAMPERED, w->expect,
 			    seq > w->expect ? "record %lld is missing" : "record %lld is out of order",
 			    (long long)w->expect);
-	if (!rec || !mac || mac_len != AUDIT_MAC_BYTES)
-		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged", (long long)seq);
-	struct chainw *c = NULL;
-	if (stream == 0)
-		c = &w->main;
-	for (size_t i = 0; !c && i < w->n_streams; i++)
-		if (w->streams[i].stream == stream)
-			c = &w->streams[i];
+	struct chainw *c = find_chain(w, stream);
 	if (!c)
 		return stop(w->r, AUDIT_TAMPERED, seq,
 			    "record %lld belongs to broker stream %lld, which no passphrase holder opened",
 			    (long long)seq, (long long)stream);
+	label(at, seq, c, c->count + 1);
+	if (!rec || !mac || mac_len != AUDIT_MAC_BYTES)
+		return stop(w->r, AUDIT_TAMPERED, seq, "%s is damaged", at);
 	if (c->closed || c->stopped)
-		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld was added to broker stream %lld after it ended",
-			    (long long)seq, (long long)stream);
+		return stop(w->r, AUDIT_TAMPERED, seq, "%s was added to broker stream %lld after it ended", at,
+			    (long long)c->stream);
 	audit_record_mac(c->k->data, c->id, c->count + 1, c->prev, rec, len, want);
 	if (sodium_memcmp(want, mac, AUDIT_MAC_BYTES) != 0)
-		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld does not match its MAC", (long long)seq);
-	if (record_event(rec, len, event) != 0 || !names_seq(rec, len, seq))
-		return stop(w->r, AUDIT_TAMPERED, seq, "record %lld is damaged or out of place", (long long)seq);
+		return stop(w->r, AUDIT_TAMPERED, seq, "%s does not match its MAC", at);
+	if (record_event(rec, len, event) != 0 ||
+	    !(c->file ? names_stream(rec, len, c->stream, c->count + 1) : names_seq(rec, len, seq)))
+		return stop(w->r, AUDIT_TAMPERED, seq, "%s is damaged or out of place", at);
 	/* A broker's key can only ever have made a broker's kind of record. */
 	if (stream && !audit_stream_event(event))
 		return stop(w->r, AUDIT_TAMPERED, seq,
-			    "record %lld is a '%s' record in broker stream %lld, which a broker cannot make",
-			    (long long)seq, event, (long long)stream);
-	if (w->cp && seq == w->cp->seq) {
+			    "%s is a '%s' record in broker stream %lld, which a broker cannot make", at, event,
+			    (long long)stream);
+	if (w->cp && seq && seq == w->cp->seq) {
 		if (sodium_memcmp(want, w->cp->mac, AUDIT_MAC_BYTES) != 0)
-			return stop(w->r, AUDIT_TAMPERED, seq, "record %lld differs from the checkpoint",
-				    (long long)seq);
+			return stop(w->r, AUDIT_TAMPERED, seq, "%s differs from the checkpoint", at);
 		w->cp_seen = true;
 	}
 	memcpy(c->prev, want, AUDIT_MAC_BYTES);
 	audit_evolve(c->k->data);
 	c->count++;
-	c->last_seq = seq;
+	if (seq)
+		c->last_seq = seq;
 	if (stream && !strcmp(event, "stop"))
 		c->stopped = true;
 	/* What a main-chain record says is checked before it counts as
@@ -309,7 +394,155 @@ static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void
 	if (rc != 0)
 		return rc;
 	w->r->records++;
-	w->expect++;
+	if (seq)
+		w->expect++;
+	return 0;
+}
+
+/* The next record of a stream's file: 1, 0 at its end (or a last line
+ * cut short by a crash: w->torn), or 1 with a verdict given in *verdict. */
+static int file_next(struct walker *w, struct chainw *c, int64_t seq, const char **rec, size_t *len,
+		     unsigned char mac[AUDIT_MAC_BYTES], int *verdict_given)
+{
+	size_t used;
+	char at[96];
+	*verdict_given = 0;
+	int got = c->pos < c->size ? stream_line(c->data + c->pos, c->size - c->pos, &used, rec, len, mac) : 0;
+	if (got < 0) {
+		*verdict_given = stop(w->r, AUDIT_TAMPERED, seq, "%s is damaged in its stream's file",
+				      label(at, seq, c, c->count + 1));
+		return 1;
+	}
+	if (got == 0) {
+		w->torn = w->torn || c->pos < c->size;
+		return 0;
+	}
+	c->pos += used;
+	return 1;
+}
+
+/* A folded row of a stream kept in a file: the file's record is what
+ * is verified, and the row must be a copy of it. */
+static int walk_file_row(struct walker *w, int64_t seq, struct chainw *c, const void *row, size_t row_len,
+			 const void *row_mac, size_t row_mac_len)
+{
+	const char *rec;
+	size_t len;
+	unsigned char mac[AUDIT_MAC_BYTES];
+	char at[96];
+	int given;
+	if (seq != w->expect)
+		return walk_record(w, seq, c->stream, row, row_len, row_mac, row_mac_len);
+	label(at, seq, c, c->count + 1);
+	if (!file_next(w, c, seq, &rec, &len, mac, &given))
+		return stop(
+			w->r, AUDIT_TAMPERED, seq,
+			c->missing
+				? "%s is in the index, but its stream's file is missing"
+				: "%s is in the index but not in its stream's file: the file was cut short or the record removed",
+			at);
+	if (given)
+		return 1;
+	int rc = walk_record(w, seq, c->stream, rec, len, mac, AUDIT_MAC_BYTES);
+	if (rc != 0)
+		return rc;
+	if (row_len != len || memcmp(row, rec, len) != 0 || row_mac_len != AUDIT_MAC_BYTES ||
+	    sodium_memcmp(row_mac, mac, AUDIT_MAC_BYTES) != 0) {
+		w->r->records--;
+		return stop(w->r, AUDIT_TAMPERED, seq, "%s: the index's copy differs from the stream's file", at);
+	}
+	return 0;
+}
+
+/* Where each stream's fold stands must be where the table walk left
+ * it: else records were taken out of the index (or the position moved
+ * past them), and queries would never show them. */
+static int check_folds(struct walker *w)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(w->db, "SELECT folded, offset FROM audit_fold WHERE stream = ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return audit_db_fail(w->db, "read the audit log");
+	int ret = 0;
+	for (size_t i = 0; i < w->n_streams && ret == 0; i++) {
+		struct chainw *c = &w->streams[i];
+		if (!c->file)
+			continue;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, c->stream);
+		int rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			ret = audit_db_fail(w->db, "read the audit log");
+		} else if (rc == SQLITE_DONE) {
+			ret = stop(w->r, AUDIT_TAMPERED, 0,
+				   "broker stream %lld has no fold position: its records were taken out of the index",
+				   (long long)c->stream);
+		} else if (sqlite3_column_int64(st, 0) != c->count ||
+			   (!c->missing && sqlite3_column_int64(st, 1) != (int64_t)c->pos)) {
+			ret = stop(
+				w->r, AUDIT_TAMPERED, 0,
+				"broker stream %lld: the index holds %lld of its records, its fold position says %lld: records were taken out of the index",
+				(long long)c->stream, (long long)c->count, (long long)sqlite3_column_int64(st, 0));
+		}
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* A stream file with records that no enrol record opened was written
+ * by a broker no passphrase holder started: its records are in no chain
+ * of the log, and that is what verify says. */
+static int check_orphans(struct walker *w)
+{
+	char path[4096];
+	if (stream_path_db(w->db, 1, path, sizeof path) != 0)
+		return -1;
+	*strrchr(path, '/') = '\0';
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : latch_error(LATCH_OPERR, "cannot read '%s': %s", path, strerror(errno));
+	struct dirent *e;
+	int ret = 0;
+	while (ret == 0 && (e = readdir(d))) {
+		char *end;
+		if (strncmp(e->d_name, "stream-", 7) != 0)
+			continue;
+		long long n = strtoll(e->d_name + 7, &end, 10);
+		struct stat sb;
+		if (*end || n < 1 || find_chain(w, n) || fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    (S_ISREG(sb.st_mode) && sb.st_size == 0))
+			continue;
+		ret = stop(w->r, AUDIT_TAMPERED, 0,
+			   "'%s/%s' holds records of broker stream %lld, which no passphrase holder opened", path,
+			   e->d_name, n);
+	}
+	closedir(d);
+	return ret;
+}
+
+/* After the table: what the stream files hold beyond what was folded
+ * (a broker appending while verify ran) is verified too, and a stream
+ * whose file its enrolment made is gone is named. */
+static int walk_file_tails(struct walker *w)
+{
+	for (size_t i = 0; i < w->n_streams; i++) {
+		struct chainw *c = &w->streams[i];
+		if (!c->file || !w->db)
+			continue;
+		if (c->missing && !c->count)
+			return stop(w->r, AUDIT_TAMPERED, 0, "the file of broker stream %lld is missing",
+				    (long long)c->stream);
+		const char *rec;
+		size_t len;
+		unsigned char mac[AUDIT_MAC_BYTES];
+		int given, rc;
+		while (file_next(w, c, 0, &rec, &len, mac, &given)) {
+			if (given)
+				return 1;
+			if ((rc = walk_record(w, 0, c->stream, rec, len, mac, AUDIT_MAC_BYTES)) != 0)
+				return rc;
+		}
+	}
 	return 0;
 }
 
@@ -465,7 +698,11 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 	memset(r, 0, sizeof *r);
 	r->verdict = AUDIT_UNVERIFIABLE; /* until a check completes */
 	audit_fast_hmac_load();
-	struct walker w = {0};
+	/* What the broker appended is folded first, so the walk below sees
+	 * every record in the tables; a damaged one is named by the walk. */
+	if (audit_fold(db, true) != 0)
+		return -1;
+	struct walker w = {.db = db};
 	unsigned char blob[STATE_BLOB_MAX], origin[ORIGIN_BLOB];
 	size_t blob_len = 0;
 	int rc = state_load(db, w.main.id, blob, &blob_len, origin);
@@ -508,8 +745,11 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		int64_t seq = sqlite3_column_int64(st, 0), stream = sqlite3_column_int64(st, 6);
 		const void *rec = sqlite3_column_blob(st, 4);
 		size_t len = (size_t)sqlite3_column_bytes(st, 4);
-		int wr = walk_record(&w, seq, stream, rec, len, sqlite3_column_blob(st, 5),
-				     (size_t)sqlite3_column_bytes(st, 5));
+		struct chainw *c = find_chain(&w, stream);
+		int wr = c && c->file ? walk_file_row(&w, seq, c, rec, len, sqlite3_column_blob(st, 5),
+						      (size_t)sqlite3_column_bytes(st, 5))
+				      : walk_record(&w, seq, stream, rec, len, sqlite3_column_blob(st, 5),
+						    (size_t)sqlite3_column_bytes(st, 5));
 		if (wr != 0) {
 			ret = wr > 0 ? 0 : -1;
 			goto out;
@@ -517,7 +757,10 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		/* The copied columns must say what the authenticated record says. */
 		const char *event = (const char *)sqlite3_column_text(st, 2);
 		const char *grant = (const char *)sqlite3_column_text(st, 3);
-		head_begin(&h, seq, sqlite3_column_int64(st, 1), event ? event : "", grant);
+		if (c && c->file)
+			head_begin_stream(&h, stream, c->count, sqlite3_column_int64(st, 1), event ? event : "", grant);
+		else
+			head_begin(&h, seq, sqlite3_column_int64(st, 1), event ? event : "", grant);
 		size_t n = 0;
 		/* Index rows naming no record are skipped: a query joins them
 		 * to audit_log, so they can never show. */
@@ -536,7 +779,7 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 			head_secret(&h, n, name);
 		}
 		if (n != SIZE_MAX)
-			head_end(&h, n, stream);
+			head_end(&h, n, c && c->file ? 0 : stream);
 		if (n == SIZE_MAX || !head_matches(&h, rec, len)) {
 			r->records--; /* counted as verified a moment ago */
 			ret = verdict(
@@ -550,12 +793,16 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		audit_db_fail(db, "read the audit log");
 		goto out;
 	}
-	if ((rc = walk_end(&w)) != 0 || (rc = check_state(&w, db, writer_key, blob, blob_len, rows, rows_ctx)) != 0 ||
+	if ((rc = check_folds(&w)) != 0 || (rc = walk_file_tails(&w)) != 0 || (rc = check_orphans(&w)) != 0 ||
+	    (rc = walk_end(&w)) != 0 || (rc = check_state(&w, db, writer_key, blob, blob_len, rows, rows_ctx)) != 0 ||
 	    (rows && (rc = check_rows(&w, rows, rows_ctx)) != 0) || (rc = check_integrity(db, r)) != 0) {
 		ret = rc > 0 ? 0 : -1;
 		goto out;
 	}
-	ret = verdict(r, AUDIT_OK, 0, "%lld records verified", (long long)r->records);
+	ret = verdict(
+		r, AUDIT_OK, 0, "%lld records verified%s", (long long)r->records,
+		w.torn ? " (a broker stream ends in a record cut short by a crash: never synced, nothing was released under it)"
+		       : "");
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(sc);

@@ -156,11 +156,6 @@ struct broker_prep {
 int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_recorder *rec, broker_run_fn run,
 		 const struct broker_prep *prep);
 
-/* For the recorder while a commit waits for the vault's lock: runs the
- * expiry sweep, so a value still goes at its deadline; false once the
- * broker is told to stop (give up waiting). */
-bool broker_busy_tick(void);
-
 /* Client side. */
 
 /* The broker key for an instance id: derived from the data key

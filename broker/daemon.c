@@ -41,17 +41,8 @@ struct daemon {
 	size_t n_conns;
 };
 
-/* The one running daemon, for broker_busy_tick (called from the
- * recorder, which has no way to pass it), and the signal flag. */
-static struct daemon *serving;
+/* The signal flag. */
 static volatile sig_atomic_t stopping;
-
-bool broker_busy_tick(void)
-{
-	if (serving)
-		policy_sweep(serving->b.grants, broker_now());
-	return !stopping;
-}
 
 static void conn_close(struct daemon *d, size_t i)
 {
@@ -419,7 +410,6 @@ int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_record
 	say(enrol_fd, json_pack("{s:b}", "ok", rc == 0));
 	close(enrol_fd);
 	if (rc == 0) {
-		serving = &d;
 		serve_loop(&d, fd);
 		/* Its last record: what it still holds, and that it stopped,
 		 * which ends its stream. A runner has told its caller the exit
@@ -435,7 +425,6 @@ int broker_serve(const char *vault_dir, int enrol_fd, const struct broker_record
 		}
 		struct broker_event ev = {.event = "stop", .pid = d.b.pid, .uid = getuid(), .exit_status = -1};
 		exits_record(&d.b, &ev);
-		serving = NULL;
 	}
 	/* Forget everything before the socket goes away. */
 	for (struct grant *g = d.b.grants; g; g = g->next)

@@ -34,16 +34,17 @@ const char usage_broker[] =
 	"                     passphrase needed: it only narrows access)\n"
 	"  -h, --help         show this help\n";
 
-/* The broker's audit stream, kept in this process only. */
+/* The broker's audit stream, kept in this process only, and its file in
+ * the vault's directory: the broker never opens the vault itself. */
 struct recorder_ctx {
-	struct vault *v;
+	const char *vault_dir;
 	struct audit_stream *stream;
 };
 
 static int enrol(void *ctx, const struct secbuf *stream_keys)
 {
 	struct recorder_ctx *r = ctx;
-	return audit_stream_open(stream_keys, &r->stream);
+	return audit_stream_open(stream_keys, r->vault_dir, &r->stream);
 }
 
 static int record(void *ctx, const struct broker_event *evs, size_t n)
@@ -99,7 +100,7 @@ static int record(void *ctx, const struct broker_event *evs, size_t n)
 			out[k].mint = &mints[k];
 		}
 	}
-	return audit_stream_append_commit(vault_db(r->v), r->stream, out, n);
+	return audit_stream_append(r->stream, out, n);
 }
 
 /* In a runner the broker forked: start the job's child with run/. The
@@ -157,18 +158,16 @@ static void discard_relay(void *prepared)
 static int serve(bool foreground)
 {
 	char dir[PATH_MAX];
-	struct recorder_ctx r = {0};
-	if (broker_check_pristine() != 0 || broker_detach(foreground, 3) != 0 || vault_dir(dir, sizeof dir) != 0 ||
-	    vault_open(dir, &r.v) != 0)
+	struct recorder_ctx r = {dir, NULL};
+	if (broker_check_pristine() != 0 || broker_detach(foreground, 3) != 0 || vault_dir(dir, sizeof dir) != 0)
 		return cli_fail();
-	/* While a commit waits for the vault's lock, grants still expire on
-	 * time and a stop is not held up. */
-	vault_on_busy(r.v, broker_busy_tick);
+	/* A write past a file size limit fails (EFBIG) and is refused like
+	 * any other; it must not kill the broker. */
+	signal(SIGXFSZ, SIG_IGN);
 	struct broker_recorder rec = {enrol, record, &r};
 	static const struct broker_prep prep = {prepare_relay, discard_relay};
 	int rc = broker_serve(dir, 3, &rec, run_job, &prep);
 	audit_stream_free(r.stream);
-	vault_close(r.v);
 	return rc == 0 ? 0 : cli_fail();
 }
 

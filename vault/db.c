@@ -51,7 +51,9 @@ static const char *const migrations[] = {
 	" purpose TEXT PRIMARY KEY,"
 	" nonce BLOB NOT NULL,"
 	" wrapped BLOB NOT NULL);",
-	/* 3, 4: the audit log's only; 5: the scan index's (hooks/index.c). */
+	/* 3, 4: the audit log's only; 5: the scan index's (hooks/index.c);
+	 * 6: the audit log's (where broker stream files are folded). */
+	"",
 	"",
 	"",
 	"",
@@ -155,22 +157,6 @@ int vault_lock_timeout_ms(void)
 	if (!s || !*s || *end || ms < 0 || ms > 600000)
 		ms = 5000;
 	return (int)ms;
-}
-
-static int busy_tick(void *ctx, int count)
-{
-	struct vault *v = ctx;
-	if (!v->busy_tick() || (int64_t)count * 2 >= vault_lock_timeout_ms())
-		return 0;
-	struct timespec ts = {0, 2 * 1000 * 1000};
-	nanosleep(&ts, NULL);
-	return 1;
-}
-
-void vault_on_busy(struct vault *v, bool (*tick)(void))
-{
-	v->busy_tick = tick;
-	sqlite3_busy_handler(v->db, busy_tick, v);
 }
 
 static int db_configure(struct vault *v)

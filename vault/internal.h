@@ -43,7 +43,6 @@ struct vault {
 	void *hook_ctx;
 	vault_value_hook value_hook; /* the scan index */
 	void *value_hook_ctx;
-	bool (*busy_tick)(void); /* vault_on_busy */
 };
 
 /* db.c: sqlite errors reported with the vault's path (busy, damaged or

@@ -40,12 +40,6 @@ int vault_path(const char *dir, char *buf, size_t n);
 /* How long a write waits for another process's lock before it fails:
  * LATCH_LOCK_TIMEOUT_MS (0 to 600000), default 5000. */
 int vault_lock_timeout_ms(void);
-/* While a write waits for another process's lock, call `tick` every 2 ms
- * instead of sleeping through sqlite's plain timeout (the broker sweeps
- * expired grants in it); the wait ends at the same timeout, or at once
- * when `tick` returns false. */
-void vault_on_busy(struct vault *v, bool (*tick)(void));
-
 /* A change about to be committed: the hook (the audit log) runs inside
  * the change's transaction; if it fails, the change is rolled back. */
 struct vault_change {

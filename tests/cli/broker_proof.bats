@@ -202,7 +202,10 @@ EOF
 	local t=$BATS_TEST_TMPDIR
 	cat >"$t/rogue.py" <<'EOF'
 import base64, json, os, socket, struct, subprocess, sys
-latch, out = sys.argv[1:3]
+latch, out, home = sys.argv[1:4]
+# Its stream's file, which a passphrase holder would have made.
+os.makedirs(home + "/audit", mode=0o700, exist_ok=True)
+os.close(os.open(home + "/audit/stream-1", os.O_CREAT | os.O_WRONLY, 0o600))
 a, b = socket.socketpair()
 os.set_inheritable(b.fileno(), True)
 pid = os.fork()
@@ -223,7 +226,7 @@ assert ok["ok"], ok
 open(out, "w").write(str(ready["pid"]))
 os.waitpid(pid, 0)
 EOF
-	"$PY" "$t/rogue.py" "$LATCH" "$t/pid" </dev/null
+	"$PY" "$t/rogue.py" "$LATCH" "$t/pid" "$LATCH_HOME" </dev/null
 	local rogue
 	rogue=$(cat "$t/pid")
 	bg_track "$rogue"
@@ -247,6 +250,12 @@ EOF
 	lx audit verify --passphrase-fd 3 3<<<"$PASS"
 	want_status 1
 	[[ "$err" == *"which no passphrase holder opened"* ]]
+	# Its file is evidence: a passphrase holder's broker does not take
+	# that stream over, it says why and starts nothing.
+	lx grant canary --ttl 1m --passphrase-fd 3 3<<<"$PASS" </dev/null
+	want_status 3
+	want_err_line "already holds records no passphrase holder opened"
+	[ -s "$LATCH_HOME/audit/stream-1" ]
 }
 
 @test "the broker refuses to start preloaded (even by a library that hides itself), with a loader variable, or traced" {
@@ -421,29 +430,27 @@ EOF
 }
 
 @test "exit records the broker had to drop are recorded as lost once it can write again" {
-	local t=$BATS_TEST_TMPDIR
-	export LATCH_LOCK_TIMEOUT_MS=20 LATCH_BROKER_IDLE=60
+	local t=$BATS_TEST_TMPDIR broker stream
+	export LATCH_BROKER_IDLE=60
 	br_grant canary --ttl 10m --cmd sh
-	cat >"$t/lockdb.py" <<'EOF'
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-db.execute("BEGIN EXCLUSIVE")
-open(sys.argv[2], "w").close()
-time.sleep(float(sys.argv[3]))
-db.execute("COMMIT")
-EOF
-	# The child runs (its release is recorded); then the vault is locked
-	# while it exits, for longer than the broker keeps trying.
+	broker=$(br_broker_pid)
+	stream=$(ls "$LATCH_HOME"/audit/stream-*)
+	# The child runs (its release is recorded); then the broker may not
+	# grow its stream file (a file size limit: every append fails with
+	# EFBIG, as on a full disk) while the child exits, for longer than
+	# the broker keeps trying (20 tries, 50 ms apart).
 	setsid -w "$LATCH" run --env X=latch://canary -- sh -c 'touch "$0/running"; while [ ! -e "$0/locked" ]; do sleep 0.05; done' "$t" \
 		</dev/null >"$t/run.out" 2>"$t/run.err" &
 	local runner=$!
 	bg_track "$runner"
 	wait_file "$t/running"
-	"$PY" "$t/lockdb.py" "$VAULT" "$t/locked" 5 &
-	local locker=$!
-	bg_track "$locker"
+	prlimit --pid "$broker" --fsize="$(stat -c %s "$stream"):"
+	touch "$t/locked"
 	wait "$runner"
-	wait "$locker"
+	sleep 2.5
+	[ "$(in_streams exit)" -eq 0 ]
+	kill -0 "$broker" # the limit made appends fail; it did not kill the broker
+	prlimit --pid "$broker" --fsize=unlimited:
 	# Now it can write: the next commit says how many were lost.
 	lx audit --json --event lost </dev/null
 	want_status 0

@@ -287,6 +287,20 @@ sql() {
 	sqlite3 "$VAULT" "$1"
 }
 
+# in_streams EVENT: how many EVENT records the broker stream files hold,
+# read from the files themselves (nothing is folded, no broker is asked
+# to flush): what is durable on disk, as a crash would leave it.
+in_streams() {
+	cat "$LATCH_HOME"/audit/stream-* 2>/dev/null | grep -c "\"event\":\"$1\"" || true
+}
+
+# stream_last: the last whole record of the newest broker stream file.
+stream_last() {
+	local f
+	f=$(ls -v "$LATCH_HOME"/audit/stream-* | tail -1)
+	tail -n 1 "$f" | cut -d' ' -f2-
+}
+
 # sql_in: run SQL read from stdin against the vault file (for statements
 # too long for argv, such as a 1 MiB blob literal).
 sql_in() {

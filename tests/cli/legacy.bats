@@ -153,7 +153,7 @@ assert got == want, "ls lists %r, expected %r" % (got, want)
 scan = {e["scan"] for e in json.loads(sys.argv[1])}
 assert scan == {"unindexed"}, scan
 ' "$out"
-	[ "$(sql 'PRAGMA user_version')" -eq 5 ]
+	[ "$(sql 'PRAGMA user_version')" -eq 6 ]
 	[ "$(sql "SELECT count(*) FROM pragma_table_info('audit_log') WHERE name = 'stream'")" -eq 1 ]
 	[ "$(sql 'SELECT count(*) FROM audit_log WHERE stream <> 0')" -eq 0 ]
 	no_journal
@@ -184,7 +184,7 @@ assert scan == {"unindexed"}, scan
 	want_verified "$LEGACY_RECORDS"
 	# verify migrated the file but released nothing: the state is as the
 	# old latch sealed it, the log as it wrote it.
-	[ "$(sql 'PRAGMA user_version')" -eq 5 ]
+	[ "$(sql 'PRAGMA user_version')" -eq 6 ]
 	[ "$(state_len)" -eq "$STATE_V1" ]
 	[ "$(records)" -eq "$LEGACY_RECORDS" ]
 	[ "$(sql "SELECT group_concat(event, ' ') FROM (SELECT event FROM audit_log ORDER BY seq)")" = "$LEGACY_EVENTS" ]
@@ -275,17 +275,20 @@ assert scan == {"unindexed"}, scan
 	values_script db "$SHA_DB" api-token "$SHA_API_TOKEN"
 	br_run "${VS_ARGS[@]}" -- sh -c "$VS_SH"
 	want_status 0
-	# The new records: the broker's enrolment and the grant in the main
-	# chain, the release in the broker's stream 1.
-	[ "$(sql "SELECT group_concat(event || ':' || stream, ' ') FROM (SELECT event, stream FROM audit_log WHERE seq > $LEGACY_RECORDS AND event IN ('enrol', 'grant', 'release') ORDER BY seq)")" = \
-		"enrol:0 grant:0 release:1" ]
-	# The broker writes the exit record after the run returns: wait for it.
+	# The broker writes the exit record after the run returns: wait for
+	# it in its stream file, then have latch audit fold the file in.
 	local i
 	for ((i = 0; i < 100; i++)); do
-		[ "$(sql "SELECT count(*) FROM audit_log WHERE event = 'exit' AND stream = 1")" -eq 1 ] && break
+		[ "$(in_streams exit)" -eq 1 ] && break
 		sleep 0.1
 	done
-	[ "$(sql "SELECT count(*) FROM audit_log WHERE event = 'exit' AND stream = 1")" -eq 1 ]
+	[ "$(in_streams exit)" -eq 1 ]
+	lx audit </dev/null
+	want_status 0
+	# The new records: the broker's enrolment and the grant in the main
+	# chain, the release and its exit in the broker's stream 1.
+	[ "$(sql "SELECT group_concat(event || ':' || stream, ' ') FROM (SELECT event, stream FROM audit_log WHERE seq > $LEGACY_RECORDS AND event IN ('enrol', 'grant', 'release', 'exit') ORDER BY seq)")" = \
+		"enrol:0 grant:0 release:1 exit:1" ]
 	[ "$(records)" -eq $((LEGACY_RECORDS + 4)) ]
 	want_verified $((LEGACY_RECORDS + 4))
 	# A revoke, then the broker stopped: its stream ends, still verified.
@@ -294,6 +297,8 @@ assert scan == {"unindexed"}, scan
 	local pid
 	pid=$(br_broker_pid)
 	stop_pid "$pid"
+	lx audit </dev/null # folds the stream's last records in
+	want_status 0
 	want_verified "$(records)"
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE event = 'stop' AND stream = 1")" -eq 1 ]
 	no_journal
@@ -306,7 +311,7 @@ assert scan == {"unindexed"}, scan
 	lx audit verify --checkpoint "$FIXTURES/schema3-rolled-back.checkpoint" --passphrase-fd 3 3<<<"$PASS" </dev/null
 	want_status 1
 	[[ "$out$err" == *"truncated or rolled back"* ]]
-	[ "$(sql 'PRAGMA user_version')" -eq 5 ]
+	[ "$(sql 'PRAGMA user_version')" -eq 6 ]
 	# The rolled-back vault itself does hold record 16: the checkpoint is
 	# found, and the rolled-back row is what fails.
 	use_fixture schema3-rolled-back.db
