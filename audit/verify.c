@@ -343,14 +343,29 @@ static struct chainw *find_chain(struct walker *w, int64_t stream)
 	return NULL;
 }
 
-/* Checks one record; 0 good, 1 verdict given, -1 error. seq 0: a stream
- * file's record not folded yet (it has no seq). */
+/* Checks one record at `seq` of the log; 0 good, 1 verdict given, -1
+ * error. walk_unfolded is the same for a stream file's record that is in
+ * no row yet, and so has no seq. */
+static int walk_any(struct walker *w, int64_t seq, bool folded, int64_t stream, const void *rec, size_t len,
+		    const void *mac, size_t mac_len);
+
 static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void *rec, size_t len, const void *mac,
 		       size_t mac_len)
 {
+	return walk_any(w, seq, true, stream, rec, len, mac, mac_len);
+}
+
+static int walk_unfolded(struct walker *w, int64_t stream, const void *rec, size_t len, const void *mac)
+{
+	return walk_any(w, 0, false, stream, rec, len, mac, AUDIT_MAC_BYTES);
+}
+
+static int walk_any(struct walker *w, int64_t seq, bool folded, int64_t stream, const void *rec, size_t len,
+		    const void *mac, size_t mac_len)
+{
 	unsigned char want[AUDIT_MAC_BYTES];
 	char event[33], at[96];
-	if (seq && seq != w->expect)
+	if (folded && seq != w->expect)
 		return stop(w->r, AUDIT_TAMPERED, w->expect,
 			    seq > w->expect ? "record %lld is missing" : "record %lld is out of order",
 			    (long long)w->expect);
@@ -376,7 +391,7 @@ static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void
 		return stop(w->r, AUDIT_TAMPERED, seq,
 			    "%s is a '%s' record in broker stream %lld, which a broker cannot make", at, event,
 			    (long long)stream);
-	if (w->cp && seq && seq == w->cp->seq) {
+	if (w->cp && folded && seq == w->cp->seq) {
 		if (sodium_memcmp(want, w->cp->mac, AUDIT_MAC_BYTES) != 0)
 			return stop(w->r, AUDIT_TAMPERED, seq, "%s differs from the checkpoint", at);
 		w->cp_seen = true;
@@ -384,7 +399,7 @@ static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void
 	memcpy(c->prev, want, AUDIT_MAC_BYTES);
 	audit_evolve(c->k->data);
 	c->count++;
-	if (seq)
+	if (folded)
 		c->last_seq = seq;
 	if (stream && !strcmp(event, "stop"))
 		c->stopped = true;
@@ -394,7 +409,7 @@ static int walk_record(struct walker *w, int64_t seq, int64_t stream, const void
 	if (rc != 0)
 		return rc;
 	w->r->records++;
-	if (seq)
+	if (folded)
 		w->expect++;
 	return 0;
 }
@@ -539,7 +554,7 @@ static int walk_file_tails(struct walker *w)
 		while (file_next(w, c, 0, &rec, &len, mac, &given)) {
 			if (given)
 				return 1;
-			if ((rc = walk_record(w, 0, c->stream, rec, len, mac, AUDIT_MAC_BYTES)) != 0)
+			if ((rc = walk_unfolded(w, c->stream, rec, len, mac)) != 0)
 				return rc;
 		}
 	}

@@ -4,12 +4,18 @@
  *                                 (BEGIN IMMEDIATE, append, COMMIT with
  *                                 synchronous=FULL): prints median and p90
  *   audit_bench DIR stream-append N
- *                                 the same to a broker stream opened for
- *                                 this process: what a broker does per
- *                                 release
- *   audit_bench DIR fill N        N records in transactions of 10,000,
- *                                 spread over the last 100 days, naming one
- *                                 of 1,000 secrets each
+ *                                 a durable release record of 20 secrets
+ *                                 in a broker stream opened for this
+ *                                 process (one write, one fdatasync): what
+ *                                 a broker does per release; beside it, in
+ *                                 the same loop, a raw O_APPEND write of a
+ *                                 line as long plus fdatasync
+ *   audit_bench DIR fill N        N broker stream records (release and
+ *                                 exit), spread over the last 100 days,
+ *                                 naming one of 1,000 secrets each, written
+ *                                 256 to a write, then folded (timed)
+ *   audit_bench DIR stream-fill N N more stream records, now, not folded:
+ *                                 what a query finds waiting
  *   audit_bench DIR verify        audit_verify of the whole log, with the
  *                                 secrets rows and sqlite's integrity_check
  *                                 (no KDF: the vault was unlocked
@@ -18,8 +24,10 @@
  * DIR is created (interactive KDF) on first use. The passphrase is a
  * fixed bench string: this is a bench tool, not product code. */
 #include "../audit/audit.h"
+#include "../hooks/hooks.h"
 #include "../vault/vault.h"
 
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,15 +72,11 @@ out:
 	return v;
 }
 
-static int append_one(sqlite3 *db, const struct secbuf *w, const struct audit_event *ev)
-{
-	return audit_append(db, w, NULL, ev, NULL);
-}
-
 int main(int argc, char **argv)
 {
-	if (argc < 3 || sodium_init() < 0 || vault_add_tables(&audit_tables) != 0) {
-		fprintf(stderr, "usage: audit_bench DIR append N | stream-append N | fill N | verify\n");
+	if (argc < 3 || sodium_init() < 0 || vault_add_tables(&audit_tables) != 0 ||
+	    vault_add_tables(&hooks_tables) != 0) {
+		fprintf(stderr, "usage: audit_bench DIR append N | stream-append N | fill N | stream-fill N | verify\n");
 		return 2;
 	}
 	struct secbuf *w = NULL, *ver = NULL;
@@ -116,57 +120,110 @@ int main(int argc, char **argv)
 		       t[n - 1]);
 		free(t);
 	} else if (!strcmp(argv[2], "stream-append") && argc == 4) {
-		/* What a broker does per release: an append to its own stream. */
+		/* What a broker does per release: a record of 20 names appended
+		 * to its own stream and synced. */
 		int n = atoi(argv[3]);
-		double *t = calloc((size_t)n, sizeof *t);
+		double *t = calloc((size_t)n, sizeof *t), *raw = calloc((size_t)n, sizeof *raw);
 		struct secbuf *keys = NULL;
 		struct audit_stream *st = NULL;
-		rc = audit_stream_begin(db, w, ver, vault_rows, v, getpid(), &keys) != 0 ||
-		     audit_stream_open(keys, &st) != 0;
+		struct audit_secret_ref refs[20];
+		char names[20][32];
+		for (int k = 0; k < 20; k++) {
+			snprintf(names[k], sizeof names[k], "secret-%d", k);
+			refs[k] = (struct audit_secret_ref){names[k], 0};
+		}
+		struct audit_event rel = ev;
+		rel.secrets = refs;
+		rel.n_secrets = 20;
+		rel.runner = getpid();
+		rel.has_session = true;
+		snprintf(grant, sizeof grant, "g-0123456789ab");
+		char raw_path[4200];
+		snprintf(raw_path, sizeof raw_path, "%s/raw-fdatasync", argv[1]);
+		int fd = open(raw_path, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		rc = fd < 0 || audit_stream_begin(db, w, ver, vault_rows, v, getpid(), &keys) != 0 ||
+		     audit_stream_open(keys, argv[1], &st) != 0;
+		char line[1024];
+		memset(line, 'x', sizeof line);
+		size_t line_len = 0;
 		for (int i = 0; i < n && rc == 0; i++) {
-			snprintf(name, sizeof name, "secret-%d", i % 1000);
-			snprintf(grant, sizeof grant, "g-%d", i % 97);
-			ref.name = name;
 			double t0 = now_ms();
-			rc = audit_stream_append_commit(db, st, &ev, 1) != 0;
+			rc = audit_stream_append(st, &rel, 1) != 0;
 			t[i] = now_ms() - t0;
+			if (!line_len) { /* as long as the stream's line */
+				char path[4200];
+				snprintf(path, sizeof path, "%s/audit/stream-%lld", argv[1],
+					 (long long)audit_stream_number(st));
+				FILE *f = fopen(path, "r");
+				line_len = f && fgets(line, sizeof line, f) ? strlen(line) : 320;
+				if (f)
+					fclose(f);
+			}
+			t0 = now_ms();
+			rc = rc || write(fd, line, line_len) != (ssize_t)line_len || fdatasync(fd) != 0;
+			raw[i] = now_ms() - t0;
 		}
 		if (rc == 0) {
 			qsort(t, (size_t)n, sizeof *t, cmp_double);
-			printf("durable stream append: n=%d median=%.3f ms p90=%.3f ms max=%.3f ms\n", n, t[n / 2],
-			       t[n * 9 / 10], t[n - 1]);
+			qsort(raw, (size_t)n, sizeof *raw, cmp_double);
+			printf("durable release record (20 names, %zu bytes): n=%d median=%.3f ms (min %.3f, p90 %.3f, max %.3f)\n",
+			       line_len, n, t[n / 2], t[0], t[n * 9 / 10], t[n - 1]);
+			printf("raw O_APPEND write of %zu bytes + fdatasync:      n=%d median=%.3f ms (min %.3f, p90 %.3f, max %.3f)\n",
+			       line_len, n, raw[n / 2], raw[0], raw[n * 9 / 10], raw[n - 1]);
 		}
+		if (fd >= 0)
+			close(fd);
+		unlink(raw_path);
 		audit_stream_free(st);
 		secbuf_free(keys);
 		free(t);
-	} else if (!strcmp(argv[2], "fill") && argc == 4) {
+		free(raw);
+	} else if ((!strcmp(argv[2], "fill") || !strcmp(argv[2], "stream-fill")) && argc == 4) {
+		/* A broker's records, 256 to a write (each write synced), in a
+		 * stream of its own. */
 		long n = atol(argv[3]);
-		/* Big transactions: a page cache that holds one, so sqlite need
-		 * not spill (and sync) mid-transaction. */
-		sqlite3_exec(db, "PRAGMA cache_size=-262144", NULL, NULL, NULL);
+		bool fill = !strcmp(argv[2], "fill");
+		struct secbuf *keys = NULL;
+		struct audit_stream *st = NULL;
+		rc = audit_stream_begin(db, w, ver, vault_rows, v, getpid(), &keys) != 0 ||
+		     audit_stream_open(keys, argv[1], &st) != 0;
+		static struct audit_event evs[256];
+		static struct audit_secret_ref refs[256];
+		static char names[256][32], grants[256][32];
 		int64_t t_now = (int64_t)time(NULL), span = 100LL * 86400;
 		double t0 = now_ms();
-		for (long i = 0; i < n && rc == 0; i++) {
-			if (i % 10000 == 0)
-				rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK;
-			snprintf(name, sizeof name, "secret-%ld", i % 1000);
-			snprintf(grant, sizeof grant, "g-%ld", i / 50);
-			ref.name = name;
-			/* oldest first, evenly over the last 100 days */
-			ev.time = t_now - span + (int64_t)((double)span * (double)i / (double)n);
-			ev.event = i % 2 ? "exit" : "release";
-			rc = rc || append_one(db, w, &ev) != 0;
-			if (rc == 0 && (i % 10000 == 9999 || i == n - 1))
-				rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK;
+		for (long i = 0; i < n && rc == 0;) {
+			size_t k = 0;
+			for (; k < 256 && i < n; k++, i++) {
+				snprintf(names[k], sizeof names[k], "secret-%ld", i % 1000);
+				snprintf(grants[k], sizeof grants[k], "g-%ld", i / 50);
+				refs[k] = (struct audit_secret_ref){names[k], 0};
+				evs[k] = ev;
+				evs[k].secrets = &refs[k];
+				evs[k].grant_id = grants[k];
+				evs[k].event = i % 2 ? "exit" : "release";
+				evs[k].decision = i % 2 ? NULL : "allow";
+				/* oldest first, evenly over the last 100 days; or now */
+				evs[k].time = fill ? t_now - span + (int64_t)((double)span * (double)i / (double)n)
+						   : t_now;
+			}
+			rc = audit_stream_append(st, evs, k) != 0;
 		}
-		printf("fill: %ld records in %.1f s\n", n, (now_ms() - t0) / 1e3);
+		printf("%s: %ld stream records in %.1f s\n", argv[2], n, (now_ms() - t0) / 1e3);
+		if (rc == 0 && fill) {
+			t0 = now_ms();
+			rc = audit_fold(db, false) != 0;
+			printf("fold of %ld records into the index: %.2f s\n", n, (now_ms() - t0) / 1e3);
+		}
+		audit_stream_free(st);
+		secbuf_free(keys);
 	} else if (!strcmp(argv[2], "verify")) {
 		struct audit_report r;
 		double t0 = now_ms();
 		rc = audit_verify(db, w, ver, NULL, vault_rows, v, &r) != 0 || r.verdict != AUDIT_OK;
 		printf("verify: %lld records in %.3f s (%s)\n", (long long)r.records, (now_ms() - t0) / 1e3, r.reason);
 	} else {
-		fprintf(stderr, "usage: audit_bench DIR append N | stream-append N | fill N | verify\n");
+		fprintf(stderr, "usage: audit_bench DIR append N | stream-append N | fill N | stream-fill N | verify\n");
 		rc = 2;
 	}
 	secbuf_free(w);

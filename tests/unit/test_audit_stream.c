@@ -12,6 +12,8 @@
 
 #include "audit_fixture.h"
 
+#include <sys/resource.h>
+
 #define STREAM_KEYS_BYTES (8 + 16 + 32 + 32)
 
 static void set_str(struct afx *f, const char *name, const char *value)
@@ -32,14 +34,14 @@ static struct secbuf *begin(struct afx *f)
 	return keys;
 }
 
-static struct audit_stream *open_stream(const struct secbuf *keys)
+static struct audit_stream *open_stream(struct afx *f, const struct secbuf *keys)
 {
 	struct audit_stream *s = NULL;
-	assert_int_equal(audit_stream_open(keys, &s), 0);
+	assert_int_equal(audit_stream_open(keys, f->dir, &s), 0);
 	return s;
 }
 
-static int append(struct afx *f, struct audit_stream *s, const char *event, const char *decision)
+static int append(struct audit_stream *s, const char *event, const char *decision)
 {
 	bool loud = getenv("AFX_LOUD") != NULL;
 	struct audit_secret_ref ref = {"db", 0};
@@ -52,13 +54,16 @@ static int append(struct afx *f, struct audit_stream *s, const char *event, cons
 				 .uid = 1000,
 				 .exe = "/usr/bin/psql"};
 	latch_error_quiet(!loud);
-	int rc = audit_stream_append_commit(f->db, s, &ev, 1);
+	int rc = audit_stream_append(s, &ev, 1);
 	latch_error_quiet(false);
 	return rc;
 }
 
+/* The newest seq, once what the streams hold is folded in (as every
+ * reader does first). */
 static int64_t last_seq(struct afx *f)
 {
+	assert_int_equal(audit_fold(f->db, false), 0);
 	return afx_int(f->db, "SELECT max(seq) FROM audit_log");
 }
 
@@ -68,37 +73,129 @@ static void with_secret(struct afx *f)
 	set_str(f, "db", "postgres://u:pw@db/x");
 }
 
+static void stream_path(struct afx *f, int64_t n, char out[PATH_MAX])
+{
+	int k = snprintf(out, PATH_MAX, "%s/audit/stream-%lld", f->dir, (long long)n);
+	assert_true(k > 0 && k < PATH_MAX);
+}
+
+/* A stream file as lines (each with its newline), to edit and put back. */
+struct lines {
+	char *l[64];
+	size_t n;
+	char *rest; /* bytes after the last newline */
+};
+
+static void read_lines(struct afx *f, int64_t n, struct lines *ls)
+{
+	char path[PATH_MAX];
+	size_t len;
+	stream_path(f, n, path);
+	char *text = (char *)afx_read_file(path, &len), *p = text;
+	memset(ls, 0, sizeof *ls);
+	for (char *nl; (nl = memchr(p, '\n', len - (size_t)(p - text)));) {
+		assert_true(ls->n < 64);
+		ls->l[ls->n++] = strndup(p, (size_t)(nl - p + 1));
+		p = nl + 1;
+	}
+	ls->rest = strndup(p, len - (size_t)(p - text));
+	free(text);
+}
+
+static void write_lines(struct afx *f, int64_t n, struct lines *ls)
+{
+	char path[PATH_MAX];
+	stream_path(f, n, path);
+	size_t len = strlen(ls->rest);
+	for (size_t i = 0; i < ls->n; i++)
+		len += strlen(ls->l[i]);
+	char *text = malloc(len + 1), *p = text;
+	assert_non_null(text);
+	for (size_t i = 0; i < ls->n; i++)
+		p = stpcpy(p, ls->l[i]);
+	strcpy(p, ls->rest);
+	afx_write_file(path, text, len);
+	free(text);
+}
+
+static void free_lines(struct lines *ls)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		free(ls->l[i]);
+	free(ls->rest);
+	memset(ls, 0, sizeof *ls);
+}
+
+/* The verdict, and that its reason says `why`. */
+static void expect_why(struct afx *f, const struct audit_checkpoint *cp, int64_t first_bad, const char *why,
+		       const char *what)
+{
+	struct audit_report r;
+	afx_verify(f, cp, &r);
+	if (r.verdict != AUDIT_TAMPERED || r.first_bad != first_bad || !strstr(r.reason, why))
+		fail_msg("%s: verdict %s, first bad %lld (want TAMPERED at %lld, \"%s\"): %s", what,
+			 afx_verdict_name(r.verdict), (long long)r.first_bad, (long long)first_bad, why, r.reason);
+}
+
+static int count_row(const struct audit_row *r, void *ctx)
+{
+	(void)r;
+	++*(int64_t *)ctx;
+	return 0;
+}
+
 static void stream_records_verify(void **state)
 {
 	struct afx *f = *state;
 	with_secret(f);
 	struct secbuf *keys = begin(f);
-	struct audit_stream *s = open_stream(keys);
+	struct audit_stream *s = open_stream(f, keys);
 	assert_int_equal(audit_stream_number(s), 1);
-	assert_int_equal(append(f, s, "release", "allow"), 0);
-	assert_int_equal(append(f, s, "exit", NULL), 0);
-	assert_int_equal(append(f, s, "release", "deny"), 0);
-	assert_int_equal(append(f, s, "revoke", NULL), 0);
-	assert_int_equal(append(f, s, "lost", NULL), 0);
-	/* Interleaved with the main chain: one sequence over both. */
+	assert_int_equal(append(s, "release", "allow"), 0);
+	assert_int_equal(append(s, "exit", NULL), 0);
+	assert_int_equal(append(s, "release", "deny"), 0);
+	assert_int_equal(append(s, "revoke", NULL), 0);
+	assert_int_equal(append(s, "lost", NULL), 0);
+	/* In the file at once, nothing in the tables until a reader folds. */
+	struct lines ls;
+	read_lines(f, 1, &ls);
+	assert_int_equal(ls.n, 5);
+	assert_string_equal(ls.rest, "");
+	assert_non_null(strstr(ls.l[0], " {\"stream\":1,\"n\":1,\"time\":"));
+	assert_non_null(strstr(ls.l[4], " {\"stream\":1,\"n\":5,\"time\":"));
+	free_lines(&ls);
+	assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_log WHERE stream = 1"), 0);
+	/* A main-chain append folds first: one sequence over both, in the
+	 * order things happened. */
+	int64_t before = afx_int(f->db, "SELECT max(seq) FROM audit_log");
 	set_str(f, "other", "another value");
-	assert_int_equal(append(f, s, "stop", NULL), 0);
+	assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_log WHERE stream = 1 AND seq > %lld",
+				 (long long)before),
+			 5);
+	assert_int_equal(afx_int(f->db, "SELECT event = 'set' FROM audit_log WHERE seq = %lld", (long long)before + 6),
+			 1);
+	assert_int_equal(append(s, "stop", NULL), 0);
 	int64_t n = last_seq(f);
 	assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_log WHERE stream = 1"), 6);
-	assert_int_equal(
-		afx_int(f->db,
-			"SELECT count(*) FROM audit_log WHERE stream = 1 AND instr(CAST(record AS TEXT), '\"stream\":1,') > 0"),
-		6);
+	/* A second fold finds nothing new: no row twice. */
+	assert_int_equal(audit_fold(f->db, false), 0);
+	assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_log WHERE stream = 1"), 6);
 	afx_expect_ok(f, NULL, n, "main chain and a stream");
 	struct audit_checkpoint cp;
 	afx_head(f, &cp);
 	afx_expect_ok(f, &cp, n, "with a checkpoint naming a stream record");
 	/* A second broker: the first stream is closed where it ends. */
 	struct secbuf *keys2 = begin(f);
-	struct audit_stream *s2 = open_stream(keys2);
+	struct audit_stream *s2 = open_stream(f, keys2);
 	assert_int_equal(audit_stream_number(s2), 2);
-	assert_int_equal(append(f, s2, "release", "allow"), 0);
+	assert_int_equal(append(s2, "release", "allow"), 0);
 	afx_expect_ok(f, NULL, last_seq(f), "two streams");
+	/* A query right after a release finds it: the fold runs first. */
+	assert_int_equal(append(s2, "release", "allow"), 0);
+	struct audit_filter q = {.secret = "db", .event = "release"};
+	int64_t found = 0;
+	assert_int_equal(audit_query(f->db, &q, count_row, &found), 0);
+	assert_int_equal(found, 4); /* two in stream 1 (one denied), two in stream 2 */
 	audit_stream_free(s);
 	audit_stream_free(s2);
 	secbuf_free(keys);
@@ -110,12 +207,16 @@ static void stream_refuses_vault_events(void **state)
 	struct afx *f = *state;
 	with_secret(f);
 	struct secbuf *keys = begin(f);
-	struct audit_stream *s = open_stream(keys);
+	struct audit_stream *s = open_stream(f, keys);
 	int64_t before = last_seq(f);
 	static const char *const theirs[] = {"set",    "rm",   "grant", "reveal", "rekey",
 					     "passwd", "init", "enrol", "close"};
 	for (size_t i = 0; i < sizeof theirs / sizeof theirs[0]; i++)
-		assert_int_equal(append(f, s, theirs[i], NULL), -1);
+		assert_int_equal(append(s, theirs[i], NULL), -1);
+	struct lines ls;
+	read_lines(f, 1, &ls);
+	assert_int_equal(ls.n, 0);
+	free_lines(&ls);
 	assert_int_equal(last_seq(f), before);
 	afx_expect_ok(f, NULL, before, "nothing written");
 	audit_stream_free(s);
@@ -123,34 +224,28 @@ static void stream_refuses_vault_events(void **state)
 }
 
 /* The agent holds a stream's keys (pretend it stole them from a broker)
- * and writes, by hand, the next record of that stream with a correct MAC:
- * a "set" for an old version of a secret. */
+ * and writes, by hand, the next record of that stream with a correct MAC
+ * to its file. */
 static void forge(struct afx *f, const struct secbuf *keys, const char *event, int64_t stream_no)
 {
 	unsigned char k[32], prev[32] = {0};
 	memcpy(k, keys->data + 24, 32);
-	int64_t cseq = afx_int(f->db, "SELECT count(*) FROM audit_log WHERE stream = %lld", (long long)stream_no);
-	if (cseq) {
-		size_t len;
-		unsigned char *mac = afx_blob(f->db, "mac",
-					      afx_int(f->db, "SELECT max(seq) FROM audit_log WHERE stream = %lld",
-						      (long long)stream_no),
-					      &len);
-		assert_int_equal(len, 32);
-		memcpy(prev, mac, 32);
-		free(mac);
-	}
+	struct lines ls;
+	read_lines(f, stream_no, &ls);
+	int64_t cseq = (int64_t)ls.n;
+	size_t got;
+	if (cseq)
+		assert_int_equal(sodium_hex2bin(prev, 32, ls.l[cseq - 1], 64, NULL, &got, NULL), 0);
 	for (int64_t i = 0; i < cseq; i++) {
 		unsigned char next[32];
 		crypto_kdf_derive_from_key(next, 32, 1, "latchevo", k);
 		memcpy(k, next, 32);
 	}
-	int64_t seq = last_seq(f) + 1, now = (int64_t)time(NULL);
 	char rec[512];
 	int len = snprintf(rec, sizeof rec,
-			   "{\"seq\":%lld,\"time\":%lld,\"event\":\"%s\",\"secrets\":[\"db\"],\"stream\":%lld,"
+			   "{\"stream\":%lld,\"n\":%lld,\"time\":%lld,\"event\":\"%s\",\"secrets\":[\"db\"],"
 			   "\"secret_ids\":[1],\"version\":1,\"pid\":777,\"uid\":1000}",
-			   (long long)seq, (long long)now, event, (long long)stream_no);
+			   (long long)stream_no, (long long)(cseq + 1), (long long)time(NULL), event);
 	unsigned char head[16 + 8 + 32 + 8], mac[32];
 	memcpy(head, keys->data + 8, 16);
 	for (int i = 0; i < 8; i++) {
@@ -163,25 +258,13 @@ static void forge(struct afx *f, const struct secbuf *keys, const char *event, i
 	crypto_auth_hmacsha256_update(&st, head, sizeof head);
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)rec, (size_t)len);
 	crypto_auth_hmacsha256_final(&st, mac);
-	sqlite3 *raw = afx_raw(f);
-	sqlite3_stmt *ins;
-	assert_int_equal(
-		sqlite3_prepare_v2(
-			raw,
-			"INSERT INTO audit_log (seq, time, event, record, mac, stream) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-			-1, &ins, NULL),
-		SQLITE_OK);
-	sqlite3_bind_int64(ins, 1, seq);
-	sqlite3_bind_int64(ins, 2, now);
-	sqlite3_bind_text(ins, 3, event, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(ins, 4, rec, len, SQLITE_STATIC);
-	sqlite3_bind_blob(ins, 5, mac, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(ins, 6, stream_no);
-	assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
-	sqlite3_finalize(ins);
-	afx_exec(raw, "INSERT INTO audit_secret (seq, pos, secret, time, event) VALUES (%lld, 0, 'db', %lld, '%s')",
-		 (long long)seq, (long long)now, event);
-	afx_release(f, raw);
+	char line[700], hex[65];
+	sodium_bin2hex(hex, sizeof hex, mac, 32);
+	snprintf(line, sizeof line, "%s %s\n", hex, rec);
+	assert_true(ls.n < 64);
+	ls.l[ls.n++] = strdup(line);
+	write_lines(f, stream_no, &ls);
+	free_lines(&ls);
 }
 
 static void forged_set_with_a_broker_key_fails_verify(void **state)
@@ -189,17 +272,14 @@ static void forged_set_with_a_broker_key_fails_verify(void **state)
 	struct afx *f = *state;
 	with_secret(f);
 	struct secbuf *keys = begin(f);
-	struct audit_stream *s = open_stream(keys);
-	assert_int_equal(append(f, s, "release", "allow"), 0);
+	struct audit_stream *s = open_stream(f, keys);
+	assert_int_equal(append(s, "release", "allow"), 0);
 	/* Control: the forger's MAC is right; a forged release verifies. */
 	forge(f, keys, "release", 1);
 	afx_expect_ok(f, NULL, last_seq(f), "a forged release (a broker's kind of record)");
 	int64_t bad = last_seq(f) + 1;
 	forge(f, keys, "set", 1);
-	afx_expect(f, NULL, AUDIT_TAMPERED, bad, "a set record made with a broker's key");
-	struct audit_report r;
-	afx_verify(f, NULL, &r);
-	assert_non_null(strstr(r.reason, "a broker cannot make"));
+	expect_why(f, NULL, bad, "a broker cannot make", "a set record made with a broker's key");
 	audit_stream_free(s);
 	secbuf_free(keys);
 }
@@ -209,28 +289,33 @@ static void stream_key_useless_after_its_end(void **state)
 	struct afx *f = *state;
 	with_secret(f);
 	struct secbuf *keys = begin(f);
-	struct audit_stream *s = open_stream(keys);
-	assert_int_equal(append(f, s, "release", "allow"), 0);
+	struct audit_stream *s = open_stream(f, keys);
+	assert_int_equal(append(s, "release", "allow"), 0);
 	/* A fresh broker closes the first stream. */
 	struct secbuf *keys2 = begin(f);
-	int64_t bad = last_seq(f) + 1;
-	assert_int_equal(append(f, s, "release", "allow"), 0); /* the old key, still in hand */
-	afx_expect(f, NULL, AUDIT_TAMPERED, bad, "the old stream written after a new broker");
-	afx_exec(f->db, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld",
-		 (long long)bad, (long long)bad);
-	afx_expect_ok(f, NULL, bad - 1, "removed again");
+	int64_t closed_at = last_seq(f);
+	assert_int_equal(append(s, "release", "allow"), 0); /* the old key, still in hand */
+	/* Never folded (the stream is closed); verify reads the file. */
+	assert_int_equal(last_seq(f), closed_at);
+	expect_why(f, NULL, 0, "broker stream 1, record 2 was added to broker stream 1 after it ended",
+		   "the old stream written after a new broker");
+	struct lines ls;
+	read_lines(f, 1, &ls);
+	free(ls.l[--ls.n]);
+	write_lines(f, 1, &ls);
+	free_lines(&ls);
+	afx_expect_ok(f, NULL, closed_at, "removed again");
 
 	/* A rekey closes the open stream too (audit_record_change calls this in the
 	 * rekey's transaction). */
-	struct audit_stream *s2 = open_stream(keys2);
-	assert_int_equal(append(f, s2, "release", "allow"), 0);
+	struct audit_stream *s2 = open_stream(f, keys2);
+	assert_int_equal(append(s2, "release", "allow"), 0);
 	afx_exec(f->db, "BEGIN IMMEDIATE");
 	assert_int_equal(audit_stream_close(f->db, f->writer), 0);
 	afx_exec(f->db, "COMMIT");
 	afx_expect_ok(f, NULL, last_seq(f), "closed by a rekey");
-	bad = last_seq(f) + 1;
-	assert_int_equal(append(f, s2, "exit", NULL), 0);
-	afx_expect(f, NULL, AUDIT_TAMPERED, bad, "the stream written after a rekey");
+	assert_int_equal(append(s2, "exit", NULL), 0);
+	expect_why(f, NULL, 0, "after it ended", "the stream written after a rekey");
 	audit_stream_free(s);
 	audit_stream_free(s2);
 	secbuf_free(keys);
@@ -242,11 +327,11 @@ static void stop_ends_a_stream(void **state)
 	struct afx *f = *state;
 	with_secret(f);
 	struct secbuf *keys = begin(f);
-	struct audit_stream *s = open_stream(keys);
-	assert_int_equal(append(f, s, "stop", NULL), 0);
+	struct audit_stream *s = open_stream(f, keys);
+	assert_int_equal(append(s, "stop", NULL), 0);
 	int64_t bad = last_seq(f) + 1;
-	assert_int_equal(append(f, s, "release", "allow"), 0);
-	afx_expect(f, NULL, AUDIT_TAMPERED, bad, "a record after the broker's stop");
+	assert_int_equal(append(s, "release", "allow"), 0);
+	expect_why(f, NULL, bad, "after it ended", "a record after the broker's stop");
 	audit_stream_free(s);
 	secbuf_free(keys);
 }
@@ -256,78 +341,264 @@ static void stream_no_one_opened(void **state)
 	struct afx *f = *state;
 	with_secret(f);
 	/* Keys the agent made up for a stream number no enrol record names:
-	 * its own broker, started without a passphrase holder. */
+	 * its own broker, started without a passphrase holder, with a file
+	 * it made itself. */
 	struct secbuf *keys = secbuf_new(STREAM_KEYS_BYTES);
 	randombytes_buf(keys->data, STREAM_KEYS_BYTES);
 	memset(keys->data, 0, 8);
 	keys->data[0] = 7;
 	keys->len = STREAM_KEYS_BYTES;
-	struct audit_stream *s = open_stream(keys);
-	int64_t bad = last_seq(f) + 1;
-	assert_int_equal(append(f, s, "release", "allow"), 0);
-	afx_expect(f, NULL, AUDIT_TAMPERED, bad, "a stream no passphrase holder opened");
+	char path[PATH_MAX], dir[PATH_MAX];
+	int k = snprintf(dir, sizeof dir, "%s/audit", f->dir);
+	assert_true(k > 0 && k < (int)sizeof dir);
+	mkdir(dir, 0700);
+	stream_path(f, 7, path);
+	afx_write_file(path, "", 0);
+	struct audit_stream *s = open_stream(f, keys);
+	int64_t before = last_seq(f);
+	assert_int_equal(append(s, "release", "allow"), 0);
+	/* Not in the log (nothing folds it), but verify names the file. */
+	assert_int_equal(last_seq(f), before);
+	expect_why(f, NULL, 0, "which no passphrase holder opened", "a stream file no passphrase holder opened");
+	/* And with a fold position added for it, its rows are named. */
+	afx_exec(f->db, "INSERT INTO audit_fold (stream, folded, offset, closed) VALUES (7, 0, 0, 0)");
+	expect_why(f, NULL, before + 1, "which no passphrase holder opened", "its records folded in");
 	audit_stream_free(s);
 	secbuf_free(keys);
 }
 
-static void stream_cuts(void **state)
+/* A stream file and the index changed by hand: every change is named. */
+static void stream_file_tampering(void **state)
 {
 	struct afx *f = *state;
 	with_secret(f);
 	struct secbuf *keys = begin(f);
-	struct audit_stream *s = open_stream(keys);
-	for (int i = 0; i < 4; i++)
-		assert_int_equal(append(f, s, i % 2 ? "exit" : "release", i % 2 ? NULL : "allow"), 0);
-	int64_t last = last_seq(f);
-	struct audit_checkpoint cp;
-	afx_head(f, &cp);
+	struct audit_stream *s = open_stream(f, keys);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(append(s, i % 2 ? "exit" : "release", i % 2 ? NULL : "allow"), 0);
+	int64_t last = last_seq(f), first = last - 5; /* stream 1's records are first..last */
+	char path[PATH_MAX];
+	stream_path(f, 1, path);
+	size_t len;
+	unsigned char *orig = afx_read_file(path, &len);
 	sqlite3 *raw = afx_raw(f);
 	sqlite3 *snap = afx_snapshot(f, raw);
-	/* A record from the middle: the next one no longer links. */
-	afx_exec(raw, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld",
-		 (long long)(last - 2), (long long)(last - 2));
-	afx_expect(f, NULL, AUDIT_TAMPERED, last - 2, "a stream record from the middle");
+	struct lines ls;
+	struct stat sb2;
+
+	/* A byte of record 3 flipped (in its text, then in its MAC). */
+	read_lines(f, 1, &ls);
+	ls.l[2][100] ^= 1;
+	write_lines(f, 1, &ls);
+	free_lines(&ls);
+	expect_why(f, NULL, first + 2, "record 3) does not match its MAC", "a flipped byte in a record");
+	afx_write_file(path, orig, len);
+	read_lines(f, 1, &ls);
+	ls.l[2][5] = ls.l[2][5] == '0' ? '1' : '0';
+	write_lines(f, 1, &ls);
+	free_lines(&ls);
+	expect_why(f, NULL, first + 2, "does not match its MAC", "a flipped byte in a MAC");
+	afx_write_file(path, orig, len);
+	afx_expect_ok(f, NULL, last, "put back");
+
+	/* Record 3 removed from the file: folded, the index names it. */
+	read_lines(f, 1, &ls);
+	free(ls.l[2]);
+	memmove(&ls.l[2], &ls.l[3], (ls.n - 3) * sizeof ls.l[0]);
+	ls.n--;
+	write_lines(f, 1, &ls);
+	free_lines(&ls);
+	expect_why(f, NULL, first + 2, "record 3) does not match its MAC", "a record removed from the file");
+	afx_write_file(path, orig, len);
+
+	/* The tail cut after it was folded (before any close): the index
+	 * still has it. */
+	read_lines(f, 1, &ls);
+	free(ls.l[--ls.n]);
+	free(ls.l[--ls.n]);
+	write_lines(f, 1, &ls);
+	free_lines(&ls);
+	expect_why(f, NULL, last - 1, "is in the index but not in its stream's file", "the tail cut after a fold");
+	afx_write_file(path, orig, len);
+	afx_expect_ok(f, NULL, last, "put back again");
+
+	/* The index edited: a row's record, a fold position moved past rows
+	 * that were deleted, a fold position removed. */
+	afx_exec(raw, "UPDATE audit_log SET record = CAST(replace(CAST(record AS TEXT), '\"uid\":1000', '\"uid\":1001') AS BLOB) WHERE seq = %lld",
+		 (long long)(first + 1));
+	expect_why(f, NULL, first + 1, "the index's copy differs from the stream's file", "a folded row edited");
 	afx_restore(raw, snap);
-	/* The open stream's tail: only a checkpoint can tell (it is also the
-	 * log's tail). */
 	afx_exec(raw, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld",
 		 (long long)last, (long long)last);
-	afx_expect_ok(f, NULL, last - 1, "the open stream's tail cut, no checkpoint");
-	afx_expect(f, &cp, AUDIT_TAMPERED, last, "the open stream's tail cut, with a checkpoint");
+	expect_why(f, NULL, 0, "records were taken out of the index", "the last folded row deleted");
 	afx_restore(raw, snap);
-	/* Once a passphrase holder closed it, a cut tail is tampering. */
-	struct secbuf *keys2 = begin(f);
-	afx_expect_ok(f, NULL, last_seq(f), "closed");
-	afx_exec(raw, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld",
-		 (long long)last, (long long)last);
-	afx_expect(f, NULL, AUDIT_TAMPERED, last, "a closed stream's tail cut");
-	/* ... even when the cut leaves no hole in the log's numbering: the
-	 * close record names where the stream ended. */
+	afx_exec(raw, "DELETE FROM audit_fold");
+	expect_why(f, NULL, 0, "has no fold position", "the fold position deleted");
 	afx_restore(raw, snap);
-	struct secbuf *keys3 = begin(f); /* closes stream 2, whose only record is... none */
-	afx_expect_ok(f, NULL, last_seq(f), "an empty stream closed");
+	afx_expect_ok(f, NULL, last, "put back");
+
+	/* A record of stream 1 copied into stream 2's file. */
+	struct secbuf *keys2 = begin(f); /* closes stream 1 */
+	struct audit_stream *s2 = open_stream(f, keys2);
+	assert_int_equal(append(s2, "release", "allow"), 0);
+	int64_t two = last_seq(f);
+	char path2[PATH_MAX];
+	stream_path(f, 2, path2);
+	assert_int_equal(stat(path2, &sb2), 0);
+	read_lines(f, 1, &ls);
+	struct lines ls2;
+	read_lines(f, 2, &ls2);
+	ls2.l[ls2.n++] = strdup(ls.l[1]);
+	write_lines(f, 2, &ls2);
+	free_lines(&ls2);
+	free_lines(&ls);
+	/* Its head names stream 1: the fold stops before it, verify reads it
+	 * from the file and names it. */
+	expect_why(f, NULL, 0, "broker stream 2, record 2 does not match its MAC", "a record moved to another stream");
+	assert_int_equal(truncate(path2, sb2.st_size), 0);
+	afx_expect_ok(f, NULL, two, "stream 2 put back");
 	afx_release(f, snap);
 	snap = afx_snapshot(f, raw);
-	struct audit_stream *s3 = open_stream(keys3);
-	assert_int_equal(append(f, s3, "release", "allow"), 0);
-	int64_t only = last_seq(f);
-	struct secbuf *keys4 = begin(f); /* closes stream 3 at its one record */
-	/* Renumber the log so the removed record leaves no gap. */
-	afx_exec(raw,
-		 "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld;"
-		 "UPDATE audit_log SET seq = seq - 1 WHERE seq > %lld",
-		 (long long)only, (long long)only, (long long)only);
-	struct audit_report r;
-	afx_verify(f, NULL, &r);
-	assert_int_equal(r.verdict, AUDIT_TAMPERED);
-	audit_stream_free(s3);
-	secbuf_free(keys3);
-	secbuf_free(keys4);
+
+	/* A closed stream's tail cut: the close record names where it ends. */
+	afx_write_file(path, orig, len);
+	read_lines(f, 1, &ls);
+	free(ls.l[--ls.n]);
+	write_lines(f, 1, &ls);
+	free_lines(&ls);
+	expect_why(f, NULL, last, "is in the index but not in its stream's file", "a closed stream's tail cut");
+	afx_exec(raw, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld",
+		 (long long)last, (long long)last);
+	expect_why(f, NULL, last, "is missing", "... and its row deleted");
+	afx_restore(raw, snap);
+	afx_write_file(path, orig, len);
+
+	/* The file removed. */
+	assert_int_equal(unlink(path), 0);
+	expect_why(f, NULL, first, "its stream's file is missing", "the stream's file removed");
+	afx_write_file(path, orig, len);
+	free(orig);
 	afx_release(f, snap);
 	afx_release(f, raw);
 	audit_stream_free(s);
+	audit_stream_free(s2);
 	secbuf_free(keys);
 	secbuf_free(keys2);
+}
+
+/* The tail of the open stream cut before any reader folded it: without a
+ * checkpoint nothing can tell (it is the log's own tail); a checkpoint
+ * taken after the records were written folds them first and so does. A
+ * line cut short by a crash is not folded and verifies, with a note. */
+static void stream_open_tail(void **state)
+{
+	struct afx *f = *state;
+	with_secret(f);
+	struct secbuf *keys = begin(f);
+	struct audit_stream *s = open_stream(f, keys);
+	assert_int_equal(append(s, "release", "allow"), 0);
+	char path[PATH_MAX];
+	stream_path(f, 1, path);
+	size_t len;
+	unsigned char *one = afx_read_file(path, &len);
+	assert_int_equal(append(s, "exit", NULL), 0);
+	int64_t last = last_seq(f);
+	struct audit_checkpoint cp;
+	afx_head(f, &cp);
+	assert_int_equal(cp.seq, last);
+	assert_int_equal(append(s, "release", "allow"), 0);
+	/* The newest record cut, unfolded: invisible without a checkpoint. */
+	afx_write_file(path, one, len);
+	sqlite3 *raw = afx_raw(f);
+	afx_exec(raw, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld;"
+		      "UPDATE audit_fold SET folded = 1, offset = %lld",
+		 (long long)last, (long long)last, (long long)len);
+	afx_expect_ok(f, NULL, last - 1, "the open stream's tail cut before a fold, no checkpoint");
+	afx_expect(f, &cp, AUDIT_TAMPERED, last, "the open stream's tail cut before a fold, with a checkpoint");
+	/* Half a line at the end: a write cut short. */
+	afx_write_file(path, one, len);
+	int fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123abcd", 8), 8);
+	close(fd);
+	struct audit_report r;
+	afx_verify(f, NULL, &r);
+	assert_int_equal(r.verdict, AUDIT_OK);
+	assert_non_null(strstr(r.reason, "cut short by a crash"));
+	assert_int_equal(last_seq(f), last - 1);
+	free(one);
+	afx_release(f, raw);
+	audit_stream_free(s);
+	secbuf_free(keys);
+}
+
+/* An append that cannot be written (a file size limit: EFBIG, as a full
+ * disk) fails whole: the file keeps only whole records, the chain does
+ * not move, and the next append that can be written links on. */
+static void stream_append_fails_whole(void **state)
+{
+	struct afx *f = *state;
+	with_secret(f);
+	struct secbuf *keys = begin(f);
+	struct audit_stream *s = open_stream(f, keys);
+	assert_int_equal(append(s, "release", "allow"), 0);
+	char path[PATH_MAX];
+	stream_path(f, 1, path);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = (rlim_t)sb.st_size + 100; /* part of the next record fits */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(append(s, "exit", NULL), -1);
+	assert_int_equal(append(s, "release", "allow"), -1);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, was);
+	struct stat now;
+	assert_int_equal(stat(path, &now), 0);
+	assert_int_equal(now.st_size, sb.st_size);
+	assert_int_equal(append(s, "exit", NULL), 0);
+	afx_expect_ok(f, NULL, last_seq(f), "after failed appends");
+	assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_log WHERE stream = 1"), 2);
+	audit_stream_free(s);
+	secbuf_free(keys);
+}
+
+/* kill -9 of a reader in the middle of folding 3,000 records, 8 times:
+ * the next fold takes up where the last commit left, and every record is
+ * in the index exactly once. */
+static void fold_killed(void **state)
+{
+	struct afx *f = *state;
+	with_secret(f);
+	struct secbuf *keys = begin(f);
+	struct audit_stream *s = open_stream(f, keys);
+	int64_t before = afx_int(f->db, "SELECT max(seq) FROM audit_log");
+	for (int round = 0; round < 8; round++) {
+		for (int i = 0; i < 375; i++)
+			assert_int_equal(append(s, i % 2 ? "exit" : "release", i % 2 ? NULL : "allow"), 0);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct vault *v = NULL;
+			if (vault_open(f->dir, &v) != 0)
+				_exit(3);
+			_exit(audit_fold(vault_db(v), false) == 0 ? 0 : 3);
+		}
+		f->kids[f->nkids++] = pid;
+		struct timespec nap = {0, (long)(randombytes_uniform(8000) * 1000)};
+		nanosleep(&nap, NULL);
+		kill(pid, SIGKILL);
+		afx_reap_all(f);
+	}
+	assert_int_equal(audit_fold(f->db, false), 0);
+	assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_log WHERE stream = 1"), 3000);
+	assert_int_equal(afx_int(f->db, "SELECT count(*) FROM audit_log WHERE seq > %lld", (long long)before), 3000);
+	afx_expect_ok(f, NULL, before + 3000, "folds killed at random points");
+	audit_stream_free(s);
+	secbuf_free(keys);
 }
 
 /* Puts the row of `name` in `from` (a snapshot) back into `to`. */
@@ -538,7 +809,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(stream_key_useless_after_its_end, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(stop_ends_a_stream, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(stream_no_one_opened, afx_setup, afx_teardown),
-		cmocka_unit_test_setup_teardown(stream_cuts, afx_setup, afx_teardown),
+		cmocka_unit_test_setup_teardown(stream_file_tampering, afx_setup, afx_teardown),
+		cmocka_unit_test_setup_teardown(stream_open_tail, afx_setup, afx_teardown),
+		cmocka_unit_test_setup_teardown(stream_append_fails_whole, afx_setup, afx_teardown),
+		cmocka_unit_test_setup_teardown(fold_killed, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(secrets_digest, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(version_made_twice, afx_setup, afx_teardown),
 		cmocka_unit_test_setup_teardown(rekey_rotates_the_writer_key, afx_setup, afx_teardown),
