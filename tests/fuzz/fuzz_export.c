@@ -32,11 +32,23 @@
  * A second vault records under FIXED_KEY from the start and has broker
  * streams (make_stream_log): enrolments, brokers' records between main
  * ones, a stop, closes by the next enrolment and by a rekey, and brokers
- * that go on writing after their end. Its exports, and variants made
- * from them (build_stream_variants), are checked the same way, and the
- * vault's own audit_verify must give the same verdicts. Two variants
- * reorder records across chains or cut one from the middle of the open
- * stream, renumbering the lines: a line's seq must be its record's.
+ * that go on writing after their end. As in latch, each broker appends
+ * its stream to a file of its own, <vault dir>/audit/stream-N
+ * (audit_stream_open, audit_stream_append: one "<MAC hex> <record>" line
+ * per record), whose records are numbered by their stream,
+ * {"stream":N,"n":I,"time":T,"event":"E"..., with no seq; readers fold
+ * an open stream's new lines into audit_log with the next seq (export,
+ * verify, audit_head and every main-chain append fold first). Its
+ * exports, and variants made from them (build_stream_variants), are
+ * checked the same way, and the vault's own audit_verify must give the
+ * same verdicts, but for a record written after its stream's close:
+ * that stream is never folded again, so the vault's verify finds the
+ * record in the file only (first_bad 0), and its export variant gets by
+ * hand the line an index would have held for it. Two variants reorder
+ * records across chains or cut one from the middle of the open stream,
+ * renumbering the lines: a main-chain record's text names its seq (a
+ * stream record's, its place in its stream), so a main-chain record
+ * moved off its seq is found.
  * With LATCH_FUZZ_EXPORT_SEEDS=DIR the variants are also written to DIR
  * (how the checked-in seeds were made):
  *
@@ -49,6 +61,7 @@
 #include "../../vault/vault.h"
 #include "secmem.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -75,6 +88,8 @@ static void fail(const char *what)
 	fprintf(stderr, "fuzz_export: %s\n", what);
 	abort();
 }
+
+#include "text.h"
 
 /* ---- the key opener ---- */
 
@@ -208,14 +223,31 @@ static void check_checkpoints(const uint8_t *data, size_t size, const unsigned c
 
 static char dir[PATH_MAX];
 
+/* The vault's files, and the broker streams' files the enrolments made
+ * in <dir>/audit (the stream vault's). */
 static void remove_vault_dir(void)
 {
 	static const char *const names[] = {"vault.db", "vault.db-journal", "vault.db-wal", "vault.db-shm"};
-	char p[PATH_MAX + 32];
+	char p[PATH_MAX + 64];
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
 		if (unlink(p) != 0 && errno != ENOENT)
 			fail("cannot clean the temporary directory");
+	}
+	snprintf(p, sizeof p, "%s/audit", dir);
+	DIR *d = opendir(p);
+	if (!d && errno != ENOENT)
+		fail("cannot read the temporary directory's audit/");
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (strncmp(e->d_name, "stream-", 7) != 0)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) != 0)
+			fail("cannot remove a stream file");
+	}
+	if (d) {
+		closedir(d);
+		if (rmdir(p) != 0)
+			fail("cannot remove the temporary directory's audit/");
 	}
 	if (rmdir(dir) != 0)
 		fail("cannot remove the temporary directory");
@@ -385,7 +417,8 @@ _Static_assert(sizeof stream_log_shape / sizeof stream_log_shape[0] == S_RECORDS
 struct stream_log {
 	char *full;                   /* the log above */
 	char *after_stop;             /* + stream 4's stop, then a release by the same broker */
-	char *after_close;            /* + close 4, enrol 5, a release in 5, close 5, enrol 6, an exit in 5 */
+	char *after_close;            /* + close 4, enrol 5, a release in 5, close 5, enrol 6, and the line of
+					 * the exit that stream 5's broker then wrote to its file */
 	char *foreign;                /* + close 6 and enrol 7, whose first key is sealed under another key */
 	struct secbuf *keys4;         /* stream 4's keys (number, id, k_1, argv key), for forging */
 	struct audit_checkpoint head; /* audit_head of `full` */
@@ -408,18 +441,21 @@ static struct secbuf *stream_begin(struct vault *v, const struct secbuf *writer,
 	return keys;
 }
 
+/* The broker's end (cli/cmd_broker.c): the stream file its enrolment
+ * made in the vault's directory. */
 static struct audit_stream *stream_open(const struct secbuf *keys)
 {
 	struct audit_stream *s = NULL;
-	if (audit_stream_open(keys, &s) != 0)
+	if (audit_stream_open(keys, dir, &s) != 0)
 		fail("audit_stream_open failed");
 	return s;
 }
 
 /* One record in the broker's stream, shaped as cli/cmd_broker.c's
  * recorder makes them ("deny" is a refused release), with a fixed
- * process. */
-static void broker(struct vault *v, struct audit_stream *s, const char *what)
+ * process: appended to the stream's file, which the next reader (or
+ * main-chain append) folds into the tables. */
+static void broker(struct audit_stream *s, const char *what)
 {
 	bool allow = !strcmp(what, "release"), deny = !strcmp(what, "deny"), exit_ = !strcmp(what, "exit");
 	bool named = allow || deny || exit_ || !strcmp(what, "revoke");
@@ -442,8 +478,8 @@ static void broker(struct vault *v, struct audit_stream *s, const char *what)
 		.exe = broker_own ? "/usr/local/bin/latch" : "/usr/bin/psql",
 		.cwd = broker_own ? "/" : "/home/fuzz/project",
 	};
-	if (audit_stream_append_commit(vault_db(v), s, &ev, 1) != 0)
-		fail("audit_stream_append_commit failed");
+	if (audit_stream_append(s, &ev, 1) != 0)
+		fail("audit_stream_append failed");
 }
 
 static char *export_text(struct vault *v)
@@ -472,16 +508,82 @@ static void db_expect(struct vault *v, const struct secbuf *writer, const struct
 	}
 }
 
+/* Stream n's file, <dir>/audit/stream-N (audit/fold.c's stream_path). */
+static void stream_file(int64_t n, char *path, size_t len)
+{
+	if (snprintf(path, len, "%s/audit/stream-%lld", dir, (long long)n) >= (int)len)
+		fail("the temporary directory's path is too long");
+}
+
+/* Where a broker's stream stands before it goes on writing: its file's
+ * size, and its audit_fold row (how many of its records, and how many of
+ * the file's bytes, were folded into audit_log). */
+struct stream_mark {
+	int64_t stream;
+	off_t size;
+	int64_t folded, offset;
+};
+
+static void mark_stream(struct vault *v, int64_t n, struct stream_mark *m)
+{
+	char path[PATH_MAX + 64];
+	struct stat sb;
+	stream_file(n, path, sizeof path);
+	if (stat(path, &sb) != 0)
+		fail("cannot stat a stream file");
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(vault_db(v), "SELECT folded, offset FROM audit_fold WHERE stream = ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		fail("cannot read audit_fold");
+	sqlite3_bind_int64(st, 1, n);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		fail("a stream without its audit_fold row");
+	*m = (struct stream_mark){n, sb.st_size, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
+	sqlite3_finalize(st);
+}
+
+/* The last line of stream n's file: its record (malloc'd) and its MAC's
+ * hex, as the broker wrote them ("<64 hex> <record>\n"). */
+static char *stream_last_line(int64_t n, char hex[2 * AUDIT_MAC_BYTES + 1])
+{
+	char path[PATH_MAX + 64], buf[4096];
+	stream_file(n, path, sizeof path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	if (got < 2 || (size_t)got == sizeof buf - 1 || buf[got - 1] != '\n')
+		fail("cannot read a stream file");
+	buf[got - 1] = '\0';
+	char *line = strrchr(buf, '\n');
+	line = line ? line + 1 : buf;
+	if (strlen(line) <= 2 * AUDIT_MAC_BYTES + 1 || line[2 * AUDIT_MAC_BYTES] != ' ')
+		fail("a stream file's line is not '<MAC hex> <record>'");
+	memcpy(hex, line, 2 * AUDIT_MAC_BYTES);
+	hex[2 * AUDIT_MAC_BYTES] = '\0';
+	char *rec = strdup(line + 2 * AUDIT_MAC_BYTES + 1);
+	if (!rec)
+		fail("out of memory");
+	return rec;
+}
+
 /* What a broker that went on writing leaves is taken out again, so the
  * next step starts from a log that verifies (test_audit_stream.c does the
- * same). Only stream records: the main chain's sealed state is left. */
-static void drop_after(struct vault *v, int64_t seq)
+ * same): the rows after `seq` (what a fold copied of it), and the lines
+ * it appended to its file since `m`, whose audit_fold row is put back.
+ * Only stream records: the main chain's sealed state is left. */
+static void drop_after(struct vault *v, int64_t seq, const struct stream_mark *m)
 {
-	char sql[160];
-	snprintf(sql, sizeof sql, "DELETE FROM audit_secret WHERE seq > %lld; DELETE FROM audit_log WHERE seq > %lld",
-		 (long long)seq, (long long)seq);
-	if (sqlite3_exec(vault_db(v), sql, NULL, NULL, NULL) != SQLITE_OK)
+	char sql[256], path[PATH_MAX + 64];
+	snprintf(sql, sizeof sql,
+		 "DELETE FROM audit_secret WHERE seq > %lld; DELETE FROM audit_log WHERE seq > %lld;"
+		 " UPDATE audit_fold SET folded = %lld, offset = %lld WHERE stream = %lld",
+		 (long long)seq, (long long)seq, (long long)m->folded, (long long)m->offset, (long long)m->stream);
+	if (sqlite3_exec(vault_db(v), sql, NULL, NULL, NULL) != SQLITE_OK || sqlite3_changes(vault_db(v)) != 1)
 		fail("cannot delete the records after a step");
+	stream_file(m->stream, path, sizeof path);
+	if (truncate(path, m->size) != 0)
+		fail("cannot cut a stream file back");
 }
 
 static void make_stream_log(struct stream_log *out)
@@ -503,49 +605,76 @@ static void make_stream_log(struct stream_log *out)
 	set_value(v, "api-key", "test-value-one");
 	struct secbuf *keys1 = stream_begin(v, writer, fixed);
 	struct audit_stream *s1 = stream_open(keys1);
-	broker(v, s1, "release");
-	broker(v, s1, "exit");
+	broker(s1, "release");
+	broker(s1, "exit");
 	set_value(v, "team/db.password", "test-value-two"); /* the main chain between two stream records */
-	broker(v, s1, "deny");
-	broker(v, s1, "revoke");
-	broker(v, s1, "lost");
-	broker(v, s1, "stop");
+	broker(s1, "deny");
+	broker(s1, "revoke");
+	broker(s1, "lost");
+	broker(s1, "stop");
 	struct secbuf *keys2 = stream_begin(v, writer, fixed); /* closes stream 1 */
 	struct audit_stream *s2 = stream_open(keys2);
-	broker(v, s2, "release");
+	broker(s2, "release");
 	set_value(v, "api-key", "test-value-one-v2");
-	broker(v, s2, "exit");
+	broker(s2, "exit");
 	if (vault_rekey(v, NULL) != 0) /* closes stream 2 in the rekey's transaction */
 		fail("vault_rekey failed");
 	struct secbuf *keys3 = stream_begin(v, writer, fixed);
 	out->keys4 = stream_begin(v, writer, fixed); /* closes stream 3, which has no records */
 	struct audit_stream *s4 = stream_open(out->keys4);
-	broker(v, s4, "release");
+	broker(s4, "release");
 	set_value(v, "team/db.password", "test-value-two-v2");
-	broker(v, s4, "exit"); /* the head is a stream record */
+	broker(s4, "exit"); /* the head is a stream record */
 	db_expect(v, writer, fixed, AUDIT_OK, 0, S_RECORDS, "the stream vault");
 	memset(&out->head, 0, sizeof out->head);
 	if (audit_head(vault_db(v), &out->head) != 0 || out->head.seq != S_RECORDS)
 		fail("audit_head failed on the stream vault");
 	out->full = export_text(v);
 
-	/* The broker goes on after its own stop. */
-	broker(v, s4, "stop");
-	broker(v, s4, "release");
+	/* The broker goes on after its own stop. Its stream is open: both
+	 * records are folded (verify and export fold first), as seq
+	 * S_RECORDS + 1 and + 2. */
+	struct stream_mark m;
+	mark_stream(v, 4, &m);
+	broker(s4, "stop");
+	broker(s4, "release");
 	db_expect(v, writer, fixed, AUDIT_TAMPERED, S_RECORDS + 2, S_RECORDS + 1, "a record after the stop");
 	out->after_stop = export_text(v);
-	drop_after(v, S_RECORDS);
+	drop_after(v, S_RECORDS, &m);
 	db_expect(v, writer, fixed, AUDIT_OK, 0, S_RECORDS, "the stream vault after the cut");
 
 	/* A broker goes on after the next one's enrolment closed its stream. */
 	struct secbuf *keys5 = stream_begin(v, writer, fixed);
 	struct audit_stream *s5 = stream_open(keys5);
-	broker(v, s5, "release");
+	broker(s5, "release");
 	struct secbuf *keys6 = stream_begin(v, writer, fixed);
-	broker(v, s5, "exit");
-	db_expect(v, writer, fixed, AUDIT_TAMPERED, S_RECORDS + 6, S_RECORDS + 5, "a record after the close");
-	out->after_close = export_text(v);
-	drop_after(v, S_RECORDS + 5);
+	mark_stream(v, 5, &m);
+	broker(s5, "exit");
+	/* A closed stream is never folded again: the exit is in stream 5's
+	 * file only. verify finds it there, past the table's last record
+	 * (walk_file_tails: no seq, first_bad 0); the export, made of the
+	 * table's rows, does not hold it. The line an index would have held
+	 * for it is added to the export by hand: verifying the export must
+	 * find it at its seq, as the vault's verify finds it in the file. */
+	db_expect(v, writer, fixed, AUDIT_TAMPERED, 0, S_RECORDS + 5, "a record after the close");
+	char *text = export_text(v), mac5[2 * AUDIT_MAC_BYTES + 1];
+	char *rec5 = stream_last_line(5, mac5);
+	json_t *line = json_pack("{s:I, s:s, s:s, s:I}", "seq", (json_int_t)(S_RECORDS + 6), "record", rec5, "mac",
+				 mac5, "stream", (json_int_t)5);
+	char *dumped = line ? json_dumps(line, JSON_COMPACT) : NULL;
+	if (!dumped)
+		fail("cannot make the line of the exit after the close");
+	struct text t = {NULL, 0};
+	add(&t, text);
+	add(&t, dumped);
+	add(&t, "\n");
+	out->after_close = t.p;
+	free(dumped);
+	json_decref(line);
+	free(rec5);
+	free(text);
+	drop_after(v, S_RECORDS + 5, &m);
+	db_expect(v, writer, fixed, AUDIT_OK, 0, S_RECORDS + 5, "the stream vault after the second cut");
 
 	/* An enrolment whose stream key is sealed under the vault's own
 	 * verifier key, which is not the one this log answers to: its MAC
@@ -601,8 +730,6 @@ static void free_lines(struct lines *ls)
 		free(ls->l[i]);
 	ls->n = 0;
 }
-
-#include "text.h"
 
 /* A record line rebuilt with one field replaced by `value` (raw JSON). */
 static char *with_field(const char *line, const char *key, const char *value)
@@ -921,24 +1048,28 @@ static void scrub_process(struct lines *ls)
 
 /* A record of stream 4 made by hand with its key, appended to `ls` as
  * the log's next record: what someone holding a live broker's keys could
- * write. With `event` NULL, a record without one. */
+ * write to its file, as a fold would have indexed it. Stream 4 is kept in
+ * a file, so its head is audit/record.c's head_begin_stream: the stream
+ * and the record's place in it, {"stream":4,"n":I,"time":T,"event":"E"
+ * (what verify.c's names_stream and record_event read), and no seq and no
+ * trailing "stream". With `event` NULL, a record without one. */
 static void forge_stream_record(struct lines *ls, const struct secbuf *keys4, const char *event)
 {
 	struct chain c;
 	walk_chain(ls, 4, keys4, false, &c);
 	json_t *last = line_record(ls, ls->n - 1);
-	int64_t seq = (int64_t)ls->n, t = json_integer_value(json_object_get(last, "time"));
+	int64_t seq = (int64_t)ls->n, n = c.cseq + 1, t = json_integer_value(json_object_get(last, "time"));
 	json_decref(last);
 	char rec[256];
 	if (event)
 		snprintf(rec, sizeof rec,
-			 "{\"seq\":%lld,\"time\":%lld,\"event\":\"%s\",\"secrets\":[\"api-key\"],\"stream\":4,"
+			 "{\"stream\":4,\"n\":%lld,\"time\":%lld,\"event\":\"%s\",\"secrets\":[\"api-key\"],"
 			 "\"secret_ids\":[1],\"version\":1,\"pid\":5151,\"uid\":1000}",
-			 (long long)seq, (long long)t, event);
+			 (long long)n, (long long)t, event);
 	else
 		snprintf(rec, sizeof rec,
-			 "{\"seq\":%lld,\"time\":%lld,\"secrets\":[\"api-key\"],\"stream\":4,\"pid\":5151}",
-			 (long long)seq, (long long)t);
+			 "{\"stream\":4,\"n\":%lld,\"time\":%lld,\"secrets\":[\"api-key\"],\"pid\":5151}", (long long)n,
+			 (long long)t);
 	char hex[2 * AUDIT_MAC_BYTES + 1];
 	chain_next(&c, rec, strlen(rec), hex);
 	sodium_memzero(&c, sizeof c);
@@ -1254,7 +1385,9 @@ static void build_stream_variants(const struct stream_log *x)
 	add_lines(t, &ls);
 	free_lines(&ls);
 
-	/* Written by the brokers themselves (make_stream_log). */
+	/* Written by the brokers themselves (make_stream_log); after-close's
+	 * last line, the exit stream 5's broker wrote after its close, taken
+	 * from its file (no fold copies it into the export). */
 	split(x->after_stop, &ls);
 	scrub_process(&ls);
 	t = variant("export-streams-after-stop", 0, AUDIT_TAMPERED, S_RECORDS + 2, S_RECORDS + 1);
@@ -1339,7 +1472,13 @@ static void build_stream_variants(const struct stream_log *x)
 	add_lines(t, &ls);
 	free_lines(&ls);
 
-	/* A line's seq must be its record's (the MAC covers the record's). */
+	/* A line's seq must be its record's (the MAC covers the record's).
+	 * A stream record's text names no seq, only its place in its
+	 * stream ({"stream":N,"n":I,...), but the main-chain records around
+	 * it name theirs: moving a stream record across one (keeping its
+	 * stream's order) moves that one off its seq, and a record cut from
+	 * the middle of the open stream moves the next main-chain one. Both
+	 * are found at the first main-chain record that moved. */
 	copy_lines(&full, &ls);
 	char *swap = ls.l[S_EXIT1];
 	ls.l[S_EXIT1] = ls.l[S_SET2];
