@@ -195,7 +195,8 @@ int main(int argc, char **argv)
 		for (long i = 0; i < n && rc == 0;) {
 			size_t k = 0;
 			for (; k < 256 && i < n; k++, i++) {
-				snprintf(names[k], sizeof names[k], "secret-%ld", i % 1000);
+				/* a release and its exit name the same secret */
+				snprintf(names[k], sizeof names[k], "secret-%ld", (i / 2) % 1000);
 				snprintf(grants[k], sizeof grants[k], "g-%ld", i / 50);
 				refs[k] = (struct audit_secret_ref){names[k], 0};
 				evs[k] = ev;
