@@ -319,6 +319,9 @@ echo
 echo "== broker: what latch run adds to a command (bench/broker.sh)"
 sh "$ROOT/bench/broker.sh"
 echo
+echo "== issue 14: latch run with 20 references, back to back and after 300 ms idle (bench/release.sh)"
+sh "$ROOT/bench/release.sh"
+echo
 echo "== audit log (bench/audit.sh)"
 sh "$ROOT/bench/audit.sh"
 echo
