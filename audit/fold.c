@@ -44,17 +44,35 @@ int stream_path_db(sqlite3 *db, int64_t n, char *buf, size_t len)
 	return stream_path(d ? dir : "/", n, buf, len);
 }
 
+/* 64 lowercase hex digits, as sodium_bin2hex writes them. By hand:
+ * sodium_hex2bin, built to run in constant time and skip separators, was
+ * a twentieth of a fold's and of verify's time, and a MAC read from a file
+ * anyone can read is no secret. */
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static bool hex_mac(const char *p, unsigned char mac[AUDIT_MAC_BYTES])
+{
+	for (size_t i = 0; i < AUDIT_MAC_BYTES; i++) {
+		int hi = hex_digit(p[2 * i]), lo = hex_digit(p[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		mac[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
 int stream_line(const char *p, size_t avail, size_t *used, const char **rec, size_t *rec_len,
 		unsigned char mac[AUDIT_MAC_BYTES])
 {
 	const char *nl = memchr(p, '\n', avail);
 	if (!nl)
 		return 0;
-	size_t line = (size_t)(nl - p), got = 0;
+	size_t line = (size_t)(nl - p);
 	*used = line + 1;
-	if (line <= 2 * AUDIT_MAC_BYTES + 1 || p[2 * AUDIT_MAC_BYTES] != ' ' ||
-	    sodium_hex2bin(mac, AUDIT_MAC_BYTES, p, 2 * AUDIT_MAC_BYTES, NULL, &got, NULL) != 0 ||
-	    got != AUDIT_MAC_BYTES)
+	if (line <= 2 * AUDIT_MAC_BYTES + 1 || p[2 * AUDIT_MAC_BYTES] != ' ' || !hex_mac(p, mac))
 		return -1;
 	*rec = p + 2 * AUDIT_MAC_BYTES + 1;
 	*rec_len = line - 2 * AUDIT_MAC_BYTES - 1;

@@ -424,8 +424,10 @@ static void stream_file_tampering(void **state)
 
 	/* The index edited: a row's record, a fold position moved past rows
 	 * that were deleted, a fold position removed. */
-	afx_exec(raw, "UPDATE audit_log SET record = CAST(replace(CAST(record AS TEXT), '\"uid\":1000', '\"uid\":1001') AS BLOB) WHERE seq = %lld",
-		 (long long)(first + 1));
+	afx_exec(
+		raw,
+		"UPDATE audit_log SET record = CAST(replace(CAST(record AS TEXT), '\"uid\":1000', '\"uid\":1001') AS BLOB) WHERE seq = %lld",
+		(long long)(first + 1));
 	expect_why(f, NULL, first + 1, "the index's copy differs from the stream's file", "a folded row edited");
 	afx_restore(raw, snap);
 	afx_exec(raw, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld",
@@ -510,8 +512,9 @@ static void stream_open_tail(void **state)
 	/* The newest record cut, unfolded: invisible without a checkpoint. */
 	afx_write_file(path, one, len);
 	sqlite3 *raw = afx_raw(f);
-	afx_exec(raw, "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld;"
-		      "UPDATE audit_fold SET folded = 1, offset = %lld",
+	afx_exec(raw,
+		 "DELETE FROM audit_log WHERE seq = %lld; DELETE FROM audit_secret WHERE seq = %lld;"
+		 "UPDATE audit_fold SET folded = 1, offset = %lld",
 		 (long long)last, (long long)last, (long long)len);
 	afx_expect_ok(f, NULL, last - 1, "the open stream's tail cut before a fold, no checkpoint");
 	afx_expect(f, &cp, AUDIT_TAMPERED, last, "the open stream's tail cut before a fold, with a checkpoint");

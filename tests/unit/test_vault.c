@@ -710,9 +710,11 @@ static void schema3_vault_migrates(void **state)
 	vault_close(v);
 	if (info.schema_version < 4)
 		skip();
-	/* Back to schema 3: no stream column, the set/rm index. */
+	/* Back to schema 3: no stream column, the set/rm index, no fold
+	 * positions (schema 6). */
 	sqlite3 *db = db_raw(f->path);
 	db_exec_ok(db,
+		   "DROP TABLE audit_fold;"
 		   "ALTER TABLE audit_log DROP COLUMN stream;"
 		   "CREATE INDEX audit_secret_change ON audit_secret (secret, event, seq) WHERE event IN ('set', 'rm');"
 		   "PRAGMA user_version = 3");
