@@ -52,7 +52,7 @@ child=
 # then up to 2 s for each to be gone.
 stop_brokers() {
 	pids=
-	for f in "$TMP"/*/run/latch/broker-*.lock "$TMP"/*/run/latch/agent-*.lock; do
+	for f in "$TMP"/*/run/latch/broker-*.lock; do
 		[ -s "$f" ] || continue
 		pid=$(cat "$f" 2>/dev/null)
 		case $pid in '' | *[!0-9]*) continue ;; esac
@@ -135,7 +135,7 @@ make_vault() {
 	LATCH_HOME=$mv_home XDG_RUNTIME_DIR=$mv_rt "$mv_bin" grant $names --ttl 30m --cmd /bin/true \
 		--passphrase-fd 3 3<"$PASS" >>"$LOG" 2>&1 || die "latch grant ($mv_bin) failed: $(lastlog)"
 	mv_locked=
-	for f in "$mv_rt"/latch/broker-*.lock "$mv_rt"/latch/agent-*.lock; do
+	for f in "$mv_rt"/latch/broker-*.lock; do
 		[ -s "$f" ] && mv_locked=1
 	done
 	[ -n "$mv_locked" ] || die "latch grant ($mv_bin) left no broker lock file under $mv_rt/latch"
