@@ -480,7 +480,7 @@ static int walk_file_row(struct walker *w, int64_t seq, struct chainw *c, const 
 	if (rc != 0)
 		return rc;
 	if (row_len != len || memcmp(row, rec, len) != 0 || row_mac_len != AUDIT_MAC_BYTES ||
-	    sodium_memcmp(row_mac, mac, AUDIT_MAC_BYTES) != 0) {
+	    memcmp(row_mac, mac, AUDIT_MAC_BYTES) != 0) {
 		w->r->records--;
 		return stop(w->r, AUDIT_TAMPERED, seq, "%s: the index's copy differs from the stream's file", AT);
 	}

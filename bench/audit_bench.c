@@ -192,12 +192,16 @@ int main(int argc, char **argv)
 		static struct audit_secret_ref refs[256];
 		static char names[256][32], grants[256][32];
 		int64_t t_now = (int64_t)time(NULL), span = 100LL * 86400;
+		/* how many secrets the records name (LATCH_BENCH_SECRETS, default
+		 * 1,000: the worst case for the secret index, a page each) */
+		const char *sp = getenv("LATCH_BENCH_SECRETS");
+		long spread = sp && atol(sp) > 0 ? atol(sp) : 1000;
 		double t0 = now_ms();
 		for (long i = 0; i < n && rc == 0;) {
 			size_t k = 0;
 			for (; k < 256 && i < n; k++, i++) {
 				/* a release and its exit name the same secret */
-				snprintf(names[k], sizeof names[k], "secret-%ld", (i / 2) % 1000);
+				snprintf(names[k], sizeof names[k], "secret-%ld", (i / 2) % spread);
 				snprintf(grants[k], sizeof grants[k], "g-%ld", i / 50);
 				refs[k] = (struct audit_secret_ref){names[k], 0};
 				evs[k] = ev;
