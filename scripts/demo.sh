@@ -117,7 +117,9 @@ show "latch run --env DATABASE_URL=latch://prod-db -- sh -c true   (the 3 uses a
 setsid -w "$LATCH" run --env DATABASE_URL=latch://prod-db -- sh -c true </dev/null
 echo "exit status $?"
 set -e
-show "latch audit --since 1h --event release"
+show "cut -c1-160 \$LATCH_HOME/audit/stream-1   (the broker's own file: a line per record, MAC then record; each release synced before its child starts)"
+cut -c1-160 "$LATCH_HOME/audit/stream-1"
+show "latch audit --since 1h --event release   (folds the broker's new lines into the vault's index first)"
 "$LATCH" audit --since 1h --event release
 show "latch revoke --all"
 "$LATCH" revoke --all
@@ -215,6 +217,15 @@ wait "$fake" 2>/dev/null || true
 rm -f "$sock"
 
 step "13. An agent rewrites history: verification names the first bad record"
+show "sed -i '2s/\"exit\":0/\"exit\":1/' \$LATCH_HOME/audit/stream-1   (a broker's record, edited in its file)"
+cp "$LATCH_HOME/audit/stream-1" "$work/stream-1.kept"
+sed -i '2s/"exit":0/"exit":1/' "$LATCH_HOME/audit/stream-1"
+show "latch audit verify"
+set +e
+p audit verify
+echo "exit status $? (1 = tampered)"
+set -e
+cp "$work/stream-1.kept" "$LATCH_HOME/audit/stream-1"
 show "sqlite3 vault.db \"UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'\""
 sqlite3 "$LATCH_HOME/vault.db" "UPDATE audit_log SET record = replace(record, 'stripe', 'STRIPE') WHERE event = 'rm'"
 show "latch audit verify"
