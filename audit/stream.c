@@ -119,8 +119,10 @@ static int add_line(struct audit_stream *s, size_t *len, const struct head_buf *
 int audit_stream_append(struct audit_stream *s, const struct audit_event *evs, size_t n)
 {
 	if (s->broken)
-		return latch_error(LATCH_OPERR,
-				   "the broker's audit stream could not be synced earlier: it records nothing more");
+		return latch_error(
+			LATCH_OPERR,
+			"the broker's audit stream failed earlier (a write it could not undo, or a sync): it "
+			"records nothing more");
 	bool sync = false;
 	for (size_t i = 0; i < n; i++) {
 		if (!evs[i].event || !audit_stream_event(evs[i].event))
@@ -225,9 +227,8 @@ static int stream_close(sqlite3 *db, const unsigned char *argv_key, struct state
 
 /* The new stream's file, empty, private and durable before the enrol
  * record that names it commits (so a stream whose file is missing was
- * removed), and its place in audit_fold. A file of that number can only
- * be left over from an enrolment that did not commit, or planted: it
- * goes. */
+ * removed), and its place in audit_fold. `made` gets its path, for the
+ * caller to remove if the enrolment does not commit. */
 static int stream_create(sqlite3 *db, int64_t n, char *made, size_t len)
 {
 	char path[4096], dir[4096];

@@ -1,4 +1,4 @@
-# bench/lib.sh: sourced by bench/run.sh and bench/scan.sh: one temporary
+# bench/lib.sh: sourced by bench/run.sh, scan.sh and release.sh: one temporary
 # directory, removed on every exit path; every child run in a process group
 # of its own, so that the trap stops it and all it started. The caller sets
 # TMP (mktemp -d) and LOG after sourcing this.
@@ -20,7 +20,12 @@ cleanup() {
 		kill -TERM "-$child" 2>/dev/null
 		wait "$child" 2>/dev/null
 	fi
-	[ -n "$TMP" ] && rm -rf "$TMP"
+	if [ -n "$TMP" ]; then
+		# What the sourcing script must stop before TMP goes (its
+		# brokers): a function it names in BENCH_BEFORE_RM.
+		[ -n "${BENCH_BEFORE_RM:-}" ] && "$BENCH_BEFORE_RM"
+		rm -rf "$TMP"
+	fi
 }
 trap cleanup EXIT
 trap 'exit 129' HUP

@@ -43,13 +43,10 @@ done
 command -v hyperfine >/dev/null 2>&1 || die "hyperfine is needed (apt-get install hyperfine)"
 command -v python3 >/dev/null 2>&1 || die "python3 is needed to read hyperfine's JSON"
 
-# --- temporary directory, brokers, cleanup on every exit path -----------------
-TMP=
-child=
-# (shellcheck 0.9 takes these two, called from the EXIT trap only, for unreachable.)
-# shellcheck disable=SC2317
+# --- temporary directory, brokers, cleanup on every exit path (bench/lib.sh) ---
 # stop_brokers: every broker started under TMP, by the pid in its lock file,
-# then up to 2 s for each to be gone.
+# then up to 2 s for each to be gone. Called by lib.sh's cleanup.
+# shellcheck disable=SC2317 # called from the EXIT trap only
 stop_brokers() {
 	pids=
 	for f in "$TMP"/*/run/latch/broker-*.lock; do
@@ -67,38 +64,12 @@ stop_brokers() {
 		done
 	done
 }
-# shellcheck disable=SC2317
-cleanup() {
-	if [ -n "$child" ]; then
-		kill -TERM "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null
-		wait "$child" 2>/dev/null
-	fi
-	if [ -n "$TMP" ]; then
-		stop_brokers
-		rm -rf "$TMP"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-umask 077
+BENCH_BEFORE_RM=stop_brokers
+. "$ROOT/bench/lib.sh"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/latch-release.XXXXXX") || die "mktemp failed"
 LOG=$TMP/log
 : >"$LOG"
 
-# run CMD...: in the background, in a session of its own (setsid does not
-# fork: a background child of a shell without job control is no group leader),
-# so that a signal to this script stops hyperfine and the command it times.
-if command -v setsid >/dev/null 2>&1; then SETSID=setsid; else SETSID=; fi
-run() {
-	$SETSID "$@" &
-	child=$!
-	wait "$child"
-	rc=$?
-	child=
-	return $rc
-}
 # q ARG: ARG quoted for hyperfine's own word splitting (-N runs no shell).
 q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 # lastlog: the log's last line, for a one-line failure message.
