@@ -196,3 +196,25 @@ assert not missing, ("children ran without a release record", sorted(missing))
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE event = 'enrol'")" -eq 11 ]
 	au_want_verified
 }
+
+@test "P7: a broker that cannot write its stream file (a file size limit: EFBIG, as on a full disk) releases nothing; the child never starts; once it can, releases go on" {
+	br_grant canary --ttl 10m --uses 10
+	local t=$BATS_TEST_TMPDIR broker stream size
+	broker=$(br_broker_pid)
+	stream=$(stream_file 1)
+	runs 1
+	size=$(stat -c %s "$stream")
+	prlimit --pid "$broker" --fsize="$size:"
+	br_run --env X=latch://canary -- sh -c 'touch "$0/ran"' "$t"
+	want_status 125 # latch failed before exec
+	[ ! -e "$t/ran" ]
+	[[ "$err" == *"the release could not be recorded, so it was refused"* ]] || { echo "stderr: $err" >&2; false; }
+	kill -0 "$broker" # refused, not killed by SIGXFSZ
+	# Nothing half-written: the file ends with the same whole records.
+	[ "$(stat -c %s "$stream")" -eq "$size" ]
+	prlimit --pid "$broker" --fsize=unlimited:
+	br_run --env X=latch://canary -- sh -c 'touch "$0/ran"' "$t"
+	want_status 0
+	[ -e "$t/ran" ]
+	au_want_verified
+}
