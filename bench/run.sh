@@ -320,7 +320,22 @@ echo "== broker: what latch run adds to a command (bench/broker.sh)"
 sh "$ROOT/bench/broker.sh"
 echo
 echo "== issue 14: latch run with 20 references, back to back and after 300 ms idle (bench/release.sh)"
-sh "$ROOT/bench/release.sh"
+# Beside the previous design (a sqlite commit per release, 165131a), built
+# from this repository's history into TMP, unless LATCH_BASELINE names a
+# binary already (or LATCH_BENCH_PREVIOUS=none skips it).
+prev=${LATCH_BENCH_PREVIOUS:-165131a}
+if [ -z "${LATCH_BASELINE:-}" ] && [ "$prev" != none ] && git -C "$ROOT" cat-file -e "$prev^{commit}" 2>/dev/null; then
+	mkdir -p "$TMP/previous"
+	if git -C "$ROOT" archive "$prev" | tar -x -C "$TMP/previous" &&
+		make -C "$TMP/previous" build/latch >"$TMP/previous.log" 2>&1; then
+		LATCH_BASELINE=$TMP/previous/build/latch sh "$ROOT/bench/release.sh"
+	else
+		echo "bench: could not build the previous design ($prev): $TMP/previous.log" >&2
+		sh "$ROOT/bench/release.sh"
+	fi
+else
+	sh "$ROOT/bench/release.sh"
+fi
 echo
 echo "== audit log (bench/audit.sh)"
 sh "$ROOT/bench/audit.sh"
