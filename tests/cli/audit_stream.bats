@@ -217,4 +217,10 @@ assert not missing, ("children ran without a release record", sorted(missing))
 	want_status 0
 	[ -e "$t/ran" ]
 	au_want_verified
+	# The broker ignores SIGXFSZ; the child it starts does not inherit that.
+	br_run --env X=latch://canary -- cat /proc/self/status
+	want_status 0
+	local ign
+	ign=$(awk '/^SigIgn:/ {print $2}' <<<"$out")
+	[ -n "$ign" ] && [ $((0x$ign & (1 << 24))) -eq 0 ] || { echo "the child ignores SIGXFSZ: SigIgn $ign" >&2; false; }
 }
