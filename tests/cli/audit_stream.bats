@@ -105,6 +105,11 @@ assert x["stream"] == 1 and x["n"] == 1 and "seq" not in x, x
 	au_verify
 	want_status 1
 	want_err_line "tampered" "broker stream 2, record 3 does not match its MAC"
+	# A query will not fold past a line that is not the stream's next
+	# record, and says so rather than answer without it.
+	lx audit --secret canary </dev/null
+	want_status 3
+	want_err_line "record 3 of broker stream 2 is damaged: run 'latch audit verify'"
 }
 
 @test "a stream's tail cut: named against the index, against a checkpoint, and against the head the next passphrase holder recorded" {
