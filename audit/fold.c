@@ -91,28 +91,6 @@ struct head {
 	char names[AUDIT_MAX_SECRETS][LATCH_NAME_MAX + 1];
 };
 
-static bool take(const char **p, const char *end, const char *lit)
-{
-	size_t n = strlen(lit);
-	if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0)
-		return false;
-	*p += n;
-	return true;
-}
-
-static bool take_int(const char **p, const char *end, int64_t *out)
-{
-	const char *q = *p;
-	uint64_t v = 0;
-	while (q < end && *q >= '0' && *q <= '9' && q - *p < 18)
-		v = v * 10 + (uint64_t)(*q++ - '0');
-	if (q == *p || (**p == '0' && q - *p > 1))
-		return false;
-	*out = (int64_t)v;
-	*p = q;
-	return true;
-}
-
 /* A token up to its closing quote: what record.c's plain_token allows. */
 static bool take_token(const char **p, const char *end, char *out, size_t max)
 {
@@ -127,8 +105,7 @@ static bool take_token(const char **p, const char *end, char *out, size_t max)
 			*p = q + 1;
 			return true;
 		}
-		if (n >= max || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-				  ch == '_' || ch == '.' || ch == '/' || ch == '-'))
+		if (n >= max || !audit_token_char(ch))
 			return false;
 	}
 	return false;
@@ -139,19 +116,20 @@ static bool head_parse(const char *rec, size_t len, struct head *h)
 	const char *p = rec, *end = rec + len;
 	h->grant[0] = '\0';
 	h->n_secrets = 0;
-	if (!take(&p, end, "{\"stream\":") || !take_int(&p, end, &h->stream) || !take(&p, end, ",\"n\":") ||
-	    !take_int(&p, end, &h->n) || !take(&p, end, ",\"time\":") || !take_int(&p, end, &h->time) ||
-	    !take(&p, end, ",\"event\":\"") || !take_token(&p, end, h->event, sizeof h->event - 1))
+	if (!text_take(&p, end, "{\"stream\":") || !text_take_int(&p, end, &h->stream) ||
+	    !text_take(&p, end, ",\"n\":") || !text_take_int(&p, end, &h->n) || !text_take(&p, end, ",\"time\":") ||
+	    !text_take_int(&p, end, &h->time) || !text_take(&p, end, ",\"event\":\"") ||
+	    !take_token(&p, end, h->event, sizeof h->event - 1))
 		return false;
-	if (take(&p, end, ",\"grant\":\"") && !take_token(&p, end, h->grant, sizeof h->grant - 1))
+	if (text_take(&p, end, ",\"grant\":\"") && !take_token(&p, end, h->grant, sizeof h->grant - 1))
 		return false;
-	if (take(&p, end, ",\"secrets\":[\"")) {
+	if (text_take(&p, end, ",\"secrets\":[\"")) {
 		do {
 			if (h->n_secrets == AUDIT_MAX_SECRETS ||
 			    !take_token(&p, end, h->names[h->n_secrets++], LATCH_NAME_MAX))
 				return false;
-		} while (take(&p, end, ",\""));
-		if (!take(&p, end, "]"))
+		} while (text_take(&p, end, ",\""));
+		if (!text_take(&p, end, "]"))
 			return false;
 	}
 	return p < end && (*p == ',' || *p == '}') && end[-1] == '}';

@@ -75,6 +75,15 @@ void head_begin_stream(struct head_buf *h, int64_t stream, int64_t n, int64_t ti
 void head_secret(struct head_buf *h, size_t pos, const char *name);
 void head_end(struct head_buf *h, size_t n_secrets, int64_t stream);
 void head_add(struct head_buf *h, const char *s);
+/* A character an event, grant id or secret name may hold: none needs
+ * JSON escaping. */
+bool audit_token_char(char ch);
+/* Reading a head back (fold.c, verify.c), a cursor *p before `end`: the
+ * literal `lit`, or a number as int_text writes it (digits, no leading
+ * zero, at most 18). Each moves *p past what it read, or returns false
+ * and leaves it. */
+bool text_take(const char **p, const char *end, const char *lit);
+bool text_take_int(const char **p, const char *end, int64_t *out);
 /* The record begins with exactly the head, and none of the head's
  * optional fields follows it (else index rows were deleted). */
 bool head_matches(const struct head_buf *h, const void *record, size_t len);

@@ -7,6 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+bool audit_token_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+	       ch == '.' || ch == '/' || ch == '-';
+}
+
 /* Events, grant ids and secret names are restricted to characters that
  * need no JSON escaping, so the record's leading fields can be rebuilt
  * byte for byte at verification without a JSON parser. */
@@ -15,12 +21,31 @@ static bool plain_token(const char *s, size_t max)
 	size_t n = strlen(s);
 	if (n == 0 || n > max)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-		      ch == '.' || ch == '/' || ch == '-'))
+	for (size_t i = 0; i < n; i++)
+		if (!audit_token_char(s[i]))
 			return false;
-	}
+	return true;
+}
+
+bool text_take(const char **p, const char *end, const char *lit)
+{
+	size_t n = strlen(lit);
+	if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0)
+		return false;
+	*p += n;
+	return true;
+}
+
+bool text_take_int(const char **p, const char *end, int64_t *out)
+{
+	const char *q = *p;
+	uint64_t v = 0;
+	while (q < end && *q >= '0' && *q <= '9' && q - *p < 18)
+		v = v * 10 + (uint64_t)(*q++ - '0');
+	if (q == *p || (**p == '0' && q - *p > 1))
+		return false;
+	*out = (int64_t)v;
+	*p = q;
 	return true;
 }
 

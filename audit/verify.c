@@ -315,38 +315,19 @@ static int on_main(struct walker *w, int64_t seq, const char *event, const void 
  * one with the rest renumbered. */
 static bool names_seq(const char *rec, size_t len, int64_t seq)
 {
-	static const char key[] = "{\"seq\":";
-	size_t k = sizeof key - 1, i = k;
-	if (len <= k || memcmp(rec, key, k) != 0 || rec[k] < '1' || rec[k] > '9')
-		return false;
-	uint64_t v = 0;
-	for (; i < len && rec[i] >= '0' && rec[i] <= '9' && i < k + 19; i++)
-		v = v * 10 + (uint64_t)(rec[i] - '0');
-	return i < len && rec[i] == ',' && v == (uint64_t)seq;
+	const char *p = rec, *end = rec + len;
+	int64_t v;
+	return text_take(&p, end, "{\"seq\":") && text_take_int(&p, end, &v) && v == seq && p < end && *p == ',';
 }
 
 /* A stream file's record begins {"stream":S,"n":I, with I its place in
  * its stream: what names_seq is for the others. */
-static bool names_number(const char **p, const char *end, const char *key, size_t key_len, int64_t want)
-{
-	if ((size_t)(end - *p) <= key_len || memcmp(*p, key, key_len) != 0)
-		return false;
-	const char *q = *p + key_len;
-	uint64_t v = 0;
-	if (q < end && *q == '0')
-		return false;
-	for (; q < end && *q >= '0' && *q <= '9' && q - *p < (ptrdiff_t)key_len + 19; q++)
-		v = v * 10 + (uint64_t)(*q - '0');
-	*p = q;
-	return v == (uint64_t)want;
-}
-
 static bool names_stream(const char *rec, size_t len, int64_t stream, int64_t n)
 {
-	static const char ks[] = "{\"stream\":", kn[] = ",\"n\":";
 	const char *p = rec, *end = rec + len;
-	return names_number(&p, end, ks, sizeof ks - 1, stream) && names_number(&p, end, kn, sizeof kn - 1, n) &&
-	       p < end && *p == ',';
+	int64_t s, i;
+	return text_take(&p, end, "{\"stream\":") && text_take_int(&p, end, &s) && s == stream &&
+	       text_take(&p, end, ",\"n\":") && text_take_int(&p, end, &i) && i == n && p < end && *p == ',';
 }
 
 static struct chainw *find_chain(struct walker *w, int64_t stream)
