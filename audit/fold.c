@@ -64,6 +64,22 @@ static bool hex_mac(const char *p, unsigned char mac[AUDIT_MAC_BYTES])
 	return true;
 }
 
+int stream_open_read(sqlite3 *db, int64_t n, int *fd, int64_t *size, char path[STREAM_PATH_MAX])
+{
+	if (stream_path_db(db, n, path, STREAM_PATH_MAX) != 0)
+		return -1;
+	*fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd < 0)
+		return errno == ENOENT ? 0 : latch_error(LATCH_OPERR, "cannot open '%s': %s", path, strerror(errno));
+	struct stat sb;
+	if (fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(*fd);
+		return latch_error(LATCH_OPERR, "'%s' is not a regular file", path);
+	}
+	*size = (int64_t)sb.st_size;
+	return 1;
+}
+
 int stream_line(const char *p, size_t avail, size_t *used, const char **rec, size_t *rec_len,
 		unsigned char mac[AUDIT_MAC_BYTES])
 {
@@ -139,17 +155,12 @@ static bool head_parse(const char *rec, size_t len, struct head *h)
 static int fold_one(sqlite3 *db, struct rows *w, int64_t *seq, int64_t stream, int64_t folded, int64_t offset,
 		    struct fold_damage *damaged)
 {
-	char path[4096];
-	if (stream_path_db(db, stream, path, sizeof path) != 0)
-		return -1;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : latch_error(LATCH_OPERR, "cannot open '%s': %s", path, strerror(errno));
-	struct stat sb;
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		return latch_error(LATCH_OPERR, "'%s' is not a regular file", path);
-	}
+	char path[STREAM_PATH_MAX];
+	int fd;
+	int64_t size;
+	int opened = stream_open_read(db, stream, &fd, &size, path);
+	if (opened <= 0)
+		return opened;
 	/* Read in pieces: a stream not folded for a long time is large. */
 	size_t cap = 1 << 20, have = 0;
 	char *buf = malloc(cap);
@@ -157,7 +168,7 @@ static int fold_one(sqlite3 *db, struct rows *w, int64_t *seq, int64_t stream, i
 	int rc = buf && h ? 0 : latch_error(LATCH_OPERR, "out of memory");
 	int64_t start = offset;
 	bool stop = false;
-	while (rc == 0 && !stop && offset + (int64_t)have < sb.st_size) {
+	while (rc == 0 && !stop && offset + (int64_t)have < size) {
 		ssize_t n = pread(fd, buf + have, cap - have, (off_t)(offset + (int64_t)have));
 		if (n <= 0) {
 			if (n < 0)

@@ -170,6 +170,11 @@ int digest_update(const struct secbuf *writer_key, const struct audit_event *ev,
  * of the database `db`: <vault>/audit/stream-N. 0, or -1 reported. */
 int stream_path(const char *vault_dir, int64_t n, char *buf, size_t len);
 int stream_path_db(sqlite3 *db, int64_t n, char *buf, size_t len);
+/* Opens stream n's file to read (no symbolic link, a regular file): 1
+ * with its descriptor, size and path, 0 when it does not exist, -1
+ * reported. */
+#define STREAM_PATH_MAX 4096
+int stream_open_read(sqlite3 *db, int64_t n, int *fd, int64_t *size, char path[STREAM_PATH_MAX]);
 /* The next whole line in p[0..avail): 1 with the record and MAC (and
  * `*used`, the line's length with its newline), 0 when no whole line is
  * left (the end, or a write cut short), -1 when the line is malformed. */

@@ -137,25 +137,19 @@ static int record_event(const char *rec, size_t len, char out[33])
  * was folded from them). */
 static int read_stream_file(struct walker *w, struct chainw *c)
 {
-	char path[4096];
-	if (stream_path_db(w->db, c->stream, path, sizeof path) != 0)
-		return -1;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT) {
-			c->missing = true;
-			return 0;
-		}
-		return latch_error(LATCH_OPERR, "cannot open '%s': %s", path, strerror(errno));
+	char path[STREAM_PATH_MAX];
+	int fd;
+	int64_t size;
+	int rc = stream_open_read(w->db, c->stream, &fd, &size, path);
+	if (rc <= 0) {
+		c->missing = rc == 0;
+		return rc;
 	}
-	struct stat sb;
-	int rc = 0;
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-		rc = latch_error(LATCH_OPERR, "'%s' is not a regular file", path);
-	else if (sb.st_size > 0 && !(c->data = malloc((size_t)sb.st_size)))
+	rc = 0;
+	if (size > 0 && !(c->data = malloc((size_t)size)))
 		rc = latch_error(LATCH_OPERR, "out of memory");
-	while (rc == 0 && c->size < (size_t)sb.st_size) {
-		ssize_t n = read(fd, c->data + c->size, (size_t)sb.st_size - c->size);
+	while (rc == 0 && c->size < (size_t)size) {
+		ssize_t n = read(fd, c->data + c->size, (size_t)size - c->size);
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
