@@ -678,6 +678,14 @@ static int check_rows(struct walker *w, audit_rows_fn rows, struct vault *ctx)
 /* sqlite's own check: an index that disagrees with its table (one an
  * agent rebuilt to hide rows from a query) fails here, since queries read
  * through indexes that the MACs do not cover. */
+/* What integrity_check answered: 0 for "ok", else the verdict (1). */
+static int integrity_said(struct audit_report *r, const char *res)
+{
+	return strcmp(res, "ok") == 0
+		       ? 0
+		       : stop(r, AUDIT_TAMPERED, 0, "the database's indexes disagree with its tables (%.120s)", res);
+}
+
 static int check_integrity(sqlite3 *db, struct audit_report *r)
 {
 	sqlite3_stmt *st;
@@ -692,11 +700,7 @@ static int check_integrity(sqlite3 *db, struct audit_report *r)
 	}
 	int rc = sqlite3_step(st);
 	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-	int ret = 0;
-	if (!res)
-		ret = audit_db_fail(db, "check the database");
-	else if (strcmp(res, "ok") != 0)
-		ret = stop(r, AUDIT_TAMPERED, 0, "the database's indexes disagree with its tables (%.120s)", res);
+	int ret = res ? integrity_said(r, res) : audit_db_fail(db, "check the database");
 	sqlite3_finalize(st);
 	sqlite3_exec(db, "PRAGMA cell_size_check=ON", NULL, NULL, NULL);
 	return ret;
@@ -715,7 +719,7 @@ struct integrity {
 	sqlite3 *db;    /* the thread's connection while it runs (under lock) */
 	bool cancelled; /* under lock */
 	char path[4096];
-	int status; /* 0 "ok", 1 a disagreement (in result), -1 it could not run */
+	bool ran; /* and answered `result` */
 	char result[128];
 };
 
@@ -724,7 +728,7 @@ static void *integrity_run(void *arg)
 	struct integrity *j = arg;
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	j->status = -1;
+	j->ran = false;
 	if (sqlite3_open_v2(j->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		sqlite3_close(db);
 		return NULL;
@@ -738,9 +742,8 @@ static void *integrity_run(void *arg)
 	sqlite3_exec(db, "PRAGMA mmap_size=1073741824", NULL, NULL, NULL);
 	if (go && sqlite3_prepare_v2(db, "PRAGMA integrity_check(1)", -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
-		const char *res = (const char *)sqlite3_column_text(st, 0);
-		j->status = strcmp(res, "ok") != 0;
-		snprintf(j->result, sizeof j->result, "%s", res);
+		snprintf(j->result, sizeof j->result, "%s", (const char *)sqlite3_column_text(st, 0));
+		j->ran = true;
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_lock(&j->lock);
@@ -781,7 +784,7 @@ static int integrity_finish(struct integrity *j, bool cancel)
 	pthread_join(j->thread, NULL);
 	pthread_mutex_destroy(&j->lock);
 	j->started = false;
-	return j->status >= 0;
+	return j->ran;
 }
 
 int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secbuf *verifier_key,
@@ -893,12 +896,7 @@ int audit_verify(sqlite3 *db, const struct secbuf *writer_key, const struct secb
 		ret = rc > 0 ? 0 : -1;
 		goto out;
 	}
-	if (integrity_finish(&ij, false))
-		rc = ij.status == 0 ? 0
-				    : stop(r, AUDIT_TAMPERED, 0,
-					   "the database's indexes disagree with its tables (%.120s)", ij.result);
-	else
-		rc = check_integrity(db, r);
+	rc = integrity_finish(&ij, false) ? integrity_said(r, ij.result) : check_integrity(db, r);
 	if (rc != 0) {
 		ret = rc > 0 ? 0 : -1;
 		goto out;
