@@ -26,6 +26,7 @@
 #include "../audit/audit.h"
 #include "../hooks/hooks.h"
 #include "../vault/vault.h"
+#include "bench.h"
 
 #include <fcntl.h>
 #include <sodium.h>
@@ -36,19 +37,6 @@
 #include <time.h>
 
 static const char PASS[] = "bench passphrase, not a secret";
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 static struct vault *open_vault(const char *dir, struct secbuf **w, struct secbuf **ver)
 {

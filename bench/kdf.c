@@ -9,6 +9,8 @@
  *   kdf LEVEL opslimit=N memlimit_mib=N runs=N median_ms=X min_ms=X max_ms=X samples_ms=X,X,...
  * Each run derives a 32-byte key from a fixed passphrase and a fresh salt,
  * as vault_unlock does; one untimed warm-up run comes first. */
+#include "bench.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,24 +31,6 @@ static const struct level levels[] = {
 	{"sensitive", crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE, crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE},
 };
 #define N_LEVELS (sizeof levels / sizeof levels[0])
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(const double *sorted, int n)
-{
-	return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-}
 
 static int derive(const struct level *l)
 {

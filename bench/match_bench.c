@@ -27,6 +27,7 @@
  * a redactor feeds). Then the build time of the forms of 1,000 such
  * values. */
 #include "../match/match.h"
+#include "bench.h"
 
 #include <ftw.h>
 #include <stdio.h>
@@ -37,27 +38,6 @@
 #include <unistd.h>
 
 #define MAX_RUNS 100
-
-static clockid_t clock_id = CLOCK_MONOTONIC;
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(clock_id, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* Resident memory of this process, in KiB. */
 static long rss_kib(void)
@@ -375,7 +355,7 @@ int main(int argc, char **argv)
 	int runs = 5, opt;
 	while ((opt = getopt(argc, argv, "m:r:c")) != -1) {
 		if (opt == 'c')
-			clock_id = CLOCK_THREAD_CPUTIME_ID;
+			bench_clock = CLOCK_THREAD_CPUTIME_ID;
 		else if (opt == 'm')
 			mib = (size_t)strtoul(optarg, NULL, 10);
 		else if (opt == 'r')
@@ -418,7 +398,7 @@ int main(int argc, char **argv)
 
 	printf("match_bench: %zu MiB of random printable text, %zu MiB of source code (%.1f MiB of .c/.h files, "
 	       "repeated), median of %d scans, %s time\n",
-	       mib, mib, (double)one / 1048576, runs, clock_id == CLOCK_MONOTONIC ? "wall-clock" : "CPU");
+	       mib, mib, (double)one / 1048576, runs, bench_clock == CLOCK_MONOTONIC ? "wall-clock" : "CPU");
 	printf("%-30s %8s %10s %10s %12s %10s %12s %10s\n", "set", "patterns", "build_ms", "mem_MiB", "random_MB/s",
 	       "matches", "source_MB/s", "matches");
 	random_set(1000, rnd_text, src, n, runs);

@@ -18,6 +18,7 @@
  * for 1, 20, 100 and 1,000 values. */
 #include "../match/match.h"
 #include "../run/run.h"
+#include "bench.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,25 +29,6 @@
 #include <unistd.h>
 
 #define MAX_RUNS 50
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void die(const char *what)
 {

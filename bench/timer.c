@@ -17,6 +17,8 @@
  *   runs=N median_ms=X p90_ms=X mean_ms=X min_ms=X max_ms=X
  * p90 is the nearest-rank 90th percentile. This is the fallback when
  * hyperfine is not installed, and the statistics step when it is. */
+#include "bench.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -37,19 +39,6 @@ struct redirect {
 
 static double samples[MAX_RUNS];
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static int report(int n)
 {
 	if (n < 1) {
@@ -59,11 +48,10 @@ static int report(int n)
 	double sum = 0;
 	for (int i = 0; i < n; i++)
 		sum += samples[i];
-	qsort(samples, (size_t)n, sizeof samples[0], cmp_double);
-	double median = n % 2 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
-	int rank = (9 * n + 9) / 10; /* nearest rank: ceil(0.9 n), 1-based */
-	printf("runs=%d median_ms=%.2f p90_ms=%.2f mean_ms=%.2f min_ms=%.2f max_ms=%.2f\n", n, median,
-	       samples[rank - 1], sum / n, samples[0], samples[n - 1]);
+	double mid = median(samples, n); /* sorts samples */
+	int rank = (9 * n + 9) / 10;     /* nearest rank: ceil(0.9 n), 1-based */
+	printf("runs=%d median_ms=%.2f p90_ms=%.2f mean_ms=%.2f min_ms=%.2f max_ms=%.2f\n", n, mid, samples[rank - 1],
+	       sum / n, samples[0], samples[n - 1]);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
